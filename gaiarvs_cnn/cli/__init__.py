@@ -1,0 +1,40 @@
+"""The ``gaiarvs-cnn`` command line (click). It only parses options and calls the library.
+
+Each sub-command lives in its own module of this package and is registered here.
+"""
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "-V", "--version", prog_name="gaiarvs-cnn")
+def main():
+    """gaiarvs-cnn: Teff, log g, [M/H], [alpha/M], [Fe/H] for Gaia-RVS stars with a hybrid
+    CNN ensemble (Guiglion, Nepal et al. 2024).
+
+    \b
+    Quick start (offline, built-in simulated survey):
+      gaiarvs-cnn produce-catalog
+      gaiarvs-cnn validate --catalog catalog/gaiarvs_cnn_catalog.fits --against all
+    """
+
+
+def _register() -> None:
+    """Import the command modules; each adds its command(s) to `main`."""
+    import importlib
+
+    for name in ("store_cmds", "simulate", "train", "catalog_cmds", "fetch", "validate",
+                 "distributed_cmds"):
+        try:
+            importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+
+
+_register()

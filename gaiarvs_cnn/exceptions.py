@@ -1,0 +1,38 @@
+"""Exception classes of gaiarvs-cnn. Messages say what is wrong and what to do."""
+
+
+class GaiaRVSCNNError(Exception):
+    """Base class of all gaiarvs-cnn errors."""
+
+
+class InputDataError(GaiaRVSCNNError, ValueError):
+    """Input data are malformed (wrong pixel count, grid, missing column, ...)."""
+
+
+class BadStarError(InputDataError):
+    """One star's data cannot be used; ``source_id`` names it."""
+
+    def __init__(self, source_id, problem):
+        self.source_id = source_id
+        self.problem = problem
+        super().__init__(f"Gaia DR3 {source_id}: {problem}")
+
+
+class StoreError(GaiaRVSCNNError):
+    """The HDF5 store is missing, unreadable or inconsistent."""
+
+
+class DuplicateSourceError(StoreError, InputDataError):
+    """A source_id is already present (in the batch or the store)."""
+
+
+class ModelBundleError(GaiaRVSCNNError):
+    """A model bundle is missing files or was written by incompatible software."""
+
+
+class ArchiveError(GaiaRVSCNNError):
+    """A remote archive request failed after retries, or returned unusable data."""
+
+
+class OutputExistsError(GaiaRVSCNNError, FileExistsError):
+    """An output file exists and overwriting was not requested."""

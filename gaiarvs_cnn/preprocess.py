@@ -1,0 +1,245 @@
+"""Preprocessing of the network inputs (paper Sects. 2.1 and 3.1).
+
+* NaN pixels of an RVS spectrum are replaced by the upper quartile (Q3) of the
+  continuum flux in the three windows 847.5-849.5, 856.1-858.2 and 862.7-864.8 nm.
+* Labels, G/BP/RP and parallax are min-max scaled to [0, 1].
+* XP coefficients are divided by the first coefficient of their band (BP or RP), then
+  min-max scaled.
+
+Scalers serialise to JSON and invert exactly; uncertainties are scaled by the range
+only (no offset), so an error in physical units maps to an error in scaled units.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .constants import CONTINUUM_WINDOWS_NM, LABELS, PHOT_INPUTS, RVS_NPIX, rvs_wavelength_nm
+from .exceptions import BadStarError, InputDataError
+
+__all__ = [
+    "continuum_mask",
+    "fill_nan_pixels",
+    "normalise_xp",
+    "xp_available",
+    "MinMaxScaler",
+    "InputScalers",
+    "check_rvs_grid",
+]
+
+
+def continuum_mask(wavelength_nm: np.ndarray | None = None) -> np.ndarray:
+    """Boolean mask of the pixels inside the paper's three continuum windows."""
+    wl = rvs_wavelength_nm() if wavelength_nm is None else np.asarray(wavelength_nm)
+    mask = np.zeros(wl.shape, dtype=bool)
+    for lo, hi in CONTINUUM_WINDOWS_NM:
+        mask |= (wl >= lo - 1e-9) & (wl <= hi + 1e-9)
+    return mask
+
+
+def check_rvs_grid(wavelength_nm: np.ndarray, source_id=None) -> None:
+    """Raise `InputDataError` unless ``wavelength_nm`` is the 2401-pixel RVS grid."""
+    wl = np.asarray(wavelength_nm, dtype=float)
+    who = f"Gaia DR3 {source_id}: " if source_id is not None else ""
+    if wl.shape != (RVS_NPIX,):
+        raise InputDataError(f"{who}RVS spectrum has {wl.size} pixels, expected {RVS_NPIX} "
+                             "(846-870 nm in 0.01 nm steps).")
+    if not np.allclose(wl, rvs_wavelength_nm(), atol=1e-4):
+        bad = int(np.argmax(~np.isclose(wl, rvs_wavelength_nm(), atol=1e-4)))
+        raise InputDataError(f"{who}wavelength grid differs from the RVS grid at pixel {bad} "
+                             f"({wl[bad]:.4f} nm, expected {rvs_wavelength_nm()[bad]:.4f} nm).")
+
+
+def fill_nan_pixels(flux: np.ndarray, source_ids: Sequence | None = None) -> np.ndarray:
+    """Replace non-finite pixels by the Q3 of each spectrum's continuum-window flux.
+
+    Parameters
+    ----------
+    flux : array, shape (2401,) or (N, 2401)
+        Normalised RVS flux (dimensionless).
+    source_ids : sequence, optional
+        Used to name the star in errors.
+
+    Returns
+    -------
+    array of the same shape (float32), a copy.
+
+    Raises
+    ------
+    BadStarError
+        If a spectrum has no finite pixel in the continuum windows (e.g. all NaN).
+    """
+    arr = np.array(flux, dtype=np.float32, copy=True)
+    single = arr.ndim == 1
+    arr = np.atleast_2d(arr)
+    if arr.shape[1] != RVS_NPIX:
+        raise InputDataError(f"RVS flux has {arr.shape[1]} pixels, expected {RVS_NPIX}.")
+    bad = ~np.isfinite(arr)
+    rows = np.flatnonzero(bad.any(axis=1))
+    if rows.size:
+        cont = arr[rows][:, continuum_mask()]
+        with np.errstate(all="ignore"), _quiet_nan_warnings():
+            q3 = np.nanpercentile(cont, 75, axis=1)
+        empty = ~np.isfinite(q3)
+        if empty.any():
+            i = rows[np.flatnonzero(empty)[0]]
+            sid = source_ids[i] if source_ids is not None else f"row {i}"
+            raise BadStarError(sid, "RVS spectrum has no finite flux in the continuum windows "
+                                    "(all-NaN spectrum?); it cannot be used.")
+        sub = arr[rows]
+        sub[bad[rows]] = np.repeat(q3, bad[rows].sum(axis=1)).astype(np.float32)
+        arr[rows] = sub
+    return arr[0] if single else arr
+
+
+class _quiet_nan_warnings:
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        self._ctx.__exit__(*exc)
+
+
+def xp_available(bp: np.ndarray, rp: np.ndarray) -> np.ndarray:
+    """Boolean per star: both first XP coefficients finite and non-zero."""
+    first = np.stack([np.atleast_2d(bp)[:, 0], np.atleast_2d(rp)[:, 0]], axis=1)
+    return np.all(np.isfinite(first) & (first != 0), axis=1)
+
+
+def normalise_xp(bp: np.ndarray, rp: np.ndarray) -> np.ndarray:
+    """Divide BP and RP coefficients by their first coefficient; return (N, 110).
+
+    Raises
+    ------
+    InputDataError
+        If a first coefficient is zero or not finite (missing XP spectrum).
+    """
+    bp = np.atleast_2d(np.asarray(bp, dtype=np.float64))
+    rp = np.atleast_2d(np.asarray(rp, dtype=np.float64))
+    ok = xp_available(bp, rp)
+    if not ok.all():
+        raise InputDataError(f"row {int(np.flatnonzero(~ok)[0])}: missing or zero first "
+                             "XP coefficient.")
+    return np.concatenate([bp / bp[:, :1], rp / rp[:, :1]], axis=1)
+
+
+@dataclass
+class MinMaxScaler:
+    """Per-feature min-max scaling to [0, 1] that serialises to JSON and inverts exactly.
+
+    Attributes
+    ----------
+    names : list of str
+        Feature names (for messages and JSON).
+    minimum, maximum : ndarray
+        Per-feature minimum and maximum of the data the scaler was fitted on.
+    """
+
+    names: list[str]
+    minimum: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    maximum: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __post_init__(self):
+        self.minimum = np.asarray(self.minimum, dtype=np.float64)
+        self.maximum = np.asarray(self.maximum, dtype=np.float64)
+
+    @classmethod
+    def fit(cls, x: np.ndarray, names: Sequence[str]) -> MinMaxScaler:
+        """Fit on ``x`` (N, n_features), ignoring NaN."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != len(names):
+            raise InputDataError(f"Expected (N, {len(names)}) values to fit, got {x.shape}.")
+        lo, hi = np.nanmin(x, axis=0), np.nanmax(x, axis=0)
+        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+            raise InputDataError("Cannot fit a scaler on a feature with no finite values: "
+                                 f"{[n for n, v in zip(names, lo) if not np.isfinite(v)]}")
+        return cls(list(names), lo, hi)
+
+    @property
+    def range(self) -> np.ndarray:
+        r = self.maximum - self.minimum
+        return np.where(r > 0, r, 1.0)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return (np.asarray(x, dtype=np.float64) - self.minimum) / self.range
+
+    def inverse_transform(self, y: np.ndarray) -> np.ndarray:
+        return np.asarray(y, dtype=np.float64) * self.range + self.minimum
+
+    def transform_error(self, e: np.ndarray) -> np.ndarray:
+        """Scale an uncertainty (range only, no offset)."""
+        return np.asarray(e, dtype=np.float64) / self.range
+
+    def inverse_transform_error(self, e: np.ndarray) -> np.ndarray:
+        """Unscale an uncertainty back to physical units (range only)."""
+        return np.asarray(e, dtype=np.float64) * self.range
+
+    def to_dict(self) -> dict:
+        return {"names": list(self.names), "minimum": self.minimum.tolist(),
+                "maximum": self.maximum.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> MinMaxScaler:
+        return cls(list(d["names"]), d["minimum"], d["maximum"])
+
+
+@dataclass
+class InputScalers:
+    """The three scalers of the hybrid network: labels, photometry+parallax, XP."""
+
+    labels: MinMaxScaler
+    phot: MinMaxScaler
+    xp: MinMaxScaler
+
+    @classmethod
+    def fit(cls, batch) -> InputScalers:
+        """Fit on a training `~gaiarvs_cnn.store.StarBatch` (labels must be known)."""
+        phot = np.stack([batch[c] for c in PHOT_INPUTS], axis=1)
+        xp = normalise_xp(batch["bp_coefficients"], batch["rp_coefficients"])
+        xp_names = [f"bp_{i}" for i in range(xp.shape[1] // 2)] + [
+            f"rp_{i}" for i in range(xp.shape[1] // 2)]
+        return cls(MinMaxScaler.fit(batch["labels"], LABELS),
+                   MinMaxScaler.fit(phot, PHOT_INPUTS),
+                   MinMaxScaler.fit(xp, xp_names))
+
+    def transform_inputs(self, batch) -> dict[str, np.ndarray]:
+        """Return the network inputs ``{'rvs', 'phot', 'xp'}`` as float32 arrays.
+
+        ``rvs`` has shape (N, 2401, 1) with NaN pixels filled; ``phot`` (N, 4); ``xp`` (N, 110).
+
+        Raises
+        ------
+        BadStarError
+            Naming the first star whose inputs are not finite after preprocessing.
+        """
+        ids = batch["source_id"]
+        rvs = fill_nan_pixels(batch["flux"], source_ids=ids)
+        phot = self.phot.transform(np.stack([batch[c] for c in PHOT_INPUTS], axis=1))
+        ok = xp_available(batch["bp_coefficients"], batch["rp_coefficients"])
+        if not ok.all():
+            raise BadStarError(ids[np.flatnonzero(~ok)[0]], "missing XP continuous coefficients")
+        xp = self.xp.transform(normalise_xp(batch["bp_coefficients"], batch["rp_coefficients"]))
+        for name, arr in (("photometry/parallax", phot), ("XP coefficients", xp)):
+            bad = ~np.all(np.isfinite(arr), axis=1)
+            if bad.any():
+                raise BadStarError(ids[np.flatnonzero(bad)[0]],
+                                   f"non-finite {name} after preprocessing")
+        return {"rvs": rvs[..., None].astype(np.float32), "phot": phot.astype(np.float32),
+                "xp": xp.astype(np.float32)}
+
+    def to_json(self) -> str:
+        return json.dumps({"labels": self.labels.to_dict(), "phot": self.phot.to_dict(),
+                           "xp": self.xp.to_dict()}, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> InputScalers:
+        d = json.loads(text)
+        return cls(MinMaxScaler.from_dict(d["labels"]), MinMaxScaler.from_dict(d["phot"]),
+                   MinMaxScaler.from_dict(d["xp"]))
