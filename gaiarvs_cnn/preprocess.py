@@ -40,6 +40,10 @@ def continuum_mask(wavelength_nm: np.ndarray | None = None) -> np.ndarray:
     return mask
 
 
+#: Largest accepted difference from the RVS grid, nm (1 % of a pixel).
+_GRID_ATOL_NM = 1e-4
+
+
 def check_rvs_grid(wavelength_nm: np.ndarray, source_id=None) -> None:
     """Raise `InputDataError` unless ``wavelength_nm`` is the 2401-pixel RVS grid."""
     wl = np.asarray(wavelength_nm, dtype=float)
@@ -47,8 +51,11 @@ def check_rvs_grid(wavelength_nm: np.ndarray, source_id=None) -> None:
     if wl.shape != (RVS_NPIX,):
         raise InputDataError(f"{who}RVS spectrum has {wl.size} pixels, expected {RVS_NPIX} "
                              "(846-870 nm in 0.01 nm steps).")
-    if not np.allclose(wl, rvs_wavelength_nm(), atol=1e-4):
-        bad = int(np.argmax(~np.isclose(wl, rvs_wavelength_nm(), atol=1e-4)))
+    # absolute tolerance only: numpy's default rtol (1e-5 x 860 nm) would accept a
+    # shift of almost a whole pixel
+    close = np.isclose(wl, rvs_wavelength_nm(), rtol=0.0, atol=_GRID_ATOL_NM)
+    if not close.all():
+        bad = int(np.argmax(~close))
         raise InputDataError(f"{who}wavelength grid differs from the RVS grid at pixel {bad} "
                              f"({wl[bad]:.4f} nm, expected {rvs_wavelength_nm()[bad]:.4f} nm).")
 
@@ -81,6 +88,7 @@ def fill_nan_pixels(flux: np.ndarray, source_ids: Sequence | None = None) -> np.
     rows = np.flatnonzero(bad.any(axis=1))
     if rows.size:
         cont = arr[rows][:, continuum_mask()]
+        cont[~np.isfinite(cont)] = np.nan  # +-inf pixels are bad pixels, not continuum
         with np.errstate(all="ignore"), _quiet_nan_warnings():
             q3 = np.nanpercentile(cont, 75, axis=1)
         empty = ~np.isfinite(q3)
@@ -113,20 +121,31 @@ def xp_available(bp: np.ndarray, rp: np.ndarray) -> np.ndarray:
     return np.all(np.isfinite(first) & (first != 0), axis=1)
 
 
-def normalise_xp(bp: np.ndarray, rp: np.ndarray) -> np.ndarray:
+def normalise_xp(bp: np.ndarray, rp: np.ndarray, source_ids: Sequence | None = None
+                 ) -> np.ndarray:
     """Divide BP and RP coefficients by their first coefficient; return (N, 110).
+
+    Parameters
+    ----------
+    bp, rp : array, shape (55,) or (N, 55)
+        XP continuous coefficients (e-/s); the result is dimensionless.
+    source_ids : sequence, optional
+        Used to name the star in errors.
 
     Raises
     ------
-    InputDataError
-        If a first coefficient is zero or not finite (missing XP spectrum).
+    BadStarError
+        If a first coefficient is zero or not finite (missing XP spectrum); it names the
+        source_id (or the row when ``source_ids`` is not given).
     """
     bp = np.atleast_2d(np.asarray(bp, dtype=np.float64))
     rp = np.atleast_2d(np.asarray(rp, dtype=np.float64))
     ok = xp_available(bp, rp)
     if not ok.all():
-        raise InputDataError(f"row {int(np.flatnonzero(~ok)[0])}: missing or zero first "
-                             "XP coefficient.")
+        i = int(np.flatnonzero(~ok)[0])
+        raise BadStarError(source_ids[i] if source_ids is not None else f"row {i}",
+                           "missing or zero first XP coefficient (no XP continuous "
+                           "spectrum?); it cannot be used.")
     return np.concatenate([bp / bp[:, :1], rp / rp[:, :1]], axis=1)
 
 
@@ -156,7 +175,8 @@ class MinMaxScaler:
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != len(names):
             raise InputDataError(f"Expected (N, {len(names)}) values to fit, got {x.shape}.")
-        lo, hi = np.nanmin(x, axis=0), np.nanmax(x, axis=0)
+        with _quiet_nan_warnings():
+            lo, hi = np.nanmin(x, axis=0), np.nanmax(x, axis=0)
         if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
             raise InputDataError("Cannot fit a scaler on a feature with no finite values: "
                                  f"{[n for n, v in zip(names, lo) if not np.isfinite(v)]}")
@@ -202,7 +222,8 @@ class InputScalers:
     def fit(cls, batch) -> InputScalers:
         """Fit on a training `~gaiarvs_cnn.store.StarBatch` (labels must be known)."""
         phot = np.stack([batch[c] for c in PHOT_INPUTS], axis=1)
-        xp = normalise_xp(batch["bp_coefficients"], batch["rp_coefficients"])
+        xp = normalise_xp(batch["bp_coefficients"], batch["rp_coefficients"],
+                          source_ids=batch["source_id"])
         xp_names = [f"bp_{i}" for i in range(xp.shape[1] // 2)] + [
             f"rp_{i}" for i in range(xp.shape[1] // 2)]
         return cls(MinMaxScaler.fit(batch["labels"], LABELS),
@@ -222,10 +243,8 @@ class InputScalers:
         ids = batch["source_id"]
         rvs = fill_nan_pixels(batch["flux"], source_ids=ids)
         phot = self.phot.transform(np.stack([batch[c] for c in PHOT_INPUTS], axis=1))
-        ok = xp_available(batch["bp_coefficients"], batch["rp_coefficients"])
-        if not ok.all():
-            raise BadStarError(ids[np.flatnonzero(~ok)[0]], "missing XP continuous coefficients")
-        xp = self.xp.transform(normalise_xp(batch["bp_coefficients"], batch["rp_coefficients"]))
+        xp = self.xp.transform(normalise_xp(batch["bp_coefficients"], batch["rp_coefficients"],
+                                            source_ids=ids))
         for name, arr in (("photometry/parallax", phot), ("XP coefficients", xp)):
             bad = ~np.all(np.isfinite(arr), axis=1)
             if bad.any():

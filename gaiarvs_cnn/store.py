@@ -151,6 +151,8 @@ class StarBatch:
     def __getitem__(self, key):
         if isinstance(key, str):
             return self._data[key]
+        if isinstance(key, int | np.integer):  # one star: keep a batch of length 1
+            key = [int(key)]
         return StarBatch({k: v[key] for k, v in self._data.items()}, self.specs.values())
 
     def __setitem__(self, name: str, value) -> None:
@@ -205,10 +207,13 @@ class StarBatch:
             if src is None:
                 continue
             col = table[src]
+            # fill masked values first: a Quantity made from a MaskedColumn drops the mask
+            arr = np.ma.asarray(col)
+            if np.dtype(spec.dtype).kind == "f":
+                arr = arr.astype(np.float64)
+            arr = np.ma.filled(arr, spec.fill)
             if spec.unit and getattr(col, "unit", None) is not None:
-                col = u.Quantity(col).to_value(spec.unit)
-            arr = np.ma.filled(np.ma.asarray(col), spec.fill) if np.ma.isMaskedArray(
-                col) or hasattr(col, "mask") else np.asarray(col)
+                arr = (arr * u.Unit(col.unit)).to_value(spec.unit)
             cols[spec.name] = arr
         return cls(cols, specs)
 
@@ -247,9 +252,14 @@ class Store:
             raise StoreError(f"{self.path} is an HDF5 file but not a gaiarvs-cnn store "
                              f"(no '{_TABLE}' table).")
         self._table = self._h5.get_node(_TABLE)
-        attrs = self._table.attrs
-        self.specs: tuple[ColumnSpec, ...] = tuple(
-            ColumnSpec.from_dict(d) for d in json.loads(attrs.column_specs))
+        try:
+            self.specs: tuple[ColumnSpec, ...] = tuple(
+                ColumnSpec.from_dict(d) for d in json.loads(self._table.attrs.column_specs))
+        except (AttributeError, KeyError, ValueError) as exc:
+            self._h5.close()
+            raise StoreError(f"{self.path} has no valid column specifications ({exc}); it "
+                             "was not written by gaiarvs_cnn.store.") from exc
+        self.mode = mode
         self._ids: set[int] | None = None
 
     # -- creation ------------------------------------------------------------------
@@ -283,13 +293,17 @@ class Store:
         filters = tables.Filters(complevel=5, complib="blosc:lz4", shuffle=True)
         tmp = path.with_name(path.name + ".tmp")
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tables.open_file(str(tmp), mode="w", title="gaiarvs-cnn star store") as h5:
-            tab = h5.create_table("/", _TABLE[1:], description, filters=filters,
-                                  expectedrows=expected_rows)
-            tab.attrs.column_specs = json.dumps([s.to_dict() for s in specs])
-            tab.attrs.format_version = STORE_FORMAT_VERSION
-            tab.attrs.meta = json.dumps(dict(meta or {}))
-            tab.cols.source_id.create_csindex()
+        try:
+            with tables.open_file(str(tmp), mode="w", title="gaiarvs-cnn star store") as h5:
+                tab = h5.create_table("/", _TABLE[1:], description, filters=filters,
+                                      expectedrows=expected_rows)
+                tab.attrs.column_specs = json.dumps([s.to_dict() for s in specs])
+                tab.attrs.format_version = STORE_FORMAT_VERSION
+                tab.attrs.meta = json.dumps(dict(meta or {}))
+                tab.cols.source_id.create_csindex()
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, path)
         return cls(path, mode="a")
 
@@ -327,7 +341,9 @@ class Store:
         return json.loads(self._table.attrs.meta)
 
     def update_meta(self, **items) -> None:
-        """Merge ``items`` into the metadata."""
+        """Merge ``items`` (JSON-serialisable) into the metadata."""
+        if self.mode != "a":
+            raise StoreError(f"{self.path.name} is open read-only; use Store.open(path, 'a').")
         meta = self.meta
         meta.update(items)
         self._table.attrs.meta = json.dumps(meta)
@@ -335,6 +351,39 @@ class Store:
 
     def units(self) -> dict[str, u.UnitBase | None]:
         return {s.name: (u.Unit(s.unit) if s.unit else None) for s in self.specs}
+
+    def summary(self, quantiles: Sequence[float] = (5, 25, 50, 75, 95)) -> dict:
+        """Summary: stars, columns (shape, dtype, unit), meta, label coverage, S/N quantiles.
+
+        Streams the store chunk by chunk, reading only ``labels`` and ``rvs_snr``.
+
+        Returns
+        -------
+        dict
+            ``path``, ``n_stars``, ``columns`` (name -> shape/dtype/unit),
+            ``extra_columns``, ``meta``, ``label_coverage`` (fraction of stars with a finite
+            value, per label) and ``snr_quantiles`` (percentile -> rvs_snr, finite values
+            only; empty when none).
+        """
+        n = len(self)
+        finite = np.zeros(len(LABELS), dtype=np.int64)
+        snr = []
+        for chunk in self.iter_chunks(columns=["labels", "rvs_snr"]):
+            finite += np.isfinite(chunk["labels"]).sum(axis=0)
+            snr.append(chunk["rvs_snr"][np.isfinite(chunk["rvs_snr"])])
+        snr = np.concatenate(snr) if snr else np.zeros(0)
+        return {
+            "path": str(self.path), "n_stars": n,
+            "columns": {s.name: {"shape": list(s.shape), "dtype": s.dtype, "unit": s.unit}
+                        for s in self.specs},
+            "extra_columns": [s.name for s in self.extra_columns],
+            "meta": self.meta,
+            "label_coverage": {k: (int(finite[i]) / n if n else 0.0)
+                               for i, k in enumerate(LABELS)},
+            "snr_quantiles": ({f"{q:g}": float(v) for q, v in
+                               zip(quantiles, np.percentile(snr, quantiles))}
+                              if snr.size else {}),
+        }
 
     # -- writing -------------------------------------------------------------------
     def source_ids(self) -> np.ndarray:
@@ -349,6 +398,8 @@ class Store:
         DuplicateSourceError
             Naming the duplicated source_ids (within the batch or already stored).
         """
+        if self.mode != "a":
+            raise StoreError(f"{self.path.name} is open read-only; use Store.open(path, 'a').")
         if len(batch) == 0:
             return
         missing = [n for n in self.colnames if n not in batch]

@@ -1,0 +1,106 @@
+"""``gaiarvs-cnn store info`` and ``gaiarvs-cnn store ingest``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from . import main
+
+
+@main.group("store")
+def store_group():
+    """Inspect and build HDF5 star stores.
+
+    \b
+    Examples:
+      gaiarvs-cnn store info stars.h5
+      gaiarvs-cnn store ingest --rvs "RVS-Gaia DR3 1.fits" --xp XP.csv \\
+          --gaia-source gaia_source.vot -o stars.h5
+    """
+
+
+def store_summary(path) -> dict:
+    """`~gaiarvs_cnn.store.Store.summary` of the store at ``path``."""
+    from ..store import Store
+
+    with Store.open(path) as store:
+        return store.summary()
+
+
+def _print_summary(info: dict) -> None:
+    click.echo(f"Store: {info['path']}")
+    click.echo(f"Stars: {info['n_stars']}")
+    click.echo("Columns:")
+    for name, spec in info["columns"].items():
+        shape = "x".join(map(str, spec["shape"])) or "scalar"
+        unit = f" [{spec['unit']}]" if spec["unit"] else ""
+        click.echo(f"  {name:28s} {spec['dtype']:8s} {shape:8s}{unit}")
+    click.echo(f"Extra columns: {', '.join(info['extra_columns']) or 'none'}")
+    click.echo("Label coverage (fraction of stars with a finite label):")
+    for name, frac in info["label_coverage"].items():
+        click.echo(f"  {name:8s} {frac:.3f}")
+    quant = info["snr_quantiles"]
+    click.echo("RVS S/N quantiles: " + (", ".join(f"{q}%={v:.1f}" for q, v in quant.items())
+                                       if quant else "no finite S/N"))
+    click.echo("Meta: " + json.dumps(info["meta"], indent=1, default=str))
+
+
+@store_group.command("info")
+@click.argument("store", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def info(store, as_json):
+    """Summarise STORE: stars, columns and units, meta, label coverage, S/N quantiles.
+
+    \b
+    Example:
+      gaiarvs-cnn store info stars.h5
+    """
+    from ..exceptions import StoreError
+
+    try:
+        summary = store_summary(store)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(summary, indent=1, default=str))
+    else:
+        _print_summary(summary)
+
+
+@store_group.command("ingest")
+@click.option("--rvs", "rvs", multiple=True, required=True,
+              type=click.Path(exists=True, path_type=Path),
+              help="RVS product(s): DataLink FITS/CSV/ECSV/VOTable, DataLink zip or folder, "
+                   "or bulk RvsMeanSpectrum_*.csv.gz. Repeat the option for several files.")
+@click.option("--xp", "xp", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="XP continuous product(s) (same forms as --rvs). Repeatable.")
+@click.option("--gaia-source", "gaia_source", type=click.Path(exists=True, path_type=Path),
+              help="gaia_source query result (VOTable/ECSV/CSV/FITS) with photometry, "
+                   "parallax, ruwe and rvs_spec_sig_to_noise.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output HDF5 store.")
+@click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise",
+              show_default=True, help="Stop at the first bad star, or skip and log bad stars.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output store.")
+@click.option("--chunk-size", type=int, default=None, help="Stars per chunk (default: conf).")
+def ingest(rvs, xp, gaia_source, output, on_error, overwrite, chunk_size):
+    """Read real Gaia files (RVS, XP continuous, gaia_source) into a new store.
+
+    \b
+    Example:
+      gaiarvs-cnn store ingest --rvs "RVS-Gaia DR3 863983115982280448.fits" \\
+          --xp XP_CONTINUOUS.csv --gaia-source result.vot -o stars.h5
+    """
+    from ..exceptions import GaiaRVSCNNError
+    from ..readers import ingest_to_store
+
+    try:
+        path = ingest_to_store(rvs, xp, output, gaia_source=gaia_source, on_error=on_error,
+                               overwrite=overwrite, chunk_size=chunk_size)
+    except GaiaRVSCNNError as exc:
+        raise click.ClickException(str(exc)) from exc
+    summary = store_summary(path)
+    click.echo(f"Wrote {path}: {summary['n_stars']} stars "
+               f"({summary['meta'].get('n_skipped', 0)} skipped).")

@@ -1,0 +1,153 @@
+"""``gaiarvs-cnn validate``: compare a catalogue with reference surveys, write a report."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import click
+from astropy import log
+
+from . import main
+
+AGAINST = ("galah", "seismic", "clusters", "gsp-spec", "gsp-phot", "precision", "bimodality",
+           "all")
+
+
+def _parse_reference_files(values) -> dict[str, str]:
+    from ..sources.reference import REFERENCE_KINDS
+
+    out = {}
+    for value in values:
+        kind, sep, path = value.partition("=")
+        if not sep or kind not in REFERENCE_KINDS:
+            raise click.BadParameter(f"{value!r}: use KIND=PATH with KIND one of "
+                                     f"{', '.join(REFERENCE_KINDS)}.", param_hint="--reference")
+        out[kind] = path
+    return out
+
+
+def _regenerate_store(meta: dict, workdir: Path) -> Path | None:
+    """Re-simulate the parent store from the seed recorded in the catalogue provenance."""
+    prov = meta.get("store_meta") or (meta.get("provenance") or {}).get("store_meta") or {}
+    if prov.get("source") != "simulated" or "seed" not in prov or "n" not in prov:
+        return None
+    import ast
+
+    from ..sources.simulated import simulate_store
+
+    seed = prov["seed"]
+    seed = ast.literal_eval(seed) if isinstance(seed, str) else seed
+    path = workdir / "regenerated_store.h5"
+    log.info(f"Regenerating the simulated store (seed {seed}, {prov['n']} stars) into {path}")
+    return simulate_store(path, int(prov["n"]), seed=seed, kind=prov.get("kind", "observed"))
+
+
+def _find_store(store, meta: dict, workdir: Path):
+    if store:
+        return store
+    for candidate in (meta.get("store"), (meta.get("provenance") or {}).get("store")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    regenerated = _regenerate_store(meta, workdir)
+    if regenerated is None:
+        raise click.ClickException(
+            "The catalogue holds no S/N, positions or parallaxes: pass the store it was "
+            "produced from with --store sim.h5 (no store path or simulation seed is recorded "
+            "in the catalogue's provenance).")
+    return regenerated
+
+
+def _read(path):
+    from .. import read_catalog
+
+    try:
+        return read_catalog(path)
+    except ModuleNotFoundError as exc:
+        if exc.name != "gaiarvs_cnn.catalog":
+            raise
+        from astropy.table import Table
+
+        return Table.read(path)
+
+
+def _collect_references(kinds, required, source, files, store, seed, ids) -> dict:
+    from ..exceptions import GaiaRVSCNNError
+    from ..validation.references import get_reference
+
+    refs = {}
+    for kind in kinds:
+        src = "file" if kind in files else source
+        try:
+            refs[kind] = get_reference(kind, src, store=store, seed=seed, source_ids=ids,
+                                       path=files.get(kind))
+        except (GaiaRVSCNNError, ImportError, OSError) as exc:
+            if kind in required:
+                raise click.ClickException(f"Cannot obtain the {kind} reference ({src}): {exc}"
+                                           ) from exc
+            log.warning(f"Optional {kind} reference unavailable ({src}): {exc}")
+    return refs
+
+
+@main.command("validate")
+@click.option("--catalog", "catalog_path", required=True, type=click.Path(exists=True,
+              dir_okay=False), help="CNN catalogue (FITS or VOTable, 17 columns).")
+@click.option("--against", "against", multiple=True, type=click.Choice(AGAINST),
+              default=("all",), show_default=True,
+              help="Comparison(s) to run; repeat the option for several.")
+@click.option("--source", type=click.Choice(("simulated", "archive")), default="simulated",
+              show_default=True, help="Where the reference catalogues come from.")
+@click.option("--reference", "reference_files", multiple=True, metavar="KIND=PATH",
+              help="Use a canonical-schema reference file for KIND (galah, seismic, clusters, "
+                   "gsp-spec, gsp-phot, apogee); overrides --source for that kind.")
+@click.option("--store", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Store (.h5) or shard manifest (.json) the catalogue was produced from "
+                   "(S/N, positions, parallaxes; truth for a simulated store).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the simulated references' noise.")
+@click.option("--out", "outdir", type=click.Path(file_okay=False), default="validation_report",
+              show_default=True, help="Output directory.")
+@click.option("--formats", default="png,pdf", show_default=True,
+              help="Comma-separated figure formats.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing report.")
+def validate(catalog_path, against, source, reference_files, store, seed, outdir, formats,
+             overwrite):
+    """Validate a catalogue against GALAH, asteroseismology, open clusters, GSP-Spec/Phot.
+
+    Writes OUT/ with one ECSV statistics table per comparison, PNG/PDF figures and
+    summary.md / summary.html (bias and dispersion per label next to the paper's values).
+    On a simulated store it also checks that the injected offsets are recovered.
+    Exits with status 1 if a requested reference cannot be obtained.
+
+    \b
+    Example (built-in simulated survey):
+      gaiarvs-cnn validate --catalog catalog/gaiarvs_cnn_catalog.fits \\
+          --store sim_observed.h5 --against galah --against seismic --out validation_report
+    """
+    from ..exceptions import GaiaRVSCNNError
+    from ..validation.crossmatch import add_store_columns
+    from ..validation.report import write_report
+    from ..validation.runner import COMPARISONS, needed_references, run_validation
+
+    wanted = list(COMPARISONS) if "all" in against else [a for a in AGAINST if a in against]
+    files = _parse_reference_files(reference_files)
+    try:
+        catalog = _read(catalog_path)
+        with tempfile.TemporaryDirectory(prefix="gaiarvs_validate_") as work:
+            store_path = _find_store(store, dict(catalog.meta), Path(work))
+            data = add_store_columns(catalog, store_path)
+            required, optional = needed_references(wanted)
+            refs = _collect_references(required + optional, set(required), source, files,
+                                       store_path, seed, data["source_id"])
+            jacobian = None
+            if source == "simulated":
+                from ..sources.simulated import jacobian
+            results = run_validation(data, wanted, refs, jacobian)
+        meta = {"catalogue": os.fspath(catalog_path), "store": os.fspath(store or "regenerated"),
+                "references": ", ".join(f"{k}: {'file ' + files[k] if k in files else source}"
+                                        for k in refs)}
+        summary = write_report(results, outdir, [f.strip() for f in formats.split(",") if f],
+                               overwrite=overwrite, meta=meta)
+    except GaiaRVSCNNError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Validation report: {summary}")

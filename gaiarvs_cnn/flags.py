@@ -1,0 +1,537 @@
+"""The eight-digit ``flag_boundary`` of the catalogue (paper Sect. 5).
+
+Digits, left to right (``"0"`` = within, ``"1"`` = outside):
+
+====  ===================  ==============================================================
+pos   name                 set to ``"1"`` when
+====  ===================  ==============================================================
+1     ``teff``             predicted Teff outside the training-label range
+2     ``logg``             predicted log g outside the training-label range
+3     ``mh``               predicted [M/H] outside the training-label range
+4     ``alpham``           predicted [alpha/M] outside the training-label range
+5     ``feh``              predicted [Fe/H] outside the training-label range
+6     ``phot_g_mean_mag``  input G magnitude outside the training range
+7     ``parallax``         input parallax outside the training range
+8     ``tsne``             the RVS spectrum is not training-like (t-SNE classification)
+====  ===================  ==============================================================
+
+A missing (NaN) value counts as outside: we cannot vouch for it.
+
+t-SNE classification (digit 8)
+------------------------------
+Following the paper (Sect. 5.1, after Ambrosch et al. 2023), spectra are reduced to
+``n_pca`` (50) principal components and embedded in 2-d t-SNE maps at perplexities 30,
+50, 75 and 100, with **one** nearest-neighbour graph (``k = 3 x max perplexity``) reused
+for every perplexity (`openTSNE.affinity.PerplexityBasedNN.set_perplexity`).
+
+*Threshold rule.* In each map, the training stars' leave-one-out distance to their
+nearest *other* training star defines the map's scale; the threshold ``d_thr(p)`` is its
+``MAP_QUANTILE`` (99 %) quantile. An observed spectrum is training-like at perplexity
+``p`` if its nearest training star in the map is closer than ``d_thr(p)``, i.e. it sits
+as close to the training set as 99 % of the training stars sit to each other; it is
+training-like only if this holds at **every** perplexity.
+
+*Scaling.* `TSNEReference` embeds the training set once (at training time, stored in
+the model bundle) and places new spectra with `openTSNE.TSNEEmbedding.transform`
+(each new point optimised against the fixed training map only), so the cost is linear in
+the number of observed stars and chunks are independent: this is the production path
+(10^5 stars in minutes, 10^6+ by chunks, resumable). ``transform`` cannot create new
+islands for spectra unlike any training spectrum -- it pulls every new point towards its
+nearest training neighbours -- so the reference adds the same geometric rule in the
+space t-SNE starts from: a spectrum whose nearest training spectrum (50-PC space) is
+farther than the 99 % quantile of the training stars' own nearest-neighbour distances,
+times ``PCA_DISTANCE_FACTOR``, or whose residual off the training principal subspace
+exceeds ``RESIDUAL_FACTOR`` times the training's 99 % quantile, is not training-like.
+`joint_training_like` runs the paper's full joint embedding (training and observed
+together) for moderate samples; the agreement rate of the two is measured in
+``benchmarks/tsne_agreement.py`` and quoted in the documentation.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from astropy import log
+from scipy import sparse
+from scipy.spatial import cKDTree
+from sklearn.decomposition import PCA
+from sklearn.neighbors import NearestNeighbors
+
+from .constants import LABELS, RVS_NPIX
+from .exceptions import InputDataError, ModelBundleError
+from .preprocess import continuum_mask
+
+__all__ = [
+    "FLAG_POSITIONS",
+    "GOOD_FLAG",
+    "DEFAULT_PERPLEXITIES",
+    "TSNEReference",
+    "flag_boundary",
+    "flag_digits",
+    "joint_training_like",
+    "decode_flag",
+]
+
+#: Quantity tested by each digit of ``flag_boundary``, left to right.
+FLAG_POSITIONS = (*LABELS, "phot_g_mean_mag", "parallax", "tsne")
+#: The flag of a star inside every training limit and with a training-like spectrum.
+GOOD_FLAG = "0" * len(FLAG_POSITIONS)
+#: Perplexities of the paper's four t-SNE maps (Sect. 5.1).
+DEFAULT_PERPLEXITIES = (30, 50, 75, 100)
+#: Quantile of the training stars' own nearest-neighbour distances used as threshold.
+MAP_QUANTILE = 0.99
+#: Multiplier of the 50-PC nearest-training-neighbour threshold (transform path).
+PCA_DISTANCE_FACTOR = 1.5
+#: Multiplier of the residual-off-the-training-subspace threshold (transform path).
+RESIDUAL_FACTOR = 1.5
+
+_FORMAT_VERSION = 1
+_ARRAYS = "tsne_reference.npz"
+_MANIFEST = "tsne_reference.json"
+
+
+def _n_jobs() -> int:
+    from . import conf
+
+    return int(conf.threads) or -1
+
+
+def _clean_flux(flux: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fill NaN pixels (continuum Q3, as the network inputs); return (flux, usable mask).
+
+    Spectra without any finite continuum pixel are unusable: they are returned as a flat
+    continuum and marked ``False`` in the mask (never training-like).
+    """
+    arr = np.array(np.atleast_2d(flux), dtype=np.float32)
+    if arr.shape[1] != RVS_NPIX:
+        raise InputDataError(f"RVS flux has {arr.shape[1]} pixels, expected {RVS_NPIX}.")
+    bad = ~np.isfinite(arr)
+    usable = np.ones(len(arr), dtype=bool)
+    rows = np.flatnonzero(bad.any(axis=1))
+    if rows.size:
+        cont = np.where(bad[rows][:, continuum_mask()], np.nan, arr[rows][:, continuum_mask()])
+        with np.errstate(all="ignore"):
+            finite = np.isfinite(cont).any(axis=1)
+            q3 = np.full(len(rows), 1.0, dtype=np.float32)
+            if finite.any():
+                q3[finite] = np.nanpercentile(cont[finite], 75, axis=1)
+        usable[rows[~finite]] = False
+        arr[rows] = np.where(bad[rows], q3[:, None], arr[rows])
+    return arr, usable
+
+
+def _loo_nn_quantile(points: np.ndarray, quantile: float) -> float:
+    """``quantile`` of each point's distance to its nearest *other* point."""
+    dist, _ = cKDTree(points).query(points, k=2)
+    return float(np.quantile(dist[:, 1], quantile))
+
+
+def _knn_graph(x: np.ndarray, k: int, query: np.ndarray | None = None):
+    """Exact k nearest neighbours (sklearn); self excluded when ``query`` is None."""
+    nn = NearestNeighbors(n_neighbors=k, n_jobs=_n_jobs()).fit(x)
+    if query is None:
+        dist, idx = nn.kneighbors(n_neighbors=k)
+    else:
+        dist, idx = nn.kneighbors(query, n_neighbors=k)
+    return idx, dist
+
+
+def _embed_all_perplexities(x: np.ndarray, perplexities: Sequence[float], seed: int,
+                            n_iter: tuple[int, int]) -> dict[float, np.ndarray]:
+    """t-SNE maps of ``x`` at each perplexity, from ONE kNN graph (k = 3 max perplexity)."""
+    from openTSNE import TSNEEmbedding, initialization
+    from openTSNE.affinity import PerplexityBasedNN
+    from openTSNE.nearest_neighbors import PrecomputedNeighbors
+
+    pmax = max(perplexities)
+    k = min(len(x) - 1, int(3 * pmax))
+    idx, dist = _knn_graph(x, k)
+    aff = PerplexityBasedNN(knn_index=PrecomputedNeighbors(idx, dist), perplexity=pmax,
+                            n_jobs=_n_jobs())
+    init = initialization.pca(x, random_state=seed)
+    maps = {}
+    for p in sorted(perplexities, reverse=True):
+        aff.set_perplexity(p)
+        emb = TSNEEmbedding(init, aff, negative_gradient_method="fft", n_jobs=_n_jobs(),
+                            random_state=seed)
+        emb = emb.optimize(n_iter=n_iter[0], exaggeration=12, momentum=0.5)
+        emb = emb.optimize(n_iter=n_iter[1], momentum=0.8)
+        arr = np.asarray(emb, dtype=np.float64)
+        maps[p] = arr - (arr.max(axis=0) + arr.min(axis=0)) / 2
+    return {p: maps[p] for p in perplexities}
+
+
+class _FixedReferenceAffinities:
+    """openTSNE affinities of new points to a fixed training set (for ``transform``).
+
+    One exact kNN query (``k = 3 x max perplexity``) per set of new points is cached and
+    sliced for every perplexity, so the neighbour graph is shared across the four maps.
+    """
+
+    def __init__(self, reference: np.ndarray, k_max: int):
+        self.n_reference = len(reference)
+        self.k_max = min(k_max, self.n_reference)
+        self._nn = NearestNeighbors(n_neighbors=self.k_max, n_jobs=_n_jobs()).fit(reference)
+        # TSNEEmbedding checks P's shape only; the training map is never re-optimised.
+        self.P = sparse.csr_matrix((self.n_reference, self.n_reference))
+        self._cache: tuple[int, np.ndarray, np.ndarray] | None = None
+
+    def neighbours(self, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, distances) of the ``k_max`` nearest training points, cached."""
+        if self._cache is None or self._cache[0] != id(data):
+            dist, idx = self._nn.kneighbors(data, n_neighbors=self.k_max)
+            self._cache = (id(data), idx, dist)
+        return self._cache[1], self._cache[2]
+
+    def to_new(self, data, perplexity=30, return_distances=False, k_neighbors="auto"):
+        from openTSNE.affinity import joint_probabilities_nn
+
+        k = min(self.k_max, int(3 * perplexity)) if k_neighbors == "auto" else k_neighbors
+        idx, dist = self.neighbours(data)
+        idx, dist = idx[:, :k], dist[:, :k]
+        P = joint_probabilities_nn(idx, dist, [min(perplexity, k / 3)], symmetrize=False,
+                                   normalization="point-wise",
+                                   n_reference_samples=self.n_reference, n_jobs=_n_jobs())
+        return (P, idx, dist) if return_distances else P
+
+
+class TSNEReference:
+    """The training set's t-SNE maps, and the rule that says if a spectrum is training-like.
+
+    Build with `TSNEReference.fit` (once, at training time), store with `save` in the model
+    bundle's ``tsne/`` directory (a few MB for ~10^4 training spectra), reload with
+    `TSNEReference.load` and classify observed spectra with `training_like`.
+
+    Attributes
+    ----------
+    perplexities : tuple of float
+    pca_mean : ndarray (2401,)
+        Mean training spectrum.
+    pca_components : ndarray (n_pca, 2401)
+        Principal axes of the training spectra.
+    train_pca : ndarray (N, n_pca)
+        Training spectra in PC space.
+    maps : dict of float to ndarray (N, 2)
+        Centred t-SNE map of the training set at each perplexity.
+    map_threshold : dict of float to float
+        ``d_thr(p)``, see the module documentation.
+    pca_threshold, residual_threshold : float
+        99 % quantiles of the training's nearest-neighbour distance in PC space and of its
+        residual off the PC subspace (dimensionless flux units).
+    meta : dict
+        Provenance (seed, versions, date, n_train, timing).
+    """
+
+    def __init__(self, perplexities, pca_mean, pca_components, train_pca, maps,
+                 map_threshold, pca_threshold, residual_threshold, meta=None):
+        self.perplexities = tuple(float(p) for p in perplexities)
+        self.pca_mean = np.asarray(pca_mean, dtype=np.float32)
+        self.pca_components = np.asarray(pca_components, dtype=np.float32)
+        self.train_pca = np.asarray(train_pca, dtype=np.float32)
+        self.maps = {float(p): np.asarray(m, dtype=np.float64) for p, m in maps.items()}
+        self.map_threshold = {float(p): float(v) for p, v in map_threshold.items()}
+        self.pca_threshold = float(pca_threshold)
+        self.residual_threshold = float(residual_threshold)
+        self.meta = dict(meta or {})
+        self._affinities = None
+        self._trees: dict[float, cKDTree] = {}
+        self._embeddings: dict = {}
+
+    # -- building ------------------------------------------------------------------
+    @classmethod
+    def fit(cls, flux: np.ndarray, perplexities: Sequence[float] = DEFAULT_PERPLEXITIES,
+            n_pca: int = 50, seed: int = 0,
+            n_iter: tuple[int, int] = (250, 500)) -> TSNEReference:
+        """Embed the training spectra at every perplexity and derive the thresholds.
+
+        Parameters
+        ----------
+        flux : array (N, 2401)
+            Normalised training RVS spectra (NaN pixels are filled as for the network).
+        perplexities : sequence of float
+            The t-SNE perplexities (paper: 30, 50, 75, 100).
+        n_pca : int
+            Principal components kept before t-SNE.
+        seed : int
+            Seed of the PCA, the initialisation and the optimisation.
+        n_iter : (int, int)
+            Iterations with early exaggeration (12) and without.
+
+        Returns
+        -------
+        TSNEReference
+        """
+        t0 = time.perf_counter()
+        x, usable = _clean_flux(flux)
+        x = x[usable]
+        if len(x) < 3 * max(perplexities) + 2:
+            raise InputDataError(
+                f"{len(x)} usable training spectra; the t-SNE reference needs more than "
+                f"3 x max perplexity ({3 * max(perplexities):g}). Use more training stars "
+                "or smaller perplexities.")
+        n_pca = min(n_pca, len(x) - 1)
+        pca = PCA(n_components=n_pca, svd_solver="randomized", random_state=seed).fit(x)
+        z = pca.transform(x).astype(np.float32)
+        residual = _residual(x, z, pca.mean_, pca.components_)
+        log.info(f"t-SNE reference: embedding {len(x)} training spectra at perplexities "
+                 f"{list(perplexities)}")
+        maps = _embed_all_perplexities(z, perplexities, seed, n_iter)
+        meta = {"seed": int(seed), "n_train": int(len(x)), "n_pca": int(n_pca),
+                "n_iter": list(n_iter), "map_quantile": MAP_QUANTILE,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "fit_seconds": round(time.perf_counter() - t0, 1), **_versions()}
+        return cls(perplexities, pca.mean_, pca.components_, z, maps,
+                   {p: _loo_nn_quantile(m, MAP_QUANTILE) for p, m in maps.items()},
+                   _loo_nn_quantile(z, MAP_QUANTILE),
+                   float(np.quantile(residual, MAP_QUANTILE)), meta)
+
+    # -- persistence ---------------------------------------------------------------
+    def save(self, directory) -> Path:
+        """Write the reference to ``directory`` (atomically replaced); return its path."""
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
+        try:
+            arrays = {"pca_mean": self.pca_mean, "pca_components": self.pca_components,
+                      "train_pca": self.train_pca}
+            arrays.update({f"map_{i}": self.maps[p].astype(np.float32)
+                           for i, p in enumerate(self.perplexities)})
+            np.savez_compressed(tmp / _ARRAYS, **arrays)
+            manifest = {"format_version": _FORMAT_VERSION, "perplexities": self.perplexities,
+                        "map_threshold": [self.map_threshold[p] for p in self.perplexities],
+                        "pca_threshold": self.pca_threshold,
+                        "residual_threshold": self.residual_threshold, "meta": self.meta}
+            (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1))
+            if directory.exists():
+                shutil.rmtree(directory)
+            os.replace(tmp, directory)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+        return directory
+
+    @classmethod
+    def load(cls, directory) -> TSNEReference:
+        """Read a reference written by `save`.
+
+        Raises
+        ------
+        ModelBundleError
+            If files are missing or of an unknown format version.
+        """
+        directory = Path(directory)
+        try:
+            manifest = json.loads((directory / _MANIFEST).read_text())
+            arrays = np.load(directory / _ARRAYS)
+        except (OSError, ValueError) as exc:
+            raise ModelBundleError(
+                f"Cannot read the t-SNE reference in {directory}: {exc}. Rebuild it with "
+                "TSNEReference.fit(train_flux).save(dir) (train_ensemble does this).") from exc
+        if manifest.get("format_version") != _FORMAT_VERSION:
+            raise ModelBundleError(
+                f"{directory / _MANIFEST} has format version {manifest.get('format_version')}, "
+                f"this gaiarvs-cnn reads version {_FORMAT_VERSION}; rebuild the reference.")
+        perp = manifest["perplexities"]
+        return cls(perp, arrays["pca_mean"], arrays["pca_components"], arrays["train_pca"],
+                   {p: arrays[f"map_{i}"] for i, p in enumerate(perp)},
+                   dict(zip(perp, manifest["map_threshold"])), manifest["pca_threshold"],
+                   manifest["residual_threshold"], manifest["meta"])
+
+    # -- classification ------------------------------------------------------------
+    @property
+    def n_train(self) -> int:
+        return len(self.train_pca)
+
+    def project(self, flux: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return (PC coordinates (N, n_pca), residual norm (N,), usable mask (N,))."""
+        x, usable = _clean_flux(flux)
+        z = ((x - self.pca_mean) @ self.pca_components.T).astype(np.float32)
+        return z, _residual(x, z, self.pca_mean, self.pca_components), usable
+
+    def _embedding(self, perplexity: float):
+        from openTSNE import TSNEEmbedding
+
+        if self._affinities is None:
+            self._affinities = _FixedReferenceAffinities(self.train_pca,
+                                                          int(3 * max(self.perplexities)))
+        if perplexity not in self._embeddings:
+            self._embeddings[perplexity] = TSNEEmbedding(
+                self.maps[perplexity], self._affinities, negative_gradient_method="fft",
+                n_jobs=_n_jobs(), random_state=int(self.meta.get("seed", 0)))
+        return self._embeddings[perplexity]
+
+    def place(self, z: np.ndarray, perplexity: float, n_iter: int = 250) -> np.ndarray:
+        """Place PC-space points ``z`` in the training map at ``perplexity`` (``transform``)."""
+        emb = self._embedding(float(perplexity))
+        pos = emb.transform(np.ascontiguousarray(z, dtype=np.float32), perplexity=perplexity,
+                            n_iter=n_iter)
+        return np.asarray(pos, dtype=np.float64)
+
+    def map_distance(self, positions: np.ndarray, perplexity: float) -> np.ndarray:
+        """Distance of map ``positions`` to the nearest training star at ``perplexity``."""
+        p = float(perplexity)
+        if p not in self._trees:
+            self._trees[p] = cKDTree(self.maps[p])
+        return self._trees[p].query(positions, k=1)[0]
+
+    def classify(self, flux: np.ndarray, n_iter: int = 250) -> dict[str, np.ndarray]:
+        """Every criterion of `training_like`, per star.
+
+        Returns
+        -------
+        dict
+            ``usable``, ``pca_distance``, ``residual`` (N,), and for each perplexity ``p``
+            ``map_distance_<p>`` and ``like_<p>`` (map criterion), plus ``training_like``.
+        """
+        z, residual, usable = self.project(flux)
+        pca_dist = self._affinities_or_build().neighbours(z)[1][:, 0]
+        out = {"usable": usable, "pca_distance": pca_dist, "residual": residual}
+        like = (usable & (pca_dist <= PCA_DISTANCE_FACTOR * self.pca_threshold)
+                & (residual <= RESIDUAL_FACTOR * self.residual_threshold))
+        for p in self.perplexities:
+            d = self.map_distance(self.place(z, p, n_iter=n_iter), p)
+            out[f"map_distance_{p:g}"] = d
+            out[f"like_{p:g}"] = d <= self.map_threshold[p]
+            like &= out[f"like_{p:g}"]
+        out["training_like"] = like
+        return out
+
+    def _affinities_or_build(self) -> _FixedReferenceAffinities:
+        self._embedding(self.perplexities[0])
+        return self._affinities
+
+    def training_like(self, flux: np.ndarray, n_iter: int = 250) -> np.ndarray:
+        """True where a spectrum is training-like at every perplexity (module docs).
+
+        Parameters
+        ----------
+        flux : array (N, 2401)
+            Normalised RVS spectra; NaN pixels are filled, all-NaN spectra are ``False``.
+        n_iter : int
+            ``transform`` optimisation steps per perplexity.
+
+        Returns
+        -------
+        ndarray of bool, shape (N,)
+        """
+        if len(np.atleast_2d(flux)) == 0:
+            return np.zeros(0, dtype=bool)
+        return self.classify(flux, n_iter=n_iter)["training_like"]
+
+
+def _residual(x, z, mean, components) -> np.ndarray:
+    """Norm of each spectrum's residual off the principal subspace (flux units)."""
+    recon = z.astype(np.float32) @ np.asarray(components, dtype=np.float32) + mean
+    return np.linalg.norm(x - recon, axis=1)
+
+
+def _versions() -> dict:
+    import openTSNE
+    import sklearn
+
+    from . import __version__
+
+    return {"gaiarvs_cnn": __version__, "openTSNE": openTSNE.__version__,
+            "sklearn": sklearn.__version__}
+
+
+def joint_training_like(train_flux: np.ndarray, obs_flux: np.ndarray,
+                        perplexities: Sequence[float] = DEFAULT_PERPLEXITIES,
+                        n_pca: int = 50, seed: int = 0,
+                        n_iter: tuple[int, int] = (250, 500)) -> np.ndarray:
+    """The paper's classification: one joint t-SNE of training and observed spectra.
+
+    PCA (``n_pca`` components) is fitted on all spectra, one kNN graph is shared by the
+    maps at every perplexity, and an observed star is training-like if, in every map,
+    its nearest training star is closer than the 99 % quantile of the training stars'
+    own nearest-training-neighbour distances. Cost grows faster than linearly; use it
+    for up to ~10^5 spectra and to validate `TSNEReference.training_like`.
+
+    Returns
+    -------
+    ndarray of bool, shape (len(obs_flux),)
+    """
+    xt, _ = _clean_flux(train_flux)
+    xo, usable = _clean_flux(obs_flux)
+    x = np.concatenate([xt, xo])
+    z = PCA(n_components=min(n_pca, len(x) - 1), svd_solver="randomized",
+            random_state=seed).fit_transform(x).astype(np.float32)
+    maps = _embed_all_perplexities(z, perplexities, seed, n_iter)
+    like = usable.copy()
+    nt = len(xt)
+    for m in maps.values():
+        thr = _loo_nn_quantile(m[:nt], MAP_QUANTILE)
+        like &= cKDTree(m[:nt]).query(m[nt:], k=1)[0] <= thr
+    return like
+
+
+def flag_digits(pred: Mapping[str, np.ndarray], batch, ranges: Mapping[str, Sequence[float]],
+                tsne_like: np.ndarray) -> np.ndarray:
+    """The eight flag digits as an (N, 8) boolean array (True = outside), see `flag_boundary`."""
+    n = len(np.asarray(tsne_like))
+    out = np.zeros((n, len(FLAG_POSITIONS)), dtype=bool)
+    for j, name in enumerate(FLAG_POSITIONS[:-1]):
+        if name not in ranges:
+            raise InputDataError(f"No training range for '{name}'; the model bundle's ranges "
+                                 f"must give all of {list(FLAG_POSITIONS[:-1])}.")
+        lo, hi = (float(v) for v in ranges[name])
+        values = np.asarray(pred[name] if name in LABELS else batch[name], dtype=np.float64)
+        if values.shape != (n,):
+            raise InputDataError(f"'{name}' has shape {values.shape}, expected ({n},).")
+        with np.errstate(invalid="ignore"):
+            out[:, j] = ~((values >= lo) & (values <= hi))
+    out[:, -1] = ~np.asarray(tsne_like, dtype=bool)
+    return out
+
+
+def flag_boundary(pred: Mapping[str, np.ndarray], batch, ranges: Mapping[str, Sequence[float]],
+                  tsne_like: np.ndarray) -> np.ndarray:
+    """Build the ``flag_boundary`` strings (``"0"`` within, ``"1"`` outside; see module doc).
+
+    Parameters
+    ----------
+    pred : mapping
+        Predicted labels (``teff`` [K], ``logg`` [dex cm s^-2], ``mh``, ``alpham``, ``feh``
+        [dex]), e.g. from `gaiarvs_cnn.model.predict_batch`.
+    batch : `~gaiarvs_cnn.store.StarBatch` or mapping
+        The input stars, for ``phot_g_mean_mag`` [mag] and ``parallax`` [mas].
+    ranges : mapping
+        ``(lo, hi)`` of the training sample for each of the 5 labels, ``phot_g_mean_mag``
+        and ``parallax`` (inclusive).
+    tsne_like : array of bool
+        `TSNEReference.training_like` of the spectra.
+
+    Returns
+    -------
+    ndarray of str (``<U8``)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pred = {"teff": np.array([5000., 9000.]), "logg": np.array([3., 3.]),
+    ...         "mh": np.zeros(2), "alpham": np.zeros(2), "feh": np.zeros(2)}
+    >>> batch = {"phot_g_mean_mag": np.array([12., 12.]), "parallax": np.array([1., 9.])}
+    >>> from gaiarvs_cnn.constants import PAPER_TRAINING_RANGES
+    >>> flag_boundary(pred, batch, PAPER_TRAINING_RANGES, np.array([True, False])).tolist()
+    ['00000000', '10000011']
+    """
+    digits = flag_digits(pred, batch, ranges, tsne_like)
+    chars = np.where(digits, "1", "0")
+    return np.array(["".join(row) for row in chars], dtype=f"<U{len(FLAG_POSITIONS)}")
+
+
+def decode_flag(flags: Sequence[str]) -> dict[str, np.ndarray]:
+    """Split ``flag_boundary`` strings into one boolean array per position (True = outside)."""
+    arr = np.asarray(flags, dtype=f"<U{len(FLAG_POSITIONS)}")
+    bad = [f for f in arr.tolist() if len(f) != len(FLAG_POSITIONS) or set(f) - {"0", "1"}]
+    if bad:
+        raise InputDataError(f"Malformed flag_boundary value(s) {bad[:5]}: expected "
+                             f"{len(FLAG_POSITIONS)} characters of '0'/'1'.")
+    return {name: np.array([f[j] == "1" for f in arr.tolist()], dtype=bool)
+            for j, name in enumerate(FLAG_POSITIONS)}

@@ -1,0 +1,269 @@
+"""The saved model bundle: one directory holding everything prediction needs.
+
+Layout::
+
+    manifest.json      every file with its SHA-256, the bundle format and software versions
+    metadata.json      training sample description, date, config, splits, seeds, timings
+    config.json        the `NetworkConfig`
+    scalers.json       the `~gaiarvs_cnn.preprocess.InputScalers` (labels, photometry, XP)
+    ranges.json        (lo, hi) of the training sample for each label, G and parallax
+    residuals.json     polynomial fits of the running residual dispersion (`ResidualFit`)
+    members/*.keras    the ensemble members (Keras 3 native format)
+    history/*.json     per-member training loss curves
+    tsne/              the t-SNE reference (`gaiarvs_cnn.flags.TSNEReference`), optional
+
+Compatibility rules checked by `ModelBundle.load` (refused with a
+`~gaiarvs_cnn.exceptions.ModelBundleError` naming the mismatch): same bundle format
+version, same Keras and TensorFlow major versions and same numpy major version as the
+ones that wrote the bundle; every file listed in the manifest present with its checksum;
+every member's input shapes equal to those of the stored config. A different
+gaiarvs-cnn version is only logged.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy import log
+
+from ..constants import LABELS
+from ..exceptions import ModelBundleError
+from ..preprocess import InputScalers
+from .config import NetworkConfig
+from .network import input_shapes
+from .residuals import ResidualFit
+
+__all__ = ["ModelBundle", "BUNDLE_FORMAT_VERSION", "software_versions", "demo_bundle_path",
+           "write_json_atomic"]
+
+BUNDLE_FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+#: Range keys every bundle provides (used by `gaiarvs_cnn.flags.flag_boundary`).
+RANGE_KEYS = (*LABELS, "phot_g_mean_mag", "parallax")
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of the software that matters for reading a bundle."""
+    import keras
+    import tensorflow as tf
+
+    from .. import __version__
+
+    return {"gaiarvs_cnn": __version__, "tensorflow": tf.__version__,
+            "keras": keras.__version__, "numpy": np.__version__}
+
+
+def demo_bundle_path() -> Path:
+    """Directory of the demo bundle shipped in the package (trained on the simulated survey).
+
+    Rebuilt with ``python -m gaiarvs_cnn.model.demo``.
+    """
+    return Path(__file__).resolve().parent.parent / "data" / "demo_bundle"
+
+
+def write_json_atomic(path: Path, obj) -> Path:
+    """Write ``obj`` as JSON to ``path`` through a temporary file and `os.replace`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=_json_default))
+    os.replace(tmp, path)
+    return path
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _major(version: str) -> str:
+    return str(version).split(".")[0]
+
+
+def check_versions(written: Mapping[str, str], path: Path) -> None:
+    """Refuse a bundle written by an incompatible Keras, TensorFlow or numpy major version."""
+    now = software_versions()
+    bad = [f"{k} {written.get(k, '?')} (this installation has {now[k]})"
+           for k in ("keras", "tensorflow", "numpy")
+           if _major(written.get(k, "?")) != _major(now[k])]
+    if bad:
+        raise ModelBundleError(
+            f"Model bundle {path} was written with an incompatible " + ", ".join(bad)
+            + ". Install matching major versions or retrain the bundle with "
+              "'gaiarvs-cnn train'.")
+    if written.get("gaiarvs_cnn") != now["gaiarvs_cnn"]:
+        log.info(f"Model bundle {path.name} was written by gaiarvs-cnn "
+                 f"{written.get('gaiarvs_cnn')}; this is {now['gaiarvs_cnn']}.")
+
+
+def _read_json(path: Path, what: str):
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ModelBundleError(f"Model bundle lacks {what} ({path}).") from exc
+    except json.JSONDecodeError as exc:
+        raise ModelBundleError(f"{path} ({what}) is not valid JSON: {exc}") from exc
+
+
+@dataclass
+class ModelBundle:
+    """A trained ensemble with its scalers, ranges, residual fits and metadata.
+
+    Attributes
+    ----------
+    path : Path
+        The bundle directory.
+    config : NetworkConfig
+    scalers : InputScalers
+    ranges : dict
+        ``(lo, hi)`` for each of LABELS, ``phot_g_mean_mag`` [mag], ``parallax`` [mas].
+    residuals : dict of str to ResidualFit
+        Running residual dispersion fit of each label (physical units).
+    meta : dict
+        Content of ``metadata.json``.
+    members : list of keras.Model
+    bundle_id : str
+    """
+
+    path: Path
+    config: NetworkConfig
+    scalers: InputScalers
+    ranges: dict
+    residuals: dict
+    meta: dict
+    members: list = field(default_factory=list)
+    bundle_id: str = ""
+    _fused: object = field(default=None, repr=False)
+
+    @property
+    def n_members(self) -> int:
+        return len(self.members)
+
+    @property
+    def tsne_dir(self) -> Path:
+        """The bundle's ``tsne/`` directory (may not exist)."""
+        return Path(self.path) / "tsne"
+
+    # -- writing -------------------------------------------------------------------
+    @staticmethod
+    def write(path, config: NetworkConfig, scalers: InputScalers, ranges: Mapping,
+              residuals: Mapping[str, ResidualFit], meta: Mapping,
+              member_files: list[str]) -> ModelBundle:
+        """Write the JSON files and the manifest of a bundle whose members already exist.
+
+        ``member_files`` are paths relative to ``path`` (e.g. ``members/split0_model0.keras``).
+        Every regular file under ``path`` is listed with its checksum in the manifest,
+        which is written last, so a bundle without a manifest is an unfinished one.
+        """
+        path = Path(path)
+        missing = [f for f in member_files if not (path / f).is_file()]
+        if missing or not member_files:
+            raise ModelBundleError(f"Cannot write bundle {path}: member file(s) missing: "
+                                   f"{missing or 'none given'}.")
+        absent = [k for k in RANGE_KEYS if k not in ranges]
+        if absent:
+            raise ModelBundleError(f"Cannot write bundle {path}: no range for {absent}.")
+        write_json_atomic(path / "config.json", config.to_dict())
+        (path / "scalers.json").write_text(scalers.to_json())
+        write_json_atomic(path / "ranges.json", {k: [float(v) for v in ranges[k]]
+                                                 for k in RANGE_KEYS})
+        write_json_atomic(path / "residuals.json",
+                          {k: residuals[k].to_dict() for k in config.labels})
+        write_json_atomic(path / "metadata.json", dict(meta))
+        files = sorted(str(p.relative_to(path)) for p in path.rglob("*")
+                       if p.is_file() and p.name != MANIFEST and not p.name.endswith(".tmp"))
+        digest = hashlib.sha256("".join(_sha256(path / f) for f in member_files).encode())
+        manifest = {"format_version": BUNDLE_FORMAT_VERSION, "bundle_id": digest.hexdigest()[:16],
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "versions": software_versions(), "members": list(member_files),
+                    "input_shapes": {k: list(v) for k, v in input_shapes(config).items()},
+                    "files": {f: _sha256(path / f) for f in files}}
+        write_json_atomic(path / MANIFEST, manifest)
+        return ModelBundle.load(path)
+
+    # -- reading -------------------------------------------------------------------
+    @classmethod
+    def load(cls, path=None) -> ModelBundle:
+        """Load and check a bundle (default: the shipped demo bundle).
+
+        Raises
+        ------
+        ModelBundleError
+            If the directory is not a complete bundle, a file's checksum differs, the
+            software versions are incompatible or a member's input shapes differ.
+        """
+        path = Path(path) if path is not None else demo_bundle_path()
+        if not path.is_dir():
+            raise ModelBundleError(f"No model bundle directory at {path}.")
+        manifest = _read_json(path / MANIFEST, "its manifest (unfinished or not a bundle?)")
+        fmt = manifest.get("format_version")
+        if fmt != BUNDLE_FORMAT_VERSION:
+            raise ModelBundleError(f"Model bundle {path} has format version {fmt}; this "
+                                   f"gaiarvs-cnn reads version {BUNDLE_FORMAT_VERSION}.")
+        check_versions(manifest.get("versions", {}), path)
+        _check_files(path, manifest["files"])
+        config = NetworkConfig.from_dict(_read_json(path / "config.json", "config.json"))
+        scalers = InputScalers.from_json((path / "scalers.json").read_text())
+        ranges = {k: tuple(v) for k, v in _read_json(path / "ranges.json", "ranges").items()}
+        residuals = {k: ResidualFit.from_dict(v) for k, v in
+                     _read_json(path / "residuals.json", "residual fits").items()}
+        meta = _read_json(path / "metadata.json", "metadata.json")
+        members = [_load_member(path / f, config) for f in manifest["members"]]
+        return cls(path, config, scalers, ranges, residuals, meta, members,
+                   manifest["bundle_id"])
+
+
+def _check_files(path: Path, files: Mapping[str, str]) -> None:
+    for name, digest in files.items():
+        f = path / name
+        if not f.is_file():
+            raise ModelBundleError(f"Model bundle {path} lacks {name} (listed in its manifest).")
+        if _sha256(f) != digest:
+            raise ModelBundleError(f"{f} differs from the checksum in the bundle manifest "
+                                   "(modified or truncated); restore or retrain the bundle.")
+
+
+def _load_member(path: Path, config: NetworkConfig):
+    import keras
+
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for unreadable files
+        raise ModelBundleError(f"Cannot load ensemble member {path}: {exc}") from exc
+    expected = input_shapes(config)
+    got = {t.name.split(":")[0]: tuple(t.shape[1:]) for t in model.inputs}
+    if got != expected:
+        raise ModelBundleError(f"Ensemble member {path.name} has inputs {got}; the bundle "
+                               f"config expects {expected}.")
+    return model
+
+
+def replace_dir_atomic(tmp: Path, final: Path) -> None:
+    """Move the finished directory ``tmp`` to ``final``, replacing what is there."""
+    final = Path(final)
+    if final.exists():
+        old = Path(tempfile.mkdtemp(prefix=final.name + ".old.", dir=final.parent))
+        os.replace(final, old / final.name)
+        os.replace(tmp, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, final)

@@ -1,0 +1,83 @@
+"""Build one hybrid CNN member (Keras 3) from a `~gaiarvs_cnn.model.NetworkConfig`.
+
+The model takes a dict of inputs named after the branches it has: ``rvs`` (N, n_pixels, 1),
+``phot`` (N, 4) and ``xp`` (N, 110), all min-max scaled as by
+`gaiarvs_cnn.preprocess.InputScalers.transform_inputs`, and returns the scaled labels
+(N, 5) in `gaiarvs_cnn.constants.LABELS` order.
+"""
+from __future__ import annotations
+
+import keras
+
+from .config import NetworkConfig
+
+__all__ = ["build_model", "compile_model", "input_shapes"]
+
+
+def input_shapes(config: NetworkConfig) -> dict[str, tuple[int, ...]]:
+    """Per-star shape of each model input, keyed by input name."""
+    shapes = {"rvs": (config.n_pixels, 1), "phot": (config.n_phot,), "xp": (config.n_xp,)}
+    return {k: shapes[k] for k in config.inputs}
+
+
+def _dense(x, width: int, config: NetworkConfig, name: str):
+    x = keras.layers.Dense(width, name=name)(x)
+    return keras.layers.LeakyReLU(negative_slope=config.leaky_slope, name=f"{name}_act")(x)
+
+
+def _rvs_branch(x, config: NetworkConfig):
+    for i, filters in enumerate(config.conv_filters, start=1):
+        x = keras.layers.Conv1D(filters, config.kernel_size, name=f"rvs_conv{i}")(x)
+        x = keras.layers.LeakyReLU(negative_slope=config.leaky_slope,
+                                   name=f"rvs_conv{i}_act")(x)
+        if i in config.pool_after:
+            x = keras.layers.MaxPooling1D(config.pool_size, name=f"rvs_pool{i}")(x)
+    x = keras.layers.Flatten(name="rvs_flatten")(x)
+    return _dense(x, config.rvs_dense, config, "rvs_dense")
+
+
+def build_model(config: NetworkConfig = NetworkConfig(), name: str = "hybrid_cnn") -> keras.Model:
+    """Return an uncompiled hybrid CNN for ``config``.
+
+    Parameters
+    ----------
+    config : NetworkConfig
+        Sizes, branches and activations.
+    name : str
+        Keras model name.
+
+    Returns
+    -------
+    keras.Model
+        Inputs: dict keyed by ``config.inputs``; output: (N, len(config.labels)) scaled labels.
+
+    Examples
+    --------
+    >>> from gaiarvs_cnn.model import NetworkConfig, build_model
+    >>> build_model(NetworkConfig()).output.shape
+    (None, 5)
+    """
+    shapes = input_shapes(config)
+    inputs = {k: keras.Input(shape=s, name=k) for k, s in shapes.items()}
+    branches = []
+    # Concatenation order of the paper's Fig. 6: photometry, RVS, XP.
+    if "phot" in inputs:
+        branches.append(_dense(inputs["phot"], config.phot_dense, config, "phot_dense"))
+    if "rvs" in inputs:
+        branches.append(_rvs_branch(inputs["rvs"], config))
+    if "xp" in inputs:
+        branches.append(_dense(inputs["xp"], config.xp_dense, config, "xp_dense"))
+    x = branches[0] if len(branches) == 1 else keras.layers.Concatenate(name="merge")(branches)
+    for i, width in enumerate(config.head_dense, start=1):
+        x = _dense(x, width, config, f"head_dense{i}")
+    out = keras.layers.Dense(len(config.labels), name="labels")(x)
+    return keras.Model(inputs=inputs, outputs=out, name=name)
+
+
+def compile_model(model: keras.Model, config: NetworkConfig,
+                  jit_compile: bool | None = None) -> keras.Model:
+    """Compile with Adam (``config.learning_rate``) and the MSE loss; returns ``model``."""
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+                  loss="mse",
+                  jit_compile=config.jit_compile if jit_compile is None else jit_compile)
+    return model

@@ -1,0 +1,216 @@
+"""Ensemble prediction with uncertainties (paper Sect. 4), batch by batch or streaming a store.
+
+For each star the label is the mean of the members' outputs (unscaled to physical units),
+``e<label>`` their standard deviation (ddof=1, in physical units: the scaled spread times
+the label scaler's range) and ``sigma_<label>`` the quadrature sum of ``e<label>`` and the
+bundle's running residual dispersion evaluated at the predicted label.
+
+All members run inside one compiled `tf.function` (XLA when ``config.jit_compile``): one
+call per sub-batch of ``batch_size`` stars returns the (members, stars, labels) stack.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from ..constants import PHOT_INPUTS, RVS_NPIX, RVS_WAVE_START, RVS_WAVE_STEP
+from ..exceptions import InputDataError
+from ..store import Store, StarBatch
+from .bundle import ModelBundle
+from .config import NetworkConfig
+from .network import input_shapes
+
+__all__ = ["FusedEnsemble", "predict_batch", "predict_store", "prepare_inputs",
+           "output_keys", "INPUT_COLUMNS", "DEFAULT_BATCH_SIZE"]
+
+#: Store columns prediction reads.
+INPUT_COLUMNS = ("source_id", "flux", *PHOT_INPUTS, "bp_coefficients", "rp_coefficients")
+#: Stars per call of the fused ensemble function (bounds the activation memory).
+DEFAULT_BATCH_SIZE = 256
+
+
+def output_keys(labels) -> list[str]:
+    """Keys of `predict_batch`: source_id, then label, e<label>, sigma_<label> per label."""
+    return ["source_id", *[k for lab in labels for k in (lab, f"e{lab}", f"sigma_{lab}")]]
+
+
+def configure_threads() -> None:
+    """Apply ``gaiarvs_cnn.conf.threads`` to TensorFlow (only possible before TF starts)."""
+    import tensorflow as tf
+
+    from .. import conf
+
+    if int(conf.threads) > 0:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(int(conf.threads))
+        except RuntimeError:  # TensorFlow already initialised: keep its setting
+            pass
+
+
+def grid_slice(config: NetworkConfig) -> slice:
+    """Pixels of the standard RVS grid that form the network's input grid.
+
+    Raises
+    ------
+    InputDataError
+        If the network's grid (``wave_start_nm``, ``wave_step_nm``, ``n_pixels``) is not a
+        contiguous part of the Gaia DR3 RVS grid (846-870 nm, 0.01 nm).
+    """
+    step = float(RVS_WAVE_STEP.value)
+    offset = (config.wave_start_nm - float(RVS_WAVE_START.value)) / step
+    first = int(round(offset))
+    if (abs(config.wave_step_nm - step) > 1e-9 or abs(offset - first) > 1e-6 or first < 0
+            or first + config.n_pixels > RVS_NPIX):
+        raise InputDataError(
+            f"The model's RVS grid ({config.n_pixels} px from {config.wave_start_nm} nm, step "
+            f"{config.wave_step_nm} nm) is not part of the Gaia DR3 RVS grid ({RVS_NPIX} px "
+            f"from {RVS_WAVE_START}, step {RVS_WAVE_STEP}); resample the spectra or retrain.")
+    return slice(first, first + config.n_pixels)
+
+
+def prepare_inputs(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarray]:
+    """Scaled network inputs of ``batch`` for ``bundle`` (only the branches it uses).
+
+    Raises
+    ------
+    InputDataError
+        Naming a missing column, or a flux array not on the RVS grid.
+    BadStarError
+        Naming the first star with non-finite inputs after preprocessing.
+    """
+    missing = [c for c in INPUT_COLUMNS if c not in batch]
+    if missing:
+        raise InputDataError(f"Input stars lack column(s) {missing} needed by the model.")
+    flux = np.asarray(batch["flux"])
+    if flux.ndim != 2 or flux.shape[1] != RVS_NPIX:
+        raise InputDataError(f"RVS flux has shape {flux.shape}; the model reads spectra on "
+                             f"the {RVS_NPIX}-pixel Gaia DR3 RVS grid.")
+    inputs = bundle.scalers.transform_inputs(batch)
+    inputs["rvs"] = np.ascontiguousarray(inputs["rvs"][:, grid_slice(bundle.config)])
+    return {k: inputs[k] for k in bundle.config.inputs}
+
+
+class FusedEnsemble:
+    """All members of an ensemble evaluated in one compiled `tf.function`.
+
+    Parameters
+    ----------
+    members : list of keras.Model
+    config : NetworkConfig
+    jit_compile : bool, optional
+        XLA-compile the function (default ``config.jit_compile``).
+    batch_size : int
+        Stars per call; the last sub-batch is zero-padded so the function is compiled once.
+    """
+
+    def __init__(self, members, config: NetworkConfig, jit_compile: bool | None = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE):
+        import tensorflow as tf
+
+        configure_threads()
+        self.members = list(members)
+        self.config = config
+        self.batch_size = int(batch_size)
+        signature = [{k: tf.TensorSpec((None, *s), tf.float32, name=k)
+                      for k, s in input_shapes(config).items()}]
+
+        def run(inputs):
+            return tf.stack([m(inputs, training=False) for m in self.members])
+
+        self._fn = tf.function(run, input_signature=signature,
+                               jit_compile=config.jit_compile if jit_compile is None
+                               else jit_compile)
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """Scaled outputs of every member, shape (n_members, N, n_labels), float32."""
+        n = len(next(iter(inputs.values())))
+        out = np.empty((len(self.members), n, len(self.config.labels)), dtype=np.float32)
+        bs = self.batch_size
+        for lo in range(0, n, bs):
+            part = {k: v[lo:lo + bs] for k, v in inputs.items()}
+            m = len(next(iter(part.values())))
+            if m < bs:
+                part = {k: np.concatenate([v, np.zeros((bs - m, *v.shape[1:]), v.dtype)])
+                        for k, v in part.items()}
+            out[:, lo:lo + m] = self._fn(part).numpy()[:, :m]
+        return out
+
+
+def fused(bundle: ModelBundle) -> FusedEnsemble:
+    """The bundle's (cached) `FusedEnsemble`."""
+    if bundle._fused is None:
+        bundle._fused = FusedEnsemble(bundle.members, bundle.config)
+    return bundle._fused
+
+
+def summarise(bundle: ModelBundle, stacked: np.ndarray, source_id: np.ndarray
+              ) -> dict[str, np.ndarray]:
+    """Turn member outputs (M, N, L, scaled) into labels, ``e*`` and ``sigma_*`` (physical)."""
+    scaler = bundle.scalers.labels
+    stacked = stacked.astype(np.float64)
+    mean = scaler.inverse_transform(stacked.mean(axis=0))
+    spread = (stacked.std(axis=0, ddof=1) if len(stacked) > 1
+              else np.zeros(stacked.shape[1:]))
+    err = scaler.inverse_transform_error(spread)
+    out: dict[str, np.ndarray] = {"source_id": np.asarray(source_id, dtype=np.int64)}
+    for j, lab in enumerate(bundle.config.labels):
+        disp = bundle.residuals[lab](mean[:, j])
+        out[lab] = mean[:, j].astype(np.float32)
+        out[f"e{lab}"] = err[:, j].astype(np.float32)
+        out[f"sigma_{lab}"] = np.hypot(err[:, j], disp).astype(np.float32)
+    return out
+
+
+def predict_batch(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarray]:
+    """Predict labels and uncertainties for a batch of stars.
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+    batch : `~gaiarvs_cnn.store.StarBatch`
+        Needs source_id, flux, G, BP, RP, parallax and the BP/RP coefficients.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``source_id`` (int64) and, per label, ``<label>``, ``e<label>``, ``sigma_<label>``
+        (float32): teff [K], logg [dex], mh, alpham, feh [dex].
+
+    Examples
+    --------
+    >>> from gaiarvs_cnn.model import ModelBundle, predict_batch   # doctest: +SKIP
+    >>> pred = predict_batch(ModelBundle.load(), batch)             # doctest: +SKIP
+    """
+    if len(batch) == 0:
+        return {k: np.zeros(0, np.int64 if k == "source_id" else np.float32)
+                for k in output_keys(bundle.config.labels)}
+    stacked = fused(bundle)(prepare_inputs(bundle, batch))
+    return summarise(bundle, stacked, batch["source_id"])
+
+
+def predict_store(bundle: ModelBundle, store_or_path, chunk_size: int | None = None,
+                  start: int = 0, stop: int | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """Stream a store: read a chunk, predict it, yield its `predict_batch` dict.
+
+    Only the input columns are read, so memory depends on ``chunk_size``
+    (default ``gaiarvs_cnn.conf.chunk_size``), not on the number of stars.
+
+    Raises
+    ------
+    InputDataError
+        If the store lacks an input column (before anything is yielded).
+    """
+    own = not isinstance(store_or_path, Store)
+    store = Store.open(store_or_path) if own else store_or_path
+    try:
+        missing = [c for c in INPUT_COLUMNS if c not in store.colnames]
+        if missing:
+            raise InputDataError(f"Store {store.path} lacks column(s) {missing} needed by "
+                                 "the model.")
+        for chunk in store.iter_chunks(chunk_size, columns=INPUT_COLUMNS, start=start,
+                                       stop=stop):
+            yield predict_batch(bundle, chunk)
+    finally:
+        if own:
+            store.close()

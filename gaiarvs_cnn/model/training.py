@@ -1,0 +1,363 @@
+"""Training of one member and of the ensemble (paper Sect. 3.2).
+
+The training sample is split ``n_splits`` times at random into 75 % train / 25 %
+validation sets (one seeded generator per split); ``n_models`` members are trained on
+each split with their own seed, so the ensemble is reproducible member by member.
+
+Training is resumable: each finished member leaves ``members/<name>.keras`` and then
+``history/<name>.json`` (its loss curves; written last, it is the done-marker). Running
+`train_ensemble` again on the same output directory skips finished members; a
+``training_state.json`` records the settings and the training sample so a resumed run
+with different settings is refused instead of mixing incompatible members.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from astropy import log
+from tqdm.auto import tqdm
+
+from ..exceptions import InputDataError, ModelBundleError
+from ..preprocess import InputScalers, fill_nan_pixels
+from ..store import StarBatch, Store
+from .bundle import ModelBundle, _read_json, software_versions, write_json_atomic
+from .config import NetworkConfig
+from .network import build_model, compile_model
+from .predict import INPUT_COLUMNS, FusedEnsemble, configure_threads, grid_slice
+from .residuals import fit_residual_dispersion
+
+__all__ = ["make_splits", "member_name", "member_seed", "load_training_sample",
+           "training_arrays", "train_member", "train_ensemble", "TRAIN_COLUMNS",
+           "RANGE_PERCENTILES"]
+
+#: Store columns read for training.
+TRAIN_COLUMNS = (*INPUT_COLUMNS, "labels", "rvs_snr")
+#: Percentiles of the training sample defining its "effective range" (paper Table 1).
+RANGE_PERCENTILES = (0.1, 99.9)
+VALIDATION_FRACTION = 0.25
+
+
+def make_splits(n: int, n_splits: int, seed: int,
+                val_fraction: float = VALIDATION_FRACTION) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``n_splits`` random (train, validation) index pairs, seeded by ``(seed, split)``.
+
+    Examples
+    --------
+    >>> tr, va = make_splits(100, 7, seed=0)[3]
+    >>> len(tr), len(va)
+    (75, 25)
+    """
+    n_val = int(round(val_fraction * n))
+    if n_val < 1 or n - n_val < 1:
+        raise InputDataError(f"{n} training stars cannot be split {1 - val_fraction:.0%}/"
+                             f"{val_fraction:.0%}.")
+    splits = []
+    for s in range(n_splits):
+        perm = np.random.default_rng([seed, s]).permutation(n)
+        splits.append((np.sort(perm[n_val:]), np.sort(perm[:n_val])))
+    return splits
+
+
+def member_name(split: int, model: int) -> str:
+    """File stem of a member, e.g. ``split3_model1``."""
+    return f"split{split}_model{model}"
+
+
+def member_seed(seed: int, split: int, model: int) -> int:
+    """Seed of member (split, model): distinct for every member and every ensemble seed."""
+    return int(np.random.default_rng([seed, split, model, 7919]).integers(2**31 - 1))
+
+
+def load_training_sample(store_path, max_stars: int | None = None) -> StarBatch:
+    """Read the stars of a store that have all five labels (at most ``max_stars``, in order)."""
+    with Store.open(store_path) as store:
+        missing = [c for c in TRAIN_COLUMNS if c not in store.colnames]
+        if missing:
+            raise InputDataError(f"Store {store.path} lacks column(s) {missing} needed for "
+                                 "training.")
+        parts, n = [], 0
+        for chunk in store.iter_chunks(columns=TRAIN_COLUMNS):
+            ok = np.all(np.isfinite(chunk["labels"]), axis=1)
+            parts.append(chunk[ok])
+            n += int(ok.sum())
+            if max_stars is not None and n >= max_stars:
+                break
+    batch = StarBatch.concatenate(parts) if parts else None
+    if batch is None or len(batch) == 0:
+        raise InputDataError(f"Store {store_path} has no star with all five labels; a "
+                             "training store needs reference labels (e.g. "
+                             "'gaiarvs-cnn simulate --kind training').")
+    return batch[:max_stars] if max_stars is not None else batch
+
+
+def training_arrays(batch: StarBatch, scalers: InputScalers, config: NetworkConfig
+                    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Scaled network inputs (only ``config.inputs``) and scaled labels (float32)."""
+    inputs = scalers.transform_inputs(batch)
+    inputs["rvs"] = np.ascontiguousarray(inputs["rvs"][:, grid_slice(config)])
+    y = scalers.labels.transform(batch["labels"]).astype(np.float32)
+    return {k: inputs[k] for k in config.inputs}, y
+
+
+def _progress_callback(total_epochs: int, desc: str, enabled: bool):
+    import keras
+
+    class TqdmEpochs(keras.callbacks.Callback):
+        """One tqdm bar per member, advanced at each epoch with the losses."""
+
+        def on_train_begin(self, logs=None):
+            self.bar = tqdm(total=total_epochs, desc=desc, unit="epoch", leave=False,
+                            disable=not enabled)
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            self.bar.set_postfix(loss=f"{logs.get('loss', np.nan):.4g}",
+                                 val_loss=f"{logs.get('val_loss', np.nan):.4g}")
+            self.bar.update(1)
+
+        def on_train_end(self, logs=None):
+            self.bar.close()
+
+    return TqdmEpochs()
+
+
+def _dataset(x: dict, y: np.ndarray, batch_size: int, shuffle_seed: int | None):
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def train_member(x: dict[str, np.ndarray], y: np.ndarray, train_idx: np.ndarray,
+                 val_idx: np.ndarray, config: NetworkConfig, seed: int, epochs: int,
+                 progress: bool = True, desc: str = "member"):
+    """Train one member; return ``(model, history)``.
+
+    Parameters
+    ----------
+    x : dict of str to ndarray
+        Scaled inputs of the whole training sample (see `training_arrays`).
+    y : ndarray (N, n_labels)
+        Scaled labels.
+    train_idx, val_idx : ndarray of int
+        Rows of the train and validation sets.
+    config : NetworkConfig
+    seed : int
+        Seeds weights initialisation and shuffling (`keras.utils.set_random_seed`).
+    epochs : int
+        Maximum epochs; EarlyStopping (``config.patience``) restores the best weights.
+
+    Returns
+    -------
+    model : keras.Model
+    history : dict
+        ``loss``, ``val_loss`` and ``learning_rate`` per epoch, ``best_epoch``,
+        ``seconds``, ``samples_per_second``.
+    """
+    import keras
+
+    configure_threads()
+    keras.utils.set_random_seed(seed)
+    model = compile_model(build_model(config), config)
+    train = _dataset({k: v[train_idx] for k, v in x.items()}, y[train_idx],
+                     config.batch_size, seed)
+    val = _dataset({k: v[val_idx] for k, v in x.items()}, y[val_idx],
+                   max(config.batch_size, 512), None)
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
+                                      restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.lr_factor,
+                                          patience=config.lr_patience, min_lr=config.min_lr),
+        _progress_callback(epochs, desc, progress),
+    ]
+    t0 = time.perf_counter()
+    hist = model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=0)
+    seconds = time.perf_counter() - t0
+    h = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    n_epochs = len(h["loss"])
+    h.update(best_epoch=int(np.argmin(h["val_loss"])) + 1, epochs_run=n_epochs,
+             seconds=round(seconds, 2), seed=int(seed), n_train=int(len(train_idx)),
+             n_val=int(len(val_idx)),
+             samples_per_second=round(n_epochs * len(train_idx) / seconds, 1))
+    return model, h
+
+
+def _ids_digest(ids: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(ids, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def _check_state(out_dir: Path, state: dict) -> None:
+    """Write the training state, or refuse to resume a run with different settings."""
+    path = out_dir / "training_state.json"
+    if path.exists():
+        old = _read_json(path, "training_state.json")
+        diff = sorted(k for k in state if old.get(k) != state[k])
+        if diff:
+            raise ModelBundleError(
+                f"{out_dir} holds a training with different {diff}; resume with the same "
+                "settings, or use a new output directory (or overwrite=True).")
+        log.info(f"Resuming the training in {out_dir}.")
+    write_json_atomic(path, state)
+
+
+def _save_member(model, history: dict, out_dir: Path, name: str) -> None:
+    members = out_dir / "members"
+    members.mkdir(parents=True, exist_ok=True)
+    tmp = members / f"{name}.tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, members / f"{name}.keras")
+    write_json_atomic(out_dir / "history" / f"{name}.json", history)  # done-marker, last
+
+
+def _member_done(out_dir: Path, name: str) -> bool:
+    return ((out_dir / "history" / f"{name}.json").is_file()
+            and (out_dir / "members" / f"{name}.keras").is_file())
+
+
+def _oof_mean(stacked: np.ndarray, val_sets: Sequence[np.ndarray]) -> np.ndarray:
+    """Per star, the mean of the members that did not train on it (NaN if none)."""
+    n = stacked.shape[1]
+    total = np.zeros(stacked.shape[1:])
+    count = np.zeros(n)
+    for k, val in enumerate(val_sets):
+        total[val] += stacked[k, val]
+        count[val] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count[:, None]
+
+
+def _residual_fits(scalers, config, stacked, val_sets, labels_true):
+    """Residual dispersion fits from validation predictions (all-member mean where none)."""
+    oof = _oof_mean(stacked, val_sets)
+    full = stacked.mean(axis=0)
+    oof = np.where(np.isfinite(oof), oof, full)
+    pred = scalers.labels.inverse_transform(oof)
+    fits, stats = {}, {}
+    for j, lab in enumerate(config.labels):
+        resid = pred[:, j] - labels_true[:, j]
+        fits[lab] = fit_residual_dispersion(pred[:, j], resid)
+        stats[lab] = {"bias": float(np.median(resid)),
+                      "dispersion": float(1.4826 * np.median(np.abs(resid - np.median(resid))))}
+    return fits, stats
+
+
+def _ranges(batch: StarBatch, labels: Sequence[str]) -> dict:
+    lo, hi = RANGE_PERCENTILES
+    out = {lab: tuple(float(v) for v in np.nanpercentile(batch["labels"][:, j], (lo, hi)))
+           for j, lab in enumerate(labels)}
+    for col in ("phot_g_mean_mag", "parallax"):
+        out[col] = tuple(float(v) for v in np.nanpercentile(batch[col], (lo, hi)))
+    return out
+
+
+def _fit_tsne(flux: np.ndarray, out_dir: Path, seed: int, max_stars: int | None) -> None:
+    try:
+        from ..flags import TSNEReference
+    except ImportError:  # pragma: no cover - flags.py is part of the package
+        log.warning("gaiarvs_cnn.flags.TSNEReference is unavailable: the bundle has no "
+                    "t-SNE reference, so catalogue flags cannot test spectra.")
+        return
+    if max_stars is not None and len(flux) > max_stars:
+        rows = np.sort(np.random.default_rng([seed, 31]).choice(len(flux), max_stars,
+                                                                 replace=False))
+        flux = flux[rows]
+    log.info(f"Fitting the t-SNE reference on {len(flux)} training spectra.")
+    TSNEReference.fit(flux, seed=seed).save(out_dir / "tsne")
+
+
+def train_ensemble(store_path, out_dir, config: NetworkConfig = NetworkConfig(),
+                   n_splits: int = 7, n_models: int = 4, epochs: int = 200, seed: int = 0,
+                   max_stars: int | None = None, tsne: bool = True,
+                   tsne_max_stars: int | None = 10_000, progress: bool = True,
+                   description: str = "") -> ModelBundle:
+    """Train ``n_splits`` x ``n_models`` members and write a complete bundle to ``out_dir``.
+
+    Parameters
+    ----------
+    store_path : path-like
+        HDF5 store of training stars (stars without all five labels are ignored).
+    out_dir : path-like
+        Bundle directory; created, or resumed if it holds an unfinished training.
+    config : NetworkConfig
+    n_splits, n_models : int
+        Random 75/25 splits and members per split (paper: 7 x 4).
+    epochs : int
+        Maximum epochs per member (EarlyStopping ends most earlier).
+    seed : int
+        Seeds the splits and every member.
+    max_stars : int, optional
+        Use only the first ``max_stars`` labelled stars.
+    tsne : bool
+        Fit and save the t-SNE reference (`gaiarvs_cnn.flags.TSNEReference`).
+    tsne_max_stars : int, optional
+        Random subset of training spectra for the t-SNE reference.
+    progress : bool
+        Show tqdm progress bars.
+    description : str
+        Free text stored in the metadata's training-sample description.
+
+    Returns
+    -------
+    ModelBundle
+        The loaded, checked bundle.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    batch = load_training_sample(store_path, max_stars)
+    scalers = InputScalers.fit(batch)
+    x, y = training_arrays(batch, scalers, config)
+    splits = make_splits(len(batch), n_splits, seed)
+    _check_state(out_dir, {"config": config.to_dict(), "n_splits": n_splits,
+                           "n_models": n_models, "seed": seed, "epochs": epochs,
+                           "n_stars": len(batch), "source_ids": _ids_digest(batch["source_id"])})
+    names, val_sets, histories = [], [], {}
+    jobs = [(s, m) for s in range(n_splits) for m in range(n_models)]
+    for s, m in tqdm(jobs, desc="ensemble", unit="member", disable=not progress):
+        name = member_name(s, m)
+        names.append(name)
+        val_sets.append(splits[s][1])
+        if _member_done(out_dir, name):
+            histories[name] = _read_json(out_dir / "history" / f"{name}.json", name)
+            continue
+        model, hist = train_member(x, y, *splits[s], config, member_seed(seed, s, m), epochs,
+                                   progress, desc=name)
+        _save_member(model, hist, out_dir, name)
+        histories[name] = hist
+        log.info(f"{name}: best val_loss {min(hist['val_loss']):.3g} at epoch "
+                 f"{hist['best_epoch']}/{hist['epochs_run']} ({hist['seconds']:.0f} s)")
+    import keras
+
+    members = [keras.saving.load_model(out_dir / "members" / f"{n}.keras", compile=False)
+               for n in names]
+    stacked = FusedEnsemble(members, config)(x)
+    fits, stats = _residual_fits(scalers, config, stacked, val_sets, batch["labels"])
+    if tsne:
+        _fit_tsne(fill_nan_pixels(batch["flux"]), out_dir, seed, tsne_max_stars)
+    with Store.open(store_path) as store:
+        store_meta = store.meta
+    meta = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": software_versions(), "config": config.to_dict(),
+        "ensemble": {"n_splits": n_splits, "n_models": n_models, "seed": seed,
+                     "epochs_max": epochs, "validation_fraction": VALIDATION_FRACTION,
+                     "members": names,
+                     "member_seeds": [member_seed(seed, s, m) for s, m in jobs]},
+        "training_sample": {"store": Path(store_path).name, "store_meta": store_meta,
+                            "n_stars": len(batch), "description": description,
+                            "rvs_snr_range": [float(np.nanmin(batch["rvs_snr"])),
+                                              float(np.nanmax(batch["rvs_snr"]))],
+                            "residuals": stats},
+        "range_percentiles": list(RANGE_PERCENTILES),
+        "training_seconds": round(time.perf_counter() - t_start, 1),
+        "epochs_run": {n: histories[n]["epochs_run"] for n in names},
+    }
+    return ModelBundle.write(out_dir, config, scalers, _ranges(batch, config.labels), fits,
+                             meta, [f"members/{n}.keras" for n in names])

@@ -1,0 +1,311 @@
+"""Precision against S/N, calibration of the uncertainties, and the Cramér-Rao bound.
+
+* `precision_vs_snr`: per S/N bin, the empirical dispersion of CNN - reference (paper
+  Fig. 16, solid lines), of GSP-Spec - reference (dashed) when given, and the median of
+  the model's own uncertainties ``e_*`` (model-to-model dispersion) and ``sigma_*``
+  (total uncertainty).
+* `calibration_check`: fraction of stars with |CNN - reference| / sqrt(sigma^2 +
+  sigma_ref^2) < 1, to be compared with 68.3 % for calibrated Gaussian uncertainties.
+* `cramer_rao_bound`: the best precision any unbiased estimator can reach from the RVS
+  spectrum alone, ``sqrt(diag(F^-1))`` with ``F = J^T Sigma^-1 J``, ``J = d flux / d
+  label`` (2401 x 5) and a diagonal per-pixel noise ``1 / (S/N)``.
+
+About the Cramér-Rao ratio: the bound uses the spectrum only, whereas the CNN also uses
+G/BP/RP photometry, the parallax and 110 XP coefficients. For labels those inputs
+constrain (Teff and log g above all, [M/H] partly), the CNN's precision can be *better*
+than the spectra-only bound (ratio < 1) without any contradiction; a ratio well above 1
+means information in the spectrum is left unused (or the ensemble is not converged).
+When two labels are degenerate in the spectrum (e.g. [Fe/H] and [M/H] if the simulator
+derives one from the other), the Fisher matrix is singular and the bound of those labels
+is reported as infinite.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from astropy.table import Table
+from matplotlib.figure import Figure
+from scipy import stats as sps
+from tqdm.auto import tqdm
+
+from ..constants import LABEL_LATEX, LABELS
+from .crossmatch import good_mask
+from .stats import difference_stats, finite
+from .style import COLOURS, new_figure, styled
+
+__all__ = ["PRECISION_SNR_EDGES", "GAUSS_1SIGMA", "precision_vs_snr", "calibration_check",
+           "fisher_matrix", "cramer_rao_bound", "cramer_rao_table", "plot_precision_vs_snr",
+           "plot_calibration"]
+
+#: S/N bin edges of the precision-vs-S/N statistics.
+PRECISION_SNR_EDGES = (15.0, 25.0, 35.0, 50.0, 75.0, 125.0, np.inf)
+#: Fraction of a unit Gaussian within +/-1 sigma.
+GAUSS_1SIGMA = float(sps.norm.cdf(1.0) - sps.norm.cdf(-1.0))
+
+_ERR = {label: (f"e{label}", f"sigma_{label}") for label in LABELS}
+
+
+def _col(table: Table, name: str) -> np.ndarray:
+    if name not in table.colnames:
+        return np.full(len(table), np.nan)
+    return np.asarray(np.ma.filled(np.ma.asarray(table[name], dtype=float), np.nan))
+
+
+def precision_vs_snr(matched: Table, ref_prefix: str | None = "ref_",
+                     gsp_prefix: str | None = None, snr_column: str = "rvs_snr",
+                     edges: Sequence[float] = PRECISION_SNR_EDGES,
+                     labels: Sequence[str] = LABELS, good_only: bool = True) -> Table:
+    """Precision per label in S/N bins (``lo <= S/N < hi``).
+
+    Parameters
+    ----------
+    matched : `~astropy.table.Table`
+        Catalogue with ``rvs_snr`` (from the store), ``e<label>``, ``sigma_<label>``, and
+        optionally reference columns ``<ref_prefix><label>`` (APOGEE, GALAH or ``true_``)
+        and GSP-Spec columns ``<gsp_prefix><label>``.
+    ref_prefix, gsp_prefix : str or None
+        Prefixes of the reference and GSP-Spec columns; None to skip.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        ``label, lo, hi, n, snr_median, median_e, median_sigma, std_ref, sigma_mad_ref,
+        std_gsp, sigma_mad_gsp`` (label units; NaN where not computable).
+    """
+    snr = _col(matched, snr_column)
+    base = good_mask(matched) if good_only else np.ones(len(matched), bool)
+    rows = []
+    for label in labels:
+        if label not in matched.colnames:
+            continue
+        cnn = _col(matched, label)
+        e_int, e_tot = (_col(matched, c) for c in _ERR[label])
+        ref = _col(matched, f"{ref_prefix}{label}") if ref_prefix else np.full(len(cnn), np.nan)
+        gsp = _col(matched, f"{gsp_prefix}{label}") if gsp_prefix else np.full(len(cnn), np.nan)
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            sel = base & (snr >= lo) & (snr < hi) & np.isfinite(cnn)
+            s_ref = difference_stats(cnn[sel] - ref[sel])
+            s_gsp = difference_stats(gsp[sel] - ref[sel])
+            rows.append((label, lo, hi, int(sel.sum()),
+                         float(np.median(snr[sel])) if sel.any() else np.nan,
+                         float(np.nanmedian(e_int[sel])) if np.isfinite(e_int[sel]).any()
+                         else np.nan,
+                         float(np.nanmedian(e_tot[sel])) if np.isfinite(e_tot[sel]).any()
+                         else np.nan,
+                         s_ref["std"], s_ref["sigma_mad"], s_gsp["std"], s_gsp["sigma_mad"]))
+    return Table(rows=rows, names=("label", "lo", "hi", "n", "snr_median", "median_e",
+                                   "median_sigma", "std_ref", "sigma_mad_ref", "std_gsp",
+                                   "sigma_mad_gsp"),
+                 dtype=(str, float, float, int, float, float, float, float, float, float,
+                        float))
+
+
+def calibration_check(matched: Table, ref_prefix: str = "ref_", labels: Sequence[str] = LABELS,
+                      good_only: bool = True, remove_bias: bool = False) -> Table:
+    """Fraction of stars whose CNN - reference difference is within the combined 1 sigma.
+
+    For each label, ``z = (CNN - ref) / sqrt(sigma_cnn^2 + sigma_ref^2)`` with
+    ``sigma_cnn`` the total uncertainty ``sigma_<label>`` (and, for comparison, the
+    model-to-model dispersion ``e<label>``) and ``sigma_ref`` the reference uncertainty
+    ``<ref_prefix>e_<label>`` (0 if absent, e.g. for the simulation truth).
+
+    Parameters
+    ----------
+    remove_bias : bool
+        Subtract the median difference first (tests the dispersion only).
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        ``label, n, frac_within_1sigma, frac_within_1sigma_internal, expected, std_z,
+        median_z``. Calibrated uncertainties give ``frac_within_1sigma ~ 0.683``, ``std_z
+        ~ 1``.
+    """
+    base = good_mask(matched) if good_only else np.ones(len(matched), bool)
+    rows = []
+    for label in labels:
+        if label not in matched.colnames or f"{ref_prefix}{label}" not in matched.colnames:
+            continue
+        diff = _col(matched, label) - _col(matched, f"{ref_prefix}{label}")
+        e_ref = np.nan_to_num(_col(matched, f"{ref_prefix}e_{label}"), nan=0.0)
+        e_int, e_tot = (_col(matched, c) for c in _ERR[label])
+        ok = base & finite(diff, e_tot)
+        if remove_bias and ok.any():
+            diff = diff - np.median(diff[ok])
+        z = diff / np.hypot(e_tot, e_ref)
+        z_int = diff / np.hypot(e_int, e_ref)
+        n = int(ok.sum())
+        rows.append((label, n, float(np.mean(np.abs(z[ok]) < 1)) if n else np.nan,
+                     float(np.mean(np.abs(z_int[ok]) < 1)) if n else np.nan, GAUSS_1SIGMA,
+                     float(np.std(z[ok])) if n else np.nan,
+                     float(np.median(z[ok])) if n else np.nan))
+    return Table(rows=rows, names=("label", "n", "frac_within_1sigma",
+                                   "frac_within_1sigma_internal", "expected", "std_z",
+                                   "median_z"),
+                 dtype=(str, int, float, float, float, float, float))
+
+
+def fisher_matrix(jacobian: np.ndarray, noise: np.ndarray | float) -> np.ndarray:
+    """Fisher information ``F = J^T Sigma^-1 J`` for independent Gaussian pixel noise.
+
+    Parameters
+    ----------
+    jacobian : ndarray, shape (npix, nlabel)
+        d(normalised flux)/d(label), in flux per label unit.
+    noise : float or ndarray, shape (npix,)
+        Per-pixel noise standard deviation (normalised flux); ``1 / (S/N)`` for RVS.
+    """
+    jac = np.asarray(jacobian, dtype=float)
+    w = 1.0 / np.broadcast_to(np.asarray(noise, dtype=float), jac.shape[:1]) ** 2
+    ok = np.isfinite(w) & np.all(np.isfinite(jac), axis=1)
+    return jac[ok].T @ (jac[ok] * w[ok, None])
+
+
+def cramer_rao_bound(jacobian: np.ndarray, noise: np.ndarray | float,
+                     rcond: float = 1e-10) -> np.ndarray:
+    """Cramér-Rao lower bound ``sqrt(diag(F^-1))`` of each label (label units).
+
+    Labels in a (near-)degenerate direction of ``F`` (eigenvalue below ``rcond`` times
+    the largest) get an infinite bound. Labels with an all-zero Jacobian column also get
+    an infinite bound; the others are computed from the non-degenerate sub-matrix.
+
+    Examples
+    --------
+    A linear model ``flux = 1 + a * x`` with 100 pixels of slope ``a = 0.01`` and noise
+    0.1 has ``F = 100 * 0.01**2 / 0.1**2 = 1``:
+
+    >>> import numpy as np
+    >>> float(cramer_rao_bound(np.full((100, 1), 0.01), 0.1)[0])
+    1.0
+    """
+    fisher = fisher_matrix(jacobian, noise)
+    nlab = fisher.shape[0]
+    bound = np.full(nlab, np.inf)
+    active = np.flatnonzero(np.diag(fisher) > 0)
+    if active.size == 0:
+        return bound
+    sub = fisher[np.ix_(active, active)]
+    scale = np.sqrt(np.diag(sub))
+    corr = sub / np.outer(scale, scale)
+    evals, evecs = np.linalg.eigh(corr)
+    good = evals > rcond * evals.max()
+    inv = (evecs[:, good] / evals[good]) @ evecs[:, good].T
+    var = np.diag(inv) / scale**2
+    # a label with weight on a dropped (degenerate) eigenvector is unconstrained
+    degenerate = np.any(np.abs(evecs[:, ~good]) > 1e-6, axis=1) if (~good).any() else \
+        np.zeros(active.size, bool)
+    bound[active] = np.where(degenerate, np.inf, np.sqrt(var))
+    return bound
+
+
+def cramer_rao_table(matched: Table, jacobian: Callable[[np.ndarray], np.ndarray],
+                     snr_range: tuple[float, float] = (15.0, 25.0),
+                     snr_column: str = "rvs_snr", truth_prefix: str = "true_",
+                     labels: Sequence[str] = LABELS, max_stars: int = 200, seed: int = 0,
+                     good_only: bool = True) -> Table:
+    """Ensemble precision at ``snr_range`` against the spectra-only Cramér-Rao bound.
+
+    The bound is computed for up to ``max_stars`` randomly chosen stars of the bin at their
+    true labels and S/N (noise ``1 / (S/N)`` per pixel); the table reports its median.
+
+    Parameters
+    ----------
+    matched : `~astropy.table.Table`
+        Catalogue with the truth columns ``true_<label>`` and ``rvs_snr`` (from a simulated
+        store).
+    jacobian : callable
+        ``jacobian(labels) -> (npix, 5)`` d(flux)/d(label) of the simulator, labels in
+        `~gaiarvs_cnn.constants.LABELS` order.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        ``label, n, precision_std, precision_mad, bound_median, ratio`` where ``ratio =
+        precision_std / bound_median``; see the module docstring for its meaning.
+    """
+    snr = _col(matched, snr_column)
+    truth = np.column_stack([_col(matched, truth_prefix + k) for k in LABELS])
+    base = good_mask(matched) if good_only else np.ones(len(matched), bool)
+    sel = np.flatnonzero(base & (snr >= snr_range[0]) & (snr < snr_range[1])
+                         & np.all(np.isfinite(truth), axis=1))
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(sel, size=min(max_stars, sel.size), replace=False) if sel.size else sel
+    bounds = np.array([cramer_rao_bound(jacobian(truth[i]), 1.0 / snr[i])
+                       for i in tqdm(pick, desc="Cramer-Rao", disable=None, leave=False)])
+    rows = []
+    for j, label in enumerate(LABELS):
+        if label not in labels or label not in matched.colnames:
+            continue
+        diff = _col(matched, label)[sel] - truth[sel, j]
+        st = difference_stats(diff)
+        b = float(np.median(bounds[:, j])) if bounds.size else np.nan
+        rows.append((label, st["n"], st["std"], st["sigma_mad"], b, st["std"] / b))
+    table = Table(rows=rows, names=("label", "n", "precision_std", "precision_mad",
+                                    "bound_median", "ratio"),
+                  dtype=(str, int, float, float, float, float))
+    table.meta["snr_range"] = list(snr_range)
+    table.meta["n_bound_stars"] = int(pick.size)
+    table.meta["note"] = ("Spectra-only bound; the CNN also uses photometry, parallax and XP "
+                          "coefficients, so ratio < 1 is possible for labels they constrain.")
+    return table
+
+
+@styled
+def plot_precision_vs_snr(precision: Table, labels: Sequence[str] = ("teff", "logg", "mh",
+                                                                     "alpham"),
+                          reference_name: str = "reference") -> Figure:
+    """Precision against S/N per label (paper Fig. 16).
+
+    Solid: dispersion (std) of CNN - reference; dashed: GSP-Spec - reference (when
+    present); dotted: median total uncertainty ``sigma_*``; dash-dotted: median
+    model-to-model dispersion ``e*``.
+    """
+    fig, axes = new_figure(1, len(labels), panel_size=(2.3, 2.2))
+    for ax, label in zip(axes[0], labels):
+        rows = precision[(precision["label"] == label) & (precision["n"] > 0)]
+        x = np.arange(len(rows))
+        for col, style, colour, name in (
+                ("std_ref", "o-", COLOURS["cnn"], f"CNN $-$ {reference_name}"),
+                ("std_gsp", "s--", COLOURS["ref"], f"GSP-Spec $-$ {reference_name}"),
+                ("median_sigma", "^:", COLOURS["model"], r"median $\sigma$ (total)"),
+                ("median_e", "v-.", "0.4", "median e (ensemble)")):
+            y = np.asarray(rows[col], float)
+            if np.isfinite(y).any():
+                ax.plot(x, y, style, ms=3, color=colour, label=name)
+        ax.set_xticks(x, [f"{lo:g}-{hi:g}" if np.isfinite(hi) else f"$\\geq${lo:g}"
+                          for lo, hi in zip(rows["lo"], rows["hi"])], rotation=45)
+        ax.set_ylim(bottom=0.0)
+        ax.set_xlabel("RVS S/N [per pixel]")
+        ax.set_ylabel(f"precision {LABEL_LATEX[label]} [{'K' if label == 'teff' else 'dex'}]")
+    axes[0, 0].legend(frameon=False, fontsize=5.5)
+    return fig
+
+
+@styled
+def plot_calibration(matched: Table, ref_prefix: str = "ref_",
+                     labels: Sequence[str] = LABELS, good_only: bool = True) -> Figure:
+    """Histograms of the normalised residuals ``(CNN - ref) / sqrt(sigma^2 + sigma_ref^2)``.
+
+    A unit Gaussian (calibrated uncertainties) is overplotted; each panel states the
+    fraction within +/-1.
+    """
+    cal = calibration_check(matched, ref_prefix, labels, good_only)
+    show = [k for k in labels if k in set(cal["label"])]
+    fig, axes = new_figure(1, len(show), panel_size=(2.1, 2.0), sharey=True)
+    base = good_mask(matched) if good_only else np.ones(len(matched), bool)
+    grid = np.linspace(-5, 5, 41)
+    for ax, label in zip(axes[0], show):
+        diff = _col(matched, label) - _col(matched, f"{ref_prefix}{label}")
+        e_ref = np.nan_to_num(_col(matched, f"{ref_prefix}e_{label}"), nan=0.0)
+        z = diff / np.hypot(_col(matched, f"sigma_{label}"), e_ref)
+        ok = base & np.isfinite(z)
+        ax.hist(np.clip(z[ok], -5, 5), bins=grid, density=True, color=COLOURS["cnn"],
+                alpha=0.6, label="CNN")
+        ax.plot(grid, sps.norm.pdf(grid), color="black", lw=0.8, label="N(0, 1)")
+        frac = float(cal["frac_within_1sigma"][cal["label"] == label][0])
+        ax.set_title(f"{LABEL_LATEX[label]}: {100 * frac:.0f}% within 1$\\sigma$")
+        ax.set_xlabel(f"{LABEL_LATEX[label]} residual / uncertainty [$\\sigma$]")
+    axes[0, 0].set_ylabel("probability density [1/$\\sigma$]")
+    axes[0, 0].legend(frameon=False)
+    return fig

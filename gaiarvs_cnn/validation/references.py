@@ -1,0 +1,109 @@
+"""Obtaining the reference catalogues of the validation: simulated, archive or file.
+
+* ``simulated``: `gaiarvs_cnn.sources.simulated.reference_catalog` on the simulated store
+  the catalogue was made from (offsets and scatters recorded in ``meta``);
+* ``archive``: the real adapters (GALAH DR3 and APOGEE DR17 at VizieR, K2-GAP, the
+  Cantat-Gaudin 2020 members, Gaia DR3 GSP-Spec/GSP-Phot at the ESA archive);
+* ``file``: a Table already in the canonical schema (ECSV, FITS, VOTable), e.g. saved by
+  ``gaiarvs-cnn fetch``.
+
+Every path returns a Table checked with
+`~gaiarvs_cnn.sources.reference.check_reference`.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+
+from ..exceptions import ArchiveError, GaiaRVSCNNError, InputDataError
+from ..sources.reference import REFERENCE_KINDS, check_reference
+
+__all__ = ["REFERENCE_SOURCES", "get_reference"]
+
+#: Where references can come from.
+REFERENCE_SOURCES = ("simulated", "archive", "file")
+
+
+def _simulated(kind: str, store, seed) -> Table:
+    from ..sources.simulated import reference_catalog
+    from ..store import Store
+
+    if store is None:
+        raise InputDataError(f"The simulated {kind} reference is derived from the simulated "
+                             "store of the catalogue: pass --store sim.h5.")
+    if isinstance(store, (str, Path)):
+        with Store.open(store) as st:
+            return reference_catalog(kind, st, seed)
+    return reference_catalog(kind, store, seed)
+
+
+def _archive(kind: str, source_ids: Sequence[int] | None) -> Table:
+    ids = None if source_ids is None else np.asarray(source_ids, dtype=np.int64).tolist()
+    if kind == "galah":
+        from ..sources.galah import query_galah
+        return query_galah(ids)
+    if kind == "apogee":
+        from ..sources.apogee import query_apogee
+        return query_apogee(ids)
+    if kind == "seismic":
+        from ..sources.k2gap import query_k2gap
+        return query_k2gap()
+    if kind == "clusters":
+        from ..sources.clusters import query_clusters
+        return query_clusters()
+    from ..sources.gaia_ap import query_gsp
+
+    if ids is None:
+        raise InputDataError(f"{kind} is queried per star: give the catalogue's source_ids.")
+    return query_gsp(kind, ids)
+
+
+def get_reference(kind: str, source: str = "simulated", *, store=None, seed=0,
+                  source_ids: Sequence[int] | None = None, path=None) -> Table:
+    """Return the ``kind`` reference catalogue from ``source``.
+
+    Parameters
+    ----------
+    kind : str
+        One of `~gaiarvs_cnn.sources.reference.REFERENCE_KINDS`.
+    source : {"simulated", "archive", "file"}
+    store : path-like or `~gaiarvs_cnn.store.Store`, optional
+        Simulated store (``source="simulated"``).
+    seed : int or sequence of int
+        Seed of the simulated reference (noise draws).
+    source_ids : sequence of int, optional
+        Stars to look up (``source="archive"``; GALAH, APOGEE, GSP).
+    path : path-like, optional
+        Canonical-schema table (``source="file"``).
+
+    Raises
+    ------
+    InputDataError
+        Unknown kind/source, missing store/path, or a table not in the canonical schema.
+    ArchiveError
+        The archive could not be reached or answered badly (message names the service).
+    """
+    if kind not in REFERENCE_KINDS:
+        raise InputDataError(f"Unknown reference kind {kind!r}; known: {REFERENCE_KINDS}.")
+    if source == "simulated":
+        table = _simulated(kind, store, seed)
+    elif source == "archive":
+        try:
+            table = _archive(kind, source_ids)
+        except GaiaRVSCNNError:
+            raise
+        except Exception as exc:  # network stacks raise many types
+            raise ArchiveError(f"Could not obtain the {kind} reference from its archive: "
+                               f"{exc}") from exc
+    elif source == "file":
+        if path is None or not Path(path).exists():
+            raise InputDataError(f"No {kind} reference file at {path!r}; give an existing "
+                                 f"ECSV/FITS/VOTable in the canonical schema.")
+        table = Table.read(path)
+    else:
+        raise InputDataError(f"Unknown reference source {source!r}; use one of "
+                             f"{REFERENCE_SOURCES}.")
+    return check_reference(table, kind)

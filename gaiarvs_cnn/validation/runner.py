@@ -1,0 +1,327 @@
+"""Run the validation comparisons and collect their tables and figures.
+
+Each ``validate_<comparison>`` function takes the catalogue joined with its store
+columns (`~gaiarvs_cnn.validation.crossmatch.add_store_columns`) and the reference
+Table(s) it needs, and returns a `~gaiarvs_cnn.validation.report.ValidationResult`.
+When the catalogue carries the simulation truth (``true_<label>`` columns, from a
+simulated store) the science checks of `gaiarvs_cnn.validation.truth` are added: the
+injected reference offsets and scatters must be recovered.
+
+`run_validation` runs several comparisons; `REQUIRED_REFERENCES` and
+`OPTIONAL_REFERENCES` say which reference kinds each needs.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+from astropy import log
+from astropy.table import Table
+
+from ..constants import LABELS
+from ..exceptions import InputDataError
+from .bimodality import add_galactocentric, bimodality_grid, plot_bimodality, select_giants
+from .clusters import cluster_logg_trends, cluster_statistics, plot_clusters
+from .crossmatch import good_mask, match_reference
+from .figures import plot_comparison, plot_kiel
+from .gaia_ap import compare_gsp, gsp_precision_ratio
+from .galah import compare_galah, galah_quality_mask, plot_galah_snr
+from .precision import (
+    calibration_check,
+    cramer_rao_table,
+    plot_calibration,
+    plot_precision_vs_snr,
+    precision_vs_snr,
+)
+from .report import ValidationResult
+from .seismic import add_seismic_logg, compare_seismic, plot_seismic
+from .stats import difference_stats
+from .truth import offset_recovery, sequence_recovery, truth_comparison
+
+__all__ = ["COMPARISONS", "REQUIRED_REFERENCES", "OPTIONAL_REFERENCES", "has_truth",
+           "validate_galah", "validate_seismic", "validate_clusters", "validate_gsp",
+           "validate_precision", "validate_bimodality", "validate_truth", "run_validation",
+           "needed_references"]
+
+#: Comparisons, in report order.
+COMPARISONS = ("galah", "seismic", "clusters", "gsp-spec", "gsp-phot", "precision",
+               "bimodality")
+#: Reference kinds without which a comparison cannot run.
+REQUIRED_REFERENCES = {"galah": ("galah",), "seismic": ("seismic",), "clusters": ("clusters",),
+                       "gsp-spec": ("gsp-spec",), "gsp-phot": ("gsp-phot",), "precision": (),
+                       "bimodality": ()}
+#: Reference kinds a comparison uses when available.
+OPTIONAL_REFERENCES = {"clusters": ("galah",), "gsp-spec": ("apogee",), "gsp-phot": ("apogee",),
+                       "precision": ("apogee", "gsp-spec")}
+_SUMMARY_SUBSETS = ("all", "snr 15-25", "snr 25-50", "snr >=50", "giants", "dwarfs",
+                    "logg<2.2", "metal-poor [Fe/H]<-1", "[Fe/H]>=-1", "logg<2.3",
+                    "2.3<=logg<2.6", "logg>=2.6", "metal-poor snr 15-25")
+
+
+def has_truth(table: Table) -> bool:
+    """True when ``table`` holds the simulation truth (``true_teff`` ... ``true_feh``)."""
+    return all(f"true_{k}" in table.colnames for k in LABELS)
+
+
+def needed_references(against: Sequence[str], optional: bool = True) -> tuple[list, list]:
+    """Reference kinds (required, optional) of a list of comparisons."""
+    req = sorted({k for c in against for k in REQUIRED_REFERENCES[c]})
+    opt = sorted({k for c in against for k in OPTIONAL_REFERENCES.get(c, ())} - set(req))
+    return req, (opt if optional else [])
+
+
+def _summary(stats: Table) -> Table:
+    keep = np.isin(np.asarray(stats["subset"]), _SUMMARY_SUBSETS)
+    return stats[keep]
+
+
+def _injected(reference: Table) -> tuple[dict, dict]:
+    return (dict(reference.meta.get("injected_offset") or {}),
+            dict(reference.meta.get("injected_scatter") or {}))
+
+
+def _recovery_notes(name: str, table: Table) -> list[str]:
+    notes = []
+    for row in table:
+        verdict = "recovered" if row["recovered"] else "NOT recovered"
+        notes.append(f"{name} {row['label']}: injected offset {row['injected_offset']:+.4g}, "
+                     f"measured {row['offset']:+.4g} ± {row['e_offset']:.2g}; injected scatter "
+                     f"{row['injected_scatter']:.4g}, measured {row['scatter']:.4g} ± "
+                     f"{row['e_scatter']:.2g}; CNN - {name} bias {row['bias_cnn_ref']:+.4g} "
+                     f"(expected {row['expected_bias']:+.4g} ± {row['e_bias']:.2g}): {verdict}.")
+    return notes
+
+
+def _add_recovery(result: ValidationResult, matched: Table, reference: Table, base: np.ndarray,
+                  labels: Sequence[str] = LABELS, ref_columns: Mapping | None = None) -> None:
+    offset, scatter = _injected(reference)
+    if not has_truth(matched) or not offset:
+        return
+    rec = offset_recovery(matched, offset, scatter, labels=labels, base=base,
+                          ref_columns=ref_columns)
+    result.tables["recovery"] = rec
+    result.notes += _recovery_notes(result.name, rec)
+
+
+def validate_galah(data: Table, galah: Table) -> ValidationResult:
+    """CNN vs GALAH DR3: statistics, 1:1/residual figure, S/N figure, offset recovery."""
+    matched = match_reference(data, galah)
+    stats = compare_galah(matched)
+    base = good_mask(matched) & galah_quality_mask(matched, "ref_")
+    result = ValidationResult("galah", tables={"stats": stats}, summary=_summary(stats))
+    result.figures["comparison"] = plot_comparison(matched[base], "ref_",
+                                                   ("teff", "logg", "feh", "alpham"),
+                                                   "GALAH DR3")
+    result.figures["snr"] = plot_galah_snr(stats)
+    _add_recovery(result, matched, galah, base, ("teff", "logg", "feh", "alpham"))
+    return result
+
+
+def _seismic_injection(seismic: Table) -> Table:
+    """Express a numax-space injection (fractional) as log g offset/scatter (dex)."""
+    offset, scatter = _injected(seismic)
+    if "logg" in offset or "numax" not in offset:
+        return seismic
+    view = Table(seismic, copy=False)
+    view.meta = dict(seismic.meta)
+    view.meta["injected_offset"] = {"logg": float(np.log10(1.0 + offset["numax"]))}
+    view.meta["injected_scatter"] = {"logg": float(scatter.get("numax", np.nan) / np.log(10))}
+    return view
+
+
+def validate_seismic(data: Table, seismic: Table) -> ValidationResult:
+    """CNN log g vs seismic log g (numax + CNN Teff): statistics, figure, recovery."""
+    matched = add_seismic_logg(match_reference(data, seismic))
+    stats = compare_seismic(matched)
+    base = good_mask(matched)
+    result = ValidationResult("seismic", tables={"stats": stats}, summary=_summary(stats))
+    result.figures["logg"] = plot_seismic(matched[base])
+    _add_recovery(result, matched, _seismic_injection(seismic), base, ("logg",),
+                  {"logg": "seis_logg"})
+    return result
+
+
+def validate_clusters(data: Table, clusters: Table, galah: Table | None = None
+                      ) -> ValidationResult:
+    """Open clusters: per-cluster statistics, trends with log g, GALAH cluster means."""
+    matched = match_reference(data, clusters)
+    if galah is not None:
+        cut = galah[galah_quality_mask(galah)]
+        matched = match_reference(matched, cut, prefix="galah_", join_type="left")
+    stats = cluster_statistics(matched)
+    trends = cluster_logg_trends(matched)
+    result = ValidationResult("clusters", tables={"stats": stats, "logg_trends": trends})
+    result.figures["feh"] = plot_clusters(matched, stats)
+    if "true_mean_feh" in stats.colnames and len(stats):
+        dev = np.asarray(stats["mean_feh"]) - np.asarray(stats["true_mean_feh"])
+        err = np.asarray(stats["std_feh"]) / np.sqrt(np.asarray(stats["n"]))
+        result.notes.append(f"CNN cluster mean [Fe/H] - true cluster [Fe/H]: max |dev| = "
+                            f"{np.max(np.abs(dev)):.3f} dex, max |dev|/error = "
+                            f"{np.max(np.abs(dev) / err):.1f} over {len(stats)} clusters.")
+    for row in trends:
+        result.notes.append(f"{row['label']} trend with log g: {row['slope']:+.4f} ± "
+                            f"{row['e_slope']:.4f} dex/dex; within-cluster scatter "
+                            f"{row['scatter']:.3f} dex (N = {row['n']}).")
+    return result
+
+
+def validate_gsp(data: Table, reference: Table, kind: str = "gsp-spec",
+                 apogee: Table | None = None) -> ValidationResult:
+    """CNN vs GSP-Spec/GSP-Phot (flags applied) and the GSP/CNN precision ratio.
+
+    The ratio is measured against the simulation truth when present, otherwise against
+    APOGEE (``apogee``) when given.
+    """
+    matched = match_reference(data, reference)
+    stats = compare_gsp(matched, kind)
+    result = ValidationResult(kind, tables={"stats": stats}, summary=_summary(stats))
+    name = {"gsp-spec": "GSP-Spec", "gsp-phot": "GSP-Phot"}[kind]
+    keep = good_mask(matched)
+    if kind == "gsp-spec":
+        from ..sources.gaia_ap import good_gspspec_flags
+
+        keep &= good_gspspec_flags(matched["ref_flags_gspspec"])
+    result.figures["comparison"] = plot_comparison(matched[keep], "ref_", LABELS, name)
+    against = "true_" if has_truth(matched) else None
+    if against is None and apogee is not None:
+        matched = match_reference(matched, apogee, prefix="apogee_", join_type="left")
+        against = "apogee_"
+    if against:
+        ratio = gsp_precision_ratio(matched, against, kind=kind)
+        result.tables["precision_ratio"] = ratio
+        result.notes.append(f"{name} / CNN dispersion against {against.rstrip('_')}: " + ", ".join(
+            f"{r['label']} {r['ratio_mad']:.2f}" for r in ratio) + " (paper: 2-3).")
+    return result
+
+
+def validate_precision(data: Table, apogee: Table | None = None, gsp: Table | None = None,
+                       jacobian: Callable | None = None) -> ValidationResult:
+    """Precision vs S/N, calibration of sigma_*, Kiel diagrams and the Cramér-Rao ratio.
+
+    The reference is the simulation truth when present, else APOGEE when given (else
+    only the model's own uncertainties are shown). The Cramér-Rao ratio needs the truth
+    and the simulator's ``jacobian``.
+    """
+    table, prefix, name = data, None, "reference"
+    if has_truth(data):
+        prefix, name = "true_", "truth"
+    elif apogee is not None:
+        table, prefix, name = match_reference(data, apogee, "apogee_", "left"), "apogee_", "APOGEE"
+    gsp_prefix = None
+    if gsp is not None:
+        table = match_reference(table, gsp, prefix="gsp_", join_type="left")
+        from ..sources.gaia_ap import good_gspspec_flags
+
+        flags = np.ma.filled(np.ma.asarray(table["gsp_flags_gspspec"]).astype(str), "")
+        bad = ~good_gspspec_flags(flags)
+        for label in ("teff", "logg", "mh", "alpham"):
+            if f"gsp_{label}" in table.colnames:
+                table[f"gsp_{label}"] = np.where(bad, np.nan, np.ma.filled(
+                    np.ma.asarray(table[f"gsp_{label}"], dtype=float), np.nan))
+        gsp_prefix = "gsp_"
+    prec = precision_vs_snr(table, prefix, gsp_prefix)
+    result = ValidationResult("precision", tables={"vs_snr": prec})
+    result.figures["vs_snr"] = plot_precision_vs_snr(prec, reference_name=name)
+    result.figures["kiel"] = plot_kiel(data, np.asarray(data["rvs_snr"], float),
+                                       background=~good_mask(data))
+    if prefix:
+        cal = calibration_check(table, prefix)
+        result.tables["calibration"] = cal
+        result.figures["calibration"] = plot_calibration(table, prefix)
+        result.notes.append("Fraction within 1 sigma (expected 0.683): " + ", ".join(
+            f"{r['label']} {r['frac_within_1sigma']:.3f}" for r in cal))
+    if jacobian is not None and has_truth(data):
+        cr = cramer_rao_table(data, jacobian)
+        result.tables["cramer_rao"] = cr
+        result.notes.append("Ensemble precision / spectra-only Cramér-Rao bound at S/N 15-25: "
+                            + ", ".join(f"{r['label']} {r['ratio']:.2f}" for r in cr)
+                            + " (the CNN also uses photometry, parallax and XP: < 1 allowed).")
+    return result
+
+
+def validate_bimodality(data: Table) -> ValidationResult:
+    """[alpha/M]-[M/H] of giants in galactocentric R-|Z| bins (paper Fig. 24)."""
+    table = add_galactocentric(data.copy(copy_data=False))
+    mask = select_giants(table)
+    grid = bimodality_grid(table, mask)
+    result = ValidationResult("bimodality", tables={"grid": grid})
+    result.figures["alpha_mh"] = plot_bimodality(table, mask)
+    whole = grid[0]
+    result.notes.append(f"Giants (log g < 2.2, 15 <= S/N <= 25): {whole['n_bin']}; two "
+                        f"[alpha/M] sequences at {whole['mu_low']:.3f} and {whole['mu_high']:.3f}"
+                        f" dex, delta BIC(1-2) = {whole['delta_bic']:.1f}.")
+    if has_truth(table):
+        seq = sequence_recovery(table, mask)
+        result.tables["sequences"] = seq
+        cnn, true = seq[0], seq[1]
+        result.notes.append(f"Sequences on the true labels of the same giants: "
+                            f"{true['mu_low']:.3f} and {true['mu_high']:.3f} dex "
+                            f"(CNN {cnn['mu_low']:.3f}, {cnn['mu_high']:.3f}).")
+    if "galactic_R" in table.colnames:
+        d_r = np.asarray(table["R_gc"], float) - np.asarray(table["galactic_R"], float)
+        d_z = np.asarray(table["Z_gc"], float) - np.asarray(table["galactic_Z"], float)
+        sr, sz = difference_stats(d_r), difference_stats(d_z)
+        result.notes.append(f"R, Z from Gaia astrometry minus the simulator's true R, Z "
+                            f"(parallax_over_error >= 5): median {sr['bias']:+.3f}, "
+                            f"{sz['bias']:+.3f} kpc; sigma {sr['sigma_mad']:.3f}, "
+                            f"{sz['sigma_mad']:.3f} kpc (N = {sr['n']}).")
+    return result
+
+
+def validate_truth(data: Table) -> ValidationResult:
+    """CNN vs the simulation truth: statistics and the 1:1/residual figure."""
+    stats = truth_comparison(data)
+    result = ValidationResult("truth", tables={"stats": stats}, summary=_summary(stats))
+    result.figures["comparison"] = plot_comparison(data[good_mask(data)], "true_", LABELS,
+                                                   "truth")
+    return result
+
+
+def run_validation(data: Table, against: Sequence[str], references: Mapping[str, Table],
+                   jacobian: Callable | None = None) -> list[ValidationResult]:
+    """Run the comparisons ``against`` (names of `COMPARISONS`).
+
+    Parameters
+    ----------
+    data : `~astropy.table.Table`
+        Catalogue joined with its store columns (``rvs_snr``, ``ra``, ``dec``,
+        ``parallax`` ...; truth columns for a simulated store).
+    against : sequence of str
+        Comparisons to run.
+    references : mapping kind -> `~astropy.table.Table`
+        Reference catalogues in the canonical schema.
+    jacobian : callable, optional
+        Simulator d(flux)/d(label) for the Cramér-Rao ratio.
+
+    Raises
+    ------
+    InputDataError
+        If a required reference is missing from ``references``.
+    """
+    unknown = sorted(set(against) - set(COMPARISONS))
+    if unknown:
+        raise InputDataError(f"Unknown comparison(s) {unknown}; choose from {COMPARISONS}.")
+    req, _ = needed_references(against)
+    missing = [k for k in req if k not in references]
+    if missing:
+        raise InputDataError(f"Reference catalogue(s) {missing} needed for {list(against)} "
+                             "were not provided.")
+    ref = references.get
+    runners = {"galah": lambda: validate_galah(data, ref("galah")),
+               "seismic": lambda: validate_seismic(data, ref("seismic")),
+               "clusters": lambda: validate_clusters(data, ref("clusters"), ref("galah")),
+               "gsp-spec": lambda: validate_gsp(data, ref("gsp-spec"), "gsp-spec",
+                                                ref("apogee")),
+               "gsp-phot": lambda: validate_gsp(data, ref("gsp-phot"), "gsp-phot",
+                                                ref("apogee")),
+               "precision": lambda: validate_precision(data, ref("apogee"), ref("gsp-spec"),
+                                                       jacobian),
+               "bimodality": lambda: validate_bimodality(data)}
+    results = []
+    for name in COMPARISONS:
+        if name in against:
+            log.info(f"Validation: {name}")
+            results.append(runners[name]())
+    if has_truth(data):
+        results.append(validate_truth(data))
+    return results

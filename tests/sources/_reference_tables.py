@@ -1,0 +1,116 @@
+"""Reference-catalogue tables served by the loopback archive (built, not recorded).
+
+Column names and units follow the real tables: VizieR labels where the adapters query by
+them (``GaiaEDR3``, ``GaiaDR2``, ``Teff``, ``[M/H]``, ``AFlag``, ``Cluster``, ``proba``...),
+the surveys' own names otherwise (APOGEE ``ASPCAP_CHI2``/``FE_H_FLAG``, GALAH DR3
+``fe_h``, ``flag_sp``, ``snr_c3_iraf``...), Gaia archive names for ``gaiadr3.*`` tables.
+Every row is chosen to exercise one rule of the adapters; the expected outcome is written
+next to it and asserted in ``test_reference.py``.
+"""
+from __future__ import annotations
+
+import astropy.units as u
+import numpy as np
+from astropy.table import Table
+
+DEX = u.dex
+LOGG = u.dex(u.cm / u.s**2)
+#: Gaia DR2 ids of the cluster / K2 rows (invented; mapped to DR3 by dr2_neighbourhood).
+DR2 = [111, 222, 333, 444]
+
+
+def _apogee(s: list[int]) -> Table:
+    # rows: s0 good (SNR 200), s1 good, s2 good, s3 TEFF_ERR 150 (cut), s4 STAR_BAD (cut),
+    # s5 good, Gaia id 0 (dropped), s0 again with SNR 80 (duplicate, dropped)
+    ids = [s[0], s[1], s[2], s[3], s[4], s[5], 0, s[0]]
+    n = len(ids)
+    t = Table()
+    t["APOGEE"] = [f"2M{i:08d}+0000000" for i in range(n)]
+    t["GaiaEDR3"] = np.array(ids, dtype=np.int64)
+    t["Teff"] = np.array([4800, 5100, 4500, 4600, 5000, 6000, 5000, 4700.0]) * u.K
+    t["e_Teff"] = np.array([50, 60, 40, 150, 50, 70, 50, 55.0]) * u.K
+    t["logg"] = np.array([2.5, 3.9, 2.1, 2.4, 4.4, 4.2, 3.0, 2.6]) * LOGG
+    t["e_logg"] = np.full(n, 0.05) * LOGG
+    t["[M/H]"] = np.array([-0.2, 0.1, -1.0, 0.0, 0.0, -0.3, 0.0, -0.25]) * DEX
+    t["e_[M/H]"] = np.array([0.02, 0.02, 0.15, 0.02, 0.02, 0.03, 0.02, 0.02]) * DEX
+    t["[a/M]"] = np.array([0.1, 0.0, 0.3, 0.05, 0.0, 0.02, 0.0, 0.1]) * DEX
+    t["e_[a/M]"] = np.full(n, 0.03) * DEX
+    t["[Fe/H]"] = np.array([-0.25, 0.12, -1.1, 0.0, 0.0, -0.3, 0.0, -0.3]) * DEX
+    t["e_[Fe/H]"] = np.array([0.02, 0.02, 0.15, 0.02, 0.02, 0.03, 0.02, 0.02]) * DEX
+    t["AFlag"] = ["", "", "", "", "STAR_BAD,COLORTE_WARN", "", "", ""]
+    t["ASPCAP_CHI2"] = np.array([3.0, 4.0, 5.0, 2.0, 3.0, 6.0, 3.0, 3.0])
+    t["FE_H_FLAG"] = np.zeros(n, dtype=np.int32)
+    t["SNR"] = np.array([200, 150, 120, 300, 100, 90, 100, 80.0])
+    return t
+
+
+def _galah(s: list[int]) -> Table:
+    # s0 good, s1 flag_sp=1 (cut), s2 snr 30 (cut), s3 good, s4 flag_guess=1 (cut)
+    ids = s[:5]
+    t = Table()
+    t["sobject_id"] = np.arange(5, dtype=np.int64) + 131216001101000
+    t["GaiaEDR3"] = np.array(ids, dtype=np.int64)
+    t["teff"] = np.array([4850, 5000, 4400, 4650, 5200.0]) * u.K
+    t["e_teff"] = np.full(5, 80.0) * u.K
+    t["logg"] = np.array([2.6, 3.8, 2.0, 2.5, 4.3]) * LOGG
+    t["e_logg"] = np.full(5, 0.2) * LOGG
+    t["fe_h"] = np.array([-0.22, 0.1, -1.0, 0.05, -0.1]) * DEX
+    t["e_fe_h"] = np.full(5, 0.07) * DEX
+    t["alpha_fe"] = np.array([0.12, 0.0, 0.3, 0.04, 0.01]) * DEX
+    t["e_alpha_fe"] = np.full(5, 0.05) * DEX
+    t["flag_sp"] = np.array([0, 1, 0, 0, 0], dtype=np.int32)
+    t["flag_fe_h"] = np.zeros(5, dtype=np.int32)
+    t["flag_alpha_fe"] = np.zeros(5, dtype=np.int32)
+    t["flag_guess"] = np.array([0, 0, 0, 0, 1], dtype=np.int32)
+    t["snr_c3_iraf"] = np.array([60, 80, 30, 45, 90.0])
+    return t
+
+
+def _dr2_neighbourhood(s: list[int]) -> Table:
+    # 111 -> s0 (1 mas) and s1 (50 mas): the closest, s0, is kept; 222 -> s2;
+    # 333 -> no neighbour; 444 -> s3
+    return Table({"dr2_source_id": np.array([111, 111, 222, 444], dtype=np.int64),
+                  "dr3_source_id": np.array([s[1], s[0], s[2], s[3]], dtype=np.int64),
+                  "angular_distance": np.array([50.0, 1.0, 2.0, 0.5]) * u.mas,
+                  "magnitude_difference": np.array([0.1, 0.3, 0.0, 0.01]) * u.mag,
+                  "proper_motion_propagation": np.array([True] * 4)})
+
+
+def _clusters() -> Table:
+    return Table({"Cluster": ["NGC_2539", "NGC_2539", "Melotte_22", "Melotte_22"],
+                  "GaiaDR2": np.array(DR2, dtype=np.int64),
+                  "proba": np.array([1.0, 0.8, 0.9, 0.5])})
+
+
+def _k2gap() -> Table:
+    # 444 has no numax (dropped)
+    return Table({"EPIC": np.array([201000001, 201000002, 201000003], dtype=np.int64),
+                  "GaiaDR2": np.array([111, 222, 444], dtype=np.int64),
+                  "numax": np.array([35.0, 60.0, np.nan]) * u.uHz,
+                  "e_numax": np.array([1.0, 1.5, np.nan]) * u.uHz,
+                  "dnu": np.array([4.1, 6.0, np.nan]) * u.uHz,
+                  "e_dnu": np.array([0.05, 0.08, np.nan]) * u.uHz})
+
+
+def _astrophysical_parameters(s: list[int]) -> Table:
+    # GSP-Spec: s1 has none (NaN); s2 has a non-zero flag among the first 13 digits
+    n = len(s)
+    flags = ["0" * 41] * n
+    flags[2] = "0" * 12 + "1" + "0" * 28
+    spec_teff = np.array([4790, np.nan, 4550, 4620, 5050, 5900.0])[:n]
+    return Table({
+        "source_id": np.array(s, dtype=np.int64),
+        "teff_gspspec": spec_teff * u.K, "logg_gspspec": np.full(n, 2.4) * LOGG,
+        "mh_gspspec": np.full(n, -0.1) * DEX, "alphafe_gspspec": np.full(n, 0.1) * DEX,
+        "fem_gspspec": np.full(n, -0.05) * DEX, "flags_gspspec": flags,
+        "teff_gspphot": np.linspace(4500, 6000, n) * u.K,
+        "logg_gspphot": np.full(n, 3.0) * LOGG, "mh_gspphot": np.full(n, -0.3) * DEX,
+        "classlabel_espels": np.ma.masked_all(n, dtype="U8")})
+
+
+def reference_tables(sky: list[int]) -> dict[str, Table]:
+    """The loopback archive's reference tables, keyed by lower-case table name."""
+    return {"iii/286/catalog": _apogee(sky), "j/mnras/506/150/stars": _galah(sky),
+            "j/a+a/640/a1/nodup": _clusters(), "j/apj/926/191/table2": _k2gap(),
+            "gaiadr3.dr2_neighbourhood": _dr2_neighbourhood(sky),
+            "gaiadr3.astrophysical_parameters": _astrophysical_parameters(sky)}

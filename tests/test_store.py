@@ -1,0 +1,194 @@
+"""Tests of gaiarvs_cnn.store: StarBatch and the chunked HDF5 Store."""
+import astropy.units as u
+import numpy as np
+import pytest
+import tables
+
+from gaiarvs_cnn.constants import LABELS, RVS_NPIX, XP_NCOEFF
+from gaiarvs_cnn.exceptions import DuplicateSourceError, InputDataError, StoreError
+from gaiarvs_cnn.store import CORE_COLUMNS, ColumnSpec, StarBatch, Store, open_store
+
+EXTRA = (ColumnSpec("true_labels", "float32", (5,), "", "truth"),
+         ColumnSpec("population", "int8", (), "", "population code"))
+
+
+def make_batch(n, first_id=1000, seed=0, extra=()):
+    """A batch of ``n`` stars with every core column filled with seeded random values."""
+    rng = np.random.default_rng(seed)
+    specs = tuple(CORE_COLUMNS) + tuple(extra)
+    cols = {"source_id": np.arange(first_id, first_id + n, dtype=np.int64)}
+    for spec in specs[1:]:
+        shape = (n, *spec.shape)
+        if np.dtype(spec.dtype).kind == "f":
+            cols[spec.name] = rng.normal(size=shape).astype(spec.dtype)
+        else:
+            cols[spec.name] = rng.integers(0, 6, size=shape).astype(spec.dtype)
+    return StarBatch(cols, specs)
+
+
+def test_starbatch_fills_absent_columns_with_nan_and_checks_shapes():
+    batch = StarBatch({"source_id": [5, 6]})
+    assert batch["flux"].shape == (2, RVS_NPIX)
+    assert batch["bp_coefficients"].shape == (2, XP_NCOEFF)
+    assert np.isnan(batch["parallax"]).all()
+    assert batch["source_id"].dtype == np.int64
+    with pytest.raises(InputDataError, match="flux"):
+        StarBatch({"source_id": [5], "flux": np.zeros((1, 100))})
+    with pytest.raises(InputDataError, match="bogus"):
+        StarBatch({"source_id": [5], "bogus": [1.0]})
+
+
+def test_starbatch_indexing_slicing_and_labels():
+    batch = make_batch(5)
+    one = batch[2]
+    assert len(one) == 1 and one["source_id"][0] == 1002
+    assert one["flux"].shape == (1, RVS_NPIX)
+    sub = batch[np.array([True, False, True, False, False])]
+    np.testing.assert_array_equal(sub["source_id"], [1000, 1002])
+    np.testing.assert_array_equal(batch.labels["alpham"], batch["labels"][:, 3])
+    joined = StarBatch.concatenate([batch[:2], batch[2:]])
+    np.testing.assert_array_equal(joined["flux"], batch["flux"])
+
+
+def test_starbatch_table_round_trip_keeps_units_and_masks():
+    batch = make_batch(3)
+    table = batch.to_table()
+    assert table["parallax"].unit == u.mas
+    assert table["ra"].unit == u.deg
+    assert table.meta["label_order"] == list(LABELS)
+    # units are converted, masked entries become NaN
+    table["parallax"] = (table["parallax"].data * u.mas).to(u.arcsec)
+    masked = table["phot_g_mean_mag"].copy()
+    table["phot_g_mean_mag"] = np.ma.MaskedArray(masked.data, mask=[False, True, False])
+    table["phot_g_mean_mag"].unit = u.mag
+    back = StarBatch.from_table(table)
+    np.testing.assert_allclose(back["parallax"], batch["parallax"], rtol=1e-6)
+    assert np.isnan(back["phot_g_mean_mag"][1])
+    assert back["phot_g_mean_mag"][0] == batch["phot_g_mean_mag"][0]
+
+
+def test_store_round_trip_values_dtypes_units_extras_meta(tmp_path):
+    path = tmp_path / "s.h5"
+    batch = make_batch(7, extra=EXTRA)
+    with Store.create(path, extra_columns=EXTRA, meta={"survey": "test", "n": 7}) as store:
+        store.append(batch)
+    with open_store(path) as store:
+        assert len(store) == 7
+        assert store.meta == {"survey": "test", "n": 7}
+        assert [s.name for s in store.extra_columns] == ["true_labels", "population"]
+        assert store.units()["parallax"] == u.mas
+        assert store.units()["flux"] is None
+        back = store.read()
+    for spec in (*CORE_COLUMNS, *EXTRA):
+        assert back[spec.name].dtype == np.dtype(spec.dtype), spec.name
+        np.testing.assert_array_equal(back[spec.name], batch[spec.name])
+
+
+def test_store_iter_chunks_and_column_subsets(tmp_path):
+    path = tmp_path / "s.h5"
+    with Store.create(path) as store:
+        store.append(make_batch(10))
+    with Store.open(path) as store:
+        chunks = list(store.iter_chunks(4, columns=["parallax"]))
+        assert [len(c) for c in chunks] == [4, 4, 2]
+        assert chunks[0].colnames == ["source_id", "parallax"]
+        np.testing.assert_array_equal(np.concatenate([c["source_id"] for c in chunks]),
+                                      np.arange(1000, 1010))
+        middle = list(store.iter_chunks(3, start=2, stop=7))
+        np.testing.assert_array_equal(np.concatenate([c["source_id"] for c in middle]),
+                                      np.arange(1002, 1007))
+        with pytest.raises(StoreError, match="nope"):
+            store.read(columns=["nope"])
+
+
+def test_store_read_ids_uses_index_and_keeps_order(tmp_path):
+    path = tmp_path / "s.h5"
+    batch = make_batch(20)
+    with Store.create(path) as store:
+        store.append(batch[:10])
+        store.append(batch[10:])
+    with Store.open(path) as store:
+        assert store._table.cols.source_id.is_indexed
+        got = store.read_ids([1015, 1003, 1019])
+        np.testing.assert_array_equal(got["source_id"], [1015, 1003, 1019])
+        np.testing.assert_array_equal(got["flux"], batch["flux"][[15, 3, 19]])
+        with pytest.raises(StoreError, match="5"):
+            store.read_ids([1001, 5])
+
+
+def test_store_refuses_duplicates_and_writes_nothing(tmp_path):
+    path = tmp_path / "s.h5"
+    with Store.create(path) as store:
+        store.append(make_batch(3))
+        dup_in_batch = make_batch(2, first_id=2000)
+        dup_in_batch["source_id"] = [2000, 2000]
+        with pytest.raises(DuplicateSourceError, match="2000"):
+            store.append(dup_in_batch)
+        with pytest.raises(DuplicateSourceError, match="1001"):
+            store.append(make_batch(3, first_id=1001))   # 1001, 1002 already stored
+        assert len(store) == 3
+
+
+def test_store_append_after_reopen_and_meta_update(tmp_path):
+    path = tmp_path / "s.h5"
+    with Store.create(path) as store:
+        store.append(make_batch(3))
+    with Store.open(path, "a") as store:
+        store.append(make_batch(2, first_id=5000))
+        store.update_meta(stage="appended")
+        with pytest.raises(DuplicateSourceError):
+            store.append(make_batch(1, first_id=1000))
+    with Store.open(path) as store:
+        np.testing.assert_array_equal(store.source_ids(), [1000, 1001, 1002, 5000, 5001])
+        assert store.meta["stage"] == "appended"
+        with pytest.raises(StoreError, match="read-only"):
+            store.append(make_batch(1, first_id=7000))
+
+
+def test_store_create_is_atomic_and_refuses_to_overwrite(tmp_path):
+    path = tmp_path / "s.h5"
+    path.write_text("precious")
+    with pytest.raises(StoreError, match="exists"):
+        Store.create(path)
+    assert path.read_text() == "precious"
+    # a failure during creation leaves neither the file nor its temporary
+    with pytest.raises(TypeError):
+        Store.create(tmp_path / "bad.h5", meta={"x": object()})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
+    with Store.create(path, overwrite=True) as store:
+        assert len(store) == 0
+    with pytest.raises(StoreError, match="clash"):
+        Store.create(tmp_path / "c.h5", extra_columns=[ColumnSpec("flux", "float32")])
+
+
+def test_bad_files_raise_store_error_naming_the_file(tmp_path):
+    missing = tmp_path / "missing.h5"
+    with pytest.raises(StoreError, match="missing.h5"):
+        Store.open(missing)
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_bytes(b"this is not HDF5")
+    with pytest.raises(StoreError, match="garbage.h5"):
+        Store.open(garbage)
+    other = tmp_path / "other.h5"
+    with tables.open_file(str(other), "w") as h5:
+        h5.create_array("/", "x", np.arange(3))
+    with pytest.raises(StoreError, match="other.h5.*not a gaiarvs-cnn store"):
+        Store.open(other)
+
+
+def test_store_summary_reports_coverage_and_snr(tmp_path):
+    path = tmp_path / "s.h5"
+    batch = make_batch(4)
+    batch["rvs_snr"] = [10.0, 20.0, 30.0, np.nan]
+    labels = batch["labels"].copy()
+    labels[:2, 0] = np.nan
+    batch["labels"] = labels
+    with Store.create(path, meta={"a": 1}) as store:
+        store.append(batch)
+        info = store.summary(quantiles=(50,))
+    assert info["n_stars"] == 4
+    assert info["label_coverage"]["teff"] == 0.5
+    assert info["label_coverage"]["logg"] == 1.0
+    assert info["snr_quantiles"] == {"50": 20.0}
+    assert info["columns"]["parallax"]["unit"] == "mas"
+    assert info["meta"] == {"a": 1}
