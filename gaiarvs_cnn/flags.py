@@ -38,10 +38,12 @@ the number of observed stars and chunks are independent: this is the production 
 (10^5 stars in minutes, 10^6+ by chunks, resumable). ``transform`` cannot create new
 islands for spectra unlike any training spectrum -- it pulls every new point towards its
 nearest training neighbours -- so the reference adds the same geometric rule in the
-space t-SNE starts from: a spectrum whose nearest training spectrum (50-PC space) is
-farther than the 99 % quantile of the training stars' own nearest-neighbour distances,
-times ``PCA_DISTANCE_FACTOR``, or whose residual off the training principal subspace
-exceeds ``RESIDUAL_FACTOR`` times the training's 99 % quantile, is not training-like.
+space t-SNE starts from: a spectrum whose nearest training spectrum (in the 50-PC space)
+is farther than ``PCA_DISTANCE_FACTOR`` times the 99 % quantile of the training stars'
+own nearest-neighbour distances is not training-like. Both distances are noise-corrected,
+``d_c^2 = d^2 - n_pca * sigma^2`` with ``sigma`` the spectrum's pixel noise estimated
+from its second differences (`estimate_noise`), so that low-S/N spectra of ordinary
+stars are not rejected for their noise alone.
 `joint_training_like` runs the paper's full joint embedding (training and observed
 together) for moderate samples; the agreement rate of the two is measured in
 ``benchmarks/tsne_agreement.py`` and quoted in the documentation.
@@ -76,6 +78,7 @@ __all__ = [
     "flag_digits",
     "joint_training_like",
     "decode_flag",
+    "estimate_noise",
 ]
 
 #: Quantity tested by each digit of ``flag_boundary``, left to right.
@@ -88,8 +91,6 @@ DEFAULT_PERPLEXITIES = (30, 50, 75, 100)
 MAP_QUANTILE = 0.99
 #: Multiplier of the 50-PC nearest-training-neighbour threshold (transform path).
 PCA_DISTANCE_FACTOR = 1.5
-#: Multiplier of the residual-off-the-training-subspace threshold (transform path).
-RESIDUAL_FACTOR = 1.5
 
 _FORMAT_VERSION = 1
 _ARRAYS = "tsne_reference.npz"
@@ -221,15 +222,15 @@ class TSNEReference:
         Centred t-SNE map of the training set at each perplexity.
     map_threshold : dict of float to float
         ``d_thr(p)``, see the module documentation.
-    pca_threshold, residual_threshold : float
-        99 % quantiles of the training's nearest-neighbour distance in PC space and of its
-        residual off the PC subspace (dimensionless flux units).
+    pca_threshold : float
+        99 % quantile of the training stars' noise-corrected distance to their nearest
+        other training star in PC space (flux units).
     meta : dict
         Provenance (seed, versions, date, n_train, timing).
     """
 
     def __init__(self, perplexities, pca_mean, pca_components, train_pca, maps,
-                 map_threshold, pca_threshold, residual_threshold, meta=None):
+                 map_threshold, pca_threshold, meta=None):
         self.perplexities = tuple(float(p) for p in perplexities)
         self.pca_mean = np.asarray(pca_mean, dtype=np.float32)
         self.pca_components = np.asarray(pca_components, dtype=np.float32)
@@ -237,7 +238,6 @@ class TSNEReference:
         self.maps = {float(p): np.asarray(m, dtype=np.float64) for p, m in maps.items()}
         self.map_threshold = {float(p): float(v) for p, v in map_threshold.items()}
         self.pca_threshold = float(pca_threshold)
-        self.residual_threshold = float(residual_threshold)
         self.meta = dict(meta or {})
         self._affinities = None
         self._trees: dict[float, cKDTree] = {}
@@ -247,7 +247,7 @@ class TSNEReference:
     @classmethod
     def fit(cls, flux: np.ndarray, perplexities: Sequence[float] = DEFAULT_PERPLEXITIES,
             n_pca: int = 50, seed: int = 0,
-            n_iter: tuple[int, int] = (250, 500)) -> TSNEReference:
+            n_iter: tuple[int, int] = (200, 300)) -> TSNEReference:
         """Embed the training spectra at every perplexity and derive the thresholds.
 
         Parameters
@@ -278,7 +278,9 @@ class TSNEReference:
         n_pca = min(n_pca, len(x) - 1)
         pca = PCA(n_components=n_pca, svd_solver="randomized", random_state=seed).fit(x)
         z = pca.transform(x).astype(np.float32)
-        residual = _residual(x, z, pca.mean_, pca.components_)
+        dist, _ = cKDTree(z).query(z, k=2)
+        pca_thr = np.quantile(_noise_corrected(dist[:, 1], estimate_noise(x), n_pca),
+                              MAP_QUANTILE)
         log.info(f"t-SNE reference: embedding {len(x)} training spectra at perplexities "
                  f"{list(perplexities)}")
         maps = _embed_all_perplexities(z, perplexities, seed, n_iter)
@@ -288,8 +290,7 @@ class TSNEReference:
                 "fit_seconds": round(time.perf_counter() - t0, 1), **_versions()}
         return cls(perplexities, pca.mean_, pca.components_, z, maps,
                    {p: _loo_nn_quantile(m, MAP_QUANTILE) for p, m in maps.items()},
-                   _loo_nn_quantile(z, MAP_QUANTILE),
-                   float(np.quantile(residual, MAP_QUANTILE)), meta)
+                   pca_thr, meta)
 
     # -- persistence ---------------------------------------------------------------
     def save(self, directory) -> Path:
@@ -305,8 +306,7 @@ class TSNEReference:
             np.savez_compressed(tmp / _ARRAYS, **arrays)
             manifest = {"format_version": _FORMAT_VERSION, "perplexities": self.perplexities,
                         "map_threshold": [self.map_threshold[p] for p in self.perplexities],
-                        "pca_threshold": self.pca_threshold,
-                        "residual_threshold": self.residual_threshold, "meta": self.meta}
+                        "pca_threshold": self.pca_threshold, "meta": self.meta}
             (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1))
             if directory.exists():
                 shutil.rmtree(directory)
@@ -341,7 +341,7 @@ class TSNEReference:
         return cls(perp, arrays["pca_mean"], arrays["pca_components"], arrays["train_pca"],
                    {p: arrays[f"map_{i}"] for i, p in enumerate(perp)},
                    dict(zip(perp, manifest["map_threshold"])), manifest["pca_threshold"],
-                   manifest["residual_threshold"], manifest["meta"])
+                   manifest["meta"])
 
     # -- classification ------------------------------------------------------------
     @property
@@ -349,10 +349,10 @@ class TSNEReference:
         return len(self.train_pca)
 
     def project(self, flux: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Return (PC coordinates (N, n_pca), residual norm (N,), usable mask (N,))."""
+        """Return (PC coordinates (N, n_pca), pixel noise (N,), usable mask (N,))."""
         x, usable = _clean_flux(flux)
         z = ((x - self.pca_mean) @ self.pca_components.T).astype(np.float32)
-        return z, _residual(x, z, self.pca_mean, self.pca_components), usable
+        return z, estimate_noise(x), usable
 
     def _embedding(self, perplexity: float):
         from openTSNE import TSNEEmbedding
@@ -386,14 +386,16 @@ class TSNEReference:
         Returns
         -------
         dict
-            ``usable``, ``pca_distance``, ``residual`` (N,), and for each perplexity ``p``
-            ``map_distance_<p>`` and ``like_<p>`` (map criterion), plus ``training_like``.
+            ``usable``, ``noise``, ``pca_distance`` (noise-corrected) and ``like_pca``
+            (N,); for each perplexity ``p``, ``map_distance_<p>`` and ``like_<p>``; and
+            ``training_like`` (all criteria).
         """
-        z, residual, usable = self.project(flux)
-        pca_dist = self._affinities_or_build().neighbours(z)[1][:, 0]
-        out = {"usable": usable, "pca_distance": pca_dist, "residual": residual}
-        like = (usable & (pca_dist <= PCA_DISTANCE_FACTOR * self.pca_threshold)
-                & (residual <= RESIDUAL_FACTOR * self.residual_threshold))
+        z, noise, usable = self.project(flux)
+        pca_dist = _noise_corrected(self._affinities_or_build().neighbours(z)[1][:, 0],
+                                    noise, z.shape[1])
+        out = {"usable": usable, "noise": noise, "pca_distance": pca_dist,
+               "like_pca": pca_dist <= PCA_DISTANCE_FACTOR * self.pca_threshold}
+        like = usable & out["like_pca"]
         for p in self.perplexities:
             d = self.map_distance(self.place(z, p, n_iter=n_iter), p)
             out[f"map_distance_{p:g}"] = d
@@ -425,10 +427,21 @@ class TSNEReference:
         return self.classify(flux, n_iter=n_iter)["training_like"]
 
 
-def _residual(x, z, mean, components) -> np.ndarray:
-    """Norm of each spectrum's residual off the principal subspace (flux units)."""
-    recon = z.astype(np.float32) @ np.asarray(components, dtype=np.float32) + mean
-    return np.linalg.norm(x - recon, axis=1)
+def estimate_noise(flux: np.ndarray) -> np.ndarray:
+    """Robust per-spectrum pixel noise (flux units) from second differences.
+
+    For white noise of standard deviation sigma, ``f[i-1] - 2 f[i] + f[i+1]`` has standard
+    deviation ``sqrt(6) sigma``; RVS lines span ~7 pixels, so their curvature barely
+    contributes to the median absolute value used here.
+    """
+    f = np.atleast_2d(np.asarray(flux, dtype=np.float32))
+    d2 = f[:, :-2] - 2.0 * f[:, 1:-1] + f[:, 2:]
+    return 1.4826 * np.median(np.abs(d2), axis=1) / np.sqrt(6.0)
+
+
+def _noise_corrected(distance: np.ndarray, noise: np.ndarray, n_dim: int) -> np.ndarray:
+    """Distance with the star's own expected noise contribution removed (>= 0)."""
+    return np.sqrt(np.clip(np.square(distance) - n_dim * np.square(noise), 0.0, None))
 
 
 def _versions() -> dict:
@@ -444,7 +457,7 @@ def _versions() -> dict:
 def joint_training_like(train_flux: np.ndarray, obs_flux: np.ndarray,
                         perplexities: Sequence[float] = DEFAULT_PERPLEXITIES,
                         n_pca: int = 50, seed: int = 0,
-                        n_iter: tuple[int, int] = (250, 500)) -> np.ndarray:
+                        n_iter: tuple[int, int] = (200, 300)) -> np.ndarray:
     """The paper's classification: one joint t-SNE of training and observed spectra.
 
     PCA (``n_pca`` components) is fitted on all spectra, one kNN graph is shared by the

@@ -11,8 +11,9 @@ Supported inputs
   ``Gaia.load_data``) -- `read_datalink_products`.
 * ``gaiadr3.gaia_source`` query results -- `gaia_source_to_batch`.
 * Gaia DR3 bulk-download files ``RvsMeanSpectrum_*.csv.gz`` and
-  ``XpContinuousMeanSpectrum_*.csv.gz`` streamed chunk by chunk -- `iter_bulk_rvs`,
-  `iter_bulk_xp`, `bulk_to_store`; `ingest_to_store` routes any of these into a store.
+  ``XpContinuousMeanSpectrum_*.csv.gz`` -- `iter_bulk_rvs`, `iter_bulk_xp`,
+  `bulk_to_store`, and `ingest_to_store` (any of the above into a store) live in
+  `gaiarvs_cnn.ingest` and are re-exported here.
 
 Bad stars
 ---------
@@ -26,9 +27,6 @@ be read at all raises `~gaiarvs_cnn.exceptions.InputDataError` naming the file.
 """
 from __future__ import annotations
 
-import contextlib
-import csv
-import gzip
 import io
 import math
 import os
@@ -42,12 +40,11 @@ import numpy as np
 from astropy import log
 from astropy.io import votable
 from astropy.table import Table
-from tqdm.auto import tqdm
 
 from .constants import RVS_NPIX, XP_NCOEFF
-from .exceptions import BadStarError, DuplicateSourceError, InputDataError, OutputExistsError
+from .exceptions import BadStarError, DuplicateSourceError, InputDataError
 from .preprocess import check_rvs_grid, continuum_mask
-from .store import StarBatch, Store
+from .store import StarBatch, match_ids
 
 __all__ = [
     "read_rvs_datalink",
@@ -56,10 +53,7 @@ __all__ = [
     "read_products",
     "gaia_source_to_batch",
     "merge_on_source_id",
-    "iter_bulk_rvs",
-    "iter_bulk_xp",
-    "bulk_to_store",
-    "ingest_to_store",
+    "BadStarPolicy",
     "PRODUCTS",
     "XP_COLUMNS",
     "PHOT_COLUMNS",
@@ -86,8 +80,16 @@ _EXT_FORMATS = {".fits": "fits", ".fit": "fits", ".fits.gz": "fits", ".csv": "as
 # ---------------------------------------------------------------------------------------
 # bad-star policy
 # ---------------------------------------------------------------------------------------
-class _Policy:
-    """What to do with a bad star: raise, or skip it (logging its source_id)."""
+class BadStarPolicy:
+    """What to do with a bad star: raise, or skip it (logging its source_id).
+
+    Readers accept ``on_error='raise'|'skip'`` or a policy object; passing one policy to
+    several readers collects every skipped source_id in ``policy.skipped``.
+
+    Parameters
+    ----------
+    on_error : {'raise', 'skip'}
+    """
 
     def __init__(self, on_error: str):
         if on_error not in ("raise", "skip"):
@@ -103,11 +105,11 @@ class _Policy:
         log.warning(f"Skipped: {exc}")
 
 
-def _as_policy(on_error) -> _Policy:
-    return on_error if isinstance(on_error, _Policy) else _Policy(on_error)
+def _as_policy(on_error: str | BadStarPolicy) -> BadStarPolicy:
+    return on_error if isinstance(on_error, BadStarPolicy) else BadStarPolicy(on_error)
 
 
-def _collect(items: Iterable, build: Callable, policy: _Policy) -> list[dict]:
+def _collect(items: Iterable, build: Callable, policy: BadStarPolicy) -> list[dict]:
     """Apply ``build`` to every item, keeping the rows of good stars."""
     rows = []
     for item in items:
@@ -124,17 +126,22 @@ def _batch_from_rows(rows: Sequence[Mapping]) -> StarBatch:
     return StarBatch({k: np.stack([r[k] for r in rows]) for k in rows[0]})
 
 
-def _drop_duplicates(batch: StarBatch, policy: _Policy, where: str) -> StarBatch:
+def _drop_duplicates(batch: StarBatch, policy: BadStarPolicy, where: str) -> StarBatch:
     """Keep the first occurrence of each source_id (or raise, per policy)."""
     ids = batch["source_id"]
     _, first = np.unique(ids, return_index=True)
     keep = np.zeros(len(ids), dtype=bool)
     keep[first] = True
     for sid in ids[~keep].tolist():
-        policy.handle(DuplicateSourceError(
-            f"Gaia DR3 {sid}: source_id occurs more than once in {where}; "
-            "remove the repeated rows (the first occurrence is kept with on_error='skip')."))
+        policy.handle(_duplicate(sid, f"source_id occurs more than once in {where}; remove "
+                                      "the repeated rows (on_error='skip' keeps the first)."))
     return batch if keep.all() else batch[keep]
+
+
+def _duplicate(sid: int, problem: str) -> DuplicateSourceError:
+    exc = DuplicateSourceError(f"Gaia DR3 {sid}: {problem}")
+    exc.source_id = sid
+    return exc
 
 
 def _concatenate(batches: Sequence[StarBatch]) -> StarBatch:
@@ -314,7 +321,7 @@ def _group_rows(ids: np.ndarray) -> list[tuple[int, np.ndarray]]:
     return [(int(uniq[i]), groups[i]) for i in np.argsort(first)]
 
 
-def _rvs_long(table: Table, where: str, policy: _Policy) -> StarBatch:
+def _rvs_long(table: Table, where: str, policy: BadStarPolicy) -> StarBatch:
     """Long layout: one row per pixel, a ``source_id`` column, any number of stars."""
     cols = {k: _require(table, k, where) for k in ("source_id", "wavelength", "flux",
                                                     "flux_error")}
@@ -344,7 +351,7 @@ def _position_from_meta(meta: Mapping) -> tuple[float, float]:
     return (float(values[0]), float(values[1])) if values is not None else (np.nan, np.nan)
 
 
-def _rvs_single(table: Table, where: str, policy: _Policy) -> StarBatch:
+def _rvs_single(table: Table, where: str, policy: BadStarPolicy) -> StarBatch:
     """One star per table; source_id and position in the header (FITS) or PARAMs (VOTable)."""
     sid_value = _meta_get(table.meta, "source_id", "SOURCEID")
     if sid_value is None:
@@ -361,7 +368,7 @@ def _rvs_single(table: Table, where: str, policy: _Policy) -> StarBatch:
     return _batch_from_rows(_collect([None], build, policy))
 
 
-def _rvs_from_table(table: Table, where: str, policy: _Policy) -> StarBatch:
+def _rvs_from_table(table: Table, where: str, policy: BadStarPolicy) -> StarBatch:
     if _find(table.colnames, "source_id") is not None:
         return _rvs_long(table, where, policy)
     return _rvs_single(table, where, policy)
@@ -416,7 +423,7 @@ def _source_name(source) -> str:
 # ---------------------------------------------------------------------------------------
 # XP continuous coefficients
 # ---------------------------------------------------------------------------------------
-def _xp_from_table(table: Table, where: str, policy: _Policy) -> StarBatch:
+def _xp_from_table(table: Table, where: str, policy: BadStarPolicy) -> StarBatch:
     cols = {k: _require(table, k, where) for k in ("source_id", *XP_COLUMNS)}
     ids = _ids(table[cols["source_id"]], where)
 
@@ -668,17 +675,6 @@ def gaia_source_to_batch(table, on_error: str = "raise") -> StarBatch:
     return _drop_duplicates(batch[~bad], policy, where)
 
 
-def _match(base_ids: np.ndarray, other_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(found mask over base, row of other for each found base star)."""
-    if len(other_ids) == 0:
-        return np.zeros(len(base_ids), dtype=bool), np.zeros(0, dtype=np.int64)
-    sorter = np.argsort(other_ids, kind="stable")
-    pos = np.clip(np.searchsorted(other_ids, base_ids, sorter=sorter), 0, len(other_ids) - 1)
-    rows = sorter[pos]
-    found = other_ids[rows] == base_ids
-    return found, rows[found]
-
-
 def merge_on_source_id(base: StarBatch, other: StarBatch, columns: Sequence[str]) -> StarBatch:
     """Fill ``columns`` of ``base`` from ``other``, matching stars by source_id.
 
@@ -710,7 +706,7 @@ def merge_on_source_id(base: StarBatch, other: StarBatch, columns: Sequence[str]
     if dupl.size:
         raise DuplicateSourceError(f"source_id(s) {dupl[:10].tolist()} occur more than once "
                                    "in the batch merged from; remove duplicates first.")
-    found, rows = _match(base["source_id"], other["source_id"])
+    found, rows = match_ids(base["source_id"], other["source_id"])
     out = base[np.arange(len(base))]
     for name in columns:
         values = out[name].copy()
@@ -725,334 +721,25 @@ def merge_on_source_id(base: StarBatch, other: StarBatch, columns: Sequence[str]
 
 
 def _complete(batch: StarBatch, other: StarBatch | None, columns: Sequence[str], what: str,
-              policy: _Policy) -> StarBatch:
+              policy: BadStarPolicy) -> StarBatch:
     """Merge ``columns`` from ``other``; stars absent from ``other`` are bad stars."""
     if other is None or len(batch) == 0:
         return batch
-    found, _ = _match(batch["source_id"], other["source_id"])
+    found, _ = match_ids(batch["source_id"], other["source_id"])
     for sid in batch["source_id"][~found].tolist():
         policy.handle(BadStarError(sid, f"missing {what}."))
     batch = batch[found]
     return merge_on_source_id(batch, other, columns) if len(batch) else batch
 
 
-# ---------------------------------------------------------------------------------------
-# Gaia DR3 bulk-download files
-# ---------------------------------------------------------------------------------------
-def _open_text(path) -> io.TextIOBase:
-    path = Path(path)
-    if path.name.endswith(".gz"):
-        return gzip.open(path, "rt", newline="", encoding="utf-8")
-    return open(path, newline="", encoding="utf-8")
+_INGEST_NAMES = ("iter_bulk_rvs", "iter_bulk_xp", "bulk_to_store", "ingest_to_store")
 
 
-def _read_bulk_header(fh, path) -> list[str]:
-    """Consume the '#' ECSV header and the column-name line; return the column names."""
-    from astropy.table.meta import get_header_from_yaml
+def __getattr__(name):
+    """Re-export the streaming functions of `gaiarvs_cnn.ingest` (imported lazily)."""
+    if name in _INGEST_NAMES:
+        from . import ingest
 
-    yaml_lines = []
-    for line in fh:
-        if not line.startswith("#"):
-            names = next(csv.reader([line]))
-            break
-        text = line[2:] if line.startswith("# ") else line[1:]
-        if not text.startswith(("%ECSV", "---")):
-            yaml_lines.append(text.rstrip("\n"))
-    else:
-        raise InputDataError(f"{path}: no data (header only or empty file).")
-    if yaml_lines:
-        try:
-            header = get_header_from_yaml(yaml_lines)
-        except Exception as exc:
-            raise InputDataError(f"{path}: unreadable ECSV header ({exc}).") from exc
-        declared = [c["name"] for c in header.get("datatype", [])]
-        if declared and declared != names:
-            raise InputDataError(f"{path}: column line {names} does not match the ECSV "
-                                 f"header {declared}.")
-    return [n.strip() for n in names]
+        return getattr(ingest, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-
-def _bulk_rows(path, wanted: set | None = None) -> Iterator[tuple[int, dict[str, str]]]:
-    """(source_id, {column: cell}) for every row (only ``wanted`` source_ids if given)."""
-    try:
-        with _open_text(path) as fh:
-            names = _read_bulk_header(fh, path)
-            sid_name = _find(names, "source_id")
-            if sid_name is None:
-                raise InputDataError(f"{path}: no source_id column; it has {names}.")
-            i_sid = names.index(sid_name)
-            for cells in csv.reader(fh):
-                if not cells:
-                    continue
-                sid = int(cells[i_sid])
-                if wanted is None or sid in wanted:
-                    yield sid, dict(zip(names, cells))
-    except (OSError, EOFError, ValueError, csv.Error) as exc:
-        if isinstance(exc, InputDataError):
-            raise
-        raise InputDataError(f"{path}: unreadable bulk file ({exc}).") from exc
-
-
-def _scalar(text: str) -> float:
-    text = text.strip()
-    return float(text) if text and text.lower() != "null" else np.nan
-
-
-def _bulk_rvs_row(sid: int, cells: dict, where: str) -> dict:
-    row = {"source_id": sid, "ra": _scalar(cells.get("ra", "")),
-           "dec": _scalar(cells.get("dec", ""))}
-    flux = _vector(cells["flux"], RVS_NPIX, sid, "RVS flux (all-NaN spectrum)", where)
-    if not np.isfinite(flux[continuum_mask()]).any():
-        raise BadStarError(sid, f"all-NaN RVS spectrum in {where} (no finite flux in the "
-                                "continuum windows).")
-    row["flux"] = flux
-    row["flux_error"] = _vector(cells["flux_error"], RVS_NPIX, sid, "RVS flux_error", where,
-                                required=False)
-    return row
-
-
-def _bulk_xp_row(sid: int, cells: dict, where: str) -> dict:
-    row = {"source_id": sid}
-    for name in XP_COLUMNS:
-        row[name] = _vector(cells[name], XP_NCOEFF, sid, f"XP continuous {name}", where)
-    return row
-
-
-def _iter_bulk(path, chunk_size, build, required, policy: _Policy,
-               wanted: set | None = None) -> Iterator[StarBatch]:
-    from . import conf
-
-    chunk_size = int(chunk_size or conf.chunk_size)
-    where = Path(path).name
-    rows, n_raw = [], 0
-    for sid, cells in _bulk_rows(path, wanted):
-        missing = [c for c in required if c not in cells]
-        if missing:
-            raise InputDataError(f"{path}: no column(s) {missing}; is this a Gaia DR3 bulk "
-                                 "file of the right table?")
-        try:
-            rows.append(build(sid, cells, where))
-        except BadStarError as exc:
-            policy.handle(exc)
-        n_raw += 1
-        if n_raw == chunk_size:
-            if rows:
-                yield _batch_from_rows(rows)
-            rows, n_raw = [], 0
-    if rows:
-        yield _batch_from_rows(rows)
-
-
-def iter_bulk_rvs(path, chunk_size: int | None = None,
-                  on_error: str = "raise") -> Iterator[StarBatch]:
-    """Stream a Gaia DR3 ``RvsMeanSpectrum_*.csv.gz`` file chunk by chunk.
-
-    The file is ECSV: a ``#`` YAML header, then one star per row with columns
-    ``solution_id, source_id, ra, dec, flux, flux_error, combined_transits,
-    combined_ccds, deblended_ccds``; ``flux``/``flux_error`` are 2401-element arrays
-    written as ``"[v1,v2,...]"`` strings, ``null`` for missing values. The file is never
-    loaded whole.
-
-    Parameters
-    ----------
-    path : path-like
-        ``.csv.gz`` or plain ``.csv``.
-    chunk_size : int, optional
-        Rows read per yielded batch (default ``conf.chunk_size``); skipped bad stars make
-        a batch shorter.
-    on_error : {'raise', 'skip'}
-
-    Yields
-    ------
-    StarBatch
-        ``source_id``, ``ra``, ``dec`` (deg), ``flux``, ``flux_error`` (dimensionless).
-    """
-    return _iter_bulk(path, chunk_size, _bulk_rvs_row, ("flux", "flux_error"),
-                      _as_policy(on_error))
-
-
-def iter_bulk_xp(path, chunk_size: int | None = None, on_error: str = "raise",
-                 source_ids: Iterable[int] | None = None) -> Iterator[StarBatch]:
-    """Stream a Gaia DR3 ``XpContinuousMeanSpectrum_*.csv.gz`` file chunk by chunk.
-
-    Parameters
-    ----------
-    path : path-like
-    chunk_size : int, optional
-        Rows per batch (default ``conf.chunk_size``).
-    on_error : {'raise', 'skip'}
-    source_ids : iterable of int, optional
-        Only parse these stars (the arrays of other rows are never parsed).
-
-    Yields
-    ------
-    StarBatch
-        ``source_id`` and the 55 BP/RP coefficients and errors (e-/s).
-    """
-    wanted = None if source_ids is None else {int(s) for s in source_ids}
-    return _iter_bulk(path, chunk_size, _bulk_xp_row, XP_COLUMNS, _as_policy(on_error),
-                      wanted)
-
-
-def _partition(path) -> str | None:
-    match = re.search(r"_(\d+-\d+)\.csv(\.gz)?$", Path(path).name)
-    return match.group(1) if match else None
-
-
-def _paired_xp(rvs_file, xp_files: Sequence) -> list:
-    """XP files covering the same source_id range as ``rvs_file`` (all if unknown)."""
-    part = _partition(rvs_file)
-    same = [x for x in xp_files if part is not None and _partition(x) == part]
-    return same or list(xp_files)
-
-
-def _bulk_xp_lookup(xp_files: Sequence, ids: set, policy: _Policy) -> StarBatch:
-    batches = [b for f in xp_files for b in iter_bulk_xp(f, on_error=policy, source_ids=ids)]
-    return _drop_duplicates(_concatenate(batches), policy, "the XP bulk files")
-
-
-@contextlib.contextmanager
-def _atomic_store(path, overwrite: bool, meta: Mapping) -> Iterator[Store]:
-    """A new store written under a temporary name and moved into place on success."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} exists; pass overwrite=True (CLI: --overwrite).")
-    part = path.with_name(path.name + ".part")
-    store = Store.create(part, meta=meta, overwrite=True)
-    try:
-        yield store
-    except BaseException:
-        store.close()
-        part.unlink(missing_ok=True)
-        raise
-    store.close()
-    os.replace(part, path)
-
-
-def _append_new(store: Store, batch: StarBatch, seen: set, policy: _Policy) -> None:
-    """Append the stars not ``seen`` before; repeated source_ids are bad stars."""
-    known = np.array([sid in seen for sid in batch["source_id"].tolist()], dtype=bool)
-    for sid in batch["source_id"][known].tolist():
-        policy.handle(DuplicateSourceError(f"Gaia DR3 {sid}: already read from an earlier "
-                                           f"file; repeated source_id not written again."))
-    store.append(batch[~known])
-    seen.update(batch["source_id"][~known].tolist())
-
-
-def _describe(source) -> str | None:
-    if source is None:
-        return None
-    return "<astropy Table>" if isinstance(source, Table) else str(source)
-
-
-def _provenance(rvs, xp, gaia_source, policy: _Policy, n: int) -> dict:
-    return {"inputs": {"rvs": [str(p) for p in rvs], "xp": [str(p) for p in xp],
-                       "gaia_source": _describe(gaia_source)},
-            "reader": "gaiarvs_cnn.readers", "on_error": policy.on_error, "n_stars": n,
-            "n_skipped": len(policy.skipped)}
-
-
-def _gaia_batch(gaia_source, policy: _Policy) -> StarBatch | None:
-    if gaia_source is None:
-        log.warning("No gaia_source table given: photometry, parallax and S/N stay NaN.")
-        return None
-    return gaia_source_to_batch(gaia_source, on_error=policy)
-
-
-def bulk_to_store(rvs_files: Sequence, xp_files: Sequence, store_path, gaia_source=None,
-                  chunk_size: int | None = None, on_error: str = "skip",
-                  overwrite: bool = False) -> Path:
-    """Build a store from Gaia DR3 bulk RVS and XP files (streamed, with progress bar).
-
-    Each ``RvsMeanSpectrum_<range>.csv.gz`` is paired with the
-    ``XpContinuousMeanSpectrum_<range>.csv.gz`` of the same source_id range (all XP files
-    are searched when the names do not pair); only the XP rows of RVS stars are parsed.
-
-    Parameters
-    ----------
-    rvs_files, xp_files : sequence of path-like
-    store_path : path-like
-        Output HDF5 store, written atomically.
-    gaia_source : `~astropy.table.Table` or path-like, optional
-        ``gaia_source`` rows of the stars (photometry, parallax, S/N); without it those
-        columns stay NaN.
-    chunk_size : int, optional
-        Stars per chunk (default ``conf.chunk_size``).
-    on_error : {'skip', 'raise'}
-        Default 'skip': bad stars and stars without XP / gaia_source rows are logged and
-        left out.
-    overwrite : bool
-
-    Returns
-    -------
-    Path
-        The store.
-    """
-    policy = _as_policy(on_error)
-    gaia = _gaia_batch(gaia_source, policy)
-    store_path = Path(store_path)
-    seen: set = set()
-    with _atomic_store(store_path, overwrite, {}) as store:
-        for rvs_file in tqdm(list(rvs_files), desc="RVS bulk files", unit="file"):
-            ids = {sid for sid, _ in _bulk_rows(rvs_file)}
-            xp = _bulk_xp_lookup(_paired_xp(rvs_file, xp_files), ids, policy)
-            for chunk in iter_bulk_rvs(rvs_file, chunk_size, policy):
-                chunk = _complete(chunk, xp, XP_COLUMNS, "XP continuous coefficients",
-                                  policy)
-                _append_new(store, _complete(chunk, gaia, PHOT_COLUMNS, "gaia_source row",
-                                             policy), seen, policy)
-        store.update_meta(**_provenance(rvs_files, xp_files, gaia_source, policy,
-                                        len(store)))
-    log.info(f"Wrote {store_path} ({len(policy.skipped)} star(s) skipped).")
-    return store_path
-
-
-def _is_bulk(path) -> bool:
-    name = Path(path).name
-    return name.startswith(("RvsMeanSpectrum_", "XpContinuousMeanSpectrum_"))
-
-
-def ingest_to_store(rvs_files: Sequence, xp_files: Sequence, store_path, gaia_source=None,
-                    on_error: str = "raise", overwrite: bool = False,
-                    chunk_size: int | None = None) -> Path:
-    """Read real-format RVS + XP (+ gaia_source) files into a new store.
-
-    Bulk files (``RvsMeanSpectrum_*``) go through `bulk_to_store`; DataLink products and
-    bundles through `read_products`, then XP and gaia_source values are merged by
-    source_id. Stars without XP coefficients (or without a gaia_source row when a table is
-    given) are bad stars.
-
-    Parameters
-    ----------
-    rvs_files, xp_files : sequence of path-like
-    store_path : path-like
-        Output HDF5 store, written atomically.
-    gaia_source : `~astropy.table.Table` or path-like, optional
-    on_error : {'raise', 'skip'}
-    overwrite : bool
-    chunk_size : int, optional
-        Stars per append (default ``conf.chunk_size``).
-
-    Returns
-    -------
-    Path
-    """
-    from . import conf
-
-    rvs_files, xp_files = list(rvs_files), list(xp_files)
-    if rvs_files and all(_is_bulk(p) for p in rvs_files):
-        return bulk_to_store(rvs_files, xp_files, store_path, gaia_source, chunk_size,
-                             on_error, overwrite)
-    policy = _as_policy(on_error)
-    rvs = read_products(rvs_files, "RVS", policy)
-    xp = read_products(xp_files, "XP_CONTINUOUS", policy)
-    batch = _complete(rvs, xp, XP_COLUMNS, "XP continuous coefficients", policy)
-    batch = _complete(batch, _gaia_batch(gaia_source, policy), PHOT_COLUMNS,
-                      "gaia_source row", policy)
-    step = int(chunk_size or conf.chunk_size)
-    with _atomic_store(store_path, overwrite, {}) as store:
-        for lo in tqdm(range(0, len(batch), step), desc="Writing store", unit="chunk"):
-            store.append(batch[lo:lo + step])
-        store.update_meta(**_provenance(rvs_files, xp_files, gaia_source, policy,
-                                        len(store)))
-    return Path(store_path)

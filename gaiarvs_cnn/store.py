@@ -30,7 +30,7 @@ from astropy.table import Table
 from .constants import LABEL_UNITS, LABELS, RVS_NPIX, XP_NCOEFF
 from .exceptions import DuplicateSourceError, InputDataError, StoreError
 
-__all__ = ["ColumnSpec", "CORE_COLUMNS", "StarBatch", "Store", "open_store"]
+__all__ = ["ColumnSpec", "CORE_COLUMNS", "StarBatch", "Store", "open_store", "match_ids"]
 
 STORE_FORMAT_VERSION = 1
 _TABLE = "/stars"
@@ -179,6 +179,11 @@ class StarBatch:
         """Join batches with the same columns, in order."""
         if not batches:
             raise InputDataError("Nothing to concatenate.")
+        names = batches[0].colnames
+        for b in batches[1:]:
+            if b.colnames != names:
+                raise InputDataError(f"Cannot concatenate batches with columns {names} and "
+                                     f"{b.colnames}.")
         specs = batches[0].specs.values()
         return cls({k: np.concatenate([b[k] for b in batches]) for k in batches[0].colnames},
                    specs)
@@ -459,15 +464,47 @@ class Store:
             Listing source_ids not in the store.
         """
         ids = np.asarray(list(source_ids), dtype=np.int64)
-        rows = []
-        missing = []
-        for sid in ids.tolist():
-            hit = self._table.get_where_list("source_id == sid", condvars={"sid": sid})
-            (rows.append(int(hit[0])) if len(hit) else missing.append(sid))
+        if ids.size > _INDEX_LOOKUP_MAX:   # many stars: one column scan beats many queries
+            found, rows = match_ids(ids, self.source_ids())
+            missing = ids[~found].tolist()
+        else:
+            rows, missing = [], []
+            for sid in ids.tolist():
+                hit = self._table.get_where_list("source_id == sid", condvars={"sid": sid})
+                (rows.append(int(hit[0])) if len(hit) else missing.append(sid))
         if missing:
             raise StoreError(f"source_id(s) {missing[:10]} not in {self.path.name}.")
         rec = self._table.read_coordinates(np.asarray(rows, dtype=np.int64))
         return self._to_batch(rec, columns)
+
+
+#: Above this many requested stars, `Store.read_ids` scans the source_id column once
+#: instead of querying the index star by star.
+_INDEX_LOOKUP_MAX = 2000
+
+
+def match_ids(wanted: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Locate source_ids: for each of ``wanted``, whether it is in ``ids`` and where.
+
+    Parameters
+    ----------
+    wanted, ids : array of int64
+        ``ids`` should hold each source_id once (the last occurrence wins otherwise).
+
+    Returns
+    -------
+    found : array of bool, shape of ``wanted``
+    rows : array of int
+        Index into ``ids`` of every found element of ``wanted``, in ``wanted`` order.
+    """
+    wanted, ids = np.asarray(wanted, dtype=np.int64), np.asarray(ids, dtype=np.int64)
+    if ids.size == 0:
+        return np.zeros(wanted.shape, dtype=bool), np.zeros(0, dtype=np.int64)
+    sorter = np.argsort(ids, kind="stable")
+    pos = np.clip(np.searchsorted(ids, wanted, sorter=sorter), 0, ids.size - 1)
+    rows = sorter[pos]
+    found = ids[rows] == wanted
+    return found, rows[found]
 
 
 def open_store(path, mode: str = "r") -> Store:

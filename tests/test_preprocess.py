@@ -7,8 +7,15 @@ import pytest
 
 from gaiarvs_cnn.constants import LABELS, PHOT_INPUTS, RVS_NPIX, rvs_wavelength_nm
 from gaiarvs_cnn.exceptions import BadStarError, InputDataError
-from gaiarvs_cnn.preprocess import (InputScalers, MinMaxScaler, check_rvs_grid, continuum_mask,
-                                    fill_nan_pixels, normalise_xp, xp_available)
+from gaiarvs_cnn.preprocess import (
+    InputScalers,
+    MinMaxScaler,
+    check_rvs_grid,
+    continuum_mask,
+    fill_nan_pixels,
+    normalise_xp,
+    xp_available,
+)
 from gaiarvs_cnn.readers import read_rvs_datalink
 from gaiarvs_cnn.store import StarBatch
 

@@ -23,13 +23,24 @@ from astropy.table import Table
 from click.testing import CliRunner
 
 from gaiarvs_cnn.cli import main
-from gaiarvs_cnn.constants import RVS_NPIX, rvs_wavelength_nm
-from gaiarvs_cnn.exceptions import (BadStarError, DuplicateSourceError, InputDataError,
-                                    OutputExistsError)
-from gaiarvs_cnn.readers import (PHOT_COLUMNS, XP_COLUMNS, bulk_to_store, gaia_source_to_batch,
-                                 ingest_to_store, iter_bulk_rvs, iter_bulk_xp,
-                                 merge_on_source_id, read_datalink_products, read_products,
-                                 read_rvs_datalink, read_xp_continuous)
+from gaiarvs_cnn.constants import RVS_NPIX
+from gaiarvs_cnn.exceptions import (
+    BadStarError,
+    DuplicateSourceError,
+    InputDataError,
+    OutputExistsError,
+)
+from gaiarvs_cnn.ingest import bulk_to_store, ingest_to_store, iter_bulk_rvs, iter_bulk_xp
+from gaiarvs_cnn.readers import (
+    PHOT_COLUMNS,
+    XP_COLUMNS,
+    gaia_source_to_batch,
+    merge_on_source_id,
+    read_datalink_products,
+    read_products,
+    read_rvs_datalink,
+    read_xp_continuous,
+)
 from gaiarvs_cnn.store import StarBatch, Store
 
 DATA = Path(__file__).parent / "data" / "gaia_real"
@@ -135,6 +146,17 @@ def test_rvs_votable_with_source_id_param(tmp_path):
     assert batch["source_id"].tolist() == [863983115982280448]
     assert (batch["ra"][0], batch["dec"][0]) == (171.5, 63.5)
     assert np.isnan(batch["flux"]).sum() == 83
+
+
+def test_rvs_ecsv_with_source_id_in_meta(tmp_path):
+    # the archive's INDIVIDUAL ECSV products keep source_id/spatialLocation in the meta
+    table = Table.read(FITS_863, hdu=1)
+    table.meta = {"source_id": 863983115982280448, "spatialLocation": [171.25, 63.75]}
+    table.write(tmp_path / "RVS-Gaia DR3 863983115982280448.ecsv")
+    batch = read_rvs_datalink(tmp_path / "RVS-Gaia DR3 863983115982280448.ecsv")
+    assert batch["source_id"].tolist() == [863983115982280448]
+    assert (batch["ra"][0], batch["dec"][0]) == (171.25, 63.75)
+    np.testing.assert_array_equal(batch["flux"], read_rvs_datalink(FITS_863)["flux"])
 
 
 def _bad_csv(tmp_path, edit):
@@ -433,6 +455,8 @@ def test_iter_bulk_xp_reads_only_requested_stars(bulk_files):
     real = read_xp_continuous(XP / "XP_CONTINUOUS_RAW.ecsv")
     for col in XP_COLUMNS:
         np.testing.assert_allclose(only[col][0], real[col][1], rtol=1e-6)
+    with pytest.raises(InputDataError, match=r"XpContinuousMeanSpectrum.*\['flux', 'flux_error'\]"):
+        next(iter_bulk_rvs(xp))                               # wrong table
 
 
 def _gaia_rows_for(ids):
@@ -463,6 +487,15 @@ def test_bulk_to_store_merges_xp_and_gaia_source(tmp_path, bulk_files):
     with pytest.raises(BadStarError, match="Gaia DR3 42"):
         bulk_to_store([rvs], [xp], tmp_path / "strict.h5", on_error="raise")
     assert not list(tmp_path.glob("strict.h5*"))              # atomic: nothing left behind
+
+
+def test_ingest_routes_bulk_files_to_bulk_to_store(tmp_path, bulk_files):
+    rvs, xp = bulk_files
+    out = ingest_to_store([rvs], [xp], tmp_path / "routed.h5", on_error="skip")
+    with Store.open(out) as store:
+        assert store.source_ids().tolist() == [KOI, HD]
+        assert np.isnan(store.read()["parallax"]).all()        # no gaia_source given
+        assert store.meta["inputs"]["rvs"] == [str(rvs)]
 
 
 # ---------------------------------------------------------------------------------------

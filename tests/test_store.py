@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import tables
 
+from gaiarvs_cnn import store as store_module
 from gaiarvs_cnn.constants import LABELS, RVS_NPIX, XP_NCOEFF
 from gaiarvs_cnn.exceptions import DuplicateSourceError, InputDataError, StoreError
-from gaiarvs_cnn.store import CORE_COLUMNS, ColumnSpec, StarBatch, Store, open_store
+from gaiarvs_cnn.store import CORE_COLUMNS, ColumnSpec, StarBatch, Store, match_ids, open_store
 
 EXTRA = (ColumnSpec("true_labels", "float32", (5,), "", "truth"),
          ColumnSpec("population", "int8", (), "", "population code"))
@@ -114,6 +115,28 @@ def test_store_read_ids_uses_index_and_keeps_order(tmp_path):
         np.testing.assert_array_equal(got["flux"], batch["flux"][[15, 3, 19]])
         with pytest.raises(StoreError, match="5"):
             store.read_ids([1001, 5])
+
+
+def test_store_read_ids_many_stars_scans_the_column(tmp_path, monkeypatch):
+    path = tmp_path / "s.h5"
+    batch = make_batch(12)
+    with Store.create(path) as store:
+        store.append(batch)
+    monkeypatch.setattr(store_module, "_INDEX_LOOKUP_MAX", 2)
+    with Store.open(path) as store:
+        got = store.read_ids([1011, 1000, 1005])
+        np.testing.assert_array_equal(got["ruwe"], batch["ruwe"][[11, 0, 5]])
+        with pytest.raises(StoreError, match="99"):
+            store.read_ids([1011, 1000, 99])
+
+
+def test_match_ids_and_concatenate_mismatch():
+    found, rows = match_ids(np.array([5, 7, 1, 9]), np.array([9, 1, 5]))
+    assert found.tolist() == [True, False, True, True]
+    assert rows.tolist() == [2, 1, 0]
+    assert match_ids(np.array([1]), np.array([], dtype=np.int64))[0].tolist() == [False]
+    with pytest.raises(InputDataError, match="concatenate"):
+        StarBatch.concatenate([make_batch(1), make_batch(1, extra=EXTRA)])
 
 
 def test_store_refuses_duplicates_and_writes_nothing(tmp_path):

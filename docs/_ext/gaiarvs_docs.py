@@ -49,23 +49,34 @@ def _help_text(command: click.Command, name: str, parent: click.Context | None) 
 
 
 class CliHelp(Directive):
-    """Render the help of the ``gaiarvs-cnn`` group and each sub-command."""
+    """Render the help of the ``gaiarvs-cnn`` group and of each (sub-)command."""
 
     has_content = False
 
     def run(self):
         from gaiarvs_cnn.cli import main
 
-        root_ctx = click.Context(main, info_name="gaiarvs-cnn")
         out = [nodes.literal_block(text=_help_text(main, "gaiarvs-cnn", None),
                                    language="text")]
-        for name in sorted(main.commands):
-            section = nodes.section(ids=[f"cli-{name}"])
-            section += nodes.title(text=f"gaiarvs-cnn {name}")
-            section += nodes.literal_block(
-                text=_help_text(main.commands[name], name, root_ctx), language="text")
-            out.append(section)
+        root = click.Context(main, info_name="gaiarvs-cnn")
+        out.extend(_command_sections(main, root, "gaiarvs-cnn"))
         return out
+
+
+def _command_sections(group: click.Group, ctx: click.Context, prefix: str) -> list:
+    """One section with the help text per command of ``group``, recursing into sub-groups."""
+    sections = []
+    for name in sorted(group.commands):
+        command = group.commands[name]
+        full = f"{prefix} {name}"
+        section = nodes.section(ids=[nodes.make_id(f"cli {full}")])
+        section += nodes.title(text=full)
+        section += nodes.literal_block(text=_help_text(command, name, ctx), language="text")
+        if isinstance(command, click.Group):
+            sub_ctx = click.Context(command, info_name=name, parent=ctx)
+            section.extend(_command_sections(command, sub_ctx, full))
+        sections.append(section)
+    return sections
 
 
 class ConfigItems(_RstDirective):

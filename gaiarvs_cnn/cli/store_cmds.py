@@ -94,7 +94,7 @@ def ingest(rvs, xp, gaia_source, output, on_error, overwrite, chunk_size):
           --xp XP_CONTINUOUS.csv --gaia-source result.vot -o stars.h5
     """
     from ..exceptions import GaiaRVSCNNError
-    from ..readers import ingest_to_store
+    from ..ingest import ingest_to_store
 
     try:
         path = ingest_to_store(rvs, xp, output, gaia_source=gaia_source, on_error=on_error,

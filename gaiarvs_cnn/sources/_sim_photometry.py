@@ -7,7 +7,7 @@
   G-RP from BP-RP, extinction A_V growing with distance in the dust layer
   (A_G = 0.83 A_V, E(BP-RP) = 0.42 A_V), G_RVS from G_RP (Sartoretti et al. 2023).
 * Apparent magnitudes from a number-count law in G_RVS up to the RVS limit
-  (G_RVS ~ 12.3), distance from the distance modulus; parallax = 1/d with DR3-like
+  (G_RVS ~ 12), distance from the distance modulus; parallax = 1/d with DR3-like
   errors; RUWE log-normal around 1 with a binary tail.
 * RVS S/N ~ 20 x 10^(0.2 (12 - G_RVS)) with a log-normal transit-number scatter.
 * XP: the BP and RP spectra of a smooth SED (black body x metal-line blanketing in the
@@ -162,7 +162,7 @@ def astrometry_and_photometry(pop, grvs, rng, cluster_geometry=None) -> dict[str
 
 # -- XP coefficients -----------------------------------------------------------------
 _XP_BANDS = {"bp": (330.0, 680.0, 505.0, 120.0), "rp": (630.0, 1050.0, 840.0, 150.0)}
-_XP_NSAMPLE = 160
+_XP_NSAMPLE = 100
 
 
 def _hermite_functions(x: np.ndarray, n: int) -> np.ndarray:
@@ -181,7 +181,7 @@ def _xp_design(band: str, ncoeff: int) -> tuple[np.ndarray, np.ndarray]:
     """Wavelength samples [nm] and projection matrix (n_sample, ncoeff) of one XP band."""
     lo, hi, centre, _ = _XP_BANDS[band]
     wl = np.linspace(lo - 40.0, hi + 40.0, _XP_NSAMPLE)
-    x = (wl - centre) / ((hi - lo) / 2.0) * 6.0          # pseudo-wavelength
+    x = (wl - centre) / ((hi - lo) / 2.0) * 2.2          # pseudo-wavelength
     dx = x[1] - x[0]
     passband = 1.0 / (1.0 + ((wl - centre) / ((hi - lo) / 2.0)) ** 12)
     return wl, (_hermite_functions(x, ncoeff) * passband[None, :] * dx).T

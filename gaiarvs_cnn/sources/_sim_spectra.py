@@ -162,11 +162,13 @@ class SpectrumModel:
     def _convolve(self, depth: np.ndarray, shift_pix: np.ndarray | None = None) -> np.ndarray:
         """Convolve line depths (N, 2401) with the LSF, optionally shifting by pixels."""
         spec = scipy.fft.rfft(depth, n=_NFFT, axis=-1, workers=-1)
-        transfer = self._transfer[None, :]
-        if shift_pix is not None:
-            freq = scipy.fft.rfftfreq(_NFFT)
-            transfer = transfer * np.exp(-2j * np.pi * freq[None, :] * shift_pix[:, None])
-        spec *= transfer
+        if shift_pix is None:
+            spec *= self._transfer[None, :].astype(spec.dtype)
+        else:
+            freq = scipy.fft.rfftfreq(_NFFT).astype(np.float32)
+            phase = (-2.0 * np.pi * np.asarray(shift_pix, np.float32))[:, None] * freq[None, :]
+            spec *= (np.cos(phase) + 1j * np.sin(phase)).astype(spec.dtype)
+            spec *= self._transfer[None, :].astype(np.float32)
         return scipy.fft.irfft(spec, n=_NFFT, axis=-1, workers=-1)[:, :RVS_NPIX]
 
     def flux(self, labels: np.ndarray, rv_shift_kms: np.ndarray | None = None) -> np.ndarray:
@@ -180,12 +182,16 @@ class SpectrumModel:
             Residual radial velocity [km/s] that shifts the lines (positive = redshift).
         """
         tau = self.optical_depth(labels)
-        depth = (self.max_depth(labels) * -np.expm1(-tau)).astype(np.float32)
+        np.negative(tau, out=tau)
+        np.expm1(tau, out=tau)
+        tau *= -self.max_depth(labels).astype(np.float32)   # now the intrinsic line depth
         shift = None
         if rv_shift_kms is not None:
             step = self.wavelength[1] - self.wavelength[0]
             shift = np.asarray(rv_shift_kms, dtype=float) / 299792.458 * 858.0 / step
-        return (1.0 - self._convolve(depth, shift)).astype(np.float32)
+        out = self._convolve(tau, shift)
+        np.subtract(np.float32(1.0), out, out=out)
+        return out.astype(np.float32, copy=False)
 
     def jacobian(self, labels: np.ndarray) -> np.ndarray:
         """Exact d(flux)/d(label) of the noise-free model at one star, shape (2401, 5).

@@ -34,7 +34,8 @@ from astropy.table import Table
 from ..exceptions import ArchiveError, InputDataError
 
 __all__ = ["cache_dir", "DiskCache", "HTTPClient", "RetryableError", "ColumnMap",
-           "run_tap", "read_votable", "chunked", "id_list_adql"]
+           "run_tap", "chunked", "id_list_adql", "masked_to_nan", "query_catalogue",
+           "unique_best", "finish_reference"]
 
 #: HTTP status codes worth retrying (server-side or rate-limit problems).
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -243,35 +244,6 @@ def _as_archive_error(what: str, exc: Exception) -> ArchiveError:
     return ArchiveError(f"{what}: {type(exc).__name__}: {exc}")
 
 
-def read_votable(payload: bytes, what: str) -> Table:
-    """Parse a VOTable payload into a Table, using column names (not IDs).
-
-    Raises
-    ------
-    RetryableError
-        If the payload is not a readable VOTable (e.g. truncated transfer).
-    ArchiveError
-        If the VOTable reports an error (``QUERY_STATUS`` = ERROR).
-    """
-    from astropy.io.votable import parse
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            vot = parse(io.BytesIO(payload))
-    except Exception as exc:
-        raise RetryableError(f"{what}: malformed VOTable ({type(exc).__name__}: "
-                             f"{exc}).") from exc
-    for res in vot.resources:
-        for info in res.infos:
-            if info.name == "QUERY_STATUS" and info.value == "ERROR":
-                raise ArchiveError(f"{what}: service error: {info.content}")
-    try:
-        return vot.get_first_table().to_table(use_names_over_ids=True)
-    except IndexError as exc:
-        raise RetryableError(f"{what}: VOTable without a results table.") from exc
-
-
 def run_tap(client: HTTPClient, url: str, adql: str, *, sync_max_rows: int | None = None,
             mode: str = "auto", cache: DiskCache | None = None,
             async_timeout: float = 3600.0) -> Table:
@@ -302,6 +274,7 @@ def run_tap(client: HTTPClient, url: str, adql: str, *, sync_max_rows: int | Non
         HTTP errors, malformed VOTables or rejected queries (after retries).
     """
     import pyvo
+    from astropy.io.votable.exceptions import VOWarning
 
     key = DiskCache.key(url, adql)
     if cache is not None and (hit := cache.get(key)) is not None:
@@ -320,7 +293,9 @@ def run_tap(client: HTTPClient, url: str, adql: str, *, sync_max_rows: int | Non
     if result is None:
         result = client.with_retries(what + " (async)", lambda: service.run_async(
             adql, timeout=async_timeout))
-    table = result.to_table()
+    with warnings.catch_warnings():  # unit strings such as VizieR's "[cm/s2]"
+        warnings.simplefilter("ignore", VOWarning)
+        table = result.to_table()
     if cache is not None:
         buf = io.StringIO()
         table.write(buf, format="ascii.ecsv")

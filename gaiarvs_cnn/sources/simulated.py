@@ -69,9 +69,9 @@ _ALL_SPECS = tuple(CORE_COLUMNS) + SIM_EXTRA_COLUMNS
 
 # population mixture, S/N floor, G_RVS range, source_id prefix per kind
 _KIND_SETUP = {
-    "training": ({"field": 1.0}, 30.0, (5.0, 12.3), 1),
-    "observed": ({"field": 0.95, "out": 0.03, "cluster": 0.02}, 15.0, (4.0, 12.3), 2),
-    "out-of-range": ({"out": 1.0}, 15.0, (4.0, 12.3), 3),
+    "training": ({"field": 1.0}, 30.0, (5.0, 12.0), 1),
+    "observed": ({"field": 0.95, "out": 0.03, "cluster": 0.02}, 15.0, (4.0, 12.0), 2),
+    "out-of-range": ({"out": 1.0}, 15.0, (4.0, 12.0), 3),
 }
 #: APOGEE-like label uncertainties: median and log-normal width per label.
 _APOGEE_ERRORS = {"teff": (35.0, 0.35), "logg": (0.035, 0.3), "mh": (0.012, 0.3),
@@ -97,8 +97,8 @@ def jacobian(labels) -> np.ndarray:
 
 
 def _draw_grvs(n: int, rng: np.random.Generator, lo: float, hi: float) -> np.ndarray:
-    """Apparent G_RVS [mag] from number counts ~ 10^(0.25 m) up to a soft survey limit."""
-    k = 0.25
+    """Apparent G_RVS [mag] from number counts ~ 10^(0.4 m) up to a soft survey limit."""
+    k = 0.4
     u = rng.random(n)
     m = np.log10(10 ** (k * lo) + u * (10 ** (k * hi) - 10 ** (k * lo))) / k
     return m + rng.normal(0, 0.08, n)
@@ -147,9 +147,12 @@ def _noisy_spectra(labels, rv, snr, rng) -> tuple[np.ndarray, np.ndarray]:
     for lo in range(0, n, _SPEC_CHUNK):
         sl = slice(lo, lo + _SPEC_CHUNK)
         clean = model.flux(labels[sl], rv[sl])
-        sigma = np.sqrt(np.clip(clean, 0.05, None)) / snr[sl, None].astype(np.float32)
+        sigma = np.sqrt(np.maximum(clean, np.float32(0.05)))
+        sigma /= snr[sl, None].astype(np.float32)
         noise = rng.standard_normal(clean.shape, dtype=np.float32)
-        flux[sl] = clean + sigma * noise
+        noise *= sigma
+        noise += clean
+        flux[sl] = noise
         err[sl] = sigma
     # NaN pixels at the edges (as in DR3 mean spectra): ~1/3 of the stars at each end
     n_blue = np.where(rng.random(n) < 0.35, rng.integers(1, 12, n), 0)
@@ -168,8 +171,6 @@ def _draw_stars(n: int, rng: np.random.Generator, kind: str, snr) -> dict[str, n
     geometry = tuple(np.asarray([c[i] for c in CLUSTERS]) for i in (3, 4, 5))
     cols = astrometry_and_photometry(pop, _draw_grvs(n, rng, lo, hi), rng, geometry)
     cols["rvs_snr"] = _snr(snr, cols["grvs"], rng)
-    cols.update(xp_coefficients(pop.teff, pop.mh, cols["a_v"], cols["phot_g_mean_mag"], rng,
-                                XP_NCOEFF))
     cols.update(true_labels=pop.labels, population=pop.code, cluster_id=pop.cluster_id,
                 true_parallax=1.0 / cols["distance_kpc"], mass=pop.mass)
     return cols
@@ -226,8 +227,9 @@ def simulate_batch(n: int, seed=0, kind: str = "observed",
                              f"use snr >= {snr_floor}.")
     rng = np.random.default_rng(seed)
     parts, have, tries = [], 0, 0
+    rate = 0.3 if kind == "training" else 0.75   # expected fraction passing the cuts
     while have < n:
-        m = max(64, int(1.6 * (n - have) / (0.35 if kind == "training" else 0.8)))
+        m = 64 + int(1.15 * (n - have) / rate)
         cols = _draw_stars(m, rng, kind, snr)
         if kind == "training":
             labels, errors = _apogee_labels(cols["true_labels"], rng)
@@ -237,11 +239,15 @@ def simulate_batch(n: int, seed=0, kind: str = "observed",
             keep = cols["rvs_snr"] >= snr_floor
         parts.append(_select(cols, keep))
         have += int(keep.sum())
+        rate = max(0.02, 0.5 * rate + 0.5 * keep.mean())
         tries += 1
         if tries > 50:
             raise InputDataError(f"Could not draw {n} {kind} stars passing the cuts "
                                  "(check the snr option).")
     cols = {k: np.concatenate([p[k] for p in parts])[:n] for k in parts[0]}
+    tl = cols["true_labels"]
+    cols.update(xp_coefficients(tl[:, 0], tl[:, 2], cols["a_v"], cols["phot_g_mean_mag"], rng,
+                                XP_NCOEFF))
     cols["rv_shift"] = rng.normal(0.0, rv_sigma, n) if rv_sigma > 0 else np.zeros(n)
     cols["flux"], cols["flux_error"] = _noisy_spectra(cols["true_labels"], cols["rv_shift"],
                                                       cols["rvs_snr"], rng)

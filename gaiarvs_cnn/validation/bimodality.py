@@ -141,7 +141,8 @@ def alpha_sequences(mh: np.ndarray, alpham: np.ndarray, mh_window: tuple = MH_WI
     if a.shape[0] < min_stars:
         return {**out, **{k: np.nan for k in keys}}
     g1 = GaussianMixture(1, random_state=seed).fit(a)
-    g2 = GaussianMixture(2, random_state=seed, n_init=3).fit(a)
+    g2 = GaussianMixture(2, random_state=seed,
+                         means_init=np.percentile(a, [20.0, 80.0]).reshape(2, 1)).fit(a)
     order = np.argsort(g2.means_[:, 0])
     mu = g2.means_[order, 0]
     sig = np.sqrt(g2.covariances_[order].reshape(-1))

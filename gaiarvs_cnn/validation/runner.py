@@ -158,7 +158,7 @@ def validate_clusters(data: Table, clusters: Table, galah: Table | None = None
         result.notes.append(f"CNN cluster mean [Fe/H] - true cluster [Fe/H]: max |dev| = "
                             f"{np.max(np.abs(dev)):.3f} dex, max |dev|/error = "
                             f"{np.max(np.abs(dev) / err):.1f} over {len(stats)} clusters.")
-    for row in trends:
+    for row in trends[trends["n"] >= 3]:
         result.notes.append(f"{row['label']} trend with log g: {row['slope']:+.4f} ± "
                             f"{row['e_slope']:.4f} dex/dex; within-cluster scatter "
                             f"{row['scatter']:.3f} dex (N = {row['n']}).")

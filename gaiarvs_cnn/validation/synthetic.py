@@ -11,6 +11,7 @@ scatter. Because every offset and dispersion is known exactly, the statistics of
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import astropy.units as u
 import numpy as np
@@ -18,13 +19,22 @@ from astropy.table import Table
 
 from ..constants import LABEL_UNITS, LABELS
 from ..sources.reference import check_reference
+from ..store import CORE_COLUMNS, ColumnSpec, StarBatch, Store
 from .seismic import LOGG_SUN, NUMAX_SUN, TEFF_SUN
 
-__all__ = ["synthetic_truth", "synthetic_catalog", "synthetic_reference", "DEFAULT_SCATTER"]
+__all__ = ["synthetic_truth", "synthetic_catalog", "synthetic_reference", "synthetic_store",
+           "DEFAULT_SCATTER", "TRUTH_SPECS"]
 
 #: Default CNN dispersion around the truth (close to the paper's Sect. 3.3 values).
 DEFAULT_SCATTER = {"teff": 60.0, "logg": 0.10, "mh": 0.07, "alpham": 0.03, "feh": 0.07}
 _CLUSTERS = (("SynCl-A", 0.10), ("SynCl-B", -0.25), ("SynCl-C", 0.0))
+
+#: Truth columns of a synthetic store (the names the simulated survey uses).
+TRUTH_SPECS = (
+    ColumnSpec("true_labels", "float32", (len(LABELS),), "", "True labels (LABELS order)"),
+    ColumnSpec("population", "int8", (), "", "0 thin, 1 thick, 5 cluster member"),
+    ColumnSpec("cluster_id", "int16", (), "", "Cluster index, -1 if none"),
+)
 
 
 def synthetic_truth(n: int = 2000, seed: int = 0, cluster_fraction: float = 0.05) -> Table:
@@ -147,3 +157,26 @@ def synthetic_reference(truth: Table, kind: str, seed: int = 2,
     ref.meta["injected_offset"] = dict(offset)
     ref.meta["injected_scatter"] = dict(scatter)
     return check_reference(ref, kind)
+
+
+def synthetic_store(path, truth: Table, overwrite: bool = False) -> Path:
+    """Write the astrometry, S/N and truth of ``truth`` into an HDF5 store (no spectra).
+
+    The store has the core columns (flux and XP left NaN) and the truth columns
+    `TRUTH_SPECS`, so that `~gaiarvs_cnn.validation.crossmatch.add_store_columns` finds
+    what the validation needs.
+    """
+    names = [c[0] for c in _CLUSTERS]
+    cluster = np.asarray(truth["cluster"]).astype(str)
+    cols = {"source_id": np.asarray(truth["source_id"], dtype=np.int64),
+            "true_labels": np.column_stack([np.asarray(truth[f"true_{k}"], float)
+                                            for k in LABELS]),
+            "population": np.asarray(truth["population"]),
+            "cluster_id": np.array([names.index(c) if c in names else -1 for c in cluster])}
+    for name in ("ra", "dec", "parallax", "parallax_error", "rvs_snr", "phot_g_mean_mag"):
+        cols[name] = np.asarray(truth[name], float)
+    batch = StarBatch(cols, (*CORE_COLUMNS, *TRUTH_SPECS))
+    with Store.create(path, extra_columns=TRUTH_SPECS, overwrite=overwrite,
+                      meta={"source": "synthetic", "n": len(truth)}) as store:
+        store.append(batch)
+    return Path(path)

@@ -17,6 +17,13 @@ DEX = u.dex
 LOGG = u.dex(u.cm / u.s**2)
 #: Gaia DR2 ids of the cluster / K2 rows (invented; mapped to DR3 by dr2_neighbourhood).
 DR2 = [111, 222, 333, 444]
+#: Ids of reference stars absent from the loopback gaia_source (completing six ids).
+EXTRA = [5000000000000000001, 5000000000000000002, 5000000000000000003]
+
+
+def reference_ids(sky: list[int]) -> list[int]:
+    """Six ids used by the reference tables: the sky's stars, then `EXTRA`."""
+    return (list(sky) + EXTRA)[:6]
 
 
 def _apogee(s: list[int]) -> Table:
@@ -110,6 +117,7 @@ def _astrophysical_parameters(s: list[int]) -> Table:
 
 def reference_tables(sky: list[int]) -> dict[str, Table]:
     """The loopback archive's reference tables, keyed by lower-case table name."""
+    sky = reference_ids(sky)
     return {"iii/286/catalog": _apogee(sky), "j/mnras/506/150/stars": _galah(sky),
             "j/a+a/640/a1/nodup": _clusters(), "j/apj/926/191/table2": _k2gap(),
             "gaiadr3.dr2_neighbourhood": _dr2_neighbourhood(sky),

@@ -13,10 +13,12 @@ payload) and ``"malformed"`` (a broken VOTable).
 """
 from __future__ import annotations
 
+import functools
 import io
 import re
 import threading
 import time
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,29 +34,53 @@ from gaiarvs_cnn import conf
 
 from ._reference_tables import reference_tables
 
-REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real"
+REAL = Path(__file__).resolve().parents[1] / "data" / "gaia_real"
 RVS_CSV = sorted((REAL / "rvs_datalink_csv").glob("*.csv"))
-XP_TEMPLATES = [REAL / "xp_continuous" / "XP_CONTINUOUS_RAW.csv",
-                REAL / "astroquery_gaia" / "datalink_5937083312263887616"
-                / "XP_CONTINUOUS-Gaia DR3 5937083312263887616.csv"]
+RVS_FITS = sorted((REAL / "rvs_datalink_fits").glob("*.fits"))
+XP_CSV = REAL / "xp_continuous" / "XP_CONTINUOUS_RAW.csv"
+XP_BUNDLE = REAL / "astroquery_gaia" / "gaia_dr3_source_id_5937083312263887616_dl_products_csv.zip"
 GAIA_SOURCE_VOT = REAL / "astroquery_gaia" / "1710099405832VAL-result.vot"
+RVS_CSV_HEADER = ("source_id,solution_id,ra,dec,wavelength,flux,flux_error,combined_transits,"
+                  "combined_ccds,deblended_ccds")
+
+
+def _fits_as_datalink_csv(path: Path) -> tuple[int, str]:
+    """An RVS DataLink FITS product rewritten in the DataLink CSV layout (same numbers;
+    NaN -> empty cell), so that the loopback DataLink serves one format."""
+    from astropy.io import fits
+
+    with fits.open(path) as hdul:
+        head, data = hdul[1].header, hdul[1].data
+        ra, dec = (float(v) for v in head["POS"].strip("()").split(","))
+        fixed = [head["SOURCEID"], head["SOLUTION"], repr(ra), repr(dec)]
+        tail = [head["NTRANSIT"].strip(), head["NCCDS"].strip(), head["NDEBLEND"].strip()]
+        lines = [RVS_CSV_HEADER]
+        for wl, fl, fe in zip(data["wavelength"], data["flux"], data["flux_error"]):
+            cells = [repr(float(wl)), "" if np.isnan(fl) else repr(float(fl)),
+                     "" if np.isnan(fe) else repr(float(fe))]
+            lines.append(",".join(fixed + cells + tail))
+    return int(head["SOURCEID"]), "\n".join(lines) + "\n"
 
 
 def _rvs_products() -> dict[int, str]:
-    """source_id -> RVS DataLink CSV text (the six real spectra, unchanged)."""
+    """source_id -> RVS DataLink CSV text: two real CSV products unchanged, two real FITS
+    products converted."""
     out = {}
     for path in RVS_CSV:
         text = path.read_text()
-        sid = int(text.splitlines()[1].split(",", 1)[0])
-        out[sid] = text
+        out[int(text.splitlines()[1].split(",", 1)[0])] = text
+    out.update(_fits_as_datalink_csv(p) for p in RVS_FITS)
     return out
 
 
 def _xp_rows() -> list[tuple[str, str]]:
     """(header, data line) of each real XP_CONTINUOUS CSV row (3 sources)."""
+    texts = [XP_CSV.read_text()]
+    with zipfile.ZipFile(XP_BUNDLE) as zf:
+        texts += [zf.read(n).decode() for n in zf.namelist() if n.startswith("XP_CONTINUOUS")]
     rows = []
-    for path in XP_TEMPLATES:
-        header, *lines = path.read_text().splitlines()
+    for text in texts:
+        header, *lines = text.splitlines()
         rows += [(header, line) for line in lines if line.strip()]
     return rows
 
@@ -141,6 +167,7 @@ class Archive:
             wanted = {int(v) for v in values.split(",") if v.strip()}
             real = next(c for c in table.colnames if c.lower() == col.lower())
             table = table[np.isin(np.asarray(table[real], dtype=np.int64), list(wanted))]
+        table = _project(table, adql)
         top = re.search(r"\bTOP\s+(\d+)", adql, re.I)
         if top:
             table = table[:int(top.group(1))]
@@ -151,9 +178,10 @@ class Archive:
         table = table.copy(copy_data=False)
         if self.uppercase:
             table.rename_columns(table.colnames, [c.upper() for c in table.colnames])
-        vot = from_table(table)
         buf = io.BytesIO()
-        vot.to_xml(buf)
+        with warnings.catch_warnings():  # VizieR labels such as "[M/H]" are not XML IDs
+            warnings.simplefilter("ignore")
+            from_table(table).to_xml(buf)
         status = "OVERFLOW" if overflow else "OK"
         return buf.getvalue().replace(
             b"<RESOURCE type=\"results\">",
@@ -179,6 +207,16 @@ class Archive:
         return 200, buf.getvalue()
 
 
+def _project(table: Table, adql: str) -> Table:
+    """Keep the selected columns (``SELECT a, g.b, "c" ...``; ``*`` keeps all)."""
+    m = re.search(r"SELECT\s+(?:TOP\s+\d+\s+)?(.*?)\s+FROM\s", adql, re.I | re.S)
+    names = [c.strip().split(".")[-1].strip('"') for c in m.group(1).split(",")]
+    if "*" in names:
+        return table
+    lower = {c.lower(): c for c in table.colnames}
+    return table[[lower[n.lower()] for n in names]]
+
+
 def _uws(job_id: str, job: dict, base: str) -> bytes:
     result = (f'<uws:results><uws:result id="result" xlink:href="{base}/{job_id}/results/'
               f'result"/></uws:results>' if job["phase"] == "COMPLETED" else "<uws:results/>")
@@ -190,7 +228,7 @@ def _uws(job_id: str, job: dict, base: str) -> bytes:
 <uws:creationTime>2024-01-01T00:00:00Z</uws:creationTime>
 <uws:startTime xsi:nil="true"/><uws:endTime xsi:nil="true"/>
 <uws:executionDuration>0</uws:executionDuration>
-<uws:destruction>2030-01-01T00:00:00Z</uws:destruction>
+<uws:destruction>2024-01-02T00:00:00Z</uws:destruction>
 <uws:parameters/>{result}</uws:job>""".encode()
 
 
@@ -281,24 +319,30 @@ class _Handler(BaseHTTPRequestHandler):
         return 200, _uws(job_id, job, base), "text/xml", {}
 
 
+@functools.lru_cache(maxsize=1)
+def _content() -> tuple:
+    """Static content, built once per session (the tables are never modified)."""
+    rvs = _rvs_products()
+    xp_rows = _xp_rows()
+    ra_dec = {}
+    for sid, text in rvs.items():
+        fields = text.splitlines()[1].split(",")
+        ra_dec[sid] = (float(fields[2]), float(fields[3]))
+    sky = sorted(rvs)
+    no_spectrum = [1000000000000000001]
+    tables = {"gaiadr3.gaia_source": _gaia_source(sky + no_spectrum, ra_dec),
+              "gaiadr3.rvs_mean_spectrum": _rvs_table(rvs),
+              "gaiadr3.xp_continuous_mean_spectrum": _xp_table(sky, xp_rows)}
+    tables.update(reference_tables(sky))
+    return rvs, xp_rows, sky, tables
+
+
 def build_archive() -> Archive:
     """The loopback archive's content: six real RVS stars (all with XP) plus one star
     present in gaia_source but without any spectrum (to exercise missing ids)."""
-    arc = Archive()
-    arc.rvs = _rvs_products()
-    arc.xp_rows = _xp_rows()
-    ra_dec = {}
-    for sid, text in arc.rvs.items():
-        fields = text.splitlines()[1].split(",")
-        ra_dec[sid] = (float(fields[2]), float(fields[3]))
-    sky = sorted(arc.rvs)
-    arc.xp_ids = list(sky)
-    no_spectrum = [1000000000000000001]
-    arc.tables = {"gaiadr3.gaia_source": _gaia_source(sky + no_spectrum, ra_dec),
-                  "gaiadr3.rvs_mean_spectrum": _rvs_table(arc.rvs),
-                  "gaiadr3.xp_continuous_mean_spectrum": _xp_table(sky, arc.xp_rows)}
-    arc.tables.update(reference_tables(sky))
-    return arc
+    rvs, xp_rows, sky, tables = _content()
+    return Archive(tables=dict(tables), rvs=dict(rvs), xp_rows=list(xp_rows),
+                   xp_ids=list(sky))
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ def test_fetch_fills_store_with_real_spectra(archive, fast_client, tmp_path):
     gaia = GaiaArchive(client=fast_client)
     report = gaia.fetch_to_store(tmp_path / "s.h5", source_ids=sky + [NO_SPECTRUM],
                                  progress=False)
-    assert report.ok and report.stored == 6
+    assert report.ok and report.stored == 4
     assert report.missing["RVS"] == [NO_SPECTRUM]
     with Store.open(tmp_path / "s.h5") as store:
         batch = store.read()
@@ -41,17 +41,17 @@ def test_fetch_fills_store_with_real_spectra(archive, fast_client, tmp_path):
 
 
 def test_datalink_requests_respect_the_id_limit(archive, fast_client, tmp_path):
-    gaia = GaiaArchive(client=fast_client, max_ids=4)
+    gaia = GaiaArchive(client=fast_client, max_ids=3)
     report = gaia.fetch_to_store(tmp_path / "s.h5", source_ids=_sky(archive), progress=False)
-    assert report.stored == 6
+    assert report.stored == 4
     calls = [p for p, _ in archive.log if p.endswith("/data")]
     ids_per_call = [len(params["ID"].split(",")) for p, params in archive.log
                     if p.endswith("/data")]
-    assert len(calls) == 4 and max(ids_per_call) == 4  # 2 chunks x (RVS, XP)
+    assert len(calls) == 4 and max(ids_per_call) == 3  # 2 chunks x (RVS, XP)
 
 
 def test_rerun_skips_stored_chunks(archive, fast_client, tmp_path):
-    gaia = GaiaArchive(client=fast_client, max_ids=3, refresh=True)
+    gaia = GaiaArchive(client=fast_client, max_ids=2, refresh=True)
     gaia.fetch_to_store(tmp_path / "s.h5", source_ids=_sky(archive), progress=False)
     n_data = archive.count("/data")
     report = gaia.fetch_to_store(tmp_path / "s.h5", source_ids=_sky(archive), progress=False)
@@ -62,17 +62,17 @@ def test_rerun_skips_stored_chunks(archive, fast_client, tmp_path):
 def test_server_error_midway_then_resume(archive, fast_client, tmp_path):
     from gaiarvs_cnn.sources.base import HTTPClient
 
-    # chunk 2's RVS request fails on every attempt (1 + 2 retries), chunk 1 is stored
+    # the first chunk's RVS request fails on every attempt (1 + 2 retries); the second is stored
     archive.fail("/data", "500", times=3, when="'RETRIEVAL_TYPE': 'RVS'")
-    gaia = GaiaArchive(client=HTTPClient(timeout=5, retries=2, backoff=0.01), max_ids=3)
+    gaia = GaiaArchive(client=HTTPClient(timeout=5, retries=2, backoff=0.01), max_ids=2)
     store_path = tmp_path / "s.h5"
     first = gaia.fetch_to_store(store_path, source_ids=_sky(archive), progress=False)
-    assert not first.ok and first.stored == 3
+    assert not first.ok and first.stored == 2
     assert len(first.failed_chunks) == 1 and "HTTP 500" in first.failed_chunks[0][1]
     with Store.open(store_path) as store:
-        assert len(store) == 3 and store.meta["fetch_failed"] == [first.failed_chunks[0][0]]
+        assert len(store) == 2 and store.meta["fetch_failed"] == [first.failed_chunks[0][0]]
     second = gaia.fetch_to_store(store_path, source_ids=_sky(archive), progress=False)
-    assert second.ok and second.stored == 3 and second.skipped_chunks == 1
+    assert second.ok and second.stored == 2 and second.skipped_chunks == 1
     with Store.open(store_path) as store:
         assert sorted(store.source_ids().tolist()) == _sky(archive)
 
@@ -81,14 +81,14 @@ def test_transient_500_is_retried(archive, fast_client, tmp_path):
     archive.fail("/data", "500", times=1)
     report = GaiaArchive(client=fast_client).fetch_to_store(
         tmp_path / "s.h5", source_ids=_sky(archive), progress=False)
-    assert report.ok and report.stored == 6
+    assert report.ok and report.stored == 4
 
 
 def test_truncated_zip_is_rejected_then_retried(archive, fast_client, tmp_path):
     archive.fail("/data", "truncate", times=1)
     report = GaiaArchive(client=fast_client).fetch_to_store(
         tmp_path / "s.h5", source_ids=_sky(archive), progress=False)
-    assert report.ok and report.stored == 6
+    assert report.ok and report.stored == 4
     assert archive.count("/data") == 3
 
 
@@ -133,7 +133,7 @@ def test_case_drift_in_gaia_source(archive, fast_client, tmp_path):
     archive.uppercase = True  # SOURCE_ID, PHOT_G_MEAN_MAG, ...
     report = GaiaArchive(client=fast_client).fetch_to_store(
         tmp_path / "s.h5", source_ids=_sky(archive), progress=False)
-    assert report.stored == 6
+    assert report.stored == 4
     with Store.open(tmp_path / "s.h5") as store:
         assert np.all(np.isfinite(store.read()["phot_g_mean_mag"]))
 
@@ -152,7 +152,7 @@ def test_query_selection_and_async_overflow(archive, fast_client, tmp_path):
     archive.sync_max_rows = 3  # the sync answer overflows -> async job
     gaia = GaiaArchive(client=fast_client)
     ids = gaia.ids_from_query("SELECT TOP 10 source_id FROM gaiadr3.gaia_source")
-    assert len(ids) == 7
+    assert len(ids) == 5
     assert archive.count("/esa/tap/async") >= 3  # create, run, result
     assert not archive.jobs  # deleted after fetching the result
 

@@ -1,0 +1,189 @@
+"""``gaiarvs-cnn fetch gaia`` and ``gaiarvs-cnn fetch reference``: download from the archives."""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import click
+
+from . import main
+
+#: Reference kinds of ``fetch reference`` and what they query.
+REFERENCE_HELP = ("apogee: APOGEE DR17 allStar (VizieR III/286), galah: GALAH DR3 "
+                  "(J/MNRAS/506/150), seismic: K2-GAP DR3 (J/ApJ/926/191), clusters: "
+                  "Cantat-Gaudin+2020 members (J/A+A/640/A1), gsp-spec / gsp-phot: Gaia DR3 "
+                  "astrophysical_parameters (needs --source-ids or --store).")
+
+
+def read_source_ids(path) -> list[int]:
+    """Source ids from a text file (one per line, ``#`` comments) or a table file with a
+    ``source_id`` column (ECSV, CSV, FITS, VOTable)."""
+    import numpy as np
+    from astropy.table import Table
+
+    from ..exceptions import InputDataError
+
+    path = Path(path)
+    if path.suffix.lower() in ("", ".txt", ".dat", ".lst"):
+        ids = np.loadtxt(path, dtype=np.int64, comments="#", ndmin=1)
+    else:
+        table = Table.read(path)
+        col = next((c for c in table.colnames if c.lower() == "source_id"), None)
+        if col is None:
+            raise InputDataError(f"{path} has no source_id column.")
+        ids = np.asarray(table[col], dtype=np.int64)
+    if ids.size == 0:
+        raise InputDataError(f"{path} lists no source ids.")
+    return ids.tolist()
+
+
+def query_reference(kind: str, source_ids=None, refresh: bool = False, good_flags: bool = False):
+    """Dispatch to the reference adapter of ``kind`` (see `REFERENCE_HELP`)."""
+    from ..exceptions import InputDataError
+    from ..sources import apogee, clusters, gaia_ap, galah, k2gap
+
+    if kind in ("gsp-spec", "gsp-phot"):
+        if source_ids is None:
+            raise InputDataError(f"--kind {kind} needs --source-ids or --store (the archive "
+                                 "table is too large to download whole).")
+        return gaia_ap.query_gsp(kind, source_ids, refresh=refresh, good_flags=good_flags)
+    if kind == "apogee":
+        return apogee.query_apogee(source_ids, refresh=refresh)
+    if kind == "galah":
+        return galah.query_galah(source_ids, refresh=refresh)
+    if kind == "seismic":
+        return k2gap.query_k2gap(refresh=refresh)
+    if kind == "clusters":
+        return clusters.query_clusters(refresh=refresh)
+    raise InputDataError(f"Unknown reference kind {kind!r}.")
+
+
+def write_table_atomic(table, path: Path, overwrite: bool) -> None:
+    """Write ``table`` (format from the extension) through a temporary file + os.replace."""
+    from astropy.io.fits.verify import VerifyWarning
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    from ..exceptions import OutputExistsError
+
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} exists; pass --overwrite to replace it.")
+    out = table.copy(copy_data=False)
+    for key, value in list(out.meta.items()):
+        if not isinstance(value, str | int | float | bool):
+            out.meta[key] = json.dumps(value, default=str)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        # FITS cannot store dex units (check_reference restores them on reading) and
+        # long meta keys become HIERARCH cards: both are expected.
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        warnings.simplefilter("ignore", VerifyWarning)
+        out.write(tmp, overwrite=True,
+                  **({"format": "votable"} if path.suffix == ".xml" else {}))
+    os.replace(tmp, path)
+
+
+@main.group("fetch")
+def fetch_group():
+    """Download Gaia DR3 spectra into a store, or reference catalogues into a table.
+
+    \b
+    Examples:
+      gaiarvs-cnn fetch gaia --source-ids ids.txt -o stars.h5
+      gaiarvs-cnn fetch gaia --training apogee -o training.h5
+      gaiarvs-cnn fetch reference --kind galah -o galah.fits
+    """
+
+
+@fetch_group.command("gaia")
+@click.option("--query", "query", help="ADQL returning a source_id column.")
+@click.option("--source-ids", "ids_file", type=click.Path(exists=True, path_type=Path),
+              help="File of Gaia DR3 source ids (text, one per line, or a table).")
+@click.option("--training", type=click.Choice(["apogee"]),
+              help="Fetch the APOGEE DR17 training sample (labels stored, training cuts).")
+@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
+              help="HDF5 store to create or append to (resumable).")
+@click.option("--service", type=click.Choice(["esa", "aip"]), default="esa", show_default=True,
+              help="ESA Gaia archive (TAP + DataLink) or the AIP mirror (TAP).")
+@click.option("--max-ids", type=int, default=None,
+              help="Source ids per spectra request (default: conf limit of the service).")
+@click.option("--no-cuts", is_flag=True, help="Do not apply the paper's Gaia quality cuts.")
+@click.option("--refresh", is_flag=True, help="Bypass the download cache.")
+@click.option("--overwrite", is_flag=True, help="Replace the store instead of appending.")
+def fetch_gaia(query, ids_file, training, output, service, max_ids, no_cuts, refresh,
+               overwrite):
+    """Select Gaia DR3 stars with RVS spectra and store their spectra and XP coefficients.
+
+    Exactly one of --query, --source-ids, --training. Re-running the same command skips
+    the chunks already stored and retries failed ones; the exit status is 1 when a chunk
+    still failed.
+
+    \b
+    Examples:
+      gaiarvs-cnn fetch gaia --source-ids ids.txt -o stars.h5
+      gaiarvs-cnn fetch gaia --query "SELECT TOP 100 source_id FROM gaiadr3.gaia_source
+          WHERE has_rvs = 'true' AND rvs_spec_sig_to_noise > 50" -o stars.h5 --service aip
+    """
+    from ..exceptions import GaiaRVSCNNError
+    from ..sources.aip import AIPArchive
+    from ..sources.gaia import GaiaArchive
+
+    if sum(x is not None for x in (query, ids_file, training)) != 1:
+        raise click.UsageError("Give exactly one of --query, --source-ids, --training.")
+    cls = AIPArchive if service == "aip" else GaiaArchive
+    try:
+        archive = cls(max_ids=max_ids, refresh=refresh)
+        labels = None
+        if training == "apogee":
+            from ..sources.apogee import query_apogee
+
+            labels = query_apogee(refresh=refresh)
+        report = archive.fetch_to_store(
+            output, source_ids=read_source_ids(ids_file) if ids_file else None, query=query,
+            labels=labels, cuts=not no_cuts, training=labels is not None, overwrite=overwrite)
+    except GaiaRVSCNNError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(report.summary())
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@fetch_group.command("reference")
+@click.option("--kind", required=True,
+              type=click.Choice(["apogee", "galah", "seismic", "clusters", "gsp-spec",
+                                 "gsp-phot"]), help=REFERENCE_HELP)
+@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
+              help="Output table (.fits, .ecsv, .xml/.vot); units and source_id included.")
+@click.option("--source-ids", "ids_file", type=click.Path(exists=True, path_type=Path),
+              help="Restrict to these Gaia DR3 ids (text file or table).")
+@click.option("--store", "store", type=click.Path(exists=True, path_type=Path),
+              help="Restrict to the stars of this HDF5 store.")
+@click.option("--good-flags", is_flag=True,
+              help="gsp-spec: keep stars with the first 13 flags_gspspec digits = 0.")
+@click.option("--refresh", is_flag=True, help="Bypass the download cache.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+def fetch_reference(kind, output, ids_file, store, good_flags, refresh, overwrite):
+    """Download a reference catalogue in the canonical schema (quality cuts applied).
+
+    \b
+    Examples:
+      gaiarvs-cnn fetch reference --kind galah -o galah.fits
+      gaiarvs-cnn fetch reference --kind gsp-spec --store stars.h5 --good-flags -o gsp.fits
+    """
+    from ..exceptions import GaiaRVSCNNError
+    from ..store import Store
+
+    try:
+        ids = None
+        if ids_file is not None:
+            ids = read_source_ids(ids_file)
+        elif store is not None:
+            with Store.open(store) as st:
+                ids = st.source_ids().tolist()
+        table = query_reference(kind, ids, refresh=refresh, good_flags=good_flags)
+        write_table_atomic(table, output, overwrite)
+    except GaiaRVSCNNError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{kind}: {len(table)} star(s) written to {output}")
