@@ -24,7 +24,21 @@ except ImportError:  # pragma: no cover - only when running from a bare checkout
 
 
 class Conf(_config.ConfigNamespace):
-    """Configuration parameters for `gaiarvs_cnn` (see ``gaiarvs_cnn.conf``)."""
+    """Configuration parameters for `gaiarvs_cnn` (see ``gaiarvs_cnn.conf``).
+
+    Items: ``cache_dir``, the service URLs ``gaia_tap_url``, ``gaia_datalink_url``,
+    ``aip_tap_url`` and ``vizier_url``, the request limits ``datalink_max_ids`` and
+    ``aip_datalink_max_ids``, ``timeout`` (s), ``retries``, ``chunk_size`` (stars) and
+    ``threads``. Change them for a session with ``conf.set_temp`` or permanently in
+    the astropy configuration file.
+
+    Examples
+    --------
+    >>> from gaiarvs_cnn import conf
+    >>> with conf.set_temp("chunk_size", 1000):
+    ...     print(conf.chunk_size)
+    1000
+    """
 
     cache_dir = _config.ConfigItem(
         "",
@@ -67,6 +81,22 @@ def read_catalog(path):
     """Read a gaiarvs-cnn catalogue (FITS or VOTable) into an `~astropy.table.Table`.
 
     See `gaiarvs_cnn.catalog.read_catalog`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Catalogue written by `gaiarvs_cnn.catalog.write_catalog`.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        The catalogue (paper Table 2 columns) with its data-model units;
+        ``flag_boundary`` as text.
+
+    Raises
+    ------
+    InputDataError
+        If ``path`` does not exist or is not a gaiarvs-cnn catalogue.
     """
     from .catalog import read_catalog as _read
 

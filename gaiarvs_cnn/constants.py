@@ -57,5 +57,18 @@ PAPER_TRAINING_SIGMA = {"teff": 59.0, "logg": 0.11, "mh": 0.07, "alpham": 0.04, 
 
 
 def rvs_wavelength_nm() -> np.ndarray:
-    """Return the RVS wavelength grid in nm as a float64 array of 2401 values."""
+    """Return the RVS wavelength grid in nm as a float64 array of 2401 values.
+
+    Returns
+    -------
+    ndarray of float64, shape (2401,)
+        Vacuum wavelengths 846.00, 846.01, ..., 870.00 nm.
+
+    Examples
+    --------
+    >>> from gaiarvs_cnn.constants import rvs_wavelength_nm
+    >>> wl = rvs_wavelength_nm()
+    >>> wl.size, float(wl[0]), float(wl[-1])
+    (2401, 846.0, 870.0)
+    """
     return RVS_WAVELENGTH.to_value(u.nm)

@@ -111,6 +111,7 @@ def gaia_quality_cut(table) -> np.ndarray:
     Returns
     -------
     ndarray of bool
+        One value per row; True where the star passes every condition.
 
     Raises
     ------
@@ -132,15 +133,28 @@ def gaia_quality_cut(table) -> np.ndarray:
 
 
 def gaia_quality_adql(source_alias: str = "gs", ap_alias: str = "ap") -> str:
-    """The ADQL WHERE clause equivalent to `gaia_quality_cut`.
+    """Return the ADQL WHERE clause equivalent to `gaia_quality_cut`.
 
     Use with ``FROM gaiadr3.gaia_source AS gs LEFT JOIN gaiadr3.astrophysical_parameters
     AS ap USING (source_id)`` (aliases configurable).
+
+    Parameters
+    ----------
+    source_alias : str, optional
+        Alias of ``gaiadr3.gaia_source`` in the query.
+    ap_alias : str, optional
+        Alias of ``gaiadr3.astrophysical_parameters`` in the query.
 
     Returns
     -------
     str
         Conditions joined by AND, without the ``WHERE`` keyword.
+
+    Examples
+    --------
+    >>> from gaiarvs_cnn.cuts import gaia_quality_adql
+    >>> print(gaia_quality_adql().splitlines()[0])
+    gs.in_galaxy_candidates = 'false'
     """
     g, a = source_alias, ap_alias
     conditions = [
@@ -180,6 +194,12 @@ def apogee_quality_cut(table) -> np.ndarray:
     Returns
     -------
     ndarray of bool
+        One value per row; True where the star passes every condition.
+
+    Raises
+    ------
+    InputDataError
+        Naming a missing column.
     """
     t = _as_table(table)
     flag = _column(t, "ASPCAPFLAG")
@@ -205,10 +225,18 @@ def training_cut(table) -> np.ndarray:
     Parameters
     ----------
     table : `~astropy.table.Table` or StarBatch
+        Rows with S/N, parallax (+ error or ``parallax_over_error``) and ``ruwe``;
+        column case does not matter.
 
     Returns
     -------
     ndarray of bool
+        One value per row; True where the star passes every condition.
+
+    Raises
+    ------
+    InputDataError
+        Naming a missing column.
     """
     t = _as_table(table)
     keep = _passes(_column(t, "rvs_spec_sig_to_noise", "rvs_snr") >= TRAINING_MIN_SNR)
@@ -228,6 +256,7 @@ def apply_cuts(table, *cuts: Callable[[Table], np.ndarray]) -> Table:
     Parameters
     ----------
     table : `~astropy.table.Table` or StarBatch
+        Stars to select from.
     *cuts : callable
         Functions ``table -> bool mask`` such as `gaia_quality_cut`.
 

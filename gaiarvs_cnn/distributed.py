@@ -58,12 +58,8 @@ __all__ = [
     "read_partition",
     "merge_partitions",
     "make_client",
-    "OUTPUT_FORMATS",
 ]
 
-#: Catalogue formats by file suffix.
-OUTPUT_FORMATS = {".fits": "fits", ".fit": "fits", ".vot": "votable", ".xml": "votable",
-                  ".parquet": "parquet"}
 _RUN_FILE = "run.json"
 _FLAG = "flag_boundary"
 _CACHE: dict[tuple[str, bool], tuple] = {}
@@ -407,7 +403,7 @@ def merge_partitions(work_dir, parts: Sequence[Partition], outputs: Sequence,
     parts : sequence of `~gaiarvs_cnn.shards.Partition`
         All partitions, in output order.
     outputs : sequence of path-like
-        Catalogue files; the format follows the suffix (`OUTPUT_FORMATS`).
+        Catalogue files; the format follows the suffix (``.fits``, ``.vot``, ``.parquet``).
     provenance : mapping
         Written into the catalogue header by `gaiarvs_cnn.catalog.write_catalog`.
     overwrite : bool
@@ -434,20 +430,21 @@ def merge_partitions(work_dir, parts: Sequence[Partition], outputs: Sequence,
 
 
 def _output_format(path: Path) -> str:
-    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise InputDataError(f"Cannot tell the catalogue format of {path}: use one of the "
-                             f"suffixes {sorted(OUTPUT_FORMATS)}.")
-    return fmt
+    """``'parquet'`` for a ``.parquet`` file (checks pyarrow), else the writer's format."""
+    from .catalog import format_of
 
-
-def _write_parquet(table, path: Path, overwrite: bool) -> None:
-    """Write ``table`` as Parquet (needs pyarrow), atomically."""
+    if path.suffix.lower() != ".parquet":
+        return format_of(path)
     try:
         import pyarrow  # noqa: F401
     except ImportError as exc:
         raise InputDataError(f"Writing {path} (Parquet) needs pyarrow: `pip install pyarrow`, "
                              "or choose a .fits / .vot output.") from exc
+    return "parquet"
+
+
+def _write_parquet(table, path: Path, overwrite: bool) -> None:
+    """Write ``table`` as Parquet (needs pyarrow), atomically."""
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; pass overwrite=True to replace it.")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -534,8 +531,9 @@ def predict_distributed(source, bundle_path, outputs, *, work_dir=None,
                        scheduler, workers, threads_per_worker, retries, progress,
                        performance_report, work_dir)
     t2 = time.perf_counter()
-    provenance = {"bundle": bundle_path, "source": description["source"],
-                  "engine": "dask.distributed", "n_partitions": len(parts)}
+    provenance = {"bundle": bundle_path, "bundle_id": _bundle_id(bundle_path),
+                  "input_selection": description["source"], "engine": "dask.distributed",
+                  "npartit": len(parts)}
     n = merge_partitions(work_dir, parts, outputs, provenance, overwrite=overwrite)
     log.info(f"Wrote {n} stars to {', '.join(map(str, outputs))}.")
     return DistributedRun(outputs, work_dir, n, len(parts),

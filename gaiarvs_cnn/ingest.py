@@ -181,11 +181,18 @@ def iter_bulk_rvs(path, chunk_size: int | None = None,
         Rows read per yielded batch (default ``conf.chunk_size``); skipped bad stars make
         a batch shorter.
     on_error : {'raise', 'skip'}
+        What to do with a bad star (see `gaiarvs_cnn.readers`).
 
-    Yields
+    Returns
+    -------
+    iterator of StarBatch
+        Lazily read batches with ``source_id``, ``ra``, ``dec`` (deg), ``flux``,
+        ``flux_error`` (dimensionless, 2401 pixels); other columns NaN.
+
+    Raises
     ------
-    StarBatch
-        ``source_id``, ``ra``, ``dec`` (deg), ``flux``, ``flux_error`` (dimensionless).
+    InputDataError
+        If the file cannot be read or a row is malformed (raised while iterating).
     """
     return _iter_bulk(path, chunk_size, _bulk_rvs_row, ("flux", "flux_error"),
                       _as_policy(on_error))
@@ -198,16 +205,24 @@ def iter_bulk_xp(path, chunk_size: int | None = None, on_error: str = "raise",
     Parameters
     ----------
     path : path-like
+        ``.csv.gz`` or plain ``.csv``.
     chunk_size : int, optional
         Rows per batch (default ``conf.chunk_size``).
     on_error : {'raise', 'skip'}
+        What to do with a bad star (see `gaiarvs_cnn.readers`).
     source_ids : iterable of int, optional
         Only parse these stars (the arrays of other rows are never parsed).
 
-    Yields
+    Returns
+    -------
+    iterator of StarBatch
+        Lazily read batches with ``source_id`` and the 55 BP/RP coefficients and
+        errors (e-/s); other columns NaN.
+
+    Raises
     ------
-    StarBatch
-        ``source_id`` and the 55 BP/RP coefficients and errors (e-/s).
+    InputDataError
+        If the file cannot be read or a row is malformed (raised while iterating).
     """
     wanted = None if source_ids is None else {int(s) for s in source_ids}
     return _iter_bulk(path, chunk_size, _bulk_xp_row, XP_COLUMNS, _as_policy(on_error),
@@ -291,6 +306,8 @@ def bulk_to_store(rvs_files: Sequence, xp_files: Sequence, store_path, gaia_sour
     Parameters
     ----------
     rvs_files, xp_files : sequence of path-like
+        Bulk ``RvsMeanSpectrum_*.csv.gz`` and ``XpContinuousMeanSpectrum_*.csv.gz``
+        files (or plain ``.csv``).
     store_path : path-like
         Output HDF5 store, written atomically.
     gaia_source : `~astropy.table.Table` or path-like, optional
@@ -302,11 +319,19 @@ def bulk_to_store(rvs_files: Sequence, xp_files: Sequence, store_path, gaia_sour
         Default 'skip': bad stars and stars without XP / gaia_source rows are logged and
         left out.
     overwrite : bool
+        Replace an existing ``store_path``.
 
     Returns
     -------
     Path
         The store.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``store_path`` exists and ``overwrite`` is False.
+    BadStarError
+        A bad star, with ``on_error='raise'``.
     """
     policy = _as_policy(on_error)
     gaia = _gaia_batch(gaia_source, policy)
@@ -348,17 +373,33 @@ def ingest_to_store(rvs_files: Sequence, xp_files: Sequence, store_path, gaia_so
     Parameters
     ----------
     rvs_files, xp_files : sequence of path-like
+        RVS and XP continuous files: bulk files, DataLink products (FITS, CSV, ECSV,
+        VOTable) or DataLink bundles (zip or directory).
     store_path : path-like
         Output HDF5 store, written atomically.
     gaia_source : `~astropy.table.Table` or path-like, optional
+        ``gaia_source`` rows of the stars (photometry, parallax, S/N); without it those
+        columns stay NaN.
     on_error : {'raise', 'skip'}
+        What to do with a bad star (see `gaiarvs_cnn.readers`).
     overwrite : bool
+        Replace an existing ``store_path``.
     chunk_size : int, optional
         Stars per append (default ``conf.chunk_size``).
 
     Returns
     -------
     Path
+        The store written.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``store_path`` exists and ``overwrite`` is False.
+    BadStarError
+        A bad star, with ``on_error='raise'``.
+    InputDataError
+        A file cannot be read (with ``on_error='raise'``).
     """
     from . import conf
 

@@ -32,7 +32,25 @@ __all__ = [
 
 
 def continuum_mask(wavelength_nm: np.ndarray | None = None) -> np.ndarray:
-    """Boolean mask of the pixels inside the paper's three continuum windows."""
+    """Boolean mask of the pixels inside the paper's three continuum windows.
+
+    Parameters
+    ----------
+    wavelength_nm : array-like, optional
+        Wavelengths (nm); default the 2401-pixel RVS grid (`rvs_wavelength_nm`).
+
+    Returns
+    -------
+    ndarray of bool
+        Same shape as the wavelengths; True inside 847.5-849.5, 856.1-858.2 or
+        862.7-864.8 nm (edges included).
+
+    Examples
+    --------
+    >>> from gaiarvs_cnn.preprocess import continuum_mask
+    >>> int(continuum_mask().sum())
+    623
+    """
     wl = rvs_wavelength_nm() if wavelength_nm is None else np.asarray(wavelength_nm)
     mask = np.zeros(wl.shape, dtype=bool)
     for lo, hi in CONTINUUM_WINDOWS_NM:
@@ -45,7 +63,21 @@ _GRID_ATOL_NM = 1e-4
 
 
 def check_rvs_grid(wavelength_nm: np.ndarray, source_id=None) -> None:
-    """Raise `InputDataError` unless ``wavelength_nm`` is the 2401-pixel RVS grid."""
+    """Raise `InputDataError` unless ``wavelength_nm`` is the 2401-pixel RVS grid.
+
+    Parameters
+    ----------
+    wavelength_nm : array-like
+        Wavelengths of a spectrum (nm, vacuum); must match 846-870 nm in 0.01 nm steps
+        to within 1e-4 nm.
+    source_id : int, optional
+        Gaia DR3 source_id, used to name the star in the error message.
+
+    Raises
+    ------
+    InputDataError
+        If the number of pixels or any wavelength differs from the RVS grid.
+    """
     wl = np.asarray(wavelength_nm, dtype=float)
     who = f"Gaia DR3 {source_id}: " if source_id is not None else ""
     if wl.shape != (RVS_NPIX,):
@@ -72,7 +104,8 @@ def fill_nan_pixels(flux: np.ndarray, source_ids: Sequence | None = None) -> np.
 
     Returns
     -------
-    array of the same shape (float32), a copy.
+    ndarray of float32
+        A copy of ``flux`` (same shape) with non-finite pixels replaced.
 
     Raises
     ------
@@ -116,7 +149,18 @@ class _quiet_nan_warnings:
 
 
 def xp_available(bp: np.ndarray, rp: np.ndarray) -> np.ndarray:
-    """Boolean per star: both first XP coefficients finite and non-zero."""
+    """Boolean per star: both first XP coefficients finite and non-zero.
+
+    Parameters
+    ----------
+    bp, rp : array-like, shape (55,) or (N, 55)
+        BP and RP continuous coefficients (e-/s).
+
+    Returns
+    -------
+    ndarray of bool, shape (N,)
+        True where the star's XP coefficients can be normalised (`normalise_xp`).
+    """
     first = np.stack([np.atleast_2d(bp)[:, 0], np.atleast_2d(rp)[:, 0]], axis=1)
     return np.all(np.isfinite(first) & (first != 0), axis=1)
 
@@ -131,6 +175,12 @@ def normalise_xp(bp: np.ndarray, rp: np.ndarray, source_ids: Sequence | None = N
         XP continuous coefficients (e-/s); the result is dimensionless.
     source_ids : sequence, optional
         Used to name the star in errors.
+
+    Returns
+    -------
+    ndarray of float64, shape (N, 110)
+        The 55 BP then the 55 RP coefficients, each divided by the first coefficient
+        of its band (dimensionless).
 
     Raises
     ------
@@ -153,12 +203,25 @@ def normalise_xp(bp: np.ndarray, rp: np.ndarray, source_ids: Sequence | None = N
 class MinMaxScaler:
     """Per-feature min-max scaling to [0, 1] that serialises to JSON and inverts exactly.
 
-    Attributes
+    Usually made with `MinMaxScaler.fit` or `MinMaxScaler.from_dict`.
+
+    Parameters
     ----------
     names : list of str
         Feature names (for messages and JSON).
-    minimum, maximum : ndarray
-        Per-feature minimum and maximum of the data the scaler was fitted on.
+    minimum, maximum : array-like of float, shape (n_features,)
+        Per-feature minimum and maximum of the data the scaler was fitted on, in the
+        features' physical units. A feature with ``maximum == minimum`` is only shifted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gaiarvs_cnn.preprocess import MinMaxScaler
+    >>> scaler = MinMaxScaler.fit(np.array([[4000.0], [6000.0]]), ["teff"])
+    >>> scaler.transform([[5000.0]])
+    array([[0.5]])
+    >>> scaler.inverse_transform_error([[0.05]])
+    array([[100.]])
     """
 
     names: list[str]
@@ -171,7 +234,25 @@ class MinMaxScaler:
 
     @classmethod
     def fit(cls, x: np.ndarray, names: Sequence[str]) -> MinMaxScaler:
-        """Fit on ``x`` (N, n_features), ignoring NaN."""
+        """Fit on ``x`` (N, n_features), ignoring NaN.
+
+        Parameters
+        ----------
+        x : array-like, shape (N, n_features)
+            Training values in physical units; NaN values are ignored.
+        names : sequence of str
+            One name per feature.
+
+        Returns
+        -------
+        MinMaxScaler
+            Scaler with the per-feature minimum and maximum of ``x``.
+
+        Raises
+        ------
+        InputDataError
+            If ``x`` is not (N, len(names)) or a feature has no finite value.
+        """
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != len(names):
             raise InputDataError(f"Expected (N, {len(names)}) values to fit, got {x.shape}.")
@@ -184,35 +265,116 @@ class MinMaxScaler:
 
     @property
     def range(self) -> np.ndarray:
+        """Per-feature ``maximum - minimum`` (1 where that is zero), physical units."""
         r = self.maximum - self.minimum
         return np.where(r > 0, r, 1.0)
 
     def transform(self, x: np.ndarray) -> np.ndarray:
+        """Scale values to [0, 1] (for data inside the fitted range).
+
+        Parameters
+        ----------
+        x : array-like, shape (..., n_features)
+            Values in physical units.
+
+        Returns
+        -------
+        ndarray of float64
+            ``(x - minimum) / range``, same shape as ``x``.
+        """
         return (np.asarray(x, dtype=np.float64) - self.minimum) / self.range
 
     def inverse_transform(self, y: np.ndarray) -> np.ndarray:
+        """Map scaled values back to physical units (inverse of `transform`).
+
+        Parameters
+        ----------
+        y : array-like, shape (..., n_features)
+            Scaled values.
+
+        Returns
+        -------
+        ndarray of float64
+            ``y * range + minimum``, in physical units, same shape as ``y``.
+        """
         return np.asarray(y, dtype=np.float64) * self.range + self.minimum
 
     def transform_error(self, e: np.ndarray) -> np.ndarray:
-        """Scale an uncertainty (range only, no offset)."""
+        """Scale an uncertainty (range only, no offset).
+
+        Parameters
+        ----------
+        e : array-like, shape (..., n_features)
+            Uncertainties in physical units.
+
+        Returns
+        -------
+        ndarray of float64
+            ``e / range``: the uncertainties in scaled units.
+        """
         return np.asarray(e, dtype=np.float64) / self.range
 
     def inverse_transform_error(self, e: np.ndarray) -> np.ndarray:
-        """Unscale an uncertainty back to physical units (range only)."""
+        """Unscale an uncertainty back to physical units (range only).
+
+        Parameters
+        ----------
+        e : array-like, shape (..., n_features)
+            Uncertainties in scaled units.
+
+        Returns
+        -------
+        ndarray of float64
+            ``e * range``: the uncertainties in physical units.
+        """
         return np.asarray(e, dtype=np.float64) * self.range
 
     def to_dict(self) -> dict:
+        """Return the scaler as a JSON-serialisable dict.
+
+        Returns
+        -------
+        dict
+            Keys ``names``, ``minimum`` and ``maximum`` (lists); the inverse of
+            `from_dict`.
+        """
         return {"names": list(self.names), "minimum": self.minimum.tolist(),
                 "maximum": self.maximum.tolist()}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> MinMaxScaler:
+        """Rebuild a scaler from the output of `to_dict`.
+
+        Parameters
+        ----------
+        d : mapping
+            With keys ``names``, ``minimum`` and ``maximum``.
+
+        Returns
+        -------
+        MinMaxScaler
+            The scaler, transforming exactly as the one serialised.
+        """
         return cls(list(d["names"]), d["minimum"], d["maximum"])
 
 
 @dataclass
 class InputScalers:
-    """The three scalers of the hybrid network: labels, photometry+parallax, XP."""
+    """The three scalers of the hybrid network: labels, photometry+parallax, XP.
+
+    Usually made with `InputScalers.fit` on the training sample, saved with
+    `to_json` in a model bundle and restored with `from_json`.
+
+    Parameters
+    ----------
+    labels : MinMaxScaler
+        Scaler of the five labels, in `~gaiarvs_cnn.constants.LABELS` order (K, dex).
+    phot : MinMaxScaler
+        Scaler of G, G_BP, G_RP (mag) and parallax (mas), in
+        `~gaiarvs_cnn.constants.PHOT_INPUTS` order.
+    xp : MinMaxScaler
+        Scaler of the 110 normalised XP coefficients (`normalise_xp`, dimensionless).
+    """
 
     labels: MinMaxScaler
     phot: MinMaxScaler
@@ -220,7 +382,26 @@ class InputScalers:
 
     @classmethod
     def fit(cls, batch) -> InputScalers:
-        """Fit on a training `~gaiarvs_cnn.store.StarBatch` (labels must be known)."""
+        """Fit on a training `~gaiarvs_cnn.store.StarBatch` (labels must be known).
+
+        Parameters
+        ----------
+        batch : `~gaiarvs_cnn.store.StarBatch`
+            Training stars with finite ``labels``, photometry, parallax and XP
+            coefficients.
+
+        Returns
+        -------
+        InputScalers
+            Scalers fitted on the range of ``batch``.
+
+        Raises
+        ------
+        BadStarError
+            If a star has no usable XP coefficients.
+        InputDataError
+            If a feature has no finite value.
+        """
         phot = np.stack([batch[c] for c in PHOT_INPUTS], axis=1)
         xp = normalise_xp(batch["bp_coefficients"], batch["rp_coefficients"],
                           source_ids=batch["source_id"])
@@ -233,7 +414,16 @@ class InputScalers:
     def transform_inputs(self, batch) -> dict[str, np.ndarray]:
         """Return the network inputs ``{'rvs', 'phot', 'xp'}`` as float32 arrays.
 
-        ``rvs`` has shape (N, 2401, 1) with NaN pixels filled; ``phot`` (N, 4); ``xp`` (N, 110).
+        Parameters
+        ----------
+        batch : `~gaiarvs_cnn.store.StarBatch`
+            Stars with flux, photometry, parallax and XP coefficients.
+
+        Returns
+        -------
+        dict of str to ndarray of float32
+            ``rvs`` has shape (N, 2401, 1) with NaN pixels filled (`fill_nan_pixels`);
+            ``phot`` (N, 4) and ``xp`` (N, 110) are min-max scaled.
 
         Raises
         ------
@@ -254,11 +444,31 @@ class InputScalers:
                 "xp": xp.astype(np.float32)}
 
     def to_json(self) -> str:
+        """Serialise the three scalers to JSON.
+
+        Returns
+        -------
+        str
+            JSON object with keys ``labels``, ``phot`` and ``xp``; read it back with
+            `from_json`.
+        """
         return json.dumps({"labels": self.labels.to_dict(), "phot": self.phot.to_dict(),
                            "xp": self.xp.to_dict()}, indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> InputScalers:
+        """Rebuild the scalers from the output of `to_json`.
+
+        Parameters
+        ----------
+        text : str
+            JSON written by `to_json`.
+
+        Returns
+        -------
+        InputScalers
+            The scalers, transforming exactly as the ones serialised.
+        """
         d = json.loads(text)
         return cls(MinMaxScaler.from_dict(d["labels"]), MinMaxScaler.from_dict(d["phot"]),
                    MinMaxScaler.from_dict(d["xp"]))

@@ -1,7 +1,7 @@
 """Readers for real Gaia DR3 data products, returning `~gaiarvs_cnn.store.StarBatch` objects.
 
-Supported inputs
-----------------
+**Supported inputs.**
+
 * RVS mean spectra from the archive's DataLink service: FITS (one star per file, header
   keywords ``SOURCEID``, ``POS``), and the "long" CSV / ECSV / VOTable layout (2401 rows per
   star, several stars per file allowed, empty cells = NaN) -- `read_rvs_datalink`.
@@ -15,9 +15,7 @@ Supported inputs
   `bulk_to_store`, and `ingest_to_store` (any of the above into a store) live in
   `gaiarvs_cnn.ingest` and are re-exported here.
 
-Bad stars
----------
-Every reader takes ``on_error='raise'`` (default: the first bad star raises
+**Bad stars.** Every reader takes ``on_error='raise'`` (default: the first bad star raises
 `~gaiarvs_cnn.exceptions.BadStarError` naming its source_id and file) or ``'skip'`` (the
 star is dropped, a warning naming it is logged, and the rest of the batch is kept). Bad
 stars are: wrong pixel count, wavelength grid not the RVS grid, all-NaN spectrum (no finite
@@ -89,6 +87,16 @@ class BadStarPolicy:
     Parameters
     ----------
     on_error : {'raise', 'skip'}
+        ``'raise'``: re-raise the error of the first bad star; ``'skip'``: log it,
+        record its source_id in ``skipped`` and go on.
+
+    Examples
+    --------
+    >>> from gaiarvs_cnn.readers import BadStarPolicy, read_products
+    >>> policy = BadStarPolicy("skip")
+    >>> batch = read_products(["RVS-Gaia DR3 1.fits"], "RVS", policy)  # doctest: +SKIP
+    >>> policy.skipped  # doctest: +SKIP
+    []
     """
 
     def __init__(self, on_error: str):
@@ -98,7 +106,19 @@ class BadStarPolicy:
         self.skipped: list[int] = []
 
     def handle(self, exc: InputDataError) -> None:
-        """Re-raise ``exc`` or log it and remember the skipped star."""
+        """Re-raise ``exc`` or log it and remember the skipped star.
+
+        Parameters
+        ----------
+        exc : `~gaiarvs_cnn.exceptions.InputDataError`
+            The error of a bad star (usually a `~gaiarvs_cnn.exceptions.BadStarError`
+            with a ``source_id`` attribute, appended to ``skipped``).
+
+        Raises
+        ------
+        InputDataError
+            ``exc`` itself, when ``on_error == 'raise'``.
+        """
         if self.on_error == "raise":
             raise exc
         self.skipped.append(getattr(exc, "source_id", None))
@@ -566,6 +586,7 @@ def read_products(paths: Iterable, product: str = "RVS", on_error: str = "raise"
     paths : iterable of path-like
         RVS or XP continuous products in any supported format, zip bundles or directories.
     product : {'RVS', 'XP_CONTINUOUS'}
+        Product type to read from each file or bundle.
     on_error : {'raise', 'skip'}
         With 'skip', unreadable files and bad stars are logged and skipped.
 
@@ -647,6 +668,8 @@ def gaia_source_to_batch(table, on_error: str = "raise") -> StarBatch:
     Returns
     -------
     StarBatch
+        One star per good row, with the columns above filled (deg, mag, mas) and the
+        RVS and XP columns NaN.
 
     Raises
     ------
@@ -684,6 +707,7 @@ def merge_on_source_id(base: StarBatch, other: StarBatch, columns: Sequence[str]
     Parameters
     ----------
     base, other : StarBatch
+        ``base`` gives the stars and their order; ``other`` supplies the values.
     columns : sequence of str
         Column names present in both batches (e.g. `XP_COLUMNS`, `PHOT_COLUMNS`).
 

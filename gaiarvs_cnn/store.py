@@ -38,7 +38,30 @@ _TABLE = "/stars"
 
 @dataclass(frozen=True)
 class ColumnSpec:
-    """Shape (per star), dtype, unit and description of one store column."""
+    """Shape (per star), dtype, unit and description of one store column.
+
+    Parameters
+    ----------
+    name : str
+        Column name (unique within a store).
+    dtype : str
+        Numpy dtype name of one element, e.g. ``'float32'`` or ``'int64'``.
+    shape : tuple of int, optional
+        Shape of the value of one star: ``()`` for a scalar (default), ``(2401,)`` for
+        an RVS spectrum.
+    unit : str, optional
+        Unit as an astropy unit string (``'deg'``, ``'mag'``, ``'mas'``); empty for
+        dimensionless values (default).
+    description : str, optional
+        Human-readable description, copied to the Table column.
+
+    Examples
+    --------
+    >>> from gaiarvs_cnn.store import ColumnSpec
+    >>> spec = ColumnSpec("rv_shift", "float32", (), "km / s", "Injected radial velocity")
+    >>> ColumnSpec.from_dict(spec.to_dict()) == spec
+    True
+    """
 
     name: str
     dtype: str
@@ -53,11 +76,32 @@ class ColumnSpec:
         return np.nan if kind == "f" else (False if kind == "b" else 0)
 
     def to_dict(self) -> dict:
+        """Return the specification as a JSON-serialisable dict.
+
+        Returns
+        -------
+        dict
+            Keys ``name``, ``dtype``, ``shape`` (list of int), ``unit`` and
+            ``description``; the inverse of `from_dict`.
+        """
         return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape),
                 "unit": self.unit, "description": self.description}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> ColumnSpec:
+        """Build a specification from the output of `to_dict`.
+
+        Parameters
+        ----------
+        d : mapping
+            Must have ``name`` and ``dtype``; ``shape``, ``unit`` and ``description``
+            are optional (default scalar, dimensionless, empty).
+
+        Returns
+        -------
+        ColumnSpec
+            The column specification.
+        """
         return cls(d["name"], d["dtype"], tuple(d.get("shape", ())), d.get("unit", ""),
                    d.get("description", ""))
 
@@ -139,7 +183,27 @@ class StarBatch:
 
     @classmethod
     def empty(cls, n: int, specs: Sequence[ColumnSpec] = CORE_COLUMNS) -> StarBatch:
-        """Return a batch of ``n`` stars with every value missing (source_id 0)."""
+        """Return a batch of ``n`` stars with every value missing (source_id 0).
+
+        Parameters
+        ----------
+        n : int
+            Number of stars.
+        specs : sequence of `ColumnSpec`, optional
+            Columns of the batch; default `CORE_COLUMNS`.
+
+        Returns
+        -------
+        StarBatch
+            Float columns NaN, integer columns 0, boolean columns False.
+
+        Examples
+        --------
+        >>> from gaiarvs_cnn.store import StarBatch
+        >>> batch = StarBatch.empty(3)
+        >>> batch["flux"].shape
+        (3, 2401)
+        """
         return cls({"source_id": np.zeros(n, dtype=np.int64)}, specs)
 
     def __len__(self) -> int:
@@ -164,9 +228,17 @@ class StarBatch:
 
     @property
     def colnames(self) -> list[str]:
+        """Names of the columns, in specification order."""
         return list(self._data)
 
     def items(self):
+        """Return the (column name, array) pairs, like ``dict.items``.
+
+        Returns
+        -------
+        dict_items
+            View of ``(name, ndarray)`` pairs; each array has one row per star.
+        """
         return self._data.items()
 
     @property
@@ -176,7 +248,23 @@ class StarBatch:
 
     @classmethod
     def concatenate(cls, batches: Sequence[StarBatch]) -> StarBatch:
-        """Join batches with the same columns, in order."""
+        """Join batches with the same columns, in order.
+
+        Parameters
+        ----------
+        batches : sequence of `StarBatch`
+            Batches with identical column names (e.g. chunks of one store).
+
+        Returns
+        -------
+        StarBatch
+            All stars of ``batches``, in order.
+
+        Raises
+        ------
+        InputDataError
+            If ``batches`` is empty or the batches' columns differ.
+        """
         if not batches:
             raise InputDataError("Nothing to concatenate.")
         names = batches[0].colnames
@@ -189,7 +277,15 @@ class StarBatch:
                    specs)
 
     def to_table(self) -> Table:
-        """Return an `~astropy.table.Table` with units and descriptions."""
+        """Return the batch as an astropy Table with units and descriptions.
+
+        Returns
+        -------
+        `~astropy.table.Table`
+            One column per batch column (array columns stay multidimensional), with
+            the units and descriptions of the column specifications;
+            ``meta['label_order']`` lists the order of the ``labels`` vector.
+        """
         t = Table()
         for name, arr in self._data.items():
             spec = self.specs[name]
@@ -204,6 +300,24 @@ class StarBatch:
         """Build a batch from a Table whose column names match the store's (case-insensitive).
 
         Quantities are converted to the store's units; missing columns become NaN.
+
+        Parameters
+        ----------
+        table : `~astropy.table.Table`
+            Must contain ``source_id``; columns with units are converted to the units
+            of ``specs``; masked values become the column's fill value (NaN for floats).
+        specs : sequence of `ColumnSpec`, optional
+            Columns of the batch; default `CORE_COLUMNS`.
+
+        Returns
+        -------
+        StarBatch
+            Batch with one star per table row.
+
+        Raises
+        ------
+        InputDataError
+            If ``source_id`` is missing or a column has the wrong shape.
         """
         lower = {c.lower(): c for c in table.colnames}
         cols = {}
@@ -223,7 +337,13 @@ class StarBatch:
         return cls(cols, specs)
 
     def duplicated_ids(self) -> np.ndarray:
-        """Return source_ids that occur more than once in this batch."""
+        """Return source_ids that occur more than once in this batch.
+
+        Returns
+        -------
+        ndarray of int64
+            Sorted, each repeated source_id once; empty when all are unique.
+        """
         ids, counts = np.unique(self._data["source_id"], return_counts=True)
         return ids[counts > 1]
 
@@ -285,6 +405,17 @@ class Store:
             Replace an existing file.
         expected_rows : int
             Hint for the HDF5 chunk layout.
+
+        Returns
+        -------
+        Store
+            The new store, open in append mode (``'a'``).
+
+        Raises
+        ------
+        StoreError
+            If ``path`` exists and ``overwrite`` is False, or an extra column has the
+            name of a core column.
         """
         path = Path(path)
         if path.exists() and not overwrite:
@@ -314,7 +445,27 @@ class Store:
 
     @classmethod
     def open(cls, path, mode: str = "r") -> Store:
-        """Open an existing store read-only (``'r'``) or for appending (``'a'``)."""
+        """Open an existing store read-only (``'r'``) or for appending (``'a'``).
+
+        Parameters
+        ----------
+        path : str or path-like
+            HDF5 file written by `Store.create`.
+        mode : {'r', 'a'}, optional
+            Read-only (default) or append.
+
+        Returns
+        -------
+        Store
+            The open store; use it as a context manager or call `close`.
+
+        Raises
+        ------
+        StoreError
+            If ``path`` does not exist or is not a gaiarvs-cnn store.
+        ValueError
+            If ``mode`` is neither ``'r'`` nor ``'a'``.
+        """
         return cls(path, mode)
 
     # -- context manager -----------------------------------------------------------
@@ -325,6 +476,7 @@ class Store:
         self.close()
 
     def close(self) -> None:
+        """Close the HDF5 file (a no-op if already closed)."""
         if self._h5.isopen:
             self._h5.close()
 
@@ -334,10 +486,12 @@ class Store:
 
     @property
     def colnames(self) -> list[str]:
+        """Names of all columns (core then extra), in store order."""
         return [s.name for s in self.specs]
 
     @property
     def extra_columns(self) -> tuple[ColumnSpec, ...]:
+        """Specifications of the columns beyond `CORE_COLUMNS`."""
         return tuple(s for s in self.specs if s.name not in _CORE_NAMES)
 
     @property
@@ -346,7 +500,18 @@ class Store:
         return json.loads(self._table.attrs.meta)
 
     def update_meta(self, **items) -> None:
-        """Merge ``items`` (JSON-serialisable) into the metadata."""
+        """Merge ``items`` (JSON-serialisable) into the metadata.
+
+        Parameters
+        ----------
+        **items
+            Metadata entries to add or replace; values must be JSON-serialisable.
+
+        Raises
+        ------
+        StoreError
+            If the store is open read-only.
+        """
         if self.mode != "a":
             raise StoreError(f"{self.path.name} is open read-only; use Store.open(path, 'a').")
         meta = self.meta
@@ -355,12 +520,24 @@ class Store:
         self._h5.flush()
 
     def units(self) -> dict[str, u.UnitBase | None]:
+        """Return the unit of every column.
+
+        Returns
+        -------
+        dict of str to `~astropy.units.UnitBase` or None
+            Column name to unit; None for dimensionless columns.
+        """
         return {s.name: (u.Unit(s.unit) if s.unit else None) for s in self.specs}
 
     def summary(self, quantiles: Sequence[float] = (5, 25, 50, 75, 95)) -> dict:
         """Summary: stars, columns (shape, dtype, unit), meta, label coverage, S/N quantiles.
 
         Streams the store chunk by chunk, reading only ``labels`` and ``rvs_snr``.
+
+        Parameters
+        ----------
+        quantiles : sequence of float, optional
+            Percentiles (0-100) of ``rvs_snr`` to report.
 
         Returns
         -------
@@ -392,16 +569,32 @@ class Store:
 
     # -- writing -------------------------------------------------------------------
     def source_ids(self) -> np.ndarray:
-        """All source_ids, in store order."""
+        """Return all source_ids, in store order.
+
+        Returns
+        -------
+        ndarray of int64
+            One source_id per stored star.
+        """
         return self._table.col("source_id")
 
     def append(self, batch: StarBatch) -> None:
         """Append a batch; refuse (and write nothing) if any source_id is duplicated.
 
+        Parameters
+        ----------
+        batch : `StarBatch`
+            Stars to append; must hold every column of the store (extra columns
+            included). An empty batch is a no-op.
+
         Raises
         ------
         DuplicateSourceError
             Naming the duplicated source_ids (within the batch or already stored).
+        InputDataError
+            If ``batch`` lacks a store column.
+        StoreError
+            If the store is open read-only.
         """
         if self.mode != "a":
             raise StoreError(f"{self.path.name} is open read-only; use Store.open(path, 'a').")
@@ -440,13 +633,56 @@ class Store:
 
     def read(self, start: int = 0, stop: int | None = None,
              columns: Sequence[str] | None = None) -> StarBatch:
-        """Read rows ``start:stop`` (all columns, or only ``columns``)."""
+        """Read rows ``start:stop`` (all columns, or only ``columns``).
+
+        Parameters
+        ----------
+        start : int, optional
+            First row (0-based, default 0).
+        stop : int, optional
+            One past the last row; default the end of the store.
+        columns : sequence of str, optional
+            Columns to read; ``source_id`` is always included. Default all columns.
+
+        Returns
+        -------
+        StarBatch
+            The stars of rows ``start:stop``, in store order.
+
+        Raises
+        ------
+        StoreError
+            If a requested column is not in the store.
+        """
         rec = self._table.read(start=start, stop=stop)
         return self._to_batch(rec, columns)
 
     def iter_chunks(self, chunk_size: int | None = None, columns: Sequence[str] | None = None,
                     start: int = 0, stop: int | None = None) -> Iterator[StarBatch]:
-        """Yield consecutive batches of at most ``chunk_size`` stars (default ``conf``)."""
+        """Yield consecutive batches of at most ``chunk_size`` stars (default ``conf``).
+
+        Parameters
+        ----------
+        chunk_size : int, optional
+            Stars per batch; default ``gaiarvs_cnn.conf.chunk_size``.
+        columns : sequence of str, optional
+            Columns to read; ``source_id`` is always included. Default all columns.
+        start : int, optional
+            First row (0-based, default 0).
+        stop : int, optional
+            One past the last row; default the end of the store.
+
+        Yields
+        ------
+        StarBatch
+            Consecutive rows; only the last batch may be shorter than ``chunk_size``.
+
+        Examples
+        --------
+        >>> with Store.open("example.h5") as store:   # doctest: +SKIP
+        ...     for chunk in store.iter_chunks(1000, columns=["flux"]):
+        ...         print(len(chunk))
+        """
         from . import conf
 
         chunk_size = int(chunk_size or conf.chunk_size)
@@ -457,6 +693,18 @@ class Store:
     def read_ids(self, source_ids: Iterable[int],
                  columns: Sequence[str] | None = None) -> StarBatch:
         """Read the given stars (in the order given) using the source_id index.
+
+        Parameters
+        ----------
+        source_ids : iterable of int
+            Gaia DR3 source_ids to read.
+        columns : sequence of str, optional
+            Columns to read; ``source_id`` is always included. Default all columns.
+
+        Returns
+        -------
+        StarBatch
+            One star per requested source_id, in the order of ``source_ids``.
 
         Raises
         ------
@@ -494,6 +742,7 @@ def match_ids(wanted: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarr
     Returns
     -------
     found : array of bool, shape of ``wanted``
+        Whether each element of ``wanted`` is in ``ids``.
     rows : array of int
         Index into ``ids`` of every found element of ``wanted``, in ``wanted`` order.
     """
@@ -508,5 +757,23 @@ def match_ids(wanted: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def open_store(path, mode: str = "r") -> Store:
-    """Open an existing store (see `Store`)."""
+    """Open an existing store (see `Store`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        HDF5 file written by `Store.create`.
+    mode : {'r', 'a'}, optional
+        Read-only (default) or append.
+
+    Returns
+    -------
+    Store
+        The open store (a context manager).
+
+    Raises
+    ------
+    StoreError
+        If ``path`` does not exist or is not a gaiarvs-cnn store.
+    """
     return Store(path, mode)

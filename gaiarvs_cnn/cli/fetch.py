@@ -39,27 +39,6 @@ def read_source_ids(path) -> list[int]:
     return ids.tolist()
 
 
-def query_reference(kind: str, source_ids=None, refresh: bool = False, good_flags: bool = False):
-    """Dispatch to the reference adapter of ``kind`` (see `REFERENCE_HELP`)."""
-    from ..exceptions import InputDataError
-    from ..sources import apogee, clusters, gaia_ap, galah, k2gap
-
-    if kind in ("gsp-spec", "gsp-phot"):
-        if source_ids is None:
-            raise InputDataError(f"--kind {kind} needs --source-ids or --store (the archive "
-                                 "table is too large to download whole).")
-        return gaia_ap.query_gsp(kind, source_ids, refresh=refresh, good_flags=good_flags)
-    if kind == "apogee":
-        return apogee.query_apogee(source_ids, refresh=refresh)
-    if kind == "galah":
-        return galah.query_galah(source_ids, refresh=refresh)
-    if kind == "seismic":
-        return k2gap.query_k2gap(refresh=refresh)
-    if kind == "clusters":
-        return clusters.query_clusters(refresh=refresh)
-    raise InputDataError(f"Unknown reference kind {kind!r}.")
-
-
 def write_table_atomic(table, path: Path, overwrite: bool) -> None:
     """Write ``table`` (format from the extension) through a temporary file + os.replace."""
     from astropy.io.fits.verify import VerifyWarning
@@ -173,6 +152,7 @@ def fetch_reference(kind, output, ids_file, store, good_flags, refresh, overwrit
       gaiarvs-cnn fetch reference --kind gsp-spec --store stars.h5 --good-flags -o gsp.fits
     """
     from ..exceptions import GaiaRVSCNNError
+    from ..sources.catalogues import query_reference
     from ..store import Store
 
     try:

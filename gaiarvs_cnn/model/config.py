@@ -79,7 +79,8 @@ class NetworkConfig:
     min_lr : float
         ReduceLROnPlateau lower bound.
     jit_compile : bool
-        Compile training and prediction steps with XLA.
+        Compile training and prediction steps with XLA (measured slower on CPU, see
+        ``benchmarks/bench_model.py``; useful on GPUs).
     """
 
     inputs: tuple[str, ...] = INPUT_NAMES
@@ -104,7 +105,7 @@ class NetworkConfig:
     lr_patience: int = 8
     lr_factor: float = 0.5
     min_lr: float = 1e-5
-    jit_compile: bool = True
+    jit_compile: bool = False
 
     def __post_init__(self):
         for name in ("inputs", "conv_filters", "pool_after", "head_dense", "labels"):

@@ -143,6 +143,8 @@ class HTTPClient:
 
         ``what`` names the request in messages (URL and purpose).
         """
+        from pyvo.dal import DALAccessError
+
         last = None
         for attempt in range(self.retries + 1):
             if attempt:
@@ -163,7 +165,7 @@ class HTTPClient:
                                        f"{exc.body[:300]} Check the query or the "
                                        f"service URL in gaiarvs_cnn.conf.") from None
                 last = f"HTTP {exc.status} {exc.reason}"
-            except Exception as exc:  # pyvo wraps HTTP problems in its own errors
+            except DALAccessError as exc:  # pyvo wraps HTTP problems in its own errors
                 last = _transient_pyvo_problem(exc)
                 if last is None:
                     raise _as_archive_error(what, exc) from exc
@@ -228,19 +230,14 @@ def _transient_pyvo_problem(exc: Exception) -> str | None:
 
 
 def _as_archive_error(what: str, exc: Exception) -> ArchiveError:
-    from pyvo.dal import DALFormatError, DALQueryError, DALServiceError
+    """A final (not retried) pyvo failure as an `ArchiveError` saying what to do."""
+    from pyvo.dal import DALQueryError, DALServiceError
 
-    if isinstance(exc, DALFormatError):
-        return ArchiveError(f"{what}: the service answered with a malformed VOTable "
-                            f"({exc}). Retry later; if it persists report it to the "
-                            f"archive.")
     if isinstance(exc, DALQueryError):
         return ArchiveError(f"{what}: the service rejected the query: {exc}")
-    if isinstance(exc, DALServiceError):
+    if isinstance(exc, DALServiceError) and exc.code is not None:
         return ArchiveError(f"{what}: HTTP {exc.code}: {exc}. Check the query and the "
                             f"service URL in gaiarvs_cnn.conf.")
-    if isinstance(exc, ArchiveError):
-        return exc
     return ArchiveError(f"{what}: {type(exc).__name__}: {exc}")
 
 
@@ -275,6 +272,7 @@ def run_tap(client: HTTPClient, url: str, adql: str, *, sync_max_rows: int | Non
     """
     import pyvo
     from astropy.io.votable.exceptions import VOWarning
+    from pyvo.dal.exceptions import DALOverflowWarning
 
     key = DiskCache.key(url, adql)
     if cache is not None and (hit := cache.get(key)) is not None:
@@ -283,7 +281,9 @@ def run_tap(client: HTTPClient, url: str, adql: str, *, sync_max_rows: int | Non
     what = f"TAP query at {url}"
     result = None
     if mode in ("auto", "sync"):
-        result = client.with_retries(what + " (sync)", lambda: service.run_sync(adql))
+        with warnings.catch_warnings():  # an overflow is handled below (async re-run)
+            warnings.simplefilter("ignore", DALOverflowWarning)
+            result = client.with_retries(what + " (sync)", lambda: service.run_sync(adql))
         overflow = result.query_status.upper() == "OVERFLOW" or (
             sync_max_rows is not None and len(result) >= sync_max_rows)
         if overflow and mode == "auto":
@@ -391,7 +391,7 @@ def masked_to_nan(col) -> np.ndarray:
 
 
 def query_catalogue(table: str, *, url: str, id_column: str | None = None,
-                    ids: Iterable[int] | None = None, columns: str = "*",
+                    ids: Iterable[int] | None = None, columns: str | ColumnMap = "*",
                     client: HTTPClient | None = None, refresh: bool = False,
                     namespace: str = "vizier", ids_per_query: int = 1000,
                     sync_max_rows: int | None = None) -> Table:
@@ -408,8 +408,10 @@ def query_catalogue(table: str, *, url: str, id_column: str | None = None,
         Column holding the identifiers of ``ids`` (quoted in the ADQL).
     ids : iterable of int, optional
         Restrict to these identifiers (queried in groups of ``ids_per_query``).
-    columns : str
-        ADQL select list.
+    columns : str or `ColumnMap`
+        ADQL select list; or a column map, in which case one row (``TOP 1 *``) is read
+        first and only the columns the map finds (case-insensitively) are selected --
+        robust to renamed columns, and much smaller than ``*`` for wide tables.
     client, refresh, namespace
         Retry policy, cache bypass, and cache sub-directory.
     sync_max_rows : int, optional
@@ -420,6 +422,10 @@ def query_catalogue(table: str, *, url: str, id_column: str | None = None,
     client = client or HTTPClient()
     cache = DiskCache(namespace, refresh=refresh)
     name = f'"{table}"' if "/" in table else table
+    if isinstance(columns, ColumnMap):
+        probe = run_tap(client, url, f"SELECT TOP 1 * FROM {name}", cache=cache, mode="sync")
+        found = [columns.find(probe, c) for c in columns.mapping]
+        columns = ", ".join(_quote(c) for c in dict.fromkeys(f for f in found if f))
     if ids is None:
         return run_tap(client, url, f"SELECT {columns} FROM {name}", cache=cache,
                        sync_max_rows=sync_max_rows)

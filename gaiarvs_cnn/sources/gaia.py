@@ -16,8 +16,14 @@ Services (URLs from `gaiarvs_cnn.conf`):
   ``DATAMODEL_STANDARD``/``DATAMODEL_GAIA`` by newer releases; `data_structure_value`
   accepts either spelling and sends the one matching the installed astroquery.
 
-The selection applies the paper's Gaia cuts (Sect. 2.1-2.3, and Sect. 2.5 for the training
-sample), see `paper_cuts_adql`.
+The selection applies the paper's Gaia cuts (Sects. 2.1-2.3; Sect. 2.5 for the training
+sample), see `paper_cuts_adql`. Products are read with `gaiarvs_cnn.readers` and a chunk is
+appended only once complete and validated (2401 pixels on the RVS grid, finite positive
+flux errors wherever the flux is finite, 55 BP and 55 RP coefficients with finite errors).
+
+For the whole DR3 RVS sample, the archive's bulk files (``RvsMeanSpectrum_*.csv.gz``,
+``XpContinuousMeanSpectrum_*.csv.gz``) are faster: ingest them with
+`gaiarvs_cnn.readers.bulk_to_store` (``gaiarvs-cnn store ingest``).
 
 Examples
 --------
@@ -165,7 +171,6 @@ class FetchReport:
         for ids, err in self.failed_chunks:
             lines.append(f"FAILED chunk of {len(ids)} id(s) starting {ids[0]}: {err}")
         return "; ".join(lines)
-
 
 
 class GaiaArchive:

@@ -80,5 +80,6 @@ def query_galah(source_ids: Iterable[int] | None = None, *, url: str | None = No
     from .. import conf
 
     raw = query_catalogue(GALAH_TABLE, url=url or conf.vizier_url, id_column=GALAH_ID_COLUMN,
-                          ids=source_ids, client=client, refresh=refresh)
+                          ids=source_ids, client=client, refresh=refresh,
+                          columns=GALAH_COLUMNS)
     return galah_from_table(raw, cuts=cuts)

@@ -66,7 +66,8 @@ def query_k2gap(*, table: str = K2GAP_TABLE, url: str | None = None,
     """Query K2-GAP DR3 from VizieR; canonical table (kind ``seismic``)."""
     from .. import conf
 
-    raw = query_catalogue(table, url=url or conf.vizier_url, client=client, refresh=refresh)
+    raw = query_catalogue(table, url=url or conf.vizier_url, client=client, refresh=refresh,
+                          columns=K2GAP_COLUMNS)
     mapping = None
     if K2GAP_COLUMNS.find(raw, "dr3_id") is None and K2GAP_COLUMNS.find(raw, "dr2_id"):
         dr2 = masked_to_nan(raw[K2GAP_COLUMNS.find(raw, "dr2_id")])

@@ -52,10 +52,24 @@ def check_reference(table: Table, kind: str) -> Table:
     duplicates or zeros, and that label columns carry the canonical units
     (converting compatible units in place).
 
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        Reference catalogue; modified in place (``source_id`` cast to int64, units
+        attached or converted).
+    kind : {'apogee', 'galah', 'seismic', 'clusters', 'gsp-spec', 'gsp-phot'}
+        Reference kind, selecting the required columns (`REQUIRED_COLUMNS`).
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        ``table`` itself, with canonical dtypes and units (K, dex, uHz).
+
     Raises
     ------
     InputDataError
-        Naming the missing column, bad unit or duplicated source_id.
+        Naming the missing column, bad unit or duplicated source_id, or if ``kind``
+        is unknown.
     """
     if kind not in REQUIRED_COLUMNS:
         raise InputDataError(f"Unknown reference kind {kind!r}; known: {REFERENCE_KINDS}")

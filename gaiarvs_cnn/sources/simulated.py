@@ -37,13 +37,16 @@ from tqdm.auto import tqdm
 from ..constants import LABELS, PAPER_TRAINING_RANGES, RVS_NPIX, XP_NCOEFF
 from ..exceptions import InputDataError
 from ..store import CORE_COLUMNS, ColumnSpec, StarBatch, Store
+from ._sim_figures import plot_calcium_triplet, plot_kiel_spectra, plot_real_comparison
 from ._sim_photometry import astrometry_and_photometry, rvs_snr_from_grvs, xp_coefficients
 from ._sim_population import CLUSTERS, POPULATION_CODES, draw_population
+from ._sim_reference import apogee_labels
+from ._sim_reference import reference_catalog as _reference_catalog
 from ._sim_spectra import SpectrumModel
 
-__all__ = ["SIM_EXTRA_COLUMNS", "SIM_KINDS", "SpectrumModel", "simulate_batch",
+__all__ = ["SIM_EXTRA_COLUMNS", "SIM_KINDS", "SpectrumModel", "LogUniformSNR", "simulate_batch",
            "simulate_store", "reference_catalog", "forward", "jacobian", "POPULATION_CODES",
-           "CLUSTERS"]
+           "CLUSTERS", "plot_kiel_spectra", "plot_calcium_triplet", "plot_real_comparison"]
 
 #: Kinds of simulated samples.
 SIM_KINDS = ("training", "observed", "out-of-range")
@@ -58,7 +61,8 @@ SIM_EXTRA_COLUMNS: tuple[ColumnSpec, ...] = (
                "0 thin disc, 1 thick disc, 2 halo/metal-poor, 3 hot (Paschen), "
                "4 M giant (TiO), 5 open-cluster member"),
     ColumnSpec("cluster_id", "int16", (), "", "Index in simulated.CLUSTERS, -1 if none"),
-    ColumnSpec("rv_shift", "float32", (), "km / s", "Residual radial velocity left in the spectrum"),
+    ColumnSpec("rv_shift", "float32", (), "km / s",
+               "Residual radial velocity left in the spectrum"),
     ColumnSpec("galactic_R", "float32", (), "kpc", "Galactocentric cylindrical radius"),
     ColumnSpec("galactic_Z", "float32", (), "kpc", "Height above the Galactic plane"),
     ColumnSpec("true_parallax", "float32", (), "mas", "Noise-free parallax"),
@@ -73,9 +77,6 @@ _KIND_SETUP = {
     "observed": ({"field": 0.95, "out": 0.03, "cluster": 0.02}, 15.0, (4.0, 12.0), 2),
     "out-of-range": ({"out": 1.0}, 15.0, (4.0, 12.0), 3),
 }
-#: APOGEE-like label uncertainties: median and log-normal width per label.
-_APOGEE_ERRORS = {"teff": (35.0, 0.35), "logg": (0.035, 0.3), "mh": (0.012, 0.3),
-                  "alpham": (0.014, 0.3), "feh": (0.011, 0.3)}
 _SPEC_CHUNK = 2048
 
 
@@ -85,7 +86,7 @@ def _model() -> SpectrumModel:
 
 
 def forward(labels, rv_shift_kms=None) -> np.ndarray:
-    """Noise-free simulated RVS flux for labels of shape (N, 5) or (5,) (see `SpectrumModel.flux`)."""
+    """Noise-free simulated RVS flux for labels (N, 5) or (5,); see `SpectrumModel.flux`."""
     lab = np.asarray(labels, dtype=float)
     out = _model().flux(np.atleast_2d(lab), rv_shift_kms)
     return out[0] if lab.ndim == 1 else out
@@ -94,6 +95,29 @@ def forward(labels, rv_shift_kms=None) -> np.ndarray:
 def jacobian(labels) -> np.ndarray:
     """d(flux)/d(label) at one star, shape (2401, 5) (see `SpectrumModel.jacobian`)."""
     return _model().jacobian(labels)
+
+
+class LogUniformSNR:
+    """An S/N distribution for `simulate_batch`: log-uniform between ``lo`` and ``hi``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> draw = LogUniformSNR(15, 25)
+    >>> bool(np.all((draw(np.random.default_rng(0), 100) >= 15)))
+    True
+    """
+
+    def __init__(self, lo: float, hi: float):
+        if not 0 < lo <= hi:
+            raise InputDataError(f"S/N range ({lo}, {hi}) must satisfy 0 < lo <= hi.")
+        self.lo, self.hi = float(lo), float(hi)
+
+    def __call__(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return np.exp(rng.uniform(np.log(self.lo), np.log(self.hi), n))
+
+    def __repr__(self) -> str:
+        return f"LogUniformSNR({self.lo:g}, {self.hi:g})"
 
 
 def _draw_grvs(n: int, rng: np.random.Generator, lo: float, hi: float) -> np.ndarray:
@@ -114,17 +138,6 @@ def _snr(snr, grvs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
                                  f"expected ({len(grvs)},): it must be snr(rng, n) -> array.")
         return values
     return np.full(len(grvs), float(snr))
-
-
-def _apogee_labels(truth: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """APOGEE DR17-like labels (truth + noise) and their errors, both (N, 5)."""
-    n = len(truth)
-    errors = np.empty_like(truth)
-    for i, name in enumerate(LABELS):
-        med, width = _APOGEE_ERRORS[name]
-        worse = 1.0 + 0.5 * np.clip(-truth[:, 2] - 0.5, 0, None)  # metal-poor stars
-        errors[:, i] = med * rng.lognormal(0.0, width, n) * worse
-    return truth + rng.normal(0.0, 1.0, truth.shape) * errors, errors
 
 
 def _training_cuts(cols: dict, labels: np.ndarray, label_errors: np.ndarray) -> np.ndarray:
@@ -232,7 +245,7 @@ def simulate_batch(n: int, seed=0, kind: str = "observed",
         m = 64 + int(1.15 * (n - have) / rate)
         cols = _draw_stars(m, rng, kind, snr)
         if kind == "training":
-            labels, errors = _apogee_labels(cols["true_labels"], rng)
+            labels, errors = apogee_labels(cols["true_labels"], rng)
             keep = _training_cuts(cols, labels, errors)
             cols["labels"], cols["label_errors"] = labels, errors
         else:
@@ -259,14 +272,14 @@ def simulate_batch(n: int, seed=0, kind: str = "observed",
 
 def simulate_store(path, n: int, seed=0, kind: str = "observed", chunk_size: int = 4096,
                    overwrite: bool = False, snr: float | Callable | None = None,
-                   progress: bool = True) -> Path:
+                   rv_sigma: float = 0.5, progress: bool = True) -> Path:
     """Simulate ``n`` stars into a new HDF5 store, chunk by chunk (with a progress bar).
 
     Parameters
     ----------
     path : path-like
         New store file (see `~gaiarvs_cnn.store.Store.create`).
-    n, seed, kind, snr
+    n, seed, kind, snr, rv_sigma
         As for `simulate_batch`; chunk ``i`` uses the seed ``[seed, i]``.
     chunk_size : int
         Stars per chunk.
@@ -284,6 +297,7 @@ def simulate_store(path, n: int, seed=0, kind: str = "observed", chunk_size: int
 
     path = Path(path)
     meta = {"source": "simulated", "kind": kind, "seed": repr(seed), "n": int(n),
+            "snr": repr(snr), "rv_sigma": float(rv_sigma),
             "simulator_version": __version__, "label_order": list(LABELS)}
     with Store.create(path, extra_columns=SIM_EXTRA_COLUMNS, meta=meta, overwrite=overwrite,
                       expected_rows=int(n)) as store:
@@ -291,7 +305,8 @@ def simulate_store(path, n: int, seed=0, kind: str = "observed", chunk_size: int
         for i, lo in enumerate(range(0, int(n), int(chunk_size))):
             m = min(int(chunk_size), int(n) - lo)
             seq = [*(np.atleast_1d(seed).tolist()), i]
-            store.append(simulate_batch(m, seed=seq, kind=kind, snr=snr, id_offset=lo))
+            store.append(simulate_batch(m, seed=seq, kind=kind, snr=snr, rv_sigma=rv_sigma,
+                                        id_offset=lo))
             bar.update(m)
         bar.close()
     log.info(f"Simulated {n} {kind} stars into {path}")
@@ -303,6 +318,4 @@ def reference_catalog(kind: str, batch_or_store, seed=0):
 
     See `gaiarvs_cnn.sources._sim_reference.reference_catalog`.
     """
-    from ._sim_reference import reference_catalog as _ref
-
-    return _ref(kind, batch_or_store, seed)
+    return _reference_catalog(kind, batch_or_store, seed)

@@ -34,7 +34,7 @@ from .precision import (
     precision_vs_snr,
 )
 from .report import ValidationResult
-from .seismic import add_seismic_logg, compare_seismic, plot_seismic
+from .seismic import add_seismic_logg, compare_seismic, plot_seismic, seismic_logg
 from .stats import difference_stats
 from .truth import offset_recovery, sequence_recovery, truth_comparison
 
@@ -136,8 +136,13 @@ def validate_seismic(data: Table, seismic: Table) -> ValidationResult:
     base = good_mask(matched)
     result = ValidationResult("seismic", tables={"stats": stats}, summary=_summary(stats))
     result.figures["logg"] = plot_seismic(matched[base])
-    _add_recovery(result, matched, _seismic_injection(seismic), base, ("logg",),
-                  {"logg": "seis_logg"})
+    if has_truth(matched):
+        # the injection is checked with the true Teff, so that CNN Teff errors do not enter
+        matched["seis_logg_true_teff"] = seismic_logg(
+            np.ma.filled(np.ma.asarray(matched["ref_numax"], dtype=float), np.nan),
+            np.asarray(matched["true_teff"], dtype=float))
+        _add_recovery(result, matched, _seismic_injection(seismic), base, ("logg",),
+                      {"logg": "seis_logg_true_teff"})
     return result
 
 

@@ -80,6 +80,6 @@ def test_fetch_reference_gsp_from_store_ids(archive, tmp_path):
     assert Table.read(out)["teff"].unit == "K"
     refused = CliRunner().invoke(main, ["fetch", "reference", "--kind", "gsp-phot", "-o",
                                         str(tmp_path / "p.fits")])
-    assert refused.exit_code == 1 and "needs --source-ids or --store" in refused.output
+    assert refused.exit_code == 1 and "give source ids (--source-ids or --store)" in refused.output
     exists = CliRunner().invoke(main, ["fetch", "reference", "--kind", "galah", "-o", str(out)])
     assert exists.exit_code == 1 and "--overwrite" in exists.output

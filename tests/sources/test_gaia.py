@@ -186,3 +186,29 @@ def test_selection_adql_has_the_paper_cuts():
     for cond in ("g.has_rvs = 'true'", "g.non_single_star = 0", "ap.classlabel_espels IS NULL",
                  "g.phot_bp_mean_flux_over_error > 500", "g.parallax > 0"):
         assert cond in adql
+
+
+def test_tap_4xx_is_reported_without_retry(archive, fast_client):
+    gaia = GaiaArchive(client=fast_client)
+    with pytest.raises(ArchiveError, match=r"HTTP 400.*Check the query"):
+        gaia.query("SELECT source_id FROM gaiadr3.no_such_table")
+    assert archive.count("/esa/tap/sync") == 1
+
+
+def test_invalid_products_are_rejected_not_stored(archive, fast_client, tmp_path):
+    sky = _sky(archive)
+    short = archive.rvs[sky[0]].rstrip("\n").rsplit("\n", 1)[0] + "\n"  # 2400 pixels
+    archive.rvs[sky[0]] = short
+    header, *rows = archive.rvs[sky[1]].splitlines()
+    cells = rows[1000].split(",")
+    cells[6] = ""  # flux_error missing where the flux is finite
+    rows[1000] = ",".join(cells)
+    archive.rvs[sky[1]] = "\n".join([header, *rows]) + "\n"
+    report = GaiaArchive(client=fast_client).fetch_to_store(
+        tmp_path / "s.h5", source_ids=sky, progress=False)
+    assert report.ok and report.stored == 2
+    assert set(report.rejected) == {sky[0], sky[1]}
+    assert "1 RVS pixel(s) with finite flux but no finite positive flux_error" in \
+        report.rejected[sky[1]]
+    with Store.open(tmp_path / "s.h5") as store:
+        assert sorted(store.source_ids().tolist()) == sky[2:]

@@ -1,0 +1,96 @@
+"""Rebuild the demo model bundle shipped in ``gaiarvs_cnn/data/demo_bundle``.
+
+The demo bundle is a small ensemble (2 splits x 2 models) trained on simulated training
+stars (`gaiarvs_cnn.sources.simulated`) with `DEMO_CONFIG`: the paper's network with a
+lighter RVS branch (16/8/8 filters, max-pooling by 4 after every convolution) so that
+it trains in about half an hour on two CPU cores and weighs a few MB. It serves the
+offline quick start (``gaiarvs-cnn produce-catalog``) and the tests; for science, train
+the full ensemble (``gaiarvs-cnn train``, default `NetworkConfig`).
+
+Rebuild (the only documented way; about 30 min on 2 cores)::
+
+    python -m gaiarvs_cnn.model.demo
+
+The work directory (a resumable training) lives in the system temporary directory; the
+finished bundle replaces the shipped one atomically.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from astropy import log
+
+from .bundle import ModelBundle, demo_bundle_path, replace_dir_atomic
+from .config import NetworkConfig
+
+__all__ = ["DEMO_CONFIG", "DEMO_SETTINGS", "build_demo_bundle"]
+
+#: Network of the demo bundle (see the module documentation).
+DEMO_CONFIG = NetworkConfig(conv_filters=(16, 8, 8), pool_after=(1, 2, 3), pool_size=4,
+                            batch_size=64, jit_compile=False, patience=10, lr_patience=4)
+#: Training sample and ensemble of the demo bundle.
+DEMO_SETTINGS = {"n_stars": 7000, "seed": 20240101, "n_splits": 2, "n_models": 2,
+                 "epochs": 40, "tsne_max_stars": 2500}
+
+
+def build_demo_bundle(out: Path | None = None, work_dir: Path | None = None,
+                      **overrides) -> ModelBundle:
+    """Simulate the training stars, train the demo ensemble and install it at ``out``.
+
+    Parameters
+    ----------
+    out : path-like, optional
+        Destination (default `demo_bundle_path`); replaced atomically when finished.
+    work_dir : path-like, optional
+        Resumable work directory (default ``<tmp>/gaiarvs_cnn_demo_work``).
+    **overrides
+        Keys of `DEMO_SETTINGS` to change (e.g. ``epochs=2`` for a quick check).
+
+    Returns
+    -------
+    ModelBundle
+        The installed bundle.
+    """
+    from ..sources.simulated import simulate_store
+    from .training import train_ensemble
+
+    settings = {**DEMO_SETTINGS, **overrides}
+    out = Path(out) if out is not None else demo_bundle_path()
+    work = Path(work_dir) if work_dir else Path(tempfile.gettempdir()) / "gaiarvs_cnn_demo_work"
+    work.mkdir(parents=True, exist_ok=True)
+    store = work / "demo_training.h5"
+    if not store.exists():
+        simulate_store(store, settings["n_stars"], seed=settings["seed"], kind="training")
+    bundle_work = work / "bundle"
+    train_ensemble(store, bundle_work, DEMO_CONFIG, n_splits=settings["n_splits"],
+                   n_models=settings["n_models"], epochs=settings["epochs"],
+                   seed=settings["seed"], tsne_max_stars=settings["tsne_max_stars"],
+                   description="demo bundle: simulated Gaia-RVS training stars "
+                               "(gaiarvs_cnn.sources.simulated), built by "
+                               "'python -m gaiarvs_cnn.model.demo'")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".demo_bundle.", dir=out.parent))
+    target = staging / "bundle"
+    shutil.copytree(bundle_work, target, ignore=shutil.ignore_patterns("*.tmp*"))
+    replace_dir_atomic(target, out)
+    shutil.rmtree(staging, ignore_errors=True)
+    log.info(f"Demo bundle installed in {out}")
+    return ModelBundle.load(out)
+
+
+def main(argv=None) -> None:
+    """Command-line entry point: ``python -m gaiarvs_cnn.model.demo [--epochs N]``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=None, help="destination directory")
+    parser.add_argument("--work-dir", type=Path, default=None, help="resumable work dir")
+    parser.add_argument("--epochs", type=int, default=DEMO_SETTINGS["epochs"])
+    parser.add_argument("--n-stars", type=int, default=DEMO_SETTINGS["n_stars"])
+    args = parser.parse_args(argv)
+    build_demo_bundle(args.out, args.work_dir, epochs=args.epochs, n_stars=args.n_stars)
+
+
+if __name__ == "__main__":
+    main()

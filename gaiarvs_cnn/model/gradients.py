@@ -1,0 +1,171 @@
+"""Sensitivity maps of the network (paper Sect. 3.5, Figs. 9-10).
+
+`label_gradients` averages d(label)/d(input) over a group of stars and over the ensemble
+members with `tf.GradientTape`: per RVS pixel (in label units per unit of normalised
+flux) and per XP coefficient (label units per unit of the first-coefficient-normalised
+XP coefficient). `plot_rvs_gradients` draws the mean spectrum and the RVS gradients
+with the Ca II triplet and the main lines the paper discusses marked.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..constants import LABEL_LATEX, LABEL_UNITS, LABELS, XP_NCOEFF
+from ..exceptions import InputDataError
+from .bundle import ModelBundle
+
+__all__ = ["GradientMaps", "label_gradients", "plot_rvs_gradients", "RVS_LINES_NM"]
+
+#: Lines marked on gradient figures: (vacuum wavelength [nm], label). Ca II triplet from
+#: NIST; the blends are the features of paper Sect. 3.5.1 (approximate positions).
+RVS_LINES_NM = (
+    (850.035, "Ca II"), (854.444, "Ca II"), (866.452, "Ca II"),
+    (852.1, "Fe I+Ti I"), (853.8, "Fe I+Ti I"), (855.3, "Cr II"), (865.2, "Si I+V II+N"),
+    (867.6, "Fe I"), (869.6, "S I"),
+)
+
+
+@dataclass
+class GradientMaps:
+    """Mean gradients of the labels with respect to the inputs.
+
+    Attributes
+    ----------
+    labels : tuple of str
+    wavelength_nm : ndarray (n_pixels,)
+        RVS wavelength axis (nm, vacuum).
+    rvs : ndarray (n_labels, n_pixels) or None
+        d(label)/d(normalised flux), label units per unit flux.
+    xp_index : ndarray (110,)
+        0-54 BP coefficients, 55-109 RP coefficients.
+    xp : ndarray (n_labels, 110) or None
+        d(label)/d(normalised XP coefficient).
+    mean_flux : ndarray (n_pixels,)
+        Mean normalised spectrum of the group.
+    n_stars, n_members : int
+    """
+
+    labels: tuple[str, ...]
+    wavelength_nm: np.ndarray
+    rvs: np.ndarray | None
+    xp_index: np.ndarray
+    xp: np.ndarray | None
+    mean_flux: np.ndarray
+    n_stars: int
+    n_members: int
+
+
+def _member_gradients(model, inputs: dict, names: Sequence[str], n_labels: int
+                      ) -> dict[str, np.ndarray]:
+    """Sum over stars of d(scaled output j)/d(input) for each output j: {name: (L, ...)}."""
+    import tensorflow as tf
+
+    tensors = {k: tf.convert_to_tensor(v) for k, v in inputs.items()}
+    with tf.GradientTape(persistent=True) as tape:
+        for k in names:
+            tape.watch(tensors[k])
+        out = model(tensors, training=False)
+        sums = [tf.reduce_sum(out[:, j]) for j in range(n_labels)]
+    grads = {k: np.stack([tape.gradient(s, tensors[k]).numpy().sum(axis=0) for s in sums])
+             for k in names}
+    del tape
+    return grads
+
+
+def label_gradients(bundle: ModelBundle, batch, batch_size: int = 128,
+                    members: Sequence[int] | None = None) -> GradientMaps:
+    """Mean gradients of every label over the stars of ``batch`` and the ensemble members.
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+    batch : `~gaiarvs_cnn.store.StarBatch`
+        The group of stars (e.g. red-clump stars with [M/H] ~ 0).
+    batch_size : int
+        Stars per gradient evaluation.
+    members : sequence of int, optional
+        Indices of the members to average (default: all).
+
+    Returns
+    -------
+    GradientMaps
+        In physical label units (K or dex per unit input).
+    """
+    from .predict import prepare_inputs
+
+    if len(batch) == 0:
+        raise InputDataError("label_gradients needs at least one star.")
+    config = bundle.config
+    inputs = prepare_inputs(bundle, batch)
+    names = [k for k in ("rvs", "xp") if k in config.inputs]
+    if not names:
+        raise InputDataError("The bundle's network has neither RVS nor XP inputs.")
+    chosen = [bundle.members[i] for i in (members if members is not None
+                                          else range(bundle.n_members))]
+    total: dict[str, np.ndarray] = {}
+    n = len(batch)
+    for model in chosen:
+        for lo in range(0, n, batch_size):
+            part = {k: v[lo:lo + batch_size] for k, v in inputs.items()}
+            for k, g in _member_gradients(model, part, names, len(config.labels)).items():
+                total[k] = total.get(k, 0) + g
+    label_range = bundle.scalers.labels.range[:, None]
+    scale = n * len(chosen)
+    rvs = xp = None
+    if "rvs" in total:
+        rvs = total["rvs"][..., 0] / scale * label_range
+    if "xp" in total:
+        xp = total["xp"] / scale * label_range / bundle.scalers.xp.range[None, :]
+    flux = inputs["rvs"][..., 0].mean(axis=0) if "rvs" in inputs else np.full(
+        config.n_pixels, np.nan)
+    return GradientMaps(tuple(config.labels), config.wavelength_nm(), rvs,
+                        np.arange(2 * XP_NCOEFF), xp, flux, n, len(chosen))
+
+
+def plot_rvs_gradients(maps: GradientMaps, labels: Sequence[str] = LABELS[:4],
+                       lines: Sequence[tuple[float, str]] = RVS_LINES_NM, title: str = ""):
+    """Mean spectrum and d(label)/d(pixel) panels with line positions (paper Fig. 9).
+
+    Parameters
+    ----------
+    maps : GradientMaps
+        From `label_gradients`.
+    labels : sequence of str
+        Labels to show, one panel each.
+    lines : sequence of (float, str)
+        Vacuum wavelengths (nm) and names of lines to mark.
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+
+    if maps.rvs is None:
+        raise InputDataError("These gradient maps have no RVS input (RVS-less network).")
+    wl = maps.wavelength_nm
+    fig = Figure(figsize=(8, 1.6 * (len(labels) + 1)))
+    axes = fig.subplots(len(labels) + 1, 1, sharex=True)
+    axes[0].plot(wl, maps.mean_flux, color="k", lw=0.6)
+    axes[0].set_ylabel("flux")
+    colours = {"Ca II": "tab:red"}
+    for x, name in lines:
+        for ax in axes:
+            ax.axvline(x, color=colours.get(name, "tab:blue"), lw=0.6, alpha=0.5)
+        axes[0].annotate(name, (x, 1.0), xycoords=("data", "axes fraction"), rotation=90,
+                         fontsize=6, va="top", ha="right")
+    for ax, lab in zip(axes[1:], labels):
+        j = maps.labels.index(lab)
+        ax.plot(wl, maps.rvs[j], color="k", lw=0.6)
+        ax.axhline(0, color="0.6", lw=0.5)
+        ax.set_ylabel(rf"$\partial${LABEL_LATEX[lab]}/$\partial$f" + "\n"
+                      + f"[{LABEL_UNITS[lab].to_string()}]", fontsize=7)
+    axes[-1].set_xlabel("wavelength (vacuum) [nm]")
+    axes[0].set_title(title or f"RVS gradients, {maps.n_stars} stars, "
+                               f"{maps.n_members} members", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,120 @@
+"""``gaiarvs-cnn validate`` end to end on a synthetic store, and the report writer."""
+import warnings
+
+import numpy as np
+import pytest
+from astropy.utils.exceptions import AstropyUserWarning
+from astropy.table import Table
+from click.testing import CliRunner
+
+from gaiarvs_cnn.cli import main
+from gaiarvs_cnn.exceptions import OutputExistsError
+from gaiarvs_cnn.validation.crossmatch import add_store_columns
+from gaiarvs_cnn.validation.report import ValidationResult, write_report
+from gaiarvs_cnn.validation.runner import run_validation
+from gaiarvs_cnn.validation.stats import comparison_table
+from gaiarvs_cnn.validation.synthetic import (
+    synthetic_catalog,
+    synthetic_reference,
+    synthetic_store,
+    synthetic_truth,
+)
+
+
+@pytest.fixture(scope="module")
+def survey(tmp_path_factory):
+    """A synthetic store, its catalogue (FITS) and GALAH/seismic reference files."""
+    root = tmp_path_factory.mktemp("validate")
+    truth = synthetic_truth(800, seed=31)
+    store = synthetic_store(root / "sim.h5", truth)
+    cat = synthetic_catalog(truth, seed=32, bias={"teff": 30.0})
+    with warnings.catch_warnings():   # FITS has no dex units; the values are what matters
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        cat.write(root / "cat.fits")
+    galah = synthetic_reference(truth, "galah", seed=33, offset={"teff": -20.0})
+    galah.write(root / "galah.ecsv")
+    seis = synthetic_reference(truth, "seismic", seed=34, offset={"logg": 0.05})
+    seis.write(root / "seismic.ecsv")
+    return {"root": root, "store": store, "truth": truth, "cat": cat, "galah": galah,
+            "seismic": seis}
+
+
+def test_add_store_columns_brings_snr_position_and_truth(survey):
+    data = add_store_columns(survey["cat"], survey["store"])
+    assert len(data) == len(survey["cat"])
+    for name in ("rvs_snr", "ra", "dec", "parallax", "true_teff", "population"):
+        assert name in data.colnames
+    truth = survey["truth"]
+    order = np.argsort(np.asarray(truth["source_id"]))
+    np.testing.assert_allclose(data["true_teff"], np.asarray(truth["true_teff"])[order],
+                               rtol=1e-6)
+    np.testing.assert_allclose(data["rvs_snr"], np.asarray(truth["rvs_snr"])[order])
+
+
+def test_add_store_columns_refuses_a_foreign_store(survey, tmp_path):
+    other = synthetic_store(tmp_path / "other.h5", synthetic_truth(10, seed=1)[:5])
+    with pytest.raises(Exception, match="not in the store"):
+        add_store_columns(survey["cat"], other)
+
+
+def test_cli_validate_writes_report_with_recovered_offsets(survey):
+    root = survey["root"]
+    out = root / "report"
+    result = CliRunner().invoke(main, [
+        "validate", "--catalog", str(root / "cat.fits"), "--store", str(survey["store"]),
+        "--against", "galah", "--against", "seismic", "--reference",
+        f"galah={root / 'galah.ecsv'}", "--reference", f"seismic={root / 'seismic.ecsv'}",
+        "--out", str(out), "--formats", "png"])
+    assert result.exit_code == 0, result.output
+    for name in ("galah_stats.ecsv", "galah_comparison.png", "galah_snr.png",
+                 "seismic_stats.ecsv", "seismic_logg.png", "truth_stats.ecsv",
+                 "summary.md", "summary.html"):
+        assert (out / name).exists(), name
+    stats = Table.read(out / "galah_stats.ecsv")
+    row = stats[(stats["label"] == "teff") & (stats["subset"] == "all")][0]
+    assert abs(row["bias"] - 50.0) < 3.5 * row["e_bias"]     # CNN +30, GALAH -20
+    rec = Table.read(out / "galah_recovery.ecsv")
+    assert bool(np.all(rec["recovered"]))
+    summary = (out / "summary.md").read_text()
+    assert "Sect. 6.2" in summary and "| seismic | logg | all |" in summary
+    assert "<table>" in (out / "summary.html").read_text()
+
+
+def test_cli_validate_fails_clearly_without_reference(survey):
+    root = survey["root"]
+    result = CliRunner().invoke(main, [
+        "validate", "--catalog", str(root / "cat.fits"), "--store", str(survey["store"]),
+        "--against", "galah", "--reference", f"galah={root / 'missing.ecsv'}",
+        "--out", str(root / "nothing")])
+    assert result.exit_code != 0
+    assert "Cannot obtain the galah reference" in result.output
+    assert not (root / "nothing" / "summary.md").exists()
+
+
+def test_cli_validate_needs_a_store(survey):
+    result = CliRunner().invoke(main, [
+        "validate", "--catalog", str(survey["root"] / "cat.fits"), "--against", "bimodality",
+        "--out", str(survey["root"] / "nostore")])
+    assert result.exit_code != 0
+    assert "--store" in result.output
+
+
+def test_run_validation_reports_missing_reference(survey):
+    data = add_store_columns(survey["cat"], survey["store"])
+    with pytest.raises(Exception, match="clusters"):
+        run_validation(data, ["clusters"], {})
+
+
+def test_write_report_refuses_to_overwrite(tmp_path):
+    t = Table({"a": [1.0, 2.0], "b": [0.5, 1.0]})
+    stats = comparison_table(t, {"logg": ("a", "b")}, comparison="seismic")
+    res = ValidationResult("seismic", tables={"stats": stats}, summary=stats,
+                           notes=["a note"])
+    path = write_report([res], tmp_path / "rep", formats=())
+    text = path.read_text()
+    assert "| seismic | logg | all | 2 | 0.750 ± " in text
+    assert "0.04-0.09" in text and "a note" in text
+    assert (tmp_path / "rep" / "seismic_stats.ecsv").exists()
+    with pytest.raises(OutputExistsError):
+        write_report([res], tmp_path / "rep")
+    write_report([res], tmp_path / "rep", formats=(), overwrite=True)
