@@ -5,6 +5,7 @@ generated page (API, CLI help, catalogue data model) is produced from the code
 and data files of this repository at build time.
 """
 import os
+import shutil
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -15,6 +16,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(DOCS / "_ext"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "agg")
+# automodapi writes api/ afresh on every build; stale pages of renamed objects would
+# otherwise remain and warn.
+shutil.rmtree(DOCS / "api", ignore_errors=True)
 
 # -- Project information: the version comes from the package metadata --------
 project = "gaiarvs-cnn"

@@ -129,9 +129,11 @@ def build_catalog_table(pred_chunks, flags, provenance: Mapping | None = None) -
     chunks = _as_list(pred_chunks)
     flag_arr = np.concatenate([np.asarray(f, dtype="U8") for f in _as_list(flags)]
                               ) if len(_as_list(flags)) else np.zeros(0, "U8")
-    specs = catalog_columns()
+    n_stars = sum(len(np.atleast_1d(c.get("source_id", ()))) for c in chunks)
+    if len(flag_arr) != n_stars:
+        raise InputDataError(f"{len(flag_arr)} flags for {n_stars} stars.")
     table = Table(meta=_provenance_meta(provenance or {}))
-    for spec in specs:
+    for spec in catalog_columns():
         name = spec["name"]
         if name == "flag_boundary":
             values = flag_arr
@@ -144,8 +146,6 @@ def build_catalog_table(pred_chunks, flags, provenance: Mapping | None = None) -
                       else np.zeros(0))
         table[name] = np.asarray(values, dtype=_dtype(spec))
         _describe(table[name], spec)
-    if len(table["flag_boundary"]) != len(table["source_id"]):
-        raise InputDataError(f"{len(flag_arr)} flags for {len(table)} stars.")
     return table
 
 
@@ -295,6 +295,9 @@ def write_catalog(table: Table, path, format: str | None = None, overwrite: bool
     tmp = Path(name)
     try:
         _write_tmp(table, tmp, fmt)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)   # mkstemp creates 0600 files
         os.replace(tmp, path)
     except OSError as exc:
         raise CatalogWriteError(f"Could not write {path} ({exc}); nothing was written under "

@@ -109,7 +109,8 @@ def worker_resources(bundle_path, tsne: bool = True):
     bundle_path : path-like
         Model bundle directory (`gaiarvs_cnn.model.ModelBundle.load`).
     tsne : bool
-        Also load the bundle's t-SNE reference (``bundle.tsne_dir``).
+        Also load the bundle's t-SNE reference (``bundle.tsne_dir``; None, with a
+        warning, if the bundle has none: the t-SNE digit is then ``"1"``).
 
     Raises
     ------
@@ -121,13 +122,10 @@ def worker_resources(bundle_path, tsne: bool = True):
     key = (str(Path(bundle_path).resolve()), bool(tsne))
     with _CACHE_LOCK:
         if key not in _CACHE:
-            bundle = ModelBundle.load(key[0])
-            ref = None
-            if tsne:
-                from .flags import TSNEReference
+            from .pipeline import load_tsne_reference
 
-                ref = TSNEReference.load(bundle.tsne_dir)
-            _CACHE[key] = (bundle, ref)
+            bundle = ModelBundle.load(key[0])
+            _CACHE[key] = (bundle, load_tsne_reference(bundle) if tsne else None)
         return _CACHE[key]
 
 
@@ -162,17 +160,15 @@ class BundlePreload(WorkerPlugin):
 
 
 def _predict_and_flag(bundle, ref, batch) -> dict[str, np.ndarray]:
-    """Predictions (catalogue columns) and ``flag_boundary`` of one batch of stars."""
-    from .flags import flag_boundary
-    from .model import predict_batch
+    """Catalogue columns and ``flag_boundary`` of the usable stars of one batch.
 
-    pred = dict(predict_batch(bundle, batch))
-    if ref is not None:
-        like = ref.training_like(batch["flux"])
-    else:
-        like = np.zeros(len(batch), dtype=bool)  # unknown counts as not training-like
-    pred[_FLAG] = flag_boundary(pred, batch, bundle.ranges, like)
-    return pred
+    Exactly the single-process pipeline's work per chunk: the input cuts
+    (`gaiarvs_cnn.pipeline.usable_mask`), then `gaiarvs_cnn.pipeline.predict_chunk`.
+    """
+    from .pipeline import predict_chunk, usable_mask
+
+    pred, flags = predict_chunk(bundle, ref, batch[usable_mask(batch)])
+    return {**pred, _FLAG: flags}
 
 
 def _partition_file(work_dir, part: Partition) -> Path:
@@ -199,15 +195,17 @@ def read_partition(path) -> tuple[dict[str, np.ndarray], dict]:
 
 
 def _is_complete(path: Path, part: Partition, token: str) -> bool:
+    """True if ``path`` holds the finished result of ``part`` for run ``token``."""
     if not path.exists():
         return False
     try:
-        cols, meta = read_partition(path)
+        with np.load(path, allow_pickle=False) as npz:
+            meta = json.loads(str(npz["__meta__"]))
+            has_flags = _FLAG in npz.files
     except (OSError, ValueError, KeyError):
         return False
-    expected = _partition_meta(part, token)
-    return all(meta.get(k) == v for k, v in expected.items()) and (
-        len(cols.get("source_id", ())) == len(part))
+    expected = {**_partition_meta(part, token), "n_input": len(part)}
+    return has_flags and all(meta.get(k) == v for k, v in expected.items())
 
 
 def predict_partition(part: Partition, bundle_path: str, work_dir: str, token: str,
@@ -220,8 +218,9 @@ def predict_partition(part: Partition, bundle_path: str, work_dir: str, token: s
     Returns
     -------
     dict
-        ``key``, ``n_stars``, ``seconds`` (compute time), ``worker`` (address or pid),
-        ``computed`` (False if the file already existed).
+        ``key``, ``n_stars`` (rows read; stars failing the input cuts are not written),
+        ``seconds`` (compute time), ``worker`` (address or pid), ``computed`` (False if
+        the file already existed).
     """
     t0 = time.perf_counter()
     out = _partition_file(work_dir, part)
@@ -235,7 +234,7 @@ def predict_partition(part: Partition, bundle_path: str, work_dir: str, token: s
     cols = _predict_and_flag(bundle, ref, batch)
     seconds = time.perf_counter() - t0
     _save_npz(out, cols, {**_partition_meta(part, token), "seconds": seconds,
-                          "bundle_id": getattr(bundle, "bundle_id", "")})
+                          "bundle_id": bundle.bundle_id, "n_input": len(batch)})
     return {**info, "seconds": seconds, "computed": True}
 
 
@@ -531,8 +530,9 @@ def predict_distributed(source, bundle_path, outputs, *, work_dir=None,
                        scheduler, workers, threads_per_worker, retries, progress,
                        performance_report, work_dir)
     t2 = time.perf_counter()
-    provenance = {"bundle": bundle_path, "bundle_id": _bundle_id(bundle_path),
-                  "input_selection": description["source"], "engine": "dask.distributed",
+    provenance = {"bundle": Path(bundle_path).name, "bundle_id": _bundle_id(bundle_path),
+                  "input_selection": {"store": Path(source).name, "cuts": "pipeline.usable_mask"},
+                  "n_input": sum(len(p) for p in parts), "engine": "dask.distributed",
                   "npartit": len(parts)}
     n = merge_partitions(work_dir, parts, outputs, provenance, overwrite=overwrite)
     log.info(f"Wrote {n} stars to {', '.join(map(str, outputs))}.")

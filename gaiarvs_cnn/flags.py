@@ -194,13 +194,17 @@ class _FixedReferenceAffinities:
         self._nn = NearestNeighbors(n_neighbors=self.k_max, n_jobs=_n_jobs()).fit(reference)
         # TSNEEmbedding checks P's shape only; the training map is never re-optimised.
         self.P = sparse.csr_matrix((self.n_reference, self.n_reference))
-        self._cache: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def neighbours(self, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(indices, distances) of the ``k_max`` nearest training points, cached."""
-        if self._cache is None or self._cache[0] != id(data):
+        """(indices, distances) of the ``k_max`` nearest training points.
+
+        The last query is cached (keyed on the very array object, which the cache keeps
+        alive), so the four perplexities of one chunk share one neighbour search.
+        """
+        if self._cache is None or self._cache[0] is not data:
             dist, idx = self._nn.kneighbors(data, n_neighbors=self.k_max)
-            self._cache = (id(data), idx, dist)
+            self._cache = (data, idx, dist)
         return self._cache[1], self._cache[2]
 
     def to_new(self, data, perplexity=30, return_distances=False, k_neighbors="auto"):
@@ -252,9 +256,8 @@ class TSNEReference:
         self.map_threshold = {float(p): float(v) for p, v in map_threshold.items()}
         self.pca_threshold = float(pca_threshold)
         self.meta = dict(meta or {})
-        self._affinities = None
+        self._affinities: _FixedReferenceAffinities | None = None
         self._trees: dict[float, cKDTree] = {}
-        self._embeddings: dict = {}
 
     # -- building ------------------------------------------------------------------
     @classmethod
@@ -367,31 +370,40 @@ class TSNEReference:
         z = ((x - self.pca_mean) @ self.pca_components.T).astype(np.float32)
         return z, estimate_noise(x), usable
 
-    def _embedding(self, perplexity: float):
-        from openTSNE import TSNEEmbedding
-
+    @property
+    def affinities(self) -> _FixedReferenceAffinities:
+        """Affinities of new spectra to the training set (one shared kNN index)."""
         if self._affinities is None:
             self._affinities = _FixedReferenceAffinities(self.train_pca,
                                                           int(3 * max(self.perplexities)))
-        if perplexity not in self._embeddings:
-            self._embeddings[perplexity] = TSNEEmbedding(
-                self.maps[perplexity], self._affinities,
-                negative_gradient_method=_gradient_method(self.n_train),
-                n_jobs=_n_jobs(), random_state=int(self.meta.get("seed", 0)))
-        return self._embeddings[perplexity]
+        return self._affinities
+
+    def _centred_map(self, perplexity: float) -> np.ndarray:
+        # transform() re-centres the reference in place, as done here: a fresh copy per
+        # call keeps every chunk's placement independent of earlier calls (resumable).
+        m = np.array(self.maps[perplexity], dtype=np.float64)
+        m -= (np.max(m, axis=0) + np.min(m, axis=0)) / 2
+        return m
 
     def place(self, z: np.ndarray, perplexity: float, n_iter: int = 250) -> np.ndarray:
-        """Place PC-space points ``z`` in the training map at ``perplexity`` (``transform``)."""
-        emb = self._embedding(float(perplexity))
-        pos = emb.transform(np.ascontiguousarray(z, dtype=np.float32), perplexity=perplexity,
-                            n_iter=n_iter)
+        """Place PC-space points ``z`` in the training map at ``perplexity`` (``transform``).
+
+        Positions are in the frame of the centred training map (see `map_distance`).
+        """
+        from openTSNE import TSNEEmbedding
+
+        p = float(perplexity)
+        emb = TSNEEmbedding(self._centred_map(p), self.affinities,
+                            negative_gradient_method=_gradient_method(self.n_train),
+                            n_jobs=_n_jobs(), random_state=int(self.meta.get("seed", 0)))
+        pos = emb.transform(z, perplexity=p, n_iter=n_iter)
         return np.asarray(pos, dtype=np.float64)
 
     def map_distance(self, positions: np.ndarray, perplexity: float) -> np.ndarray:
         """Distance of map ``positions`` to the nearest training star at ``perplexity``."""
         p = float(perplexity)
         if p not in self._trees:
-            self._trees[p] = cKDTree(self.maps[p])
+            self._trees[p] = cKDTree(self._centred_map(p))
         return self._trees[p].query(positions, k=1)[0]
 
     def classify(self, flux: np.ndarray, n_iter: int = 250) -> dict[str, np.ndarray]:
@@ -405,8 +417,7 @@ class TSNEReference:
             ``training_like`` (all criteria).
         """
         z, noise, usable = self.project(flux)
-        pca_dist = _noise_corrected(self._affinities_or_build().neighbours(z)[1][:, 0],
-                                    noise, z.shape[1])
+        pca_dist = _noise_corrected(self.affinities.neighbours(z)[1][:, 0], noise, z.shape[1])
         out = {"usable": usable, "noise": noise, "pca_distance": pca_dist,
                "like_pca": pca_dist <= PCA_DISTANCE_FACTOR * self.pca_threshold}
         like = usable & out["like_pca"]
@@ -417,10 +428,6 @@ class TSNEReference:
             like &= out[f"like_{p:g}"]
         out["training_like"] = like
         return out
-
-    def _affinities_or_build(self) -> _FixedReferenceAffinities:
-        self._embedding(self.perplexities[0])
-        return self._affinities
 
     def training_like(self, flux: np.ndarray, n_iter: int = 250) -> np.ndarray:
         """True where a spectrum is training-like at every perplexity (module docs).

@@ -13,8 +13,15 @@ import tables
 
 from gaiarvs_cnn.constants import LABELS, RVS_NPIX
 from gaiarvs_cnn.exceptions import BadStarError, InputDataError, ModelBundleError
-from gaiarvs_cnn.model import (FusedEnsemble, ModelBundle, NetworkConfig, build_model,
-                               output_keys, predict_batch, predict_store)
+from gaiarvs_cnn.model import (
+    FusedEnsemble,
+    ModelBundle,
+    NetworkConfig,
+    build_model,
+    output_keys,
+    predict_batch,
+    predict_store,
+)
 from gaiarvs_cnn.model.bundle import RANGE_KEYS
 from gaiarvs_cnn.model.predict import grid_slice, prepare_inputs, summarise
 from gaiarvs_cnn.model.residuals import ResidualFit, fit_residual_dispersion

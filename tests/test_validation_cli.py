@@ -3,8 +3,8 @@ import warnings
 
 import numpy as np
 import pytest
-from astropy.utils.exceptions import AstropyUserWarning
 from astropy.table import Table
+from astropy.utils.exceptions import AstropyUserWarning
 from click.testing import CliRunner
 
 from gaiarvs_cnn.cli import main

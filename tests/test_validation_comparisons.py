@@ -10,7 +10,7 @@ from gaiarvs_cnn.validation.gaia_ap import compare_gsp, gsp_precision_ratio
 from gaiarvs_cnn.validation.galah import compare_galah
 from gaiarvs_cnn.validation.seismic import LOGG_SUN, compare_seismic, seismic_logg
 from gaiarvs_cnn.validation.synthetic import synthetic_catalog, synthetic_reference, synthetic_truth
-from gaiarvs_cnn.validation.truth import offset_recovery
+from gaiarvs_cnn.validation.truth import fit_offset_scatter, offset_recovery
 
 
 @pytest.fixture(scope="module")
@@ -112,9 +112,9 @@ def test_gsp_spec_flags_and_precision_ratio(data):
     assert "feh" not in set(stats["label"])
     ratio = gsp_precision_ratio(matched, "true_", kind="gsp-spec")
     cnn = {"teff": 60.0, "logg": 0.1, "mh": 0.07, "alpham": 0.03}
-    for row in ratio:
-        assert row["ratio_std"] == pytest.approx(scatter[row["label"]] / cnn[row["label"]],
-                                                 rel=0.1)
+    for row in ratio:   # GSP noise: injected scatter and quoted error (cnn / 4) in quadrature
+        gsp = np.hypot(scatter[row["label"]], 0.25 * cnn[row["label"]])
+        assert row["ratio_std"] == pytest.approx(gsp / cnn[row["label"]], rel=0.1)
 
 
 def test_gsp_phot_has_no_flag_cut(data):
@@ -124,3 +124,15 @@ def test_gsp_phot_has_no_flag_cut(data):
     good = np.asarray(matched["flag_boundary"]) == "00000000"
     assert _row(stats, "teff", "all")["n"] == good.sum()
     assert set(stats["label"]) == {"teff", "logg", "mh"}
+
+
+def test_fit_offset_scatter_separates_scatter_from_quoted_errors():
+    rng = np.random.default_rng(40)
+    err = rng.uniform(0.02, 0.2, 20000)
+    diff = 0.05 + rng.normal(0, 1, err.size) * np.hypot(0.08, err)
+    off, e_off, sc, e_sc = fit_offset_scatter(diff, err)
+    assert off == pytest.approx(0.05, abs=3 * e_off)
+    assert sc == pytest.approx(0.08, abs=3 * e_sc)
+    assert e_sc < 0.003
+    off, e_off, sc, e_sc = fit_offset_scatter(diff[:5000])   # no errors: total dispersion
+    assert sc == pytest.approx(np.sqrt(0.08**2 + np.mean(err**2)), rel=0.05)

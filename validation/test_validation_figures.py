@@ -20,6 +20,7 @@ from gaiarvs_cnn.validation.crossmatch import match_reference
 from gaiarvs_cnn.validation.figures import plot_comparison, plot_kiel
 from gaiarvs_cnn.validation.galah import compare_galah, plot_galah_snr
 from gaiarvs_cnn.validation.precision import (
+    cramer_rao_table,
     plot_calibration,
     plot_precision_vs_snr,
     precision_vs_snr,
@@ -84,7 +85,9 @@ def test_plot_precision_vs_snr(data):
                               fraction=1.0)
     matched = match_reference(data, gsp, "gsp_")
     prec = precision_vs_snr(matched, "true_", "gsp_", edges=(15, 25, 40, 60, np.inf))
-    return plot_precision_vs_snr(prec, reference_name="truth")
+    jmat = np.random.default_rng(107).normal(0, 0.004, (800, 5)) * [1e-3, 1, 1, 1, 1]
+    cr = cramer_rao_table(data, lambda labels: jmat, max_stars=10)
+    return plot_precision_vs_snr(prec, reference_name="truth", cramer_rao=cr)
 
 
 @pytest.mark.mpl_image_compare(**MPL)

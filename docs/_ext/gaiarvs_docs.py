@@ -8,8 +8,16 @@
 ``.. config-items::``
     A table of the items of `gaiarvs_cnn.conf` (name, type, default, description)
     read from the `gaiarvs_cnn.Conf` class.
+
+``.. catalogue-datamodel::``
+    The columns and provenance keywords of the catalogue, read from the data-model
+    file ``catalog/datamodel.json`` of the repository (the file the catalogue writer
+    itself reads).
 """
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import click
 from docutils import nodes
@@ -97,8 +105,43 @@ class ConfigItems(_RstDirective):
         return _list_table(["Item", "Type", "Default", "Meaning"], rows, "20 8 30 42")
 
 
+def _datamodel_path(srcdir: str) -> Path:
+    """Path of the catalogue data-model file, ``catalog/datamodel.json`` beside ``docs/``."""
+    return Path(srcdir).resolve().parent / "catalog" / "datamodel.json"
+
+
+class CatalogueDatamodel(_RstDirective):
+    """Tables of the catalogue columns and provenance keywords from ``datamodel.json``."""
+
+    def lines(self) -> list[str]:
+        env = self.state.document.settings.env
+        path = _datamodel_path(env.srcdir)
+        env.note_dependency(str(path))
+        model = json.loads(path.read_text())
+        columns = [[str(i), f"``{c['name']}``", c["dtype"], f"``{c['unit']}``" if c["unit"]
+                    else "", f"``{c['ucd']}``", c["description"]]
+                   for i, c in enumerate(model["columns"], start=1)]
+        keywords = [[f"``{k}``", v] for k, v in model["provenance_keywords"].items()]
+        return [
+            f"Data model ``{model['name']}``, version {model['version']}: "
+            f"{model['title']} ({model['reference']}).",
+            "",
+            *_list_table(["#", "Column", "Type", "Unit", "UCD", "Description"], columns,
+                         "4 14 8 12 22 40"),
+            "",
+            ".. rubric:: Units",
+            "",
+            model["unit_note"],
+            "",
+            ".. rubric:: Provenance keywords (FITS header; VOTable INFO)",
+            "",
+            *_list_table(["Keyword", "Meaning"], keywords, "20 80"),
+        ]
+
+
 def setup(app):
     """Register the directives with Sphinx."""
     app.add_directive("cli-help", CliHelp)
     app.add_directive("config-items", ConfigItems)
+    app.add_directive("catalogue-datamodel", CatalogueDatamodel)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

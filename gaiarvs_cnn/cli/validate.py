@@ -27,34 +27,42 @@ def _parse_reference_files(values) -> dict[str, str]:
     return out
 
 
+def _input_selection(meta: dict) -> dict:
+    """The catalogue's input-selection provenance (FITS keyword INPUTSEL, JSON) as a dict."""
+    import json
+
+    upper = {str(k).upper(): v for k, v in meta.items()}
+    value = upper.get("INPUTSEL") or upper.get("INPUT_SELECTION") or {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return {}
+    return value if isinstance(value, dict) else {}
+
+
 def _regenerate_store(meta: dict, workdir: Path) -> Path | None:
     """Re-simulate the parent store from the seed recorded in the catalogue provenance."""
-    prov = meta.get("store_meta") or (meta.get("provenance") or {}).get("store_meta") or {}
-    if prov.get("source") != "simulated" or "seed" not in prov or "n" not in prov:
+    sel = _input_selection(meta)
+    n = sel.get("n_stars", sel.get("n"))
+    if sel.get("source") != "simulated" or sel.get("seed") is None or n is None:
         return None
-    import ast
-
     from ..sources.simulated import simulate_store
 
-    seed = prov["seed"]
-    seed = ast.literal_eval(seed) if isinstance(seed, str) else seed
     path = workdir / "regenerated_store.h5"
-    log.info(f"Regenerating the simulated store (seed {seed}, {prov['n']} stars) into {path}")
-    return simulate_store(path, int(prov["n"]), seed=seed, kind=prov.get("kind", "observed"))
+    log.info(f"Regenerating the simulated survey (seed {sel['seed']}, {n} stars) into {path}")
+    return simulate_store(path, int(n), seed=sel["seed"], kind=sel.get("kind", "observed"))
 
 
 def _find_store(store, meta: dict, workdir: Path):
     if store:
         return store
-    for candidate in (meta.get("store"), (meta.get("provenance") or {}).get("store")):
-        if candidate and Path(candidate).exists():
-            return candidate
     regenerated = _regenerate_store(meta, workdir)
     if regenerated is None:
         raise click.ClickException(
             "The catalogue holds no S/N, positions or parallaxes: pass the store it was "
-            "produced from with --store sim.h5 (no store path or simulation seed is recorded "
-            "in the catalogue's provenance).")
+            "produced from with --store sim.h5 (its provenance records no simulated survey "
+            "seed to regenerate it from).")
     return regenerated
 
 
@@ -108,7 +116,7 @@ def _collect_references(kinds, required, source, files, store, seed, ids) -> dic
 @click.option("--out", "outdir", type=click.Path(file_okay=False), default="validation_report",
               show_default=True, help="Output directory.")
 @click.option("--formats", default="png,pdf", show_default=True,
-              help="Comma-separated figure formats.")
+              help="Comma-separated figure formats; 'none' writes tables and summary only.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing report.")
 def validate(catalog_path, against, source, reference_files, store, seed, outdir, formats,
              overwrite):
@@ -146,8 +154,9 @@ def validate(catalog_path, against, source, reference_files, store, seed, outdir
         meta = {"catalogue": os.fspath(catalog_path), "store": os.fspath(store or "regenerated"),
                 "references": ", ".join(f"{k}: {'file ' + files[k] if k in files else source}"
                                         for k in refs)}
-        summary = write_report(results, outdir, [f.strip() for f in formats.split(",") if f],
-                               overwrite=overwrite, meta=meta)
+        fmts = [] if formats.strip().lower() == "none" else [
+            f.strip() for f in formats.split(",") if f.strip()]
+        summary = write_report(results, outdir, fmts, overwrite=overwrite, meta=meta)
     except GaiaRVSCNNError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"Validation report: {summary}")

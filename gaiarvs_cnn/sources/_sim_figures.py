@@ -79,6 +79,7 @@ def plot_calcium_triplet(model: SpectrumModel | None = None, teff: float = 5000.
     ax2.set_title(f"Ca II 854.4 nm, {teff:.0f} K, log g = 2.5")
     ax3.set_title("Ca II triplet EW")
     for ax in (ax1, ax2):
+        ax.ticklabel_format(axis="x", useOffset=False)
         ax.set_xlabel("vacuum wavelength [nm]")
         ax.set_ylabel("normalised flux")
     ax3.set_xlabel("[M/H]")

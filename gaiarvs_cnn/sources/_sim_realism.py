@@ -6,14 +6,17 @@ cross-correlation lag of the weak-line forest.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from astropy.table import Table
 
 from ..constants import rvs_wavelength_nm
 from ..preprocess import continuum_mask
 
-__all__ = ["CA_TRIPLET_NM", "REFERENCE_STARS", "read_rvs_csv", "ca_triplet_ew",
-           "ca_line_mask", "residual_rms", "weak_line_lag"]
+__all__ = ["CA_TRIPLET_NM", "REFERENCE_STARS", "REFERENCE_FILES", "read_rvs_csv",
+           "load_reference_spectra", "ca_triplet_ew", "ca_line_mask", "residual_rms",
+           "weak_line_lag"]
 
 #: Ca II triplet rest wavelengths in vacuum [nm] (air: 849.802, 854.209, 866.214 nm).
 CA_TRIPLET_NM = (850.035, 854.444, 866.452)
@@ -28,6 +31,15 @@ REFERENCE_STARS = {
 }
 
 
+#: Gaia DR3 RVS DataLink CSV files of `REFERENCE_STARS`, relative to the test-data directory.
+REFERENCE_FILES = {
+    "Kepler-93": "sim_realism/Kepler-93.csv",
+    "Kepler-409": "sim_realism/Kepler-409.csv",
+    "KOI-001": "gaia_real/rvs_datalink_csv/KOI-001.csv",
+    "HD176650": "gaia_real/rvs_datalink_csv/HD176650.csv",
+}
+
+
 def read_rvs_csv(path) -> tuple[np.ndarray, np.ndarray]:
     """Read a Gaia DR3 RVS DataLink CSV: (flux, flux_error) on the 2401-pixel grid, NaN kept."""
     t = Table.read(path, format="ascii.csv")
@@ -35,6 +47,22 @@ def read_rvs_csv(path) -> tuple[np.ndarray, np.ndarray]:
     flux = np.ma.filled(np.ma.asarray(t["flux"], dtype=float), np.nan)[order]
     err = np.ma.filled(np.ma.asarray(t["flux_error"], dtype=float), np.nan)[order]
     return flux, err
+
+
+def load_reference_spectra(data_dir, renormalise: bool = True) -> dict[str, tuple]:
+    """Read `REFERENCE_FILES` below ``data_dir``: name -> (flux, flux_error).
+
+    With ``renormalise`` the flux (and error) are divided by the median flux in the
+    continuum windows (a pseudo-continuum re-normalisation, robust for noisy spectra).
+    """
+    out = {}
+    for name, rel in REFERENCE_FILES.items():
+        flux, err = read_rvs_csv(Path(data_dir) / rel)
+        if renormalise:
+            cont = np.nanmedian(flux[continuum_mask()])
+            flux, err = flux / cont, err / cont
+        out[name] = (flux, err)
+    return out
 
 
 def ca_line_mask(half_width_nm: float = 1.0) -> np.ndarray:

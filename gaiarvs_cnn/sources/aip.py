@@ -52,8 +52,9 @@ class AIPArchive(GaiaArchive):
                  client=None, refresh: bool = False):
         from .. import conf
 
-        super().__init__(tap_url=tap_url or conf.aip_tap_url, datalink_url="",
-                         max_ids=max_ids, client=client, refresh=refresh)
+        super().__init__(tap_url=tap_url or conf.aip_tap_url, max_ids=max_ids,
+                         client=client, refresh=refresh)
+        self.datalink_url = None  # spectra come from TAP tables at AIP
 
     @staticmethod
     def _default_max_ids() -> int:
@@ -76,9 +77,7 @@ class AIPArchive(GaiaArchive):
         if retrieval_type not in AIP_SPECTRA_TABLES:
             raise InputDataError(f"Unknown product {retrieval_type!r}; use one of "
                                  f"{sorted(AIP_SPECTRA_TABLES)}.")
-        if len(source_ids) > self.max_ids:
-            raise InputDataError(f"{len(source_ids)} ids in one spectra query; the AIP limit "
-                                 f"is {self.max_ids}.")
+        self._check_ids(source_ids)
         columns = PRODUCT_COLUMNS[retrieval_type]
         adql = (f"SELECT source_id, {', '.join(columns)} FROM "
                 f"{AIP_SPECTRA_TABLES[retrieval_type]} WHERE "

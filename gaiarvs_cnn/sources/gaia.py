@@ -255,10 +255,14 @@ class GaiaArchive:
         return ids
 
     # -- spectra -------------------------------------------------------------------
-    def _datalink_params(self, source_ids: Sequence[int], retrieval_type: str) -> dict:
+    def _check_ids(self, source_ids: Sequence[int]) -> None:
+        """Refuse more ids than the service accepts in one spectra request."""
         if len(source_ids) > self.max_ids:
-            raise InputDataError(f"{len(source_ids)} ids in one DataLink call; the limit is "
-                                 f"{self.max_ids}.")
+            raise InputDataError(f"{len(source_ids)} ids in one {self.name} spectra request; "
+                                 f"the limit is {self.max_ids}.")
+
+    def _datalink_params(self, source_ids: Sequence[int], retrieval_type: str) -> dict:
+        self._check_ids(source_ids)
         return {"ID": ",".join(str(int(i)) for i in source_ids),
                 "RETRIEVAL_TYPE": retrieval_type, "DATA_STRUCTURE": self.data_structure,
                 "FORMAT": self.product_format, "RELEASE": "Gaia DR3",

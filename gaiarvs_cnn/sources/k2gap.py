@@ -7,9 +7,8 @@ differently). Canonical columns (kind ``seismic``): ``numax``, ``e_numax``, ``dn
 ``nu_max``, ``delta_nu``), and ``source_id``: a Gaia DR3/EDR3 id column (``GaiaDR3``,
 ``GaiaEDR3``, ``source_id``) when present, otherwise a Gaia DR2 id column (``GaiaDR2``,
 ``Gaia``) mapped to DR3 with `gaiarvs_cnn.sources.clusters.dr2_to_dr3`. Rows without a
-finite numax are dropped. Seismic log g follows from numax and Teff
-(``logg = logg_sun + log10(numax / numax_sun) + 0.5 log10(Teff / Teff_sun)``, with
-numax_sun = 3090 uHz as in the paper, Sect. 6.2): see `seismic_logg`.
+finite numax are dropped. The seismic log g (from numax and Teff, paper Sect. 6.2) is
+computed by the validation suite, `gaiarvs_cnn.validation.seismic.seismic_logg`.
 """
 from __future__ import annotations
 
@@ -21,7 +20,7 @@ from .base import ColumnMap, HTTPClient, finish_reference, masked_to_nan, query_
 from .clusters import dr2_to_dr3
 from .reference import check_reference
 
-__all__ = ["K2GAP_TABLE", "query_k2gap", "k2gap_from_table", "seismic_logg"]
+__all__ = ["K2GAP_TABLE", "query_k2gap", "k2gap_from_table"]
 
 K2GAP_TABLE = "J/ApJ/926/191/table2"
 K2GAP_COLUMNS = ColumnMap({
@@ -30,17 +29,6 @@ K2GAP_COLUMNS = ColumnMap({
     "dr3_id": ("GaiaDR3", "GaiaEDR3", "source_id"), "dr2_id": ("GaiaDR2", "Gaia"),
     "epic": ("EPIC",),
 }, required=("numax", "e_numax"), service="K2-GAP DR3")
-
-NUMAX_SUN = 3090.0  # uHz (paper Sect. 6.2)
-TEFF_SUN = 5772.0  # K
-LOGG_SUN = 4.438  # dex (cgs)
-
-
-def seismic_logg(numax, teff) -> np.ndarray:
-    """Seismic surface gravity (dex, cgs) from numax (uHz) and Teff (K)."""
-    return LOGG_SUN + np.log10(np.asarray(numax, float) / NUMAX_SUN) + \
-        0.5 * np.log10(np.asarray(teff, float) / TEFF_SUN)
-
 
 def k2gap_from_table(raw: Table, mapping: dict[int, int] | None = None) -> Table:
     """Canonical seismic table from K2-GAP rows (DR3 ids, or DR2 ids with ``mapping``)."""

@@ -170,10 +170,10 @@ def _noisy_spectra(labels, rv, snr, rng) -> tuple[np.ndarray, np.ndarray]:
     # NaN pixels at the edges (as in DR3 mean spectra): ~1/3 of the stars at each end
     n_blue = np.where(rng.random(n) < 0.35, rng.integers(1, 12, n), 0)
     n_red = np.where(rng.random(n) < 0.35, rng.integers(1, 12, n), 0)
-    pix = np.arange(RVS_NPIX)
-    edge = (pix[None, :] < n_blue[:, None]) | (pix[None, :] >= RVS_NPIX - n_red[:, None])
-    flux[edge] = np.nan
-    err[edge] = np.nan
+    for i in np.flatnonzero((n_blue > 0) | (n_red > 0)):
+        for arr in (flux, err):
+            arr[i, :n_blue[i]] = np.nan
+            arr[i, RVS_NPIX - n_red[i]:] = np.nan
     return flux, err
 
 

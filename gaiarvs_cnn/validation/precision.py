@@ -17,7 +17,11 @@ than the spectra-only bound (ratio < 1) without any contradiction; a ratio well 
 means information in the spectrum is left unused (or the ensemble is not converged).
 When two labels are degenerate in the spectrum (e.g. [Fe/H] and [M/H] if the simulator
 derives one from the other), the Fisher matrix is singular and the bound of those labels
-is reported as infinite.
+is reported as infinite. Nearly degenerate labels ([M/H], [alpha/M] and [Fe/H] act on
+overlapping sets of lines) have a large marginal bound; the CNN beats it by using the
+correlations between labels present in its training set ([Fe/H] ~ [M/H] - 0.1 [alpha/M],
+the two [alpha/M] sequences) - prior information the bound does not include. The
+conditional bound (the other four labels known) is therefore reported as well.
 """
 from __future__ import annotations
 
@@ -179,7 +183,11 @@ def cramer_rao_bound(jacobian: np.ndarray, noise: np.ndarray | float,
     >>> float(cramer_rao_bound(np.full((100, 1), 0.01), 0.1)[0])
     1.0
     """
-    fisher = fisher_matrix(jacobian, noise)
+    return _marginal_bound(fisher_matrix(jacobian, noise), rcond)
+
+
+def _marginal_bound(fisher: np.ndarray, rcond: float = 1e-10) -> np.ndarray:
+    """``sqrt(diag(F^-1))`` with infinite bounds for degenerate labels."""
     nlab = fisher.shape[0]
     bound = np.full(nlab, np.inf)
     active = np.flatnonzero(np.diag(fisher) > 0)
@@ -222,7 +230,10 @@ def cramer_rao_table(matched: Table, jacobian: Callable[[np.ndarray], np.ndarray
     -------
     `~astropy.table.Table`
         ``label, n, precision_std, precision_mad, bound_median, ratio`` where ``ratio =
-        precision_std / bound_median``; see the module docstring for its meaning.
+        precision_std / bound_median`` (all five labels unknown), and
+        ``bound_conditional_median, ratio_conditional`` for the bound of one label when
+        the four others are known (``1 / sqrt(F_ii)``, the best case, free of label
+        degeneracies); see the module docstring for their meaning.
     """
     snr = _col(matched, snr_column)
     truth = np.column_stack([_col(matched, truth_prefix + k) for k in LABELS])
@@ -231,19 +242,26 @@ def cramer_rao_table(matched: Table, jacobian: Callable[[np.ndarray], np.ndarray
                          & np.all(np.isfinite(truth), axis=1))
     rng = np.random.default_rng(seed)
     pick = rng.choice(sel, size=min(max_stars, sel.size), replace=False) if sel.size else sel
-    bounds = np.array([cramer_rao_bound(jacobian(truth[i]), 1.0 / snr[i])
-                       for i in tqdm(pick, desc="Cramer-Rao", disable=None, leave=False)])
+    fishers = [fisher_matrix(jacobian(truth[i]), 1.0 / snr[i])
+               for i in tqdm(pick, desc="Cramer-Rao", disable=None, leave=False)]
+    marginal = np.array([_marginal_bound(f) for f in fishers]).reshape(-1, len(LABELS))
+    with np.errstate(divide="ignore"):
+        conditional = np.array([1.0 / np.sqrt(np.diag(f)) for f in fishers]).reshape(
+            -1, len(LABELS))
     rows = []
     for j, label in enumerate(LABELS):
         if label not in labels or label not in matched.colnames:
             continue
         diff = _col(matched, label)[sel] - truth[sel, j]
         st = difference_stats(diff)
-        b = float(np.median(bounds[:, j])) if bounds.size else np.nan
-        rows.append((label, st["n"], st["std"], st["sigma_mad"], b, st["std"] / b))
+        b = float(np.median(marginal[:, j])) if marginal.size else np.nan
+        bc = float(np.median(conditional[:, j])) if conditional.size else np.nan
+        rows.append((label, st["n"], st["std"], st["sigma_mad"], b, st["std"] / b, bc,
+                     st["std"] / bc))
     table = Table(rows=rows, names=("label", "n", "precision_std", "precision_mad",
-                                    "bound_median", "ratio"),
-                  dtype=(str, int, float, float, float, float))
+                                    "bound_median", "ratio", "bound_conditional_median",
+                                    "ratio_conditional"),
+                  dtype=(str, int, float, float, float, float, float, float))
     table.meta["snr_range"] = list(snr_range)
     table.meta["n_bound_stars"] = int(pick.size)
     table.meta["note"] = ("Spectra-only bound; the CNN also uses photometry, parallax and XP "
@@ -254,12 +272,15 @@ def cramer_rao_table(matched: Table, jacobian: Callable[[np.ndarray], np.ndarray
 @styled
 def plot_precision_vs_snr(precision: Table, labels: Sequence[str] = ("teff", "logg", "mh",
                                                                      "alpham"),
-                          reference_name: str = "reference") -> Figure:
+                          reference_name: str = "reference",
+                          cramer_rao: Table | None = None) -> Figure:
     """Precision against S/N per label (paper Fig. 16).
 
     Solid: dispersion (std) of CNN - reference; dashed: GSP-Spec - reference (when
     present); dotted: median total uncertainty ``sigma_*``; dash-dotted: median
-    model-to-model dispersion ``e*``.
+    model-to-model dispersion ``e*``. With ``cramer_rao`` (output of `cramer_rao_table`)
+    the spectra-only Cramér-Rao bounds (all labels free: open star; other labels known:
+    filled star) are marked in the S/N bin they were computed for.
     """
     fig, axes = new_figure(1, len(labels), panel_size=(2.3, 2.2))
     for ax, label in zip(axes[0], labels):
@@ -273,6 +294,15 @@ def plot_precision_vs_snr(precision: Table, labels: Sequence[str] = ("teff", "lo
             y = np.asarray(rows[col], float)
             if np.isfinite(y).any():
                 ax.plot(x, y, style, ms=3, color=colour, label=name)
+        if cramer_rao is not None and label in set(cramer_rao["label"]):
+            cr = cramer_rao[cramer_rao["label"] == label][0]
+            lo_cr = cramer_rao.meta.get("snr_range", [15.0, 25.0])[0]
+            at = np.flatnonzero(np.isclose(np.asarray(rows["lo"], float), lo_cr))
+            xcr = x[at[0]] if at.size else x[0] if len(x) else 0
+            ax.plot(xcr, cr["bound_median"], "*", mfc="none", color="black", ms=6,
+                    label="Cramér-Rao (all free)")
+            ax.plot(xcr, cr["bound_conditional_median"], "*", color="black", ms=5,
+                    label="Cramér-Rao (others known)")
         ax.set_xticks(x, [f"{lo:g}-{hi:g}" if np.isfinite(hi) else f"$\\geq${lo:g}"
                           for lo, hi in zip(rows["lo"], rows["hi"])], rotation=45)
         ax.set_ylim(bottom=0.0)

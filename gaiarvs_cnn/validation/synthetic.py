@@ -120,7 +120,8 @@ def synthetic_reference(truth: Table, kind: str, seed: int = 2,
                         fraction: float = 0.5) -> Table:
     """A reference catalogue of ``kind`` in the canonical schema, for a random ``fraction``.
 
-    Labels are truth + ``offset`` + N(0, ``scatter``); ``e_<label>`` equals ``scatter``.
+    Labels are truth + ``offset`` + N(0, ``scatter``^2 + ``e_<label>``^2) (the simulator's
+    convention) with quoted errors ``e_<label>`` of half the default scatter.
     For ``seismic`` the offset/scatter of ``logg`` is imprinted on numax; ``clusters``
     lists the cluster members (``proba = 0.9``); GALAH gets ``snr_c3_iraf`` and zero
     quality flags, GSP-Spec a passing ``flags_gspspec`` for 80 % of its stars.
@@ -145,8 +146,10 @@ def synthetic_reference(truth: Table, kind: str, seed: int = 2,
                   "gsp-spec": ("teff", "logg", "mh", "alpham")}.get(kind, LABELS)
         for label in labels:
             true = np.asarray(sub[f"true_{label}"], dtype=float)
-            ref[label] = true + offset[label] + rng.normal(0, scatter[label], len(sub))
-            ref[f"e_{label}"] = np.full(len(sub), scatter[label])
+            err = 0.25 * DEFAULT_SCATTER[label]
+            ref[label] = true + offset[label] + rng.normal(0, np.hypot(scatter[label], err),
+                                                           len(sub))
+            ref[f"e_{label}"] = np.full(len(sub), err)
     if kind == "galah":
         ref["snr_c3_iraf"] = rng.uniform(45, 120, len(sub))
         for flag in ("flag_guess", "flag_sp", "flag_fe_h", "flag_alpha_fe"):

@@ -6,7 +6,8 @@ reference catalogue records the offset and scatter it injected
 compare what the validation statistics measure with those inputs:
 
 * `truth_comparison`: CNN - truth, overall, per S/N bin, for metal-poor stars.
-* `offset_recovery`: the reference offset measured as median(reference - truth), and the
+* `offset_recovery`: the reference offset and intrinsic scatter fitted on reference -
+  truth (maximum likelihood, the reference's own errors added in quadrature), and the
   CNN - reference bias predicted from the CNN - truth bias and the injected offset, with
   pulls ``(measured - injected) / error``.
 * `sequence_recovery`: the two [alpha/M] sequences fitted on the CNN labels against the
@@ -24,11 +25,8 @@ from .bimodality import alpha_sequences
 from .crossmatch import good_mask, snr_subsets
 from .stats import comparison_table, difference_stats, finite
 
-__all__ = ["truth_comparison", "offset_recovery", "sequence_recovery", "MAD_SIGMA_ERROR"]
+__all__ = ["truth_comparison", "fit_offset_scatter", "offset_recovery", "sequence_recovery"]
 
-#: Standard error of a MAD-based dispersion in units of sigma / sqrt(2 n)
-#: (the MAD has 36.8 % Gaussian efficiency).
-MAD_SIGMA_ERROR = 1.0 / np.sqrt(0.3675)
 
 
 def _col(table: Table, name: str) -> np.ndarray:
@@ -46,16 +44,53 @@ def truth_comparison(matched: Table, snr_column: str = "rvs_snr",
     return comparison_table(matched, pairs, subsets, "truth")
 
 
-def _sigma_error(sigma: float, n: int) -> float:
-    return MAD_SIGMA_ERROR * sigma / np.sqrt(2.0 * max(n, 1))
+def fit_offset_scatter(diff: np.ndarray, errors: np.ndarray | None = None
+                       ) -> tuple[float, float, float, float]:
+    """Maximum-likelihood offset and intrinsic scatter of ``diff`` given per-star errors.
+
+    Model: ``diff_i ~ N(offset, scatter^2 + errors_i^2)``. Uncertainties follow from the
+    Fisher information, ``1 / sqrt(sum 1/v_i)`` for the offset and ``1 / sqrt(sum 2 s^2 /
+    v_i^2)`` for the scatter (``v_i = s^2 + errors_i^2``).
+
+    Returns
+    -------
+    offset, e_offset, scatter, e_scatter : float
+    """
+    from scipy.optimize import minimize
+
+    d = np.asarray(diff, dtype=float)
+    e2 = np.zeros_like(d) if errors is None else np.asarray(errors, dtype=float) ** 2
+    ok = np.isfinite(d) & np.isfinite(e2)
+    d, e2 = d[ok], e2[ok]
+    if d.size < 3:
+        return (np.nan,) * 4
+
+    def nll(p):
+        v = p[1] ** 2 + e2
+        return 0.5 * np.sum(np.log(v) + (d - p[0]) ** 2 / v)
+
+    start = difference_stats(d)
+    s0 = np.sqrt(max(start["sigma_mad"] ** 2 - np.median(e2), 0.25 * start["sigma_mad"] ** 2))
+    res = minimize(nll, [start["bias"], s0], method="Nelder-Mead",
+                   options={"xatol": 1e-8 * max(start["sigma_mad"], 1e-12), "fatol": 1e-10,
+                            "maxiter": 4000})
+    mu, sig = float(res.x[0]), float(abs(res.x[1]))
+    v = sig**2 + e2
+    e_sig = 1.0 / np.sqrt(np.sum(2.0 * sig**2 / v**2)) if sig > 0 else np.nan
+    return mu, float(1.0 / np.sqrt(np.sum(1.0 / v))), sig, float(e_sig)
 
 
 def offset_recovery(matched: Table, injected_offset: Mapping[str, float],
                     injected_scatter: Mapping[str, float] | None = None,
                     ref_prefix: str = "ref_", labels: Sequence[str] = LABELS,
-                    base: np.ndarray | None = None, ref_columns: Mapping[str, str] | None = None
-                    ) -> Table:
+                    base: np.ndarray | None = None, ref_columns: Mapping[str, str] | None = None,
+                    error_columns: Mapping[str, str | None] | None = None,
+                    truth_columns: Mapping[str, str] | None = None) -> Table:
     """Compare the measured reference offsets and scatters with the injected ones.
+
+    The reference is modelled as ``truth + offset + N(0, scatter^2 + e_ref^2)`` (the
+    simulator's convention: the injected scatter adds to the quoted errors); `offset` and
+    `scatter` are fitted by maximum likelihood (`fit_offset_scatter`).
 
     Parameters
     ----------
@@ -67,40 +102,48 @@ def offset_recovery(matched: Table, injected_offset: Mapping[str, float],
         Rows to use (default: all).
     ref_columns : mapping label -> column, optional
         Reference column per label when not ``ref_prefix + label`` (e.g. ``seis_logg``).
+    error_columns : mapping label -> column or None, optional
+        Reference error column per label (default ``ref_prefix + "e_" + label`` when
+        present; None for none).
+    truth_columns : mapping label -> column, optional
+        Truth column per label when not ``true_<label>`` (e.g. the true [alpha/Fe] for
+        GALAH's ``alpham``).
 
     Returns
     -------
     `~astropy.table.Table`
-        Per label: ``n``; ``offset`` = median(ref - truth) with ``e_offset``,
-        ``injected_offset`` and ``pull_offset``; ``scatter`` = MAD dispersion of ref -
-        truth with ``e_scatter``, ``injected_scatter``, ``pull_scatter``; ``bias_cnn_ref``
-        (median CNN - ref), ``expected_bias`` = median(CNN - truth) - injected offset,
-        ``e_bias`` and ``pull_bias``; ``recovered`` is True when all pulls are below 3.
+        Per label: ``n``; fitted ``offset`` with ``e_offset``, ``injected_offset`` and
+        ``pull_offset``; fitted ``scatter`` with ``e_scatter``, ``injected_scatter`` and
+        ``pull_scatter``; ``bias_cnn_ref`` (median CNN - ref), ``expected_bias`` =
+        median(CNN - truth) - injected offset, ``e_bias`` and ``pull_bias``;
+        ``recovered`` is True when all pulls are below 3 in absolute value.
     """
     base = np.ones(len(matched), bool) if base is None else base
     ref_columns = dict(ref_columns or {})
+    error_columns = dict(error_columns or {})
     rows = []
     for label in labels:
         ref_col = ref_columns.get(label, f"{ref_prefix}{label}")
         if label not in injected_offset or ref_col not in matched.colnames:
             continue
-        cnn, ref, true = _col(matched, label), _col(matched, ref_col), _col(matched,
-                                                                             f"true_{label}")
+        err_col = error_columns.get(label, f"{ref_prefix}e_{label}")
+        true_col = dict(truth_columns or {}).get(label, f"true_{label}")
+        cnn, ref, true = _col(matched, label), _col(matched, ref_col), _col(matched, true_col)
+        err = _col(matched, err_col) if err_col and err_col in matched.colnames else None
         ok = base & finite(cnn, ref, true)
-        d_ref = difference_stats(ref[ok] - true[ok])
+        off, e_off, sc, e_sc = fit_offset_scatter(ref[ok] - true[ok],
+                                                  None if err is None else err[ok])
         d_cr = difference_stats(cnn[ok] - ref[ok])
         d_ct = difference_stats(cnn[ok] - true[ok])
         inj = float(injected_offset[label])
         inj_s = float((injected_scatter or {}).get(label, np.nan))
-        e_sc = _sigma_error(d_ref["sigma_mad"], d_ref["n"])
         expected = d_ct["bias"] - inj
         e_bias = float(np.hypot(d_cr["e_bias"], d_ct["e_bias"]))
-        pulls = ((d_ref["bias"] - inj) / d_ref["e_bias"], (d_ref["sigma_mad"] - inj_s) / e_sc,
-                 (d_cr["bias"] - expected) / e_bias)
+        pulls = ((off - inj) / e_off, (sc - inj_s) / e_sc, (d_cr["bias"] - expected) / e_bias)
         finite_pulls = [abs(p) for p in pulls if np.isfinite(p)]
-        rows.append((label, d_ref["n"], d_ref["bias"], d_ref["e_bias"], inj, pulls[0],
-                     d_ref["sigma_mad"], e_sc, inj_s, pulls[1], d_cr["bias"], expected, e_bias,
-                     pulls[2], bool(finite_pulls) and max(finite_pulls) < 3.0))
+        rows.append((label, int(ok.sum()), off, e_off, inj, pulls[0], sc, e_sc, inj_s, pulls[1],
+                     d_cr["bias"], expected, e_bias, pulls[2],
+                     bool(finite_pulls) and max(finite_pulls) < 3.0))
     names = ("label", "n", "offset", "e_offset", "injected_offset", "pull_offset", "scatter",
              "e_scatter", "injected_scatter", "pull_scatter", "bias_cnn_ref", "expected_bias",
              "e_bias", "pull_bias", "recovered")

@@ -83,3 +83,20 @@ def test_fetch_reference_gsp_from_store_ids(archive, tmp_path):
     assert refused.exit_code == 1 and "give source ids (--source-ids or --store)" in refused.output
     exists = CliRunner().invoke(main, ["fetch", "reference", "--kind", "galah", "-o", str(out)])
     assert exists.exit_code == 1 and "--overwrite" in exists.output
+
+
+@pytest.mark.slow  # uses the session's tiny trained bundle (tests/conftest.py)
+def test_fetched_store_feeds_produce_catalog(archive, tiny_bundle, tmp_path):
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(map(str, sorted(archive.rvs))))
+    store = tmp_path / "gaia.h5"
+    assert _run("fetch", "gaia", "--source-ids", str(ids), "-o", str(store)).exit_code == 0
+    result = _run("produce-catalog", "--source", "files", "--store", str(store), "--model",
+                  str(tiny_bundle), "--out", str(tmp_path / "cat"), "--format", "fits",
+                  "--quiet")
+    assert result.exit_code == 0, result.output
+    from gaiarvs_cnn import read_catalog
+
+    catalog = read_catalog(next((tmp_path / "cat").glob("*.fits")))
+    assert sorted(catalog["source_id"].tolist()) == sorted(archive.rvs)
+    assert np.all(np.isfinite(catalog["teff"]))

@@ -212,3 +212,20 @@ def test_invalid_products_are_rejected_not_stored(archive, fast_client, tmp_path
         report.rejected[sky[1]]
     with Store.open(tmp_path / "s.h5") as store:
         assert sorted(store.source_ids().tolist()) == sky[2:]
+
+
+def test_empty_query_result_is_an_error(archive, fast_client):
+    with pytest.raises(ArchiveError, match="returned no rows"):
+        GaiaArchive(client=fast_client).ids_from_query(
+            "SELECT source_id FROM gaiadr3.gaia_source WHERE source_id IN (1)")
+
+
+def test_identifiers_agree_with_installed_astroquery():
+    from astroquery.gaia import conf as aq_conf
+
+    from gaiarvs_cnn import conf
+    from gaiarvs_cnn.sources.gaia import RETRIEVAL_TYPES
+
+    assert set(RETRIEVAL_TYPES) <= set(aq_conf.VALID_DATALINK_RETRIEVAL_TYPES)
+    assert conf.gaia_tap_url.endswith("/tap-server/tap")
+    assert conf.gaia_datalink_url.endswith("/data-server/data")

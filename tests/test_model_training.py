@@ -1,0 +1,113 @@
+"""Training of the ensemble: bundle content, loss curves, resumability, refusal, CLI.
+
+Tiny networks, ~200 simulated stars, 2 epochs: these test the mechanics, not accuracy
+(see test_model_accuracy.py).
+"""
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from gaiarvs_cnn.cli import main
+from gaiarvs_cnn.constants import LABELS
+from gaiarvs_cnn.exceptions import InputDataError, ModelBundleError
+from gaiarvs_cnn.model import ModelBundle, NetworkConfig, train_ensemble
+from gaiarvs_cnn.model.training import make_splits, train_member, training_arrays
+from gaiarvs_cnn.preprocess import InputScalers
+from gaiarvs_cnn.sources.simulated import simulate_store
+from gaiarvs_cnn.store import Store
+
+TINY = NetworkConfig(conv_filters=(4, 4, 2), pool_after=(1, 2, 3), rvs_dense=8, phot_dense=4,
+                     xp_dense=4, head_dense=(8,), batch_size=32, jit_compile=False)
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory):
+    return simulate_store(tmp_path_factory.mktemp("train") / "train.h5", 200, seed=21,
+                          kind="training")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, store_path):
+    out = tmp_path_factory.mktemp("bundle") / "b"
+    return train_ensemble(store_path, out, TINY, n_splits=2, n_models=1, epochs=2, seed=4,
+                          tsne=False, progress=False)
+
+
+def test_trained_bundle_has_members_curves_and_metadata(trained, store_path):
+    assert trained.n_members == 2
+    hist = json.loads((trained.path / "history" / "split1_model0.json").read_text())
+    assert len(hist["loss"]) == len(hist["val_loss"]) == 2
+    assert hist["n_train"] == 150 and hist["n_val"] == 50
+    assert all(np.isfinite(hist["loss"]))
+    meta = trained.meta
+    assert meta["versions"]["keras"].split(".")[0] == "3"
+    assert meta["training_sample"]["n_stars"] == 200
+    assert meta["training_sample"]["store_meta"]["kind"] == "training"
+    assert meta["config"] == TINY.to_dict()
+    with Store.open(store_path) as store:
+        teff = store.read(columns=["labels"])["labels"][:, 0]
+    lo, hi = trained.ranges["teff"]
+    assert teff.min() <= lo < hi <= teff.max()
+    assert set(trained.residuals) == set(LABELS)
+    assert trained.residuals["teff"](5000.0) > 0
+
+
+def test_resume_keeps_finished_members_and_retrains_the_interrupted_one(trained, tmp_path,
+                                                                         store_path):
+    out = tmp_path / "resume"
+    shutil.copytree(trained.path, out)
+    (out / "manifest.json").unlink()
+    (out / "history" / "split1_model0.json").unlink()  # interrupted before its done-marker
+    done = out / "members" / "split0_model0.keras"
+    before = (done.read_bytes(), done.stat().st_mtime_ns)
+    bundle = train_ensemble(store_path, out, TINY, n_splits=2, n_models=1, epochs=2, seed=4,
+                            tsne=False, progress=False)
+    assert (done.read_bytes(), done.stat().st_mtime_ns) == before
+    assert (out / "history" / "split1_model0.json").is_file()
+    assert bundle.n_members == 2
+
+
+def test_resume_with_other_settings_is_refused_and_keeps_files(trained, tmp_path, store_path):
+    out = tmp_path / "other"
+    shutil.copytree(trained.path, out)
+    files = sorted(p.name for p in out.rglob("*"))
+    with pytest.raises(ModelBundleError, match="different"):
+        train_ensemble(store_path, out, TINY, n_splits=2, n_models=2, epochs=2, seed=4,
+                       tsne=False, progress=False)
+    assert sorted(p.name for p in out.rglob("*")) == files
+    assert ModelBundle.load(out).n_members == 2
+
+
+def test_member_training_is_reproducible_with_its_seed(store_path):
+    with Store.open(store_path) as store:
+        batch = store.read(0, 120)
+    x, y = training_arrays(batch, InputScalers.fit(batch), TINY)
+    tr, va = make_splits(len(y), 1, seed=0)[0]
+    h1 = train_member(x, y, tr, va, TINY, seed=9, epochs=1, progress=False)[1]
+    h2 = train_member(x, y, tr, va, TINY, seed=9, epochs=1, progress=False)[1]
+    h3 = train_member(x, y, tr, va, TINY, seed=10, epochs=1, progress=False)[1]
+    assert h1["val_loss"][0] == pytest.approx(h2["val_loss"][0], rel=1e-4)
+    assert h1["val_loss"][0] != pytest.approx(h3["val_loss"][0], rel=1e-4)
+
+
+def test_store_without_labels_is_refused(tmp_path):
+    path = simulate_store(tmp_path / "obs.h5", 20, seed=2, kind="observed")
+    with pytest.raises(InputDataError, match="no star with all five labels"):
+        train_ensemble(path, tmp_path / "b", TINY, n_splits=1, n_models=1, epochs=1,
+                       tsne=False, progress=False)
+
+
+def test_cli_train_writes_a_bundle(tmp_path, store_path):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(TINY.replace(inputs=("rvs",)).to_json())
+    out = tmp_path / "cli_bundle"
+    res = CliRunner().invoke(main, ["train", "--store", str(store_path), "--out", str(out),
+                                    "--splits", "1", "--models", "1", "--epochs", "1",
+                                    "--config", str(cfg), "--no-tsne"])
+    assert res.exit_code == 0, res.output
+    bundle = ModelBundle.load(out)
+    assert bundle.config.inputs == ("rvs",) and bundle.n_members == 1
+    assert "Example" in CliRunner().invoke(main, ["train", "--help"]).output
