@@ -535,6 +535,8 @@ def predict_distributed(source, bundle_path, outputs, *, work_dir=None,
                   "n_input": sum(len(p) for p in parts), "engine": "dask.distributed",
                   "npartit": len(parts)}
     n = merge_partitions(work_dir, parts, outputs, provenance, overwrite=overwrite)
+    for stale in work_dir.glob(".part-*.tmp.npz"):  # left by workers killed mid-write
+        stale.unlink(missing_ok=True)
     log.info(f"Wrote {n} stars to {', '.join(map(str, outputs))}.")
     return DistributedRun(outputs, work_dir, n, len(parts),
                           sum(r["computed"] for r in records),

@@ -179,3 +179,20 @@ def test_parquet_output_needs_pyarrow_or_matches_fits(tiny_bundle, obs_store, cl
                         progress=False)
     pq = Table.read(out[1], format="parquet")
     np.testing.assert_array_equal(pq["teff"], read_catalog(out[0])["teff"])
+
+
+def test_predict_cli_runs_on_a_scheduler_address(tiny_bundle, obs_store, client,
+                                                 single_process_table, tmp_path):
+    from click.testing import CliRunner
+
+    from gaiarvs_cnn.cli import main
+
+    out = tmp_path / "cat.fits"
+    args = ["predict", "--store", str(obs_store), "--model", str(tiny_bundle), "--out",
+            str(out), "--format", "fits", "--chunk-size", str(CHUNK), "--scheduler",
+            client.scheduler.address, "--work-dir", str(tmp_path / "parts")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert f"{len(single_process_table)} stars in 4 partition(s) (4 computed" in result.output
+    _assert_same_catalogue(read_catalog(out), single_process_table)
+    assert len(list((tmp_path / "parts").glob("part-*.npz"))) == 4

@@ -275,7 +275,8 @@ def test_simulated_evolved_star_is_close_to_hd176650(real_spectra, model):
 @pytest.mark.parametrize("kind", REFERENCE_KINDS)
 def test_reference_catalogues_follow_the_schema_and_the_truth(kind, observed):
     t = reference_catalog(kind, observed, seed=2)
-    assert len(t) > 30 and set(t.meta["injected_offset"]) == set(t.meta["injected_scatter"])
+    assert len(t) > (10 if kind == "clusters" else 300)
+    assert set(t.meta["injected_offset"]) == set(t.meta["injected_scatter"])
     truth = {int(s): tl for s, tl in zip(observed["source_id"], observed["true_labels"])}
     true = np.array([truth[int(s)] for s in t["source_id"]])
     for col, label in enumerate(LABELS):

@@ -121,6 +121,5 @@ def query_apogee(source_ids: Iterable[int] | None = None, *, url: str | None = N
 
     raw = query_catalogue(APOGEE_TABLE, url=url or conf.vizier_url,
                           id_column=APOGEE_ID_COLUMN, ids=source_ids, client=client,
-                          refresh=refresh,
-                          columns=APOGEE_COLUMNS)
+                          refresh=refresh, columns=APOGEE_COLUMNS)
     return apogee_from_table(raw, cuts=cuts)

@@ -108,8 +108,7 @@ def query_clusters(*, clusters: Iterable[str] | None = None, min_proba: float = 
     from .. import conf
 
     raw = query_catalogue(CLUSTERS_TABLE, url=url or conf.vizier_url, client=client,
-                          refresh=refresh,
-                          columns=CLUSTER_COLUMNS)
+                          refresh=refresh, columns=CLUSTER_COLUMNS)
     if clusters is not None:
         name = CLUSTER_COLUMNS.find(raw, "cluster")
         keep = set(clusters)

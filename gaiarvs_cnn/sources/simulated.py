@@ -45,8 +45,9 @@ from ._sim_reference import reference_catalog as _reference_catalog
 from ._sim_spectra import SpectrumModel
 
 __all__ = ["SIM_EXTRA_COLUMNS", "SIM_KINDS", "SpectrumModel", "LogUniformSNR", "simulate_batch",
-           "simulate_store", "reference_catalog", "forward", "jacobian", "POPULATION_CODES",
-           "CLUSTERS", "plot_kiel_spectra", "plot_calcium_triplet", "plot_real_comparison"]
+           "simulate_store", "reference_catalog", "forward", "jacobian", "cramer_rao_bound",
+           "POPULATION_CODES", "CLUSTERS", "plot_kiel_spectra", "plot_calcium_triplet",
+           "plot_real_comparison"]
 
 #: Kinds of simulated samples.
 SIM_KINDS = ("training", "observed", "out-of-range")
@@ -118,6 +119,39 @@ class LogUniformSNR:
 
     def __repr__(self) -> str:
         return f"LogUniformSNR({self.lo:g}, {self.hi:g})"
+
+
+def cramer_rao_bound(labels, snr: float, feh_free: bool = False) -> np.ndarray:
+    """Cramer-Rao lower bound on the label uncertainties from the RVS spectrum alone.
+
+    Uses the exact Jacobian of the noise-free model and the simulator's noise model
+    (per-pixel Gaussian, sigma = sqrt(flux) / (S/N)): ``sqrt(diag(F^-1))`` with the Fisher
+    matrix ``F = J^T diag(1/sigma^2) J``. By default [Fe/H] follows the simulator's relation
+    [Fe/H] = [M/H] - 0.1 [alpha/M] (4 free labels; the [Fe/H] bound is propagated), because
+    the spectrum alone cannot separate [M/H] from [alpha/M] and [Fe/H] otherwise.
+
+    Parameters
+    ----------
+    labels : array, shape (5,)
+        Teff [K], log g [dex], [M/H], [alpha/M], [Fe/H] [dex].
+    snr : float
+        RVS S/N of the spectrum.
+    feh_free : bool
+        Treat the five labels as independent (bounds on [M/H] and [alpha/M] then blow up).
+
+    Returns
+    -------
+    array, shape (5,)
+        Minimum standard deviations (K, dex, dex, dex, dex) in LABELS order.
+    """
+    jac = jacobian(labels)
+    flux = forward(np.asarray(labels, dtype=float)).astype(float)
+    inv_var = float(snr) ** 2 / np.clip(flux, 0.05, None)
+    # d(labels)/d(free parameters)
+    chain = np.eye(5) if feh_free else np.vstack([np.eye(4), [0.0, 0.0, 1.0, -0.1]])
+    jac_free = jac @ chain
+    cov = np.linalg.inv(jac_free.T @ (jac_free * inv_var[:, None]))
+    return np.sqrt(np.diag(chain @ cov @ chain.T))
 
 
 def _draw_grvs(n: int, rng: np.random.Generator, lo: float, hi: float) -> np.ndarray:
