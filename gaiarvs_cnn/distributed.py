@@ -219,14 +219,15 @@ def predict_partition(part: Partition, bundle_path: str, work_dir: str, token: s
     -------
     dict
         ``key``, ``n_stars`` (rows read; stars failing the input cuts are not written),
-        ``seconds`` (compute time), ``worker`` (address or pid), ``computed`` (False if
+        ``seconds`` (wall time of the task), ``cpu_seconds`` (CPU time of the worker
+        process during the task), ``worker`` (address or pid), ``computed`` (False if
         the file already existed).
     """
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = _partition_file(work_dir, part)
     info = {"key": part.key, "n_stars": len(part), "worker": _worker_name()}
     if _is_complete(out, part, token):
-        return {**info, "seconds": 0.0, "computed": False}
+        return {**info, "seconds": 0.0, "cpu_seconds": 0.0, "computed": False}
     from .model.predict import INPUT_COLUMNS
 
     bundle, ref = worker_resources(bundle_path, tsne)
@@ -235,7 +236,8 @@ def predict_partition(part: Partition, bundle_path: str, work_dir: str, token: s
     seconds = time.perf_counter() - t0
     _save_npz(out, cols, {**_partition_meta(part, token), "seconds": seconds,
                           "bundle_id": bundle.bundle_id, "n_input": len(batch)})
-    return {**info, "seconds": seconds, "computed": True}
+    return {**info, "seconds": seconds, "cpu_seconds": time.process_time() - c0,
+            "computed": True}
 
 
 def _worker_name() -> str:
@@ -545,7 +547,13 @@ def predict_distributed(source, bundle_path, outputs, *, work_dir=None,
 
 
 def _dashboard(client) -> str | None:
+    """The dashboard URL, or None when the scheduler runs no (working) dashboard."""
+    import importlib.util
+
     try:
+        if (importlib.util.find_spec("bokeh") is None
+                or "dashboard" not in client.scheduler_info().get("services", {})):
+            return None
         return client.dashboard_link
     except (KeyError, AttributeError):
         return None

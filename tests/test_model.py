@@ -272,3 +272,41 @@ def test_store_missing_a_column_is_refused_before_any_output(bundle, tmp_path):
         tab.attrs.meta = "{}"
     with pytest.raises(InputDataError, match="phot_bp_mean_mag"):
         next(predict_store(bundle, path))
+
+
+# -- gradients ---------------------------------------------------------------------------
+def test_gradients_match_finite_differences_in_physical_units(bundle, sim_batch):
+    from gaiarvs_cnn.model import label_gradients
+
+    star = sim_batch[:1]
+    maps = label_gradients(bundle, star)
+    assert maps.rvs.shape == (5, RVS_NPIX) and maps.xp.shape == (5, 110)
+    assert maps.wavelength_nm[0] == pytest.approx(846.0)
+    i = int(np.argmax(np.abs(maps.rvs[0])))
+    h = 2e-3
+    up, down = star[:1], star[:1]
+    up["flux"] = star["flux"] + h * (np.arange(RVS_NPIX) == i)
+    down["flux"] = star["flux"] - h * (np.arange(RVS_NPIX) == i)
+    fd = (predict_batch(bundle, up)["teff"] - predict_batch(bundle, down)["teff"]) / (2 * h)
+    assert fd[0] == pytest.approx(maps.rvs[0, i], rel=0.05)
+    # XP: d teff / d (bp_1 / bp_0), the normalised second BP coefficient
+    j = 1
+    up, down = star[:1], star[:1]
+    dx = 1e-3 * star["bp_coefficients"][0, 0]
+    up["bp_coefficients"] = star["bp_coefficients"] + dx * (np.arange(55) == j)
+    down["bp_coefficients"] = star["bp_coefficients"] - dx * (np.arange(55) == j)
+    fd = (predict_batch(bundle, up)["teff"] - predict_batch(bundle, down)["teff"]) / (2e-3)
+    assert fd[0] == pytest.approx(maps.xp[0, j], rel=0.05, abs=1e-3 * np.abs(maps.xp[0]).max())
+
+
+def test_rvs_only_bundle_has_no_xp_gradients(tmp_path, sim_batch):
+    from gaiarvs_cnn.model import label_gradients, plot_rvs_gradients
+
+    b = write_untrained_bundle(tmp_path / "rvs", TINY.replace(inputs=("rvs",)), sim_batch,
+                               n_members=1)
+    maps = label_gradients(b, sim_batch[:4])
+    assert maps.xp is None and maps.rvs.shape == (5, RVS_NPIX)
+    b2 = write_untrained_bundle(tmp_path / "xp", TINY.replace(inputs=("xp",)), sim_batch,
+                                n_members=1)
+    with pytest.raises(InputDataError, match="no RVS input"):
+        plot_rvs_gradients(label_gradients(b2, sim_batch[:4]))

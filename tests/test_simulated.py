@@ -11,11 +11,14 @@ from gaiarvs_cnn.constants import LABELS, PAPER_TRAINING_RANGES, RVS_NPIX, XP_NC
 from gaiarvs_cnn.exceptions import InputDataError
 from gaiarvs_cnn.preprocess import continuum_mask
 from gaiarvs_cnn.sources import _sim_realism as realism
+from gaiarvs_cnn.sources._sim_calibrate import fit_line_strengths
+from gaiarvs_cnn.sources._sim_spectra import load_linelist
 from gaiarvs_cnn.sources.reference import REFERENCE_KINDS
 from gaiarvs_cnn.sources.simulated import (
     SIM_EXTRA_COLUMNS,
     LogUniformSNR,
     SpectrumModel,
+    cramer_rao_bound,
     forward,
     jacobian,
     reference_catalog,
@@ -91,6 +94,9 @@ def test_training_s_n_below_floor_is_refused():
         simulate_batch(5, seed=1, kind="training", snr=20.0)
     with pytest.raises(InputDataError, match="Unknown simulation kind"):
         simulate_batch(5, seed=1, kind="galaxy")
+    with pytest.raises(InputDataError, match="n must be >= 0"):
+        simulate_batch(-1, seed=1)
+    assert len(simulate_batch(0, seed=1)) == 0
 
 
 def test_observed_s_n_and_magnitudes_like_dr3(observed):
@@ -223,6 +229,18 @@ def test_jacobian_matches_finite_differences(model):
     assert np.linalg.matrix_rank(jac, tol=1e-6 * np.abs(jac).max()) == 5
 
 
+def test_cramer_rao_bound_scales_with_snr_and_is_tight_for_giants():
+    rc = _labels(4750.0, 2.45, -0.3, 0.1)
+    b20, b50 = cramer_rao_bound(rc, 20.0), cramer_rao_bound(rc, 50.0)
+    np.testing.assert_allclose(b20 / b50, 2.5, rtol=1e-6)
+    assert 30 < b20[0] < 300 and 0.03 < b20[1] < 0.3 and 0.01 < b20[3] < 0.1
+    # with [Fe/H] free the spectrum cannot separate [M/H] from [alpha/M]: bounds grow
+    free = cramer_rao_bound(rc, 20.0, feh_free=True)
+    assert np.all(free >= b20 * 0.999) and free[2] > 5 * b20[2]
+    # metal-poor stars have fewer lines: worse [Fe/H] bound
+    assert cramer_rao_bound(_labels(4750.0, 2.45, -1.5, 0.3), 20.0)[4] > b20[4]
+
+
 def test_rv_shift_moves_lines(model):
     lab = np.array([_labels(5777.0, 4.44, 0.0)])
     lag, _ = realism.weak_line_lag(model.flux(lab, np.array([7.0]))[0], model.flux(lab)[0])
@@ -260,6 +278,23 @@ def test_simulated_dwarfs_match_real_spectra(name, real_spectra, model, record_p
     # the weak-line forest is at the right wavelengths
     assert lag == 0
     assert peak > (0.9 if noise < 0.02 else 0.4)
+
+
+def test_shipped_line_strengths_are_the_fit_to_the_real_dwarfs():
+    """Perturbed Fe I strengths refitted on the three dwarfs return to the shipped values."""
+    lines = load_linelist()
+    spectra = realism.load_reference_spectra(DATA, renormalise=False)
+    names = ["Kepler-93", "Kepler-409", "KOI-001"]
+    labs = np.array([_labels(*realism.REFERENCE_STARS[n][0], 0.0) for n in names])
+    idx = np.flatnonzero(np.asarray(lines["species"]) == "Fe I")[[0, 4, 8, 17]]
+    start = lines.copy()
+    start["log_tau0"][idx] += np.array([0.4, -0.4, 0.3, -0.3])
+    free = np.zeros(len(lines), bool)
+    free[idx] = True
+    fitted = fit_line_strengths(start, [spectra[n][0] for n in names],
+                                [spectra[n][1] for n in names], labs, free=free,
+                                fit_core_depth=False)
+    np.testing.assert_allclose(fitted["log_tau0"][idx], lines["log_tau0"][idx], atol=0.03)
 
 
 def test_simulated_evolved_star_is_close_to_hd176650(real_spectra, model):

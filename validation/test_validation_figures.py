@@ -48,29 +48,29 @@ def galah(data):
     return match_reference(data, ref)
 
 
-@pytest.mark.mpl_image_compare(**MPL)
+@pytest.mark.mpl_image_compare(filename="validation_plot_comparison.png", **MPL)
 def test_plot_comparison(galah):
     return plot_comparison(galah, "ref_", ("teff", "logg", "feh", "alpham"), "GALAH DR3")
 
 
-@pytest.mark.mpl_image_compare(**MPL)
+@pytest.mark.mpl_image_compare(filename="validation_plot_kiel.png", **MPL)
 def test_plot_kiel(data):
     return plot_kiel(data, np.asarray(data["rvs_snr"]),
                      background=np.asarray(data["flag_boundary"]) != "00000000")
 
 
-@pytest.mark.mpl_image_compare(**MPL)
+@pytest.mark.mpl_image_compare(filename="validation_plot_seismic.png", **MPL)
 def test_plot_seismic(data):
     ref = synthetic_reference(data, "seismic", seed=104, offset={"logg": 0.05})
     return plot_seismic(match_reference(data, ref))
 
 
-@pytest.mark.mpl_image_compare(**MPL)
+@pytest.mark.mpl_image_compare(filename="validation_plot_galah_snr.png", **MPL)
 def test_plot_galah_snr(galah):
     return plot_galah_snr(compare_galah(galah))
 
 
-@pytest.mark.mpl_image_compare(**MPL)
+@pytest.mark.mpl_image_compare(filename="validation_plot_clusters.png", **MPL)
 def test_plot_clusters(data):
     members = match_reference(data, synthetic_reference(data, "clusters"))
     ref = synthetic_reference(data, "galah", seed=105, offset={"feh": 0.05}, fraction=0.8)
@@ -78,7 +78,7 @@ def test_plot_clusters(data):
     return plot_clusters(matched, cluster_statistics(matched))
 
 
-@pytest.mark.mpl_image_compare(**MPL)
+@pytest.mark.mpl_image_compare(filename="validation_plot_precision_vs_snr.png", **MPL)
 def test_plot_precision_vs_snr(data):
     gsp = synthetic_reference(data, "gsp-spec", seed=106,
                               scatter={"teff": 150.0, "logg": 0.25, "mh": 0.15, "alpham": 0.08},
@@ -90,12 +90,13 @@ def test_plot_precision_vs_snr(data):
     return plot_precision_vs_snr(prec, reference_name="truth", cramer_rao=cr)
 
 
-@pytest.mark.mpl_image_compare(**MPL)
+@pytest.mark.mpl_image_compare(filename="validation_plot_calibration.png", **MPL)
 def test_plot_calibration(data):
     return plot_calibration(data, "true_")
 
 
-@pytest.mark.mpl_image_compare(**MPL)
+@pytest.mark.mpl_image_compare(filename="validation_plot_bimodality.png", **MPL)
 def test_plot_bimodality(data):
     table = add_galactocentric(data.copy())
-    return plot_bimodality(table, select_giants(table, logg_max=3.0, snr_range=(15, 60)))
+    return plot_bimodality(table, select_giants(table, logg_max=3.0, snr_range=(15, 60)),
+                           r_edges=(0.0, 8.0, 9.0, 16.0), z_edges=(0.0, 0.5, 4.0))

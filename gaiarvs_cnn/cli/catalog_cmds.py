@@ -1,4 +1,4 @@
-"""``gaiarvs-cnn produce-catalog`` and ``gaiarvs-cnn predict``: options -> `gaiarvs_cnn.pipeline`."""
+"""``gaiarvs-cnn produce-catalog`` and ``predict``: parse options, call `gaiarvs_cnn.pipeline`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,6 +43,10 @@ def _run(**options) -> None:
         summary = run_catalog(**options)
     except GaiaRVSCNNError as exc:
         raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt as exc:
+        raise click.ClickException(
+            "Interrupted. Completed chunks are kept; run the same command with --resume to "
+            "continue from the last completed chunk.") from exc
     click.echo("\n".join(["produce-catalog summary:", *("  " + s for s in summary.lines())]))
 
 

@@ -18,6 +18,7 @@ import importlib
 _EXPORTS = {
     "NetworkConfig": "config",
     "INPUT_NAMES": "config",
+    "PAPER_CONFIG": "config",
     "build_model": "network",
     "compile_model": "network",
     "input_shapes": "network",

@@ -29,7 +29,7 @@ import numpy as np
 from ..constants import LABELS, PHOT_INPUTS, RVS_NPIX, RVS_WAVE_START, RVS_WAVE_STEP, XP_NCOEFF
 from ..exceptions import InputDataError
 
-__all__ = ["NetworkConfig", "INPUT_NAMES"]
+__all__ = ["NetworkConfig", "INPUT_NAMES", "PAPER_CONFIG"]
 
 #: Names of the three input branches, in the order the network concatenates them.
 INPUT_NAMES = ("rvs", "phot", "xp")
@@ -194,3 +194,7 @@ class NetworkConfig:
     def replace(self, **changes) -> NetworkConfig:
         """Return a copy with ``changes`` applied."""
         return dataclasses.replace(self, **changes)
+
+
+#: The network of the paper (Sect. 3.1): ``NetworkConfig()``.
+PAPER_CONFIG = NetworkConfig()

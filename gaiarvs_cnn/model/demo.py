@@ -30,7 +30,8 @@ __all__ = ["DEMO_CONFIG", "DEMO_SETTINGS", "build_demo_bundle"]
 
 #: Network of the demo bundle (see the module documentation).
 DEMO_CONFIG = NetworkConfig(conv_filters=(16, 8, 8), pool_after=(1, 2, 3), pool_size=4,
-                            batch_size=64, jit_compile=False, patience=10, lr_patience=4)
+                            batch_size=64, learning_rate=3e-3, jit_compile=False,
+                            patience=10, lr_patience=4)
 #: Training sample and ensemble of the demo bundle.
 DEMO_SETTINGS = {"n_stars": 7000, "seed": 20240101, "n_splits": 2, "n_models": 2,
                  "epochs": 40, "tsne_max_stars": 2500}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keras
 
-from .config import NetworkConfig
+from .config import PAPER_CONFIG, NetworkConfig
 
 __all__ = ["build_model", "compile_model", "input_shapes"]
 
@@ -36,7 +36,7 @@ def _rvs_branch(x, config: NetworkConfig):
     return _dense(x, config.rvs_dense, config, "rvs_dense")
 
 
-def build_model(config: NetworkConfig = NetworkConfig(), name: str = "hybrid_cnn") -> keras.Model:
+def build_model(config: NetworkConfig = PAPER_CONFIG, name: str = "hybrid_cnn") -> keras.Model:
     """Return an uncompiled hybrid CNN for ``config``.
 
     Parameters

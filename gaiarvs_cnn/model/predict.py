@@ -16,7 +16,7 @@ import numpy as np
 
 from ..constants import PHOT_INPUTS, RVS_NPIX, RVS_WAVE_START, RVS_WAVE_STEP
 from ..exceptions import InputDataError
-from ..store import Store, StarBatch
+from ..store import StarBatch, Store
 from .bundle import ModelBundle
 from .config import NetworkConfig
 from .network import input_shapes

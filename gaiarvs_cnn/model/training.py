@@ -26,7 +26,7 @@ from ..exceptions import InputDataError, ModelBundleError
 from ..preprocess import InputScalers, fill_nan_pixels
 from ..store import StarBatch, Store
 from .bundle import ModelBundle, _read_json, software_versions, write_json_atomic
-from .config import NetworkConfig
+from .config import PAPER_CONFIG, NetworkConfig
 from .network import build_model, compile_model
 from .predict import INPUT_COLUMNS, FusedEnsemble, configure_threads, grid_slice
 from .residuals import fit_residual_dispersion
@@ -207,11 +207,15 @@ def _check_state(out_dir: Path, state: dict) -> None:
     write_json_atomic(path, state)
 
 
-def _save_member(model, history: dict, out_dir: Path, name: str) -> None:
+def _save_member(model, history: dict, out_dir: Path, name: str, config: NetworkConfig
+                 ) -> None:
+    """Save the weights in an uncompiled copy (no optimizer state: 3x smaller), then history."""
     members = out_dir / "members"
     members.mkdir(parents=True, exist_ok=True)
     tmp = members / f"{name}.tmp.keras"
-    model.save(tmp)
+    clean = build_model(config, name=model.name)
+    clean.set_weights(model.get_weights())
+    clean.save(tmp)
     os.replace(tmp, members / f"{name}.keras")
     write_json_atomic(out_dir / "history" / f"{name}.json", history)  # done-marker, last
 
@@ -272,7 +276,7 @@ def _fit_tsne(flux: np.ndarray, out_dir: Path, seed: int, max_stars: int | None)
     TSNEReference.fit(flux, seed=seed).save(out_dir / "tsne")
 
 
-def train_ensemble(store_path, out_dir, config: NetworkConfig = NetworkConfig(),
+def train_ensemble(store_path, out_dir, config: NetworkConfig = PAPER_CONFIG,
                    n_splits: int = 7, n_models: int = 4, epochs: int = 200, seed: int = 0,
                    max_stars: int | None = None, tsne: bool = True,
                    tsne_max_stars: int | None = 10_000, progress: bool = True,
@@ -329,7 +333,7 @@ def train_ensemble(store_path, out_dir, config: NetworkConfig = NetworkConfig(),
             continue
         model, hist = train_member(x, y, *splits[s], config, member_seed(seed, s, m), epochs,
                                    progress, desc=name)
-        _save_member(model, hist, out_dir, name)
+        _save_member(model, hist, out_dir, name, config)
         histories[name] = hist
         log.info(f"{name}: best val_loss {min(hist['val_loss']):.3g} at epoch "
                  f"{hist['best_epoch']}/{hist['epochs_run']} ({hist['seconds']:.0f} s)")

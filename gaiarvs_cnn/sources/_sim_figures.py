@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from ..constants import rvs_wavelength_nm
@@ -35,20 +36,22 @@ def plot_kiel_spectra(model: SpectrumModel | None = None) -> Figure:
     labels = np.array([row[:5] for row in KIEL_SEQUENCE])
     flux = model.flux(labels)
     wl = rvs_wavelength_nm()
-    fig = Figure(figsize=(10, 7))
+    fig = Figure(figsize=(10, 8))
     gs = fig.add_gridspec(1, 2, width_ratios=(1, 3))
     kiel, ax = fig.add_subplot(gs[0]), fig.add_subplot(gs[1])
-    colours = [f"C{i}" for i in range(len(labels))]
+    colours = [colormaps["tab10"](i % 10) for i in range(len(labels))]
     kiel.scatter(labels[:, 0], labels[:, 1], c=colours, s=40)
     kiel.set_xlim(8500, 3000)
     kiel.set_ylim(5.2, 0.0)
+    kiel.set_xticks([8000, 6000, 4000])
     kiel.set_xlabel(r"$T_\mathrm{eff}$ [K]")
     kiel.set_ylabel(r"$\log g$")
+    step = 0.9
     for i, (row, f) in enumerate(zip(KIEL_SEQUENCE, flux)):
-        off = 0.6 * (len(labels) - 1 - i)
+        off = step * (len(labels) - 1 - i)
         ax.plot(wl, f + off, color=colours[i], lw=0.6)
-        ax.text(846.2, off + 1.05, f"{row[5]}: {row[0]:.0f} K, {row[1]:.2f}, [M/H]={row[2]:+.2f}",
-                fontsize=7, color=colours[i])
+        ax.text(846.2, off + 1.03, f"{row[5]}: {row[0]:.0f} K, log g {row[1]:.2f}, "
+                f"[M/H] {row[2]:+.2f}", fontsize=7, color=colours[i])
     ax.set_xlim(846, 870)
     ax.set_xlabel("vacuum wavelength [nm]")
     ax.set_ylabel("normalised flux + offset")

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["POPULATION_CODES", "CLUSTERS", "Population", "draw_population", "feh_from"]
+__all__ = ["POPULATION_CODES", "CLUSTERS", "Population", "draw_population", "feh_from",
+           "FEH_ALPHA_COEFF"]
 
 #: Integer codes of the ``population`` truth column.
 POPULATION_CODES = {"thin": 0, "thick": 1, "halo": 2, "hot": 3, "mgiant": 4, "cluster": 5}
@@ -61,9 +62,13 @@ class Population:
         return len(self.teff)
 
 
+#: [Fe/H] = [M/H] - FEH_ALPHA_COEFF [alpha/M] (+ 0.02 dex scatter) in the simulated truth.
+FEH_ALPHA_COEFF = 0.1
+
+
 def feh_from(mh: np.ndarray, alpham: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """[Fe/H] consistent with [M/H] and [alpha/M]: [Fe/H] = [M/H] - 0.1 [alpha/M] + N(0, 0.02)."""
-    return mh - 0.1 * alpham + rng.normal(0.0, 0.02, np.shape(mh))
+    """[Fe/H] consistent with [M/H] and [alpha/M]: [M/H] - 0.1 [alpha/M] + N(0, 0.02)."""
+    return mh - FEH_ALPHA_COEFF * alpham + rng.normal(0.0, 0.02, np.shape(mh))
 
 
 def _chemistry(disc: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -62,8 +62,11 @@ def _truth(batch_or_store) -> StarBatch:
     if isinstance(batch_or_store, StarBatch):
         batch = batch_or_store
     elif isinstance(batch_or_store, Store):
-        batch = batch_or_store.read(columns=[c for c in _TRUTH_COLUMNS
-                                             if c in batch_or_store.colnames])
+        if len(batch_or_store) == 0:
+            raise InputDataError(f"{batch_or_store.path.name} is empty: no stars to derive a "
+                                 "reference catalogue from.")
+        cols = [c for c in _TRUTH_COLUMNS if c in batch_or_store.colnames]
+        batch = StarBatch.concatenate(list(batch_or_store.iter_chunks(columns=cols)))
     elif isinstance(batch_or_store, str | Path):
         with Store.open(batch_or_store) as store:
             return _truth(store)
@@ -158,6 +161,7 @@ def _clusters(batch, rng) -> Table:
     t = Table({"source_id": batch["source_id"][member], "cluster": names[cid],
                "proba": np.clip(rng.beta(8, 1, member.sum()), 0.5, 1.0).astype(np.float32),
                "age_gyr": np.asarray([c[2] for c in CLUSTERS])[cid].astype(np.float32)})
+    t["age_gyr"].unit = u.Gyr
     t.meta["cluster_mh"] = {c[0]: c[1] for c in CLUSTERS}
     return t
 

@@ -39,7 +39,7 @@ from ..exceptions import InputDataError
 from ..store import CORE_COLUMNS, ColumnSpec, StarBatch, Store
 from ._sim_figures import plot_calcium_triplet, plot_kiel_spectra, plot_real_comparison
 from ._sim_photometry import astrometry_and_photometry, rvs_snr_from_grvs, xp_coefficients
-from ._sim_population import CLUSTERS, POPULATION_CODES, draw_population
+from ._sim_population import CLUSTERS, FEH_ALPHA_COEFF, POPULATION_CODES, draw_population
 from ._sim_reference import apogee_labels
 from ._sim_reference import reference_catalog as _reference_catalog
 from ._sim_spectra import SpectrumModel
@@ -148,7 +148,7 @@ def cramer_rao_bound(labels, snr: float, feh_free: bool = False) -> np.ndarray:
     flux = forward(np.asarray(labels, dtype=float)).astype(float)
     inv_var = float(snr) ** 2 / np.clip(flux, 0.05, None)
     # d(labels)/d(free parameters)
-    chain = np.eye(5) if feh_free else np.vstack([np.eye(4), [0.0, 0.0, 1.0, -0.1]])
+    chain = np.eye(5) if feh_free else np.vstack([np.eye(4), [0, 0, 1.0, -FEH_ALPHA_COEFF]])
     jac_free = jac @ chain
     cov = np.linalg.inv(jac_free.T @ (jac_free * inv_var[:, None]))
     return np.sqrt(np.diag(chain @ cov @ chain.T))
@@ -268,6 +268,10 @@ def simulate_batch(n: int, seed=0, kind: str = "observed",
     if kind not in _KIND_SETUP:
         raise InputDataError(f"Unknown simulation kind {kind!r}; use one of {SIM_KINDS}.")
     n = int(n)
+    if n < 0:
+        raise InputDataError(f"Cannot simulate n={n} stars; n must be >= 0.")
+    if n == 0:
+        return StarBatch.empty(0, _ALL_SPECS)
     _, snr_floor, _, prefix = _KIND_SETUP[kind]
     if snr is not None and not callable(snr) and float(snr) < snr_floor:
         raise InputDataError(f"snr={snr} is below the {kind} sample's S/N floor of {snr_floor}; "

@@ -10,7 +10,7 @@ v_LSR = 240 km/s (Reid et al. 2014) and (U, V, W)_sun = (11.1, 12.24, 7.25) km/s
 (Schönrich et al. 2010).
 
 Giants of the paper's sample: log g < 2.2, 15 <= S/N <= 25, ``flag_boundary ==
-"00000000"``. In each (R, |Z|) bin the two [alpha/M] sequences are characterised by a
+"00000000"``. In each (R, ``|Z|``) bin the two [alpha/M] sequences are characterised by a
 two-component Gaussian mixture of [alpha/M] at intermediate metallicity
 (-1 < [M/H] < 0), compared with one component through the BIC.
 """
@@ -25,6 +25,7 @@ from astropy.table import Table
 from matplotlib.figure import Figure
 
 from .crossmatch import good_mask
+from .stats import as_float
 from .style import add_colorbar, axis_label, density_panel, new_figure, styled
 
 __all__ = ["R0_INPLANE", "Z_SUN", "V_LSR", "SOLAR_MOTION", "HIGH_ALPHA", "galactocentric_frame",
@@ -49,7 +50,12 @@ MH_WINDOW = (-1.0, 0.0)
 
 
 def galactocentric_frame() -> coord.Galactocentric:
-    """The paper's Galactocentric frame (see module docstring)."""
+    """The paper's Galactocentric frame (see module docstring).
+
+    Returns
+    -------
+    `~astropy.coordinates.Galactocentric`
+    """
     v_sun = coord.CartesianDifferential(SOLAR_MOTION + u.Quantity([0.0, V_LSR.value, 0.0],
                                                                   u.km / u.s))
     return coord.Galactocentric(galcen_distance=np.hypot(R0_INPLANE, Z_SUN).to(u.kpc),
@@ -90,12 +96,26 @@ def galactocentric_rz(ra, dec, parallax) -> tuple[np.ndarray, np.ndarray]:
 
 
 def add_galactocentric(table: Table, min_parallax_over_error: float = 5.0) -> Table:
-    """Add ``R_gc`` and ``Z_gc`` (kpc) from ``ra, dec, parallax`` (NaN for poor parallaxes)."""
-    plx = np.ma.filled(np.ma.asarray(table["parallax"], dtype=float), np.nan)
+    """Add ``R_gc`` and ``Z_gc`` (kpc) from ``ra, dec, parallax`` (NaN for poor parallaxes).
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        Catalogue with ``ra``, ``dec``, ``parallax`` (and ``parallax_error``); modified in
+        place.
+    min_parallax_over_error : float
+        Parallaxes less significant than this give NaN (0 keeps all positive ones).
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        ``table`` with ``R_gc`` and ``Z_gc``.
+    """
+    plx = as_float(table["parallax"])
     r, z = galactocentric_rz(np.asarray(table["ra"], float), np.asarray(table["dec"], float),
                              plx)
     if "parallax_error" in table.colnames and min_parallax_over_error > 0:
-        err = np.ma.filled(np.ma.asarray(table["parallax_error"], dtype=float), np.nan)
+        err = as_float(table["parallax_error"])
         poor = ~(plx / err >= min_parallax_over_error)
         r[poor], z[poor] = np.nan, np.nan
     table["R_gc"] = r * u.kpc
@@ -107,9 +127,27 @@ def add_galactocentric(table: Table, min_parallax_over_error: float = 5.0) -> Ta
 
 def select_giants(table: Table, logg_max: float = 2.2, snr_range: tuple = (15.0, 25.0),
                   snr_column: str = "rvs_snr", good_only: bool = True) -> np.ndarray:
-    """Mask of the paper's bimodality giants: log g < 2.2, 15 <= S/N <= 25, flag good."""
-    logg = np.ma.filled(np.ma.asarray(table["logg"], dtype=float), np.nan)
-    snr = np.ma.filled(np.ma.asarray(table[snr_column], dtype=float), np.nan)
+    """Mask of the paper's bimodality giants: log g < 2.2, 15 <= S/N <= 25, flag good.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        Catalogue with ``logg`` and the S/N column.
+    logg_max : float
+        Upper log g limit (exclusive).
+    snr_range : (float, float)
+        Inclusive S/N range.
+    snr_column : str
+        RVS S/N column.
+    good_only : bool
+        Also require ``flag_boundary == "00000000"``.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+    """
+    logg = as_float(table["logg"])
+    snr = as_float(table[snr_column])
     mask = (logg < logg_max) & (snr >= snr_range[0]) & (snr <= snr_range[1])
     return mask & good_mask(table) if good_only else mask
 
@@ -120,6 +158,17 @@ def alpha_sequences(mh: np.ndarray, alpham: np.ndarray, mh_window: tuple = MH_WI
 
     Fits one- and two-component Gaussian mixtures to [alpha/M] of the stars with
     ``mh_window[0] < [M/H] < mh_window[1]``.
+
+    Parameters
+    ----------
+    mh, alpham : array-like
+        [M/H] and [alpha/M] (dex).
+    mh_window : (float, float)
+        Metallicity window (dex).
+    seed : int
+        Random state of the mixture fits.
+    min_stars : int
+        Fewer stars give NaN statistics.
 
     Returns
     -------
@@ -155,7 +204,7 @@ def alpha_sequences(mh: np.ndarray, alpham: np.ndarray, mh_window: tuple = MH_WI
 def bimodality_grid(table: Table, mask: np.ndarray | None = None,
                     r_edges: Sequence[float] = R_EDGES, z_edges: Sequence[float] = Z_EDGES,
                     seed: int = 0) -> Table:
-    """`alpha_sequences` statistics in bins of R and |Z| (plus the whole selection).
+    """`alpha_sequences` statistics in bins of R and ``|Z|`` (plus the whole selection).
 
     Parameters
     ----------
@@ -163,18 +212,22 @@ def bimodality_grid(table: Table, mask: np.ndarray | None = None,
         Catalogue with ``mh``, ``alpham``, ``R_gc``, ``Z_gc`` (see `add_galactocentric`).
     mask : bool array, optional
         Stars to use (default `select_giants`).
+    r_edges, z_edges : sequence of float
+        Bin edges in R and ``|Z|`` (kpc).
+    seed : int
+        Random state of the mixture fits.
 
     Returns
     -------
     `~astropy.table.Table`
         ``r_lo, r_hi, absz_lo, absz_hi, median_mh, median_alpham`` and the keys of
-        `alpha_sequences`; the first row (R and |Z| bounds NaN) is the whole selection.
+        `alpha_sequences`; the first row (R and ``|Z|`` bounds NaN) is the whole selection.
     """
     mask = select_giants(table) if mask is None else np.asarray(mask, bool)
-    mh = np.ma.filled(np.ma.asarray(table["mh"], dtype=float), np.nan)
-    al = np.ma.filled(np.ma.asarray(table["alpham"], dtype=float), np.nan)
-    r = np.ma.filled(np.ma.asarray(table["R_gc"], dtype=float), np.nan)
-    az = np.abs(np.ma.filled(np.ma.asarray(table["Z_gc"], dtype=float), np.nan))
+    mh = as_float(table["mh"])
+    al = as_float(table["alpham"])
+    r = as_float(table["R_gc"])
+    az = np.abs(as_float(table["Z_gc"]))
     rows = []
     bins = [(np.nan, np.nan, np.nan, np.nan)] + [
         (r0, r1, z0, z1) for z0, z1 in zip(z_edges[:-1], z_edges[1:])
@@ -198,16 +251,29 @@ def bimodality_grid(table: Table, mask: np.ndarray | None = None,
 def plot_bimodality(table: Table, mask: np.ndarray | None = None,
                     r_edges: Sequence[float] = R_EDGES, z_edges: Sequence[float] = Z_EDGES
                     ) -> Figure:
-    """[alpha/M] vs [M/H] density maps with contours in bins of R (columns) and |Z| (rows).
+    """[alpha/M] vs [M/H] density maps with contours in bins of R (columns) and ``|Z|`` (rows).
 
-    The top row holds the highest |Z| bin, as in the paper's Fig. 24. The dashed line
+    The top row holds the highest ``|Z|`` bin, as in the paper's Fig. 24. The dashed line
     marks [alpha/M] = 0.15 dex, the paper's sequence boundary.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        Catalogue with ``mh``, ``alpham``, ``R_gc``, ``Z_gc``.
+    mask : bool array, optional
+        Stars to plot (default `select_giants`).
+    r_edges, z_edges : sequence of float
+        Bin edges in R and ``|Z|`` (kpc).
+
+    Returns
+    -------
+    `~matplotlib.figure.Figure`
     """
     mask = select_giants(table) if mask is None else np.asarray(mask, bool)
-    mh = np.ma.filled(np.ma.asarray(table["mh"], dtype=float), np.nan)
-    al = np.ma.filled(np.ma.asarray(table["alpham"], dtype=float), np.nan)
-    r = np.ma.filled(np.ma.asarray(table["R_gc"], dtype=float), np.nan)
-    az = np.abs(np.ma.filled(np.ma.asarray(table["Z_gc"], dtype=float), np.nan))
+    mh = as_float(table["mh"])
+    al = as_float(table["alpham"])
+    r = as_float(table["R_gc"])
+    az = np.abs(as_float(table["Z_gc"]))
     nz, nr = len(z_edges) - 1, len(r_edges) - 1
     fig, axes = new_figure(nz, nr, panel_size=(1.7, 1.5), sharex=True, sharey=True)
     xb, yb = np.linspace(-1.6, 0.6, 34), np.linspace(-0.15, 0.45, 31)

@@ -18,7 +18,7 @@ from astropy.table import Table
 from matplotlib.figure import Figure
 
 from .crossmatch import good_mask
-from .stats import difference_stats, finite
+from .stats import column, difference_stats, finite
 from .style import COLOURS, add_colorbar, axis_label, new_figure, styled, zero_line
 
 __all__ = ["MIN_PROBA", "MIN_MEMBERS", "CLUSTER_LABELS", "member_mask", "cluster_statistics",
@@ -32,14 +32,26 @@ MIN_MEMBERS = 4
 CLUSTER_LABELS = ("mh", "alpham", "feh")
 
 
-def _col(table: Table, name: str) -> np.ndarray:
-    return np.asarray(np.ma.filled(np.ma.asarray(table[name], dtype=float), np.nan))
-
-
 def member_mask(matched: Table, prefix: str = "ref_", min_proba: float = MIN_PROBA,
                 good_only: bool = True) -> np.ndarray:
-    """Rows that are cluster members (``proba >= min_proba``, flag good if ``good_only``)."""
-    mask = _col(matched, f"{prefix}proba") >= min_proba
+    """Rows that are cluster members (``proba >= min_proba``, flag good if ``good_only``).
+
+    Parameters
+    ----------
+    matched : `~astropy.table.Table`
+        Catalogue matched with a membership list.
+    prefix : str
+        Prefix of the membership columns (``ref_proba``).
+    min_proba : float
+        Minimum membership probability.
+    good_only : bool
+        Also require ``flag_boundary == "00000000"``.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+    """
+    mask = column(matched, f"{prefix}proba") >= min_proba
     return mask & good_mask(matched) if good_only else mask
 
 
@@ -62,6 +74,16 @@ def cluster_statistics(matched: Table, prefix: str = "ref_", galah_prefix: str =
         Catalogue matched with a cluster membership list (``ref_cluster``, ``ref_proba``),
         optionally also with GALAH (columns ``galah_feh``) and simulation truth
         (``true_feh``).
+    prefix, galah_prefix : str
+        Prefixes of the membership and GALAH columns.
+    labels : sequence of str
+        CNN labels summarised per cluster.
+    min_members : int
+        Minimum number of members.
+    min_proba : float
+        Minimum membership probability.
+    good_only : bool
+        Keep only ``flag_boundary == "00000000"``.
 
     Returns
     -------
@@ -77,19 +99,19 @@ def cluster_statistics(matched: Table, prefix: str = "ref_", galah_prefix: str =
     for name, idx in _cluster_groups(matched, mask, prefix, min_members):
         row = {"cluster": name, "n": idx.size}
         for label in labels:
-            vals = _col(matched, label)[idx]
+            vals = column(matched, label)[idx]
             row[f"mean_{label}"] = float(np.nanmean(vals))
             row[f"std_{label}"] = float(np.nanstd(vals, ddof=1))
-        galah = _col(matched, f"{galah_prefix}feh")[idx] if has_galah else np.full(idx.size,
+        galah = column(matched, f"{galah_prefix}feh")[idx] if has_galah else np.full(idx.size,
                                                                                    np.nan)
-        both = np.isfinite(galah) & np.isfinite(_col(matched, "feh")[idx])
+        both = np.isfinite(galah) & np.isfinite(column(matched, "feh")[idx])
         row["n_galah"] = int(both.sum())
         row["galah_mean_feh"] = float(np.mean(galah[both])) if both.any() else np.nan
         row["galah_std_feh"] = float(np.std(galah[both], ddof=1)) if both.sum() > 1 else np.nan
-        row["cnn_minus_galah_feh"] = (float(np.mean(_col(matched, "feh")[idx][both]))
+        row["cnn_minus_galah_feh"] = (float(np.mean(column(matched, "feh")[idx][both]))
                                       - row["galah_mean_feh"]) if both.any() else np.nan
         if "true_feh" in matched.colnames:
-            row["true_mean_feh"] = float(np.nanmean(_col(matched, "true_feh")[idx]))
+            row["true_mean_feh"] = float(np.nanmean(column(matched, "true_feh")[idx]))
         rows.append(row)
     if not rows:
         return Table(names=("cluster", "n"), dtype=(str, int))
@@ -102,7 +124,7 @@ def cluster_statistics(matched: Table, prefix: str = "ref_", galah_prefix: str =
 def _residual_from_cluster_mean(matched: Table, label: str, mask: np.ndarray, prefix: str,
                                 min_members: int) -> np.ndarray:
     res = np.full(len(matched), np.nan)
-    vals = _col(matched, label)
+    vals = column(matched, label)
     for _, idx in _cluster_groups(matched, mask, prefix, min_members):
         res[idx] = vals[idx] - np.nanmean(vals[idx])
     return res
@@ -116,6 +138,17 @@ def cluster_logg_trends(matched: Table, prefix: str = "ref_",
     Each member's label minus its cluster mean is fitted as ``a + slope * log g`` by least
     squares; a slope compatible with zero means no gravity-dependent systematics.
 
+    Parameters
+    ----------
+    matched : `~astropy.table.Table`
+        As for `cluster_statistics`.
+    prefix : str
+        Prefix of the membership columns.
+    labels : sequence of str
+        Labels to fit.
+    min_members, min_proba, good_only
+        As for `cluster_statistics`.
+
     Returns
     -------
     `~astropy.table.Table`
@@ -123,7 +156,7 @@ def cluster_logg_trends(matched: Table, prefix: str = "ref_",
         the member residuals, the within-cluster precision).
     """
     mask = member_mask(matched, prefix, min_proba, good_only)
-    logg = _col(matched, "logg")
+    logg = column(matched, "logg")
     rows = []
     for label in labels:
         res = _residual_from_cluster_mean(matched, label, mask, prefix, min_members)
@@ -150,6 +183,19 @@ def plot_clusters(matched: Table, stats: Table, prefix: str = "ref_",
     error bars (paper Fig. 23); clusters without GALAH members are plotted against their
     CNN mean on a separate strip. Right: member [Fe/H] minus cluster mean against CNN
     log g, coloured by cluster mean [Fe/H], with the pooled linear trend.
+
+    Parameters
+    ----------
+    matched : `~astropy.table.Table`
+        As for `cluster_statistics`.
+    stats : `~astropy.table.Table`
+        Output of `cluster_statistics`.
+    prefix, min_members, min_proba, good_only
+        As for `cluster_statistics`.
+
+    Returns
+    -------
+    `~matplotlib.figure.Figure`
     """
     fig, axes = new_figure(1, 2, panel_size=(3.0, 2.8))
     left, right = axes[0]
@@ -170,10 +216,10 @@ def plot_clusters(matched: Table, stats: Table, prefix: str = "ref_",
     left.set_title(f"{int(np.sum(has))} clusters with GALAH members")
     mask = member_mask(matched, prefix, min_proba, good_only)
     res = _residual_from_cluster_mean(matched, "feh", mask, prefix, min_members)
-    logg = _col(matched, "logg")
+    logg = column(matched, "logg")
     ok = finite(res, logg)
     means = np.full(len(matched), np.nan)
-    means[ok] = (_col(matched, "feh") - res)[ok]
+    means[ok] = (column(matched, "feh") - res)[ok]
     sc = right.scatter(logg[ok], res[ok], c=means[ok], s=4, lw=0, cmap="viridis",
                        vmin=-0.6, vmax=0.4, rasterized=True)
     if ok.sum() >= 3:

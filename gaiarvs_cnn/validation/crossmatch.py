@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from ..constants import LABELS
 from ..exceptions import InputDataError
 from ..shards import open_source
+from .stats import as_float
 
 __all__ = ["GOOD_FLAG", "STORE_COLUMNS", "match_reference", "add_store_columns",
            "good_mask", "snr_subsets", "SNR_BINS"]
@@ -41,6 +42,22 @@ def match_reference(catalog: Table, reference: Table, prefix: str = "ref_",
     catalogue's columns are left untouched. A reference with several rows per star (open
     cluster membership lists) gives several rows. ``join_type="left"`` keeps every
     catalogue row (reference columns masked where there is no match).
+
+    Parameters
+    ----------
+    catalog : `~astropy.table.Table`
+        CNN catalogue (or any table with ``source_id``).
+    reference : `~astropy.table.Table`
+        Reference catalogue in the canonical schema.
+    prefix : str
+        Prefix given to the reference columns.
+    join_type : {"inner", "left"}
+        Keep matched rows only, or every catalogue row.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        The joined table, sorted by ``source_id``.
 
     Raises
     ------
@@ -96,6 +113,11 @@ def add_store_columns(catalog: Table, store, columns: Sequence[str] = STORE_COLU
     chunk_size : int, optional
         Stars per chunk (default ``conf.chunk_size``).
 
+    Returns
+    -------
+    `~astropy.table.Table`
+        ``catalog`` joined with the store columns (sorted by ``source_id``).
+
     Raises
     ------
     InputDataError
@@ -138,7 +160,17 @@ def add_store_columns(catalog: Table, store, columns: Sequence[str] = STORE_COLU
 
 
 def good_mask(table: Table) -> np.ndarray:
-    """True where ``flag_boundary == "00000000"`` (all True if the column is absent)."""
+    """True where ``flag_boundary == "00000000"`` (all True if the column is absent).
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        Catalogue.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+    """
     if "flag_boundary" not in table.colnames:
         return np.ones(len(table), dtype=bool)
     flags = np.char.strip(np.asarray(table["flag_boundary"]).astype(str))
@@ -146,6 +178,18 @@ def good_mask(table: Table) -> np.ndarray:
 
 
 def snr_subsets(snr: np.ndarray, bins: dict = SNR_BINS) -> dict:
-    """Boolean masks of the S/N bins, ``lo <= snr < hi`` (``hi`` may be ``inf``)."""
-    snr = np.asarray(np.ma.filled(np.ma.asarray(snr, dtype=float), np.nan))
+    """Boolean masks of the S/N bins, ``lo <= snr < hi`` (``hi`` may be ``inf``).
+
+    Parameters
+    ----------
+    snr : array-like
+        RVS S/N per star.
+    bins : dict of str -> (lo, hi)
+        Named bins (default `SNR_BINS`).
+
+    Returns
+    -------
+    dict of str -> numpy.ndarray of bool
+    """
+    snr = as_float(snr)
     return {name: (snr >= lo) & (snr < hi) for name, (lo, hi) in bins.items()}

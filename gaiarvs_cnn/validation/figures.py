@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from ..constants import LABELS
 from ..exceptions import InputDataError
-from .stats import finite
+from .stats import column, finite
 from .style import (
     add_colorbar,
     annotate_stats,
@@ -31,10 +31,6 @@ __all__ = ["plot_comparison", "plot_kiel"]
 
 #: S/N bins of the paper's Fig. 11.
 KIEL_SNR_BINS = ((15.0, 25.0), (25.0, 35.0), (35.0, 75.0), (75.0, np.inf))
-
-
-def _values(table: Table, name: str) -> np.ndarray:
-    return np.asarray(np.ma.filled(np.ma.asarray(table[name], dtype=float), np.nan))
 
 
 @styled
@@ -56,6 +52,8 @@ def plot_comparison(matched: Table, prefix: str = "ref_", labels: Sequence[str] 
         Labels to show (those absent from either side are skipped).
     reference_name : str
         Name of the reference on the axes (``"GALAH DR3"``).
+    bins : int
+        Number of bins per axis of the density maps.
 
     Returns
     -------
@@ -67,7 +65,7 @@ def plot_comparison(matched: Table, prefix: str = "ref_", labels: Sequence[str] 
                              f"columns '{prefix}*'.")
     fig, axes = new_figure(2, len(show))
     for j, label in enumerate(show):
-        ref, cnn = _values(matched, prefix + label), _values(matched, label)
+        ref, cnn = column(matched, prefix + label), column(matched, label)
         lims = label_limits(label)
         top, bottom = axes[0, j], axes[1, j]
         image = density_panel(top, ref, cnn, bins=np.linspace(*lims, bins + 1))
@@ -113,8 +111,12 @@ def plot_kiel(catalog: Table, snr: np.ndarray | None = None,
     background : bool array, optional
         Stars drawn as a grey density in the background (e.g. outside the training
         limits, ``flag_boundary != "00000000"``); the others are colour-coded.
+
+    Returns
+    -------
+    `~matplotlib.figure.Figure`
     """
-    teff, logg, col = (_values(catalog, c) for c in ("teff", "logg", colour_label))
+    teff, logg, col = (column(catalog, c) for c in ("teff", "logg", colour_label))
     bins = [(-np.inf, np.inf)] if snr is None else list(snr_bins)
     snr = np.zeros(len(catalog)) if snr is None else np.asarray(snr, dtype=float)
     back = np.zeros(len(catalog), bool) if background is None else np.asarray(background, bool)

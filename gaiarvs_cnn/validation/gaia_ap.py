@@ -18,7 +18,7 @@ from ..constants import LABELS
 from ..exceptions import InputDataError
 from ..sources.gaia_ap import GOOD_FLAG_DIGITS, good_gspspec_flags
 from .crossmatch import good_mask, snr_subsets
-from .stats import comparison_table, difference_stats, finite
+from .stats import as_float, comparison_table, difference_stats, finite
 
 __all__ = ["GSP_LABELS", "compare_gsp",
            "gsp_precision_ratio"]
@@ -45,6 +45,10 @@ def compare_gsp(matched: Table, kind: str = "gsp-spec", prefix: str = "ref_",
     matched : `~astropy.table.Table`
         Catalogue matched with the GSP reference (``ref_teff`` ... ``ref_flags_gspspec``).
     kind : {"gsp-spec", "gsp-phot"}
+    prefix : str
+        Prefix of the GSP columns.
+    snr_column : str
+        RVS S/N column (S/N subsets are skipped without it).
     good_only : bool
         Keep only CNN ``flag_boundary == "00000000"``.
     apply_flags : bool
@@ -59,7 +63,7 @@ def compare_gsp(matched: Table, kind: str = "gsp-spec", prefix: str = "ref_",
         raise InputDataError(f"kind must be 'gsp-spec' or 'gsp-phot', not {kind!r}.")
     base = _gsp_base(matched, kind, prefix, good_only, apply_flags)
     pairs = {k: (k, prefix + k) for k in GSP_LABELS[kind] if prefix + k in matched.colnames}
-    logg = np.asarray(np.ma.filled(np.ma.asarray(matched["logg"], dtype=float), np.nan))
+    logg = as_float(matched["logg"])
     subsets = {"all": base, "giants": base & (logg < 3.5), "dwarfs": base & (logg >= 3.5)}
     if snr_column in matched.colnames:
         subsets.update({k: base & v for k, v in snr_subsets(matched[snr_column]).items()})
@@ -80,6 +84,15 @@ def gsp_precision_ratio(matched: Table, against_prefix: str, prefix: str = "ref_
         Catalogue matched with the GSP reference (``prefix``) and with a third reference
         X whose columns start with ``against_prefix`` (``"apogee_"``, ``"galah_"``, or
         ``"true_"`` for the simulation truth).
+    against_prefix : str
+        Prefix of the third reference.
+    prefix : str
+        Prefix of the GSP columns.
+    kind : {"gsp-spec", "gsp-phot"}
+    labels : sequence of str
+        Labels to compare (those present on all three sides).
+    good_only, apply_flags : bool
+        As for `compare_gsp`.
 
     Returns
     -------
@@ -93,8 +106,7 @@ def gsp_precision_ratio(matched: Table, against_prefix: str, prefix: str = "ref_
         cols = (label, prefix + label, against_prefix + label)
         if not all(c in matched.colnames for c in cols):
             continue
-        cnn, gsp, ref = (np.asarray(np.ma.filled(np.ma.asarray(matched[c], dtype=float),
-                                                 np.nan)) for c in cols)
+        cnn, gsp, ref = (as_float(matched[c]) for c in cols)
         ok = base & finite(cnn, gsp, ref)
         s_cnn, s_gsp = difference_stats(cnn[ok] - ref[ok]), difference_stats(gsp[ok] - ref[ok])
         rows.append((label, int(ok.sum()), s_cnn["sigma_mad"], s_gsp["sigma_mad"],

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from ..constants import LABEL_LATEX
 from .crossmatch import SNR_BINS, good_mask, snr_subsets
-from .stats import comparison_table
+from .stats import column, comparison_table
 from .style import COLOURS, new_figure, styled
 
 __all__ = ["GIANT_LOGG", "METAL_POOR_FEH", "galah_quality_mask",
@@ -32,15 +32,22 @@ METAL_POOR_FEH = -1.0
 GALAH_PAIRS = {"teff": "teff", "logg": "logg", "feh": "feh", "alpham": "alpham", "mh": "feh"}
 
 
-def _col(table: Table, name: str) -> np.ndarray:
-    return np.asarray(np.ma.filled(np.ma.asarray(table[name], dtype=float), np.nan))
-
-
 def galah_quality_mask(table: Table, prefix: str = "") -> np.ndarray:
     """Rows passing the paper's GALAH DR3 cuts (flags zero, ``snr_c3_iraf > 40``).
 
     Applies `gaiarvs_cnn.sources.galah.galah_quality_mask` to the columns starting with
-    ``prefix``: a GALAH reference (``prefix=""``) or a matched table (``"ref_"``).
+    ``prefix``.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        A GALAH reference (``prefix=""``) or a matched table (``prefix="ref_"``).
+    prefix : str
+        Prefix of the GALAH columns.
+
+    Returns
+    -------
+    numpy.ndarray of bool
     """
     from ..sources.galah import galah_quality_mask as _mask
 
@@ -58,11 +65,26 @@ def galah_subsets(matched: Table, snr_column: str = "rvs_snr", prefix: str = "re
     ``all``; the RVS S/N bins (`~gaiarvs_cnn.validation.crossmatch.SNR_BINS`); giants and
     dwarfs (GALAH log g < / >= 3.5), also per S/N bin; giants with log g < 2.2; and the
     metal-poor regime (GALAH [Fe/H] < -1), all within ``base``.
+
+    Parameters
+    ----------
+    matched : `~astropy.table.Table`
+        Catalogue matched with GALAH.
+    snr_column : str
+        RVS S/N column.
+    prefix : str
+        Prefix of the GALAH columns.
+    base : bool array, optional
+        Rows allowed in every subset (default all).
+
+    Returns
+    -------
+    dict of str -> numpy.ndarray of bool
     """
     n = len(matched)
     base = np.ones(n, bool) if base is None else base
-    logg, feh = _col(matched, f"{prefix}logg"), _col(matched, f"{prefix}feh")
-    snr = _col(matched, snr_column) if snr_column in matched.colnames else np.full(n, np.nan)
+    logg, feh = column(matched, f"{prefix}logg"), column(matched, f"{prefix}feh")
+    snr = column(matched, snr_column) if snr_column in matched.colnames else np.full(n, np.nan)
     bins = snr_subsets(snr)
     types = {"giants": logg < GIANT_LOGG, "dwarfs": logg >= GIANT_LOGG}
     subsets = {"all": base, **{k: base & v for k, v in bins.items()}}
@@ -84,6 +106,10 @@ def compare_galah(matched: Table, prefix: str = "ref_", snr_column: str = "rvs_s
     matched : `~astropy.table.Table`
         Catalogue matched with a GALAH reference (columns ``ref_*``) and with the store
         column ``rvs_snr``.
+    prefix : str
+        Prefix of the GALAH columns.
+    snr_column : str
+        RVS S/N column.
     good_only : bool
         Keep only ``flag_boundary == "00000000"``.
     quality_cuts : bool
@@ -119,6 +145,14 @@ def plot_galah_snr(stats: Table, labels: Sequence[str] = ("teff", "logg", "feh",
     ----------
     stats : `~astropy.table.Table`
         Output of `compare_galah`.
+    labels : sequence of str
+        Labels, one column of panels each.
+    snr_bins : dict
+        S/N bins (names as in ``stats["subset"]``).
+
+    Returns
+    -------
+    `~matplotlib.figure.Figure`
     """
     fig, axes = new_figure(2, len(labels), panel_size=(2.2, 2.0), sharex=True)
     centres = np.arange(len(snr_bins))

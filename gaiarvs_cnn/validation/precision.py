@@ -4,8 +4,8 @@
   Fig. 16, solid lines), of GSP-Spec - reference (dashed) when given, and the median of
   the model's own uncertainties ``e_*`` (model-to-model dispersion) and ``sigma_*``
   (total uncertainty).
-* `calibration_check`: fraction of stars with |CNN - reference| / sqrt(sigma^2 +
-  sigma_ref^2) < 1, to be compared with 68.3 % for calibrated Gaussian uncertainties.
+* `calibration_check`: fraction of stars with ``|CNN - reference| / sqrt(sigma^2 +
+  sigma_ref^2) < 1``, to be compared with 68.3 % for calibrated Gaussian uncertainties.
 * `cramer_rao_bound`: the best precision any unbiased estimator can reach from the RVS
   spectrum alone, ``sqrt(diag(F^-1))`` with ``F = J^T Sigma^-1 J``, ``J = d flux / d
   label`` (2401 x 5) and a diagonal per-pixel noise ``1 / (S/N)``.
@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from ..constants import LABEL_LATEX, LABELS
 from .crossmatch import good_mask
-from .stats import difference_stats, finite
+from .stats import column, difference_stats, finite
 from .style import COLOURS, new_figure, styled
 
 __all__ = ["PRECISION_SNR_EDGES", "GAUSS_1SIGMA", "precision_vs_snr", "calibration_check",
@@ -47,13 +47,12 @@ PRECISION_SNR_EDGES = (15.0, 25.0, 35.0, 50.0, 75.0, 125.0, np.inf)
 #: Fraction of a unit Gaussian within +/-1 sigma.
 GAUSS_1SIGMA = float(sps.norm.cdf(1.0) - sps.norm.cdf(-1.0))
 
-_ERR = {label: (f"e{label}", f"sigma_{label}") for label in LABELS}
-
 
 def _col(table: Table, name: str) -> np.ndarray:
-    if name not in table.colnames:
-        return np.full(len(table), np.nan)
-    return np.asarray(np.ma.filled(np.ma.asarray(table[name], dtype=float), np.nan))
+    return column(table, name, missing_ok=True)
+
+
+_ERR = {label: (f"e{label}", f"sigma_{label}") for label in LABELS}
 
 
 def precision_vs_snr(matched: Table, ref_prefix: str | None = "ref_",
@@ -70,6 +69,14 @@ def precision_vs_snr(matched: Table, ref_prefix: str | None = "ref_",
         and GSP-Spec columns ``<gsp_prefix><label>``.
     ref_prefix, gsp_prefix : str or None
         Prefixes of the reference and GSP-Spec columns; None to skip.
+    snr_column : str
+        RVS S/N column.
+    edges : sequence of float
+        S/N bin edges.
+    labels : sequence of str
+        Labels to summarise.
+    good_only : bool
+        Keep only ``flag_boundary == "00000000"``.
 
     Returns
     -------
@@ -116,6 +123,14 @@ def calibration_check(matched: Table, ref_prefix: str = "ref_", labels: Sequence
 
     Parameters
     ----------
+    matched : `~astropy.table.Table`
+        Catalogue with the reference columns.
+    ref_prefix : str
+        Prefix of the reference columns (``true_`` for the simulation truth).
+    labels : sequence of str
+        Labels to check.
+    good_only : bool
+        Keep only ``flag_boundary == "00000000"``.
     remove_bias : bool
         Subtract the median difference first (tests the dispersion only).
 
@@ -159,6 +174,11 @@ def fisher_matrix(jacobian: np.ndarray, noise: np.ndarray | float) -> np.ndarray
         d(normalised flux)/d(label), in flux per label unit.
     noise : float or ndarray, shape (npix,)
         Per-pixel noise standard deviation (normalised flux); ``1 / (S/N)`` for RVS.
+
+    Returns
+    -------
+    ndarray, shape (nlabel, nlabel)
+        In inverse squared label units. Pixels with non-finite values are skipped.
     """
     jac = np.asarray(jacobian, dtype=float)
     w = 1.0 / np.broadcast_to(np.asarray(noise, dtype=float), jac.shape[:1]) ** 2
@@ -173,6 +193,20 @@ def cramer_rao_bound(jacobian: np.ndarray, noise: np.ndarray | float,
     Labels in a (near-)degenerate direction of ``F`` (eigenvalue below ``rcond`` times
     the largest) get an infinite bound. Labels with an all-zero Jacobian column also get
     an infinite bound; the others are computed from the non-degenerate sub-matrix.
+
+    Parameters
+    ----------
+    jacobian : ndarray, shape (npix, nlabel)
+        d(flux)/d(label).
+    noise : float or ndarray, shape (npix,)
+        Per-pixel noise (``1 / (S/N)``).
+    rcond : float
+        Relative eigenvalue threshold of the (correlation-scaled) Fisher matrix.
+
+    Returns
+    -------
+    ndarray, shape (nlabel,)
+        The bounds in label units (``inf`` where unconstrained).
 
     Examples
     --------
@@ -225,6 +259,18 @@ def cramer_rao_table(matched: Table, jacobian: Callable[[np.ndarray], np.ndarray
     jacobian : callable
         ``jacobian(labels) -> (npix, 5)`` d(flux)/d(label) of the simulator, labels in
         `~gaiarvs_cnn.constants.LABELS` order.
+    snr_range : (float, float)
+        S/N bin (``lo <= S/N < hi``).
+    snr_column, truth_prefix : str
+        S/N and truth columns.
+    labels : sequence of str
+        Labels reported.
+    max_stars : int
+        Stars of the bin for which the bound is computed.
+    seed : int
+        Seed of their random choice.
+    good_only : bool
+        Keep only ``flag_boundary == "00000000"``.
 
     Returns
     -------
@@ -281,6 +327,21 @@ def plot_precision_vs_snr(precision: Table, labels: Sequence[str] = ("teff", "lo
     model-to-model dispersion ``e*``. With ``cramer_rao`` (output of `cramer_rao_table`)
     the spectra-only Cramér-Rao bounds (all labels free: open star; other labels known:
     filled star) are marked in the S/N bin they were computed for.
+
+    Parameters
+    ----------
+    precision : `~astropy.table.Table`
+        Output of `precision_vs_snr`.
+    labels : sequence of str
+        One panel each.
+    reference_name : str
+        Name of the reference in the legend.
+    cramer_rao : `~astropy.table.Table`, optional
+        Output of `cramer_rao_table`.
+
+    Returns
+    -------
+    `~matplotlib.figure.Figure`
     """
     fig, axes = new_figure(1, len(labels), panel_size=(2.3, 2.2))
     for ax, label in zip(axes[0], labels):
@@ -319,6 +380,15 @@ def plot_calibration(matched: Table, ref_prefix: str = "ref_",
 
     A unit Gaussian (calibrated uncertainties) is overplotted; each panel states the
     fraction within +/-1.
+
+    Parameters
+    ----------
+    matched, ref_prefix, labels, good_only
+        As for `calibration_check`.
+
+    Returns
+    -------
+    `~matplotlib.figure.Figure`
     """
     cal = calibration_check(matched, ref_prefix, labels, good_only)
     show = [k for k in labels if k in set(cal["label"])]

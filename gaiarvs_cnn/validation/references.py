@@ -79,6 +79,11 @@ def get_reference(kind: str, source: str = "simulated", *, store=None, seed=0,
     path : path-like, optional
         Canonical-schema table (``source="file"``).
 
+    Returns
+    -------
+    `~astropy.table.Table`
+        Checked with `~gaiarvs_cnn.sources.reference.check_reference`.
+
     Raises
     ------
     InputDataError

@@ -61,13 +61,29 @@ PAPER_VALUES: dict[tuple[str, str, str], tuple[str, str, str]] = {
 
 
 def paper_value(comparison: str, label: str, subset: str) -> tuple[str, str, str]:
-    """The paper's (bias, dispersion, where) for a statistics row, or dashes."""
+    """The paper's (bias, dispersion, where) for a statistics row.
+
+    Parameters
+    ----------
+    comparison, label, subset : str
+        As in a `~gaiarvs_cnn.validation.stats.comparison_table` row.
+
+    Returns
+    -------
+    tuple of str
+        Empty strings where the paper states nothing.
+    """
     return PAPER_VALUES.get((comparison, label, subset), ("", "", ""))
 
 
 @dataclass
 class ValidationResult:
     """Output of one comparison: statistics tables, figures, summary rows and notes.
+
+    Parameters
+    ----------
+    name, tables, figures, summary, notes
+        See Attributes.
 
     Attributes
     ----------
@@ -115,7 +131,18 @@ def _fmt(value, label: str = "") -> str:
 
 
 def summary_rows(summary: Table) -> list[list[str]]:
-    """Rows (as strings) of the summary page for one comparison's summary Table."""
+    """Rows (as strings) of the summary page for one comparison's summary Table.
+
+    Parameters
+    ----------
+    summary : `~astropy.table.Table`
+        `~gaiarvs_cnn.validation.stats.comparison_table` rows.
+
+    Returns
+    -------
+    list of list of str
+        One row per statistics row, with the paper's values appended.
+    """
     rows = []
     for r in summary:
         bias, disp, where = paper_value(r["comparison"], r["label"], r["subset"])
@@ -205,6 +232,8 @@ def write_report(results: Sequence[ValidationResult], outdir="validation_report"
         already exists.
     meta : dict, optional
         Provenance shown at the top of the summary (catalogue, store, reference source).
+    dpi : int
+        Resolution of raster figures.
 
     Returns
     -------

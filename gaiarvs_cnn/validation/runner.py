@@ -35,7 +35,7 @@ from .precision import (
 )
 from .report import ValidationResult
 from .seismic import add_seismic_logg, compare_seismic, plot_seismic, seismic_logg
-from .stats import difference_stats
+from .stats import as_float, difference_stats
 from .truth import offset_recovery, sequence_recovery, truth_comparison
 
 __all__ = ["COMPARISONS", "REQUIRED_REFERENCES", "OPTIONAL_REFERENCES", "has_truth",
@@ -59,12 +59,33 @@ _SUMMARY_SUBSETS = ("all", "snr 15-25", "snr 25-50", "snr >=50", "giants", "dwar
 
 
 def has_truth(table: Table) -> bool:
-    """True when ``table`` holds the simulation truth (``true_teff`` ... ``true_feh``)."""
+    """True when ``table`` holds the simulation truth (``true_teff`` ... ``true_feh``).
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+
+    Returns
+    -------
+    bool
+    """
     return all(f"true_{k}" in table.colnames for k in LABELS)
 
 
 def needed_references(against: Sequence[str], optional: bool = True) -> tuple[list, list]:
-    """Reference kinds (required, optional) of a list of comparisons."""
+    """Reference kinds (required, optional) of a list of comparisons.
+
+    Parameters
+    ----------
+    against : sequence of str
+        Comparison names (`COMPARISONS`).
+    optional : bool
+        Also list the optional kinds.
+
+    Returns
+    -------
+    required, optional : list of str
+    """
     req = sorted({k for c in against for k in REQUIRED_REFERENCES[c]})
     opt = sorted({k for c in against for k in OPTIONAL_REFERENCES.get(c, ())} - set(req))
     return req, (opt if optional else [])
@@ -107,7 +128,20 @@ def _add_recovery(result: ValidationResult, matched: Table, reference: Table, ba
 
 
 def validate_galah(data: Table, galah: Table) -> ValidationResult:
-    """CNN vs GALAH DR3: statistics, 1:1/residual figure, S/N figure, offset recovery."""
+    """CNN vs GALAH DR3: statistics, 1:1/residual figure, S/N figure, offset recovery.
+
+    Parameters
+    ----------
+    data : `~astropy.table.Table`
+        Catalogue joined with its store columns
+        (`~gaiarvs_cnn.validation.crossmatch.add_store_columns`).
+    galah : `~astropy.table.Table`
+        GALAH reference (canonical schema).
+
+    Returns
+    -------
+    `~gaiarvs_cnn.validation.report.ValidationResult`
+    """
     matched = match_reference(data, galah)
     stats = compare_galah(matched)
     base = good_mask(matched) & galah_quality_mask(matched, "ref_")
@@ -139,7 +173,20 @@ def _seismic_injection(seismic: Table) -> Table:
 
 
 def validate_seismic(data: Table, seismic: Table) -> ValidationResult:
-    """CNN log g vs seismic log g (numax + CNN Teff): statistics, figure, recovery."""
+    """CNN log g vs seismic log g (numax + CNN Teff): statistics, figure, recovery.
+
+    Parameters
+    ----------
+    data : `~astropy.table.Table`
+        Catalogue joined with its store columns
+        (`~gaiarvs_cnn.validation.crossmatch.add_store_columns`).
+    seismic : `~astropy.table.Table`
+        Seismic reference (``numax``, ``e_numax``).
+
+    Returns
+    -------
+    `~gaiarvs_cnn.validation.report.ValidationResult`
+    """
     matched = add_seismic_logg(match_reference(data, seismic))
     stats = compare_seismic(matched)
     base = good_mask(matched)
@@ -148,7 +195,7 @@ def validate_seismic(data: Table, seismic: Table) -> ValidationResult:
     if has_truth(matched):
         # the injection is checked with the true Teff, so that CNN Teff errors do not enter
         matched["seis_logg_true_teff"] = seismic_logg(
-            np.ma.filled(np.ma.asarray(matched["ref_numax"], dtype=float), np.nan),
+            as_float(matched["ref_numax"]),
             np.asarray(matched["true_teff"], dtype=float))
         _add_recovery(result, matched, _seismic_injection(seismic), base, ("logg",),
                       {"logg": "seis_logg_true_teff"}, {"logg": None})
@@ -157,7 +204,22 @@ def validate_seismic(data: Table, seismic: Table) -> ValidationResult:
 
 def validate_clusters(data: Table, clusters: Table, galah: Table | None = None
                       ) -> ValidationResult:
-    """Open clusters: per-cluster statistics, trends with log g, GALAH cluster means."""
+    """Open clusters: per-cluster statistics, trends with log g, GALAH cluster means.
+
+    Parameters
+    ----------
+    data : `~astropy.table.Table`
+        Catalogue joined with its store columns
+        (`~gaiarvs_cnn.validation.crossmatch.add_store_columns`).
+    clusters : `~astropy.table.Table`
+        Membership list (``cluster``, ``proba``).
+    galah : `~astropy.table.Table`, optional
+        GALAH reference for the cluster means.
+
+    Returns
+    -------
+    `~gaiarvs_cnn.validation.report.ValidationResult`
+    """
     matched = match_reference(data, clusters)
     if galah is not None:
         cut = galah[galah_quality_mask(galah)]
@@ -185,6 +247,21 @@ def validate_gsp(data: Table, reference: Table, kind: str = "gsp-spec",
 
     The ratio is measured against the simulation truth when present, otherwise against
     APOGEE (``apogee``) when given.
+
+    Parameters
+    ----------
+    data : `~astropy.table.Table`
+        Catalogue joined with its store columns
+        (`~gaiarvs_cnn.validation.crossmatch.add_store_columns`).
+    reference : `~astropy.table.Table`
+        GSP-Spec or GSP-Phot reference.
+    kind : {"gsp-spec", "gsp-phot"}
+    apogee : `~astropy.table.Table`, optional
+        APOGEE reference for the precision ratio.
+
+    Returns
+    -------
+    `~gaiarvs_cnn.validation.report.ValidationResult`
     """
     matched = match_reference(data, reference)
     stats = compare_gsp(matched, kind)
@@ -215,6 +292,20 @@ def validate_precision(data: Table, apogee: Table | None = None, gsp: Table | No
     The reference is the simulation truth when present, else APOGEE when given (else
     only the model's own uncertainties are shown). The Cramér-Rao ratio needs the truth
     and the simulator's ``jacobian``.
+
+    Parameters
+    ----------
+    data : `~astropy.table.Table`
+        Catalogue joined with its store columns
+        (`~gaiarvs_cnn.validation.crossmatch.add_store_columns`).
+    apogee, gsp : `~astropy.table.Table`, optional
+        APOGEE and GSP-Spec references.
+    jacobian : callable, optional
+        ``jacobian(labels) -> (2401, 5)`` of the simulator.
+
+    Returns
+    -------
+    `~gaiarvs_cnn.validation.report.ValidationResult`
     """
     table, prefix, name = data, None, "reference"
     if has_truth(data):
@@ -257,7 +348,18 @@ def validate_precision(data: Table, apogee: Table | None = None, gsp: Table | No
 
 
 def validate_bimodality(data: Table) -> ValidationResult:
-    """[alpha/M]-[M/H] of giants in galactocentric R-|Z| bins (paper Fig. 24)."""
+    """[alpha/M]-[M/H] of giants in galactocentric R-``|Z|`` bins (paper Fig. 24).
+
+    Parameters
+    ----------
+    data : `~astropy.table.Table`
+        Catalogue joined with its store columns
+        (`~gaiarvs_cnn.validation.crossmatch.add_store_columns`).
+
+    Returns
+    -------
+    `~gaiarvs_cnn.validation.report.ValidationResult`
+    """
     table = add_galactocentric(data.copy(copy_data=False))
     mask = select_giants(table)
     grid = bimodality_grid(table, mask)
@@ -286,7 +388,18 @@ def validate_bimodality(data: Table) -> ValidationResult:
 
 
 def validate_truth(data: Table) -> ValidationResult:
-    """CNN vs the simulation truth: statistics and the 1:1/residual figure."""
+    """CNN vs the simulation truth: statistics and the 1:1/residual figure.
+
+    Parameters
+    ----------
+    data : `~astropy.table.Table`
+        Catalogue joined with its store columns
+        (`~gaiarvs_cnn.validation.crossmatch.add_store_columns`).
+
+    Returns
+    -------
+    `~gaiarvs_cnn.validation.report.ValidationResult`
+    """
     stats = truth_comparison(data)
     result = ValidationResult("truth", tables={"stats": stats}, summary=_summary(stats))
     result.figures["comparison"] = plot_comparison(data[good_mask(data)], "true_", LABELS,
@@ -309,6 +422,11 @@ def run_validation(data: Table, against: Sequence[str], references: Mapping[str,
         Reference catalogues in the canonical schema.
     jacobian : callable, optional
         Simulator d(flux)/d(label) for the Cramér-Rao ratio.
+
+    Returns
+    -------
+    list of `~gaiarvs_cnn.validation.report.ValidationResult`
+        In `COMPARISONS` order, plus ``truth`` when the truth is present.
 
     Raises
     ------

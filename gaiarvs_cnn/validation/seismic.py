@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from ..constants import LABEL_UNITS
 from .crossmatch import good_mask
-from .stats import comparison_table
+from .stats import as_float, comparison_table
 from .style import (
     add_colorbar,
     annotate_stats,
@@ -85,11 +85,25 @@ def add_seismic_logg(matched: Table, prefix: str = "ref_", teff_column: str = "t
 
     Uses the CNN Teff (``teff_column``) and its total uncertainty ``sigma_teff`` when
     present.
+
+    Parameters
+    ----------
+    matched : `~astropy.table.Table`
+        Catalogue matched with a seismic reference (modified in place).
+    prefix : str
+        Prefix of the reference columns (``ref_numax``, ``ref_e_numax``).
+    teff_column : str
+        Teff column used in the scaling relation.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        ``matched`` with ``seis_logg`` and ``e_seis_logg`` (dex, cgs).
     """
-    numax = np.ma.filled(np.ma.asarray(matched[f"{prefix}numax"], dtype=float), np.nan)
-    e_numax = np.ma.filled(np.ma.asarray(matched[f"{prefix}e_numax"], dtype=float), np.nan)
-    teff = np.ma.filled(np.ma.asarray(matched[teff_column], dtype=float), np.nan)
-    e_teff = (np.ma.filled(np.ma.asarray(matched["sigma_teff"], dtype=float), np.nan)
+    numax = as_float(matched[f"{prefix}numax"])
+    e_numax = as_float(matched[f"{prefix}e_numax"])
+    teff = as_float(matched[teff_column])
+    e_teff = (as_float(matched["sigma_teff"])
               if "sigma_teff" in matched.colnames else None)
     logg, e_logg = seismic_logg(numax, teff, e_numax, e_teff)
     matched["seis_logg"] = logg * LABEL_UNITS["logg"]
@@ -111,6 +125,8 @@ def compare_seismic(matched: Table, prefix: str = "ref_", good_only: bool = True
     matched : `~astropy.table.Table`
         Catalogue matched with a seismic reference (``ref_numax``, ``ref_e_numax``);
         ``seis_logg`` is added in place if absent.
+    prefix : str
+        Prefix of the reference columns.
     good_only : bool
         Keep only ``flag_boundary == "00000000"`` stars (paper: within training limits).
 
@@ -122,7 +138,7 @@ def compare_seismic(matched: Table, prefix: str = "ref_", good_only: bool = True
     if "seis_logg" not in matched.colnames:
         add_seismic_logg(matched, prefix)
     base = good_mask(matched) if good_only else np.ones(len(matched), bool)
-    seis = np.ma.filled(np.ma.asarray(matched["seis_logg"], dtype=float), np.nan)
+    seis = as_float(matched["seis_logg"])
     pairs = {"logg": ("logg", "seis_logg")}
     if f"{prefix}logg" in matched.colnames:
         pairs["ref_logg"] = (f"{prefix}logg", "seis_logg")
@@ -138,11 +154,22 @@ def plot_seismic(matched: Table, prefix: str = "ref_") -> Figure:
 
     Residuals are coloured by the gravity range of `SEISMIC_LOGG_BINS` with each range's
     bias and dispersion written in the panel.
+
+    Parameters
+    ----------
+    matched : `~astropy.table.Table`
+        Catalogue matched with a seismic reference (``seis_logg`` added if absent).
+    prefix : str
+        Prefix of the reference columns.
+
+    Returns
+    -------
+    `~matplotlib.figure.Figure`
     """
     if "seis_logg" not in matched.colnames:
         add_seismic_logg(matched, prefix)
-    seis = np.ma.filled(np.ma.asarray(matched["seis_logg"], dtype=float), np.nan)
-    cnn = np.ma.filled(np.ma.asarray(matched["logg"], dtype=float), np.nan)
+    seis = as_float(matched["seis_logg"])
+    cnn = as_float(matched["logg"])
     fig, axes = new_figure(1, 2, panel_size=(3.0, 2.8))
     one, res = axes[0]
     grid = np.linspace(1.0, 3.8, 41)

@@ -17,8 +17,8 @@ from astropy.table import Table
 
 from ..constants import LABEL_UNITS
 
-__all__ = ["MAD_TO_SIGMA", "finite", "robust_sigma", "difference_stats", "comparison_table",
-           "running_stats", "binned_stats", "STAT_COLUMNS"]
+__all__ = ["MAD_TO_SIGMA", "as_float", "column", "finite", "robust_sigma", "difference_stats",
+           "comparison_table", "running_stats", "binned_stats", "STAT_COLUMNS"]
 
 #: Factor turning a median absolute deviation into a Gaussian standard deviation.
 MAD_TO_SIGMA = 1.482602218505602
@@ -26,8 +26,53 @@ MAD_TO_SIGMA = 1.482602218505602
 STAT_COLUMNS = ("n", "bias", "e_bias", "mean", "std", "sigma_mad")
 
 
+def as_float(values) -> np.ndarray:
+    """Float array of ``values`` with masked entries as NaN.
+
+    Parameters
+    ----------
+    values : array-like
+        Plain, masked or `~astropy.table.Column` values (units are dropped).
+
+    Returns
+    -------
+    numpy.ndarray of float
+    """
+    return np.asarray(np.ma.filled(np.ma.asarray(values, dtype=float), np.nan))
+
+
+def column(table: Table, name: str, missing_ok: bool = False) -> np.ndarray:
+    """Column ``name`` of ``table`` as floats (masked -> NaN).
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+    name : str
+        Column name.
+    missing_ok : bool
+        Return all-NaN for an absent column instead of raising `KeyError`.
+
+    Returns
+    -------
+    numpy.ndarray of float
+    """
+    if missing_ok and name not in table.colnames:
+        return np.full(len(table), np.nan)
+    return as_float(table[name])
+
+
 def finite(*arrays) -> np.ndarray:
-    """Boolean mask of rows where every array is finite (masked values count as missing)."""
+    """Boolean mask of rows where every array is finite (masked values count as missing).
+
+    Parameters
+    ----------
+    *arrays : array-like
+        Arrays of the same length (plain, masked or `~astropy.table.Column`).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+    """
     mask = None
     for arr in arrays:
         a = np.ma.asarray(arr)
@@ -39,7 +84,15 @@ def finite(*arrays) -> np.ndarray:
 def robust_sigma(x: np.ndarray) -> float:
     """MAD-based dispersion ``1.4826 * median(|x - median(x)|)`` of the finite values.
 
-    Returns NaN for an empty input.
+    Parameters
+    ----------
+    x : array-like
+        Values (any unit; the result has the same unit).
+
+    Returns
+    -------
+    float
+        The dispersion, NaN for an empty input.
     """
     x = np.asarray(x, dtype=float)
     x = x[np.isfinite(x)]
@@ -51,13 +104,23 @@ def robust_sigma(x: np.ndarray) -> float:
 def difference_stats(diff: np.ndarray) -> dict:
     """Return ``n, bias, e_bias, mean, std, sigma_mad`` of the finite values of ``diff``.
 
+    Parameters
+    ----------
+    diff : array-like
+        Differences (e.g. CNN - reference, in the label's unit); NaN/masked are dropped.
+
+    Returns
+    -------
+    dict
+        ``n`` (int) and the float statistics (module docstring), NaN when empty.
+
     Examples
     --------
     >>> d = difference_stats([0.1, 0.2, 0.3])
     >>> round(d["bias"], 3), d["n"]
     (0.2, 3)
     """
-    d = np.asarray(np.ma.filled(np.ma.asarray(diff, dtype=float), np.nan))
+    d = as_float(diff)
     d = d[np.isfinite(d)]
     n = int(d.size)
     if n == 0:
@@ -68,11 +131,6 @@ def difference_stats(diff: np.ndarray) -> dict:
     return {"n": n, "bias": float(np.median(d)),
             "e_bias": float(np.sqrt(np.pi / 2.0) * sig / np.sqrt(n)),
             "mean": float(np.mean(d)), "std": std, "sigma_mad": sig}
-
-
-def _column(table: Table, name: str) -> np.ndarray:
-    col = table[name]
-    return np.asarray(np.ma.filled(np.ma.asarray(col, dtype=float), np.nan))
 
 
 def comparison_table(table: Table, pairs: Mapping[str, tuple[str, str]],
@@ -100,7 +158,7 @@ def comparison_table(table: Table, pairs: Mapping[str, tuple[str, str]],
     subsets = {"all": np.ones(len(table), bool)} if subsets is None else subsets
     rows = []
     for label, (a, b) in pairs.items():
-        diff = _column(table, a) - _column(table, b)
+        diff = column(table, a) - column(table, b)
         for name, mask in subsets.items():
             st = difference_stats(diff[np.asarray(mask, bool)])
             rows.append({"comparison": comparison, "label": label, "subset": name,
@@ -118,10 +176,22 @@ def comparison_table(table: Table, pairs: Mapping[str, tuple[str, str]],
 def binned_stats(x: np.ndarray, y: np.ndarray, edges: Sequence[float]) -> Table:
     """`difference_stats` of ``y`` in bins of ``x`` (``edges[i] <= x < edges[i+1]``).
 
-    Returns a Table with ``lo, hi`` and `STAT_COLUMNS` per bin (empty bins have n = 0).
+    Parameters
+    ----------
+    x : array-like
+        Binning quantity (e.g. RVS S/N).
+    y : array-like
+        Differences to summarise.
+    edges : sequence of float
+        Bin edges (the last may be ``inf``).
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        ``lo, hi`` and `STAT_COLUMNS` per bin (empty bins have n = 0).
     """
-    x = np.asarray(np.ma.filled(np.ma.asarray(x, dtype=float), np.nan))
-    y = np.asarray(np.ma.filled(np.ma.asarray(y, dtype=float), np.nan))
+    x = as_float(x)
+    y = as_float(y)
     rows = []
     for lo, hi in zip(edges[:-1], edges[1:]):
         sel = (x >= lo) & (x < hi)
@@ -133,8 +203,16 @@ def running_stats(x: np.ndarray, y: np.ndarray, nbins: int = 12,
                   edges: Sequence[float] | None = None, min_count: int = 5) -> Table:
     """Running median and dispersion of ``y`` in bins of ``x``.
 
-    Bins are ``nbins`` equal-count (quantile) bins of the finite ``x`` unless ``edges``
-    is given. Bins with fewer than ``min_count`` points are dropped.
+    Parameters
+    ----------
+    x, y : array-like
+        Abscissa and values; pairs with a non-finite member are dropped.
+    nbins : int
+        Number of equal-count (quantile) bins of ``x``, used unless ``edges`` is given.
+    edges : sequence of float, optional
+        Explicit bin edges.
+    min_count : int
+        Bins with fewer points are dropped.
 
     Returns
     -------

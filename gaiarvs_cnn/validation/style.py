@@ -63,19 +63,39 @@ def axis_label(label: str, prefix: str = "", suffix: str = "") -> str:
         One of `~gaiarvs_cnn.constants.LABELS`.
     prefix, suffix : str
         Text placed before the name (``"CNN - "``) or after it (``" (GALAH)"``).
+
+    Returns
+    -------
+    str
     """
     return f"{prefix}{LABEL_LATEX[label]}{suffix} [{LABEL_UNIT_TEXT[label]}]"
 
 
 @contextlib.contextmanager
 def figure_style() -> Iterator[None]:
-    """Context manager applying `STYLE` (and the Agg-safe defaults) to new artists."""
+    """Context manager applying `STYLE` to the artists created inside it.
+
+    Yields
+    ------
+    None
+    """
     with mpl.rc_context(STYLE):
         yield
 
 
 def styled(func: Callable[..., Figure]) -> Callable[..., Figure]:
-    """Decorator running a figure function inside `figure_style`."""
+    """Decorator running a figure function inside `figure_style`.
+
+    Parameters
+    ----------
+    func : callable
+        Function returning a `~matplotlib.figure.Figure`.
+
+    Returns
+    -------
+    callable
+        The wrapped function.
+    """
     @functools.wraps(func)
     def wrapper(*args, **kwargs) -> Figure:
         with figure_style():
@@ -86,6 +106,17 @@ def styled(func: Callable[..., Figure]) -> Callable[..., Figure]:
 def new_figure(nrows: int, ncols: int, panel_size: Sequence[float] = _PANEL_SIZE,
                squeeze: bool = False, **subplot_kw) -> tuple[Figure, np.ndarray]:
     """Create a `Figure` (constrained layout) with an ``nrows x ncols`` grid of axes.
+
+    Parameters
+    ----------
+    nrows, ncols : int
+        Grid shape.
+    panel_size : (float, float)
+        Width and height of one panel in inches.
+    squeeze : bool
+        As in `matplotlib.figure.Figure.subplots`.
+    **subplot_kw
+        Passed to `~matplotlib.figure.Figure.subplots` (``sharex``, ``sharey`` ...).
 
     Returns
     -------
@@ -98,7 +129,22 @@ def new_figure(nrows: int, ncols: int, panel_size: Sequence[float] = _PANEL_SIZE
 
 
 def add_colorbar(fig: Figure, mappable, ax, label: str):
-    """Attach a labelled colour bar to ``ax`` (or a list of axes) and return it."""
+    """Attach a labelled colour bar to ``ax`` (or a list of axes).
+
+    Parameters
+    ----------
+    fig : `~matplotlib.figure.Figure`
+    mappable : matplotlib ScalarMappable
+        The image or scatter plot.
+    ax : Axes or list of Axes
+        Axes the bar steals room from.
+    label : str
+        Colour-bar label, with units.
+
+    Returns
+    -------
+    matplotlib.colorbar.Colorbar
+    """
     cbar = fig.colorbar(mappable, ax=ax, pad=0.01, fraction=0.05)
     cbar.set_label(label)
     return cbar
@@ -108,9 +154,23 @@ def density_panel(ax, x: np.ndarray, y: np.ndarray, bins: int | Sequence = 40,
                   cmap: str = "Greys", vmin: float = 1.0, vmax: float | None = None):
     """Draw a 2-d histogram (log colour scale, empty bins blank) and return its image.
 
-    Non-finite points are ignored. ``vmax`` fixes the top of the colour scale (to share
-    one scale between panels); by default it is the largest count (at least 10).
-    Returns ``None`` when there is nothing to plot.
+    Parameters
+    ----------
+    ax : Axes
+    x, y : array-like
+        Coordinates; non-finite points are ignored.
+    bins : int or sequence
+        As in `numpy.histogram2d`.
+    cmap : str
+        Colour map.
+    vmin, vmax : float
+        Colour-scale limits in stars per bin; ``vmax`` shares one scale between panels
+        (default: the largest count, at least 10).
+
+    Returns
+    -------
+    matplotlib.collections.QuadMesh or None
+        None when there is nothing to plot.
     """
     ok = finite(x, y)
     if not ok.any():
@@ -125,7 +185,25 @@ def density_panel(ax, x: np.ndarray, y: np.ndarray, bins: int | Sequence = 40,
 
 def running_line(ax, x: np.ndarray, y: np.ndarray, nbins: int = 12, min_count: int = 5,
                  colour: str = COLOURS["median"], label: str | None = "running median"):
-    """Overplot the running median of ``y`` against ``x`` and its +/- robust dispersion band."""
+    """Overplot the running median of ``y`` against ``x`` and its +/- robust dispersion band.
+
+    Parameters
+    ----------
+    ax : Axes
+    x, y : array-like
+        Abscissa and values (see `~gaiarvs_cnn.validation.stats.running_stats`).
+    nbins, min_count : int
+        Equal-count bins and the minimum count per bin.
+    colour : str
+        Line and band colour.
+    label : str or None
+        Legend label of the line (None: no legend entries).
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        The running statistics drawn.
+    """
     run = running_stats(x, y, nbins=nbins, min_count=min_count)
     if len(run) == 0:
         return run
@@ -137,7 +215,14 @@ def running_line(ax, x: np.ndarray, y: np.ndarray, nbins: int = 12, min_count: i
 
 
 def zero_line(ax, horizontal: bool = True) -> None:
-    """Dashed zero-difference line (horizontal) or 1:1 line (``horizontal=False``)."""
+    """Dashed zero-difference line (horizontal) or 1:1 line (``horizontal=False``).
+
+    Parameters
+    ----------
+    ax : Axes
+    horizontal : bool
+        Horizontal zero line, or the diagonal (equal axis limits are then set).
+    """
     if horizontal:
         ax.axhline(0.0, color=COLOURS["zero"], ls="--", lw=0.7)
     else:
@@ -152,8 +237,26 @@ def annotate_stats(ax, diff: np.ndarray, label: str = "", loc: str = "lower left
                    colour: str = "black", prefix: str = "", row: int = 0) -> dict:
     """Write ``b`` (median difference) and ``sigma`` (MAD-based) of ``diff`` in a corner.
 
-    ``row`` stacks several annotations in the same corner (0 is nearest the corner).
-    Returns the statistics (see `~gaiarvs_cnn.validation.stats.difference_stats`).
+    Parameters
+    ----------
+    ax : Axes
+    diff : array-like
+        Differences.
+    label : str
+        Label name (``teff`` is printed without decimals).
+    loc : {"lower left", "upper left", "lower right", "upper right"}
+        Corner.
+    colour : str
+        Text colour.
+    prefix : str
+        Text before ``b = ...``.
+    row : int
+        Stacks several annotations in the same corner (0 is nearest the corner).
+
+    Returns
+    -------
+    dict
+        The statistics (see `~gaiarvs_cnn.validation.stats.difference_stats`).
     """
     st = difference_stats(diff)
     fmt = "{:.0f}" if label == "teff" else "{:.3f}"
@@ -169,7 +272,16 @@ def annotate_stats(ax, diff: np.ndarray, label: str = "", loc: str = "lower left
 
 
 def label_limits(label: str) -> tuple[float, float]:
-    """Default axis range of a label (training-sample range of the paper, padded)."""
+    """Default axis range of a label (training-sample range of the paper, padded).
+
+    Parameters
+    ----------
+    label : str
+
+    Returns
+    -------
+    (float, float)
+    """
     from ..constants import PAPER_TRAINING_RANGES
 
     lo, hi = PAPER_TRAINING_RANGES[label]
@@ -178,5 +290,18 @@ def label_limits(label: str) -> tuple[float, float]:
 
 
 def present_labels(table, prefix: str, labels: Sequence[str] = LABELS) -> list[str]:
-    """Labels that both the catalogue and the reference columns ``prefix<label>`` hold."""
+    """Labels that both the catalogue and the reference columns ``prefix<label>`` hold.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+    prefix : str
+        Reference-column prefix.
+    labels : sequence of str
+        Candidate labels.
+
+    Returns
+    -------
+    list of str
+    """
     return [k for k in labels if k in table.colnames and f"{prefix}{k}" in table.colnames]

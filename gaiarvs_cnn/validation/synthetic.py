@@ -43,6 +43,15 @@ def synthetic_truth(n: int = 2000, seed: int = 0, cluster_fraction: float = 0.05
     Thin-disc stars (60 %) follow the low-[alpha/M] sequence, thick-disc stars the
     high one; a fraction are members of three open clusters (same [M/H] per cluster).
 
+    Parameters
+    ----------
+    n : int
+        Number of stars.
+    seed : int
+        Random seed.
+    cluster_fraction : float
+        Fraction of cluster members.
+
     Returns
     -------
     `~astropy.table.Table`
@@ -85,6 +94,23 @@ def synthetic_catalog(truth: Table, seed: int = 1, bias: Mapping[str, float] | N
 
     ``sigma_<label>`` equals ``scatter`` (calibrated uncertainties), ``e<label>`` half of
     it; ``bad_fraction`` of the stars get ``flag_boundary = "10000000"``.
+
+    Parameters
+    ----------
+    truth : `~astropy.table.Table`
+        Output of `synthetic_truth` (or any table with ``source_id``, ``true_<label>``).
+    seed : int
+        Random seed of the noise.
+    bias, scatter : mapping label -> float, optional
+        Systematic offset and Gaussian dispersion per label (label units); default no
+        bias and `DEFAULT_SCATTER`.
+    bad_fraction : float
+        Fraction of stars flagged outside the training limits.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        The 17 catalogue columns with units.
     """
     rng = np.random.default_rng(seed)
     bias = {k: 0.0 for k in LABELS} | dict(bias or {})
@@ -127,6 +153,24 @@ def synthetic_reference(truth: Table, kind: str, seed: int = 2,
     lists the cluster members (``proba = 0.9``); GALAH gets ``snr_c3_iraf`` and zero
     quality flags, GSP-Spec a passing ``flags_gspspec`` for 80 % of its stars.
     ``meta["injected_offset"]`` and ``meta["injected_scatter"]`` record the inputs.
+
+    Parameters
+    ----------
+    truth : `~astropy.table.Table`
+        Output of `synthetic_truth`.
+    kind : str
+        Reference kind (`~gaiarvs_cnn.sources.reference.REFERENCE_KINDS`).
+    seed : int
+        Random seed.
+    offset, scatter : mapping label -> float, optional
+        Injected offset and scatter (default 0 and half of `DEFAULT_SCATTER`).
+    fraction : float
+        Fraction of the stars the reference observes.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        In the canonical schema of ``kind``.
     """
     rng = np.random.default_rng(seed)
     offset = {k: 0.0 for k in LABELS} | dict(offset or {})
@@ -173,6 +217,19 @@ def synthetic_store(path, truth: Table, overwrite: bool = False) -> Path:
     The store has the core columns (flux and XP left NaN) and the truth columns
     `TRUTH_SPECS`, so that `~gaiarvs_cnn.validation.crossmatch.add_store_columns` finds
     what the validation needs.
+
+    Parameters
+    ----------
+    path : path-like
+        New HDF5 store.
+    truth : `~astropy.table.Table`
+        Output of `synthetic_truth`.
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    pathlib.Path
     """
     names = [c[0] for c in _CLUSTERS]
     cluster = np.asarray(truth["cluster"]).astype(str)

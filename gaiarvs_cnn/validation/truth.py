@@ -23,23 +23,34 @@ from astropy.table import Table
 from ..constants import LABELS
 from .bimodality import alpha_sequences
 from .crossmatch import good_mask, snr_subsets
-from .stats import comparison_table, difference_stats, finite
+from .stats import column, comparison_table, difference_stats, finite
 
 __all__ = ["truth_comparison", "fit_offset_scatter", "offset_recovery", "sequence_recovery"]
 
 
 
-def _col(table: Table, name: str) -> np.ndarray:
-    return np.asarray(np.ma.filled(np.ma.asarray(table[name], dtype=float), np.nan))
-
-
 def truth_comparison(matched: Table, snr_column: str = "rvs_snr",
                      good_only: bool = True) -> Table:
-    """CNN - truth statistics: all, S/N bins, and metal-poor (true [M/H] < -1) at S/N 15-25."""
+    """CNN - truth statistics: all, S/N bins, and metal-poor (true [M/H] < -1) at S/N 15-25.
+
+    Parameters
+    ----------
+    matched : `~astropy.table.Table`
+        Catalogue with ``true_<label>`` and S/N columns.
+    snr_column : str
+        RVS S/N column.
+    good_only : bool
+        Keep only ``flag_boundary == "00000000"``.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        `~gaiarvs_cnn.validation.stats.comparison_table` rows (comparison ``truth``).
+    """
     base = good_mask(matched) if good_only else np.ones(len(matched), bool)
-    bins = snr_subsets(_col(matched, snr_column))
+    bins = snr_subsets(column(matched, snr_column))
     subsets = {"all": base, **{k: base & v for k, v in bins.items()}}
-    subsets["metal-poor snr 15-25"] = base & bins["snr 15-25"] & (_col(matched, "true_mh") < -1)
+    subsets["metal-poor snr 15-25"] = base & bins["snr 15-25"] & (column(matched, "true_mh") < -1)
     pairs = {k: (k, f"true_{k}") for k in LABELS if k in matched.colnames}
     return comparison_table(matched, pairs, subsets, "truth")
 
@@ -51,6 +62,13 @@ def fit_offset_scatter(diff: np.ndarray, errors: np.ndarray | None = None
     Model: ``diff_i ~ N(offset, scatter^2 + errors_i^2)``. Uncertainties follow from the
     Fisher information, ``1 / sqrt(sum 1/v_i)`` for the offset and ``1 / sqrt(sum 2 s^2 /
     v_i^2)`` for the scatter (``v_i = s^2 + errors_i^2``).
+
+    Parameters
+    ----------
+    diff : array-like
+        Reference - truth.
+    errors : array-like, optional
+        Quoted uncertainties of the reference (none: the scatter is the total one).
 
     Returns
     -------
@@ -98,6 +116,10 @@ def offset_recovery(matched: Table, injected_offset: Mapping[str, float],
         Catalogue + truth (``true_*``) + reference (``ref_*``) columns.
     injected_offset, injected_scatter : mapping label -> float
         From the reference's ``meta``. Labels absent from the mapping are skipped.
+    ref_prefix : str
+        Prefix of the reference columns.
+    labels : sequence of str
+        Labels to check.
     base : bool array, optional
         Rows to use (default: all).
     ref_columns : mapping label -> column, optional
@@ -128,8 +150,8 @@ def offset_recovery(matched: Table, injected_offset: Mapping[str, float],
             continue
         err_col = error_columns.get(label, f"{ref_prefix}e_{label}")
         true_col = dict(truth_columns or {}).get(label, f"true_{label}")
-        cnn, ref, true = _col(matched, label), _col(matched, ref_col), _col(matched, true_col)
-        err = _col(matched, err_col) if err_col and err_col in matched.colnames else None
+        cnn, ref, true = column(matched, label), column(matched, ref_col), column(matched, true_col)
+        err = column(matched, err_col) if err_col and err_col in matched.colnames else None
         ok = base & finite(cnn, ref, true)
         off, e_off, sc, e_sc = fit_offset_scatter(ref[ok] - true[ok],
                                                   None if err is None else err[ok])
@@ -153,6 +175,15 @@ def offset_recovery(matched: Table, injected_offset: Mapping[str, float],
 def sequence_recovery(matched: Table, mask: np.ndarray | None = None, seed: int = 0) -> Table:
     """Two-sequence [alpha/M] fit on the CNN labels and on the true labels of the same stars.
 
+    Parameters
+    ----------
+    matched : `~astropy.table.Table`
+        Catalogue with ``mh``, ``alpham``, ``true_mh``, ``true_alpham``.
+    mask : bool array, optional
+        Stars to use (default ``flag_boundary == "00000000"``).
+    seed : int
+        Random state of the mixture fits.
+
     Returns
     -------
     `~astropy.table.Table`
@@ -162,7 +193,7 @@ def sequence_recovery(matched: Table, mask: np.ndarray | None = None, seed: int 
     mask = good_mask(matched) if mask is None else np.asarray(mask, bool)
     rows = []
     for name, prefix in (("cnn", ""), ("truth", "true_")):
-        res = alpha_sequences(_col(matched, f"{prefix}mh")[mask],
-                              _col(matched, f"{prefix}alpham")[mask], seed=seed)
+        res = alpha_sequences(column(matched, f"{prefix}mh")[mask],
+                              column(matched, f"{prefix}alpham")[mask], seed=seed)
         rows.append({"labels": name, **res})
     return Table(rows=rows)

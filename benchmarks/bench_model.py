@@ -1,0 +1,287 @@
+"""Benchmark of the hybrid CNN ensemble: prediction, training, memory, accuracy vs S/N.
+
+Writes ``benchmarks/results/model.json``. Not a test: timings depend on the machine
+(its CPU flags, core count and load are recorded with the figures).
+
+Measured in one run on the same data:
+
+* prediction stars/s of (a) a plain loop of ``model.predict`` over the members,
+  (b) the fused ensemble (`gaiarvs_cnn.model.FusedEnsemble`, one `tf.function` per
+  sub-batch) without and (c) with XLA; the model FLOPs/star and the machine's float32
+  GEMM rate (numpy ``sgemm``) so the fused rate is a fraction of the measured peak;
+* training samples/s of one member: a plain ``model.fit`` on numpy arrays (Keras
+  defaults: batch 32, no XLA) against the `train_member` pipeline (tf.data, prefetch)
+  at several batch sizes, with and without XLA;
+* peak RSS of ``predict_store`` streaming stores of different sizes (subprocesses);
+* residual dispersion vs RVS S/N (15-25, 25-50, >50) of a bundle (default: the demo
+  bundle) on freshly simulated stars, next to the paper's figures.
+
+Usage::
+
+    python benchmarks/bench_model.py                       # everything, default sizes
+    python benchmarks/bench_model.py --only predict --members 28 --stars 1024
+    python benchmarks/bench_model.py --only rss --rss-sizes 10000,1000000
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "benchmarks" / "results" / "model.json"
+INTERESTING_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw",
+                     "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
+def machine() -> dict:
+    """CPU model, flags relevant to TensorFlow/oneDNN, cores, load and software versions."""
+    import keras
+    import tensorflow as tf
+
+    flags, model = [], platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags") and not flags:
+                flags = line.split(":", 1)[1].split()
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return {"cpu": model, "cpu_flags": [f for f in INTERESTING_FLAGS if f in flags],
+            "cores": os.cpu_count(), "load_average_at_start": list(os.getloadavg()),
+            "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
+            "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def sgemm_peak(n: int = 2048, repeats: int = 5) -> float:
+    """Best float32 matrix-multiply rate of numpy (GFLOP/s)."""
+    rng = np.random.default_rng(0)
+    a = rng.random((n, n), dtype=np.float32)
+    b = rng.random((n, n), dtype=np.float32)
+    a @ b
+    best = np.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def random_inputs(config, n: int, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    from gaiarvs_cnn.model.network import input_shapes
+
+    return {k: rng.random((n, *s), dtype=np.float32) for k, s in input_shapes(config).items()}
+
+
+def best_rate(fn, n: int, repeats: int) -> float:
+    fn()  # warm-up (tracing / compilation)
+    best = np.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return n / best
+
+
+def bench_predict(n_members: int, n_stars: int, repeats: int) -> dict:
+    """Stars/s of the member loop and of the fused ensemble (paper network, random weights)."""
+    import keras
+
+    from gaiarvs_cnn.model import FusedEnsemble, NetworkConfig, build_model
+
+    config = NetworkConfig()
+    members = []
+    for i in range(n_members):
+        keras.utils.set_random_seed(i)
+        members.append(build_model(config))
+    x = random_inputs(config, n_stars)
+    out = {"n_members": n_members, "n_stars": n_stars, "config": "paper (NetworkConfig())",
+           "flops_per_star_per_member": config.flops_per_star(),
+           "flops_per_star_ensemble": config.flops_per_star() * n_members}
+    out["plain_predict_loop_stars_per_s"] = best_rate(
+        lambda: [m.predict(x, batch_size=256, verbose=0) for m in members], n_stars, repeats)
+    for jit, bs in ((False, 128), (False, 512), (True, 256)):
+        fe = FusedEnsemble(members, config, jit_compile=jit, batch_size=bs)
+        out[f"fused_jit{int(jit)}_bs{bs}_stars_per_s"] = best_rate(lambda f=fe: f(x), n_stars,
+                                                                   repeats)
+    fused = {k: v for k, v in out.items() if k.startswith("fused_")}
+    best_key = max(fused, key=fused.get)
+    out["fused_best"] = best_key
+    out["fused_best_stars_per_s"] = fused[best_key]
+    out["fused_over_plain"] = fused[best_key] / out["plain_predict_loop_stars_per_s"]
+    out["fused_gflops"] = fused[best_key] * out["flops_per_star_ensemble"] / 1e9
+    return out
+
+
+def bench_training(n_stars: int, epochs: int) -> dict:
+    """Samples/s of one member: plain ``model.fit`` vs the `train_member` pipeline variants."""
+    import keras
+
+    from gaiarvs_cnn.model import NetworkConfig, build_model
+    from gaiarvs_cnn.model.network import compile_model
+    from gaiarvs_cnn.model.training import _dataset
+
+    config = NetworkConfig()
+    x = random_inputs(config, n_stars, seed=1)
+    y = np.random.default_rng(2).random((n_stars, 5), dtype=np.float32)
+
+    def rate(fit) -> float:
+        fit(1)  # warm-up epoch: tracing / compilation
+        t = time.perf_counter()
+        fit(epochs)
+        return epochs * n_stars / (time.perf_counter() - t)
+
+    out = {"n_stars": n_stars, "epochs_timed": epochs, "config": "paper (NetworkConfig())",
+           "flops_per_sample_train_approx": 3 * config.flops_per_star()}
+    keras.utils.set_random_seed(0)
+    plain = compile_model(build_model(config), config, jit_compile=False)
+    out["plain_fit_bs32_samples_per_s"] = rate(
+        lambda e: plain.fit(x, y, epochs=e, verbose=0))
+    for jit, bs in ((False, 32), (False, 64), (False, 128), (True, 64)):
+        keras.utils.set_random_seed(0)
+        model = compile_model(build_model(config), config, jit_compile=jit)
+        ds = _dataset(x, y, bs, 0)
+        out[f"pipeline_jit{int(jit)}_bs{bs}_samples_per_s"] = rate(
+            lambda e, m=model, d=ds: m.fit(d, epochs=e, verbose=0))
+    variants = {k: v for k, v in out.items() if k.startswith("pipeline_")}
+    best = max(variants, key=variants.get)
+    out.update(best=best, best_over_plain=variants[best] / out["plain_fit_bs32_samples_per_s"])
+    return out
+
+
+_RSS_CHILD = """
+import resource, sys, time
+sys.path.insert(0, {root!r})
+from gaiarvs_cnn.model import ModelBundle, predict_store
+bundle = ModelBundle.load({bundle!r})
+t = time.perf_counter(); n = 0
+for chunk in predict_store(bundle, {store!r}, chunk_size={chunk}):
+    n += len(chunk["source_id"])
+print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - t)
+"""
+
+
+def _replicated_store(path: Path, n: int, base) -> Path:
+    """A store of ``n`` stars: copies of ``base`` with distinct source_ids."""
+    from gaiarvs_cnn.sources.simulated import SIM_EXTRA_COLUMNS
+    from gaiarvs_cnn.store import Store
+
+    with Store.create(path, extra_columns=SIM_EXTRA_COLUMNS, overwrite=True,
+                      expected_rows=n) as store:
+        k = 0
+        while k * len(base) < n:
+            part = base[: min(len(base), n - k * len(base))]
+            part["source_id"] = part["source_id"] + k * 10**9
+            store.append(part)
+            k += 1
+    return path
+
+
+def bench_rss(sizes: list[int], bundle_path: Path, chunk: int) -> dict:
+    """Peak RSS (MiB) of streaming prediction over stores of each size (one subprocess each)."""
+    from gaiarvs_cnn.sources.simulated import simulate_batch
+
+    base = simulate_batch(min(10_000, min(sizes)), seed=3, kind="observed")
+    out = {"bundle": str(bundle_path), "chunk_size": chunk, "runs": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            store = _replicated_store(Path(tmp) / f"s{n}.h5", n, base)
+            code = _RSS_CHILD.format(root=str(ROOT), bundle=str(bundle_path), store=str(store),
+                                     chunk=chunk)
+            res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 check=True)
+            done, rss_kb, seconds = res.stdout.split()[-3:]
+            out["runs"].append({"n_stars": int(done), "peak_rss_mib": int(rss_kb) / 1024,
+                                "seconds": float(seconds)})
+            store.unlink()
+    rss = [r["peak_rss_mib"] for r in out["runs"]]
+    out["rss_ratio_largest_over_smallest"] = rss[-1] / rss[0]
+    return out
+
+
+def bench_snr(bundle_path: Path, n_stars: int, seed: int) -> dict:
+    """Robust residual dispersion (CNN - truth) in S/N bins on fresh simulated stars."""
+    from gaiarvs_cnn.constants import LABELS, PAPER_TRAINING_SIGMA
+    from gaiarvs_cnn.model import ModelBundle, predict_batch
+    from gaiarvs_cnn.sources.simulated import simulate_batch
+
+    bundle = ModelBundle.load(bundle_path)
+    batch = simulate_batch(n_stars, seed=seed, kind="observed")
+    keep = np.all((batch["true_labels"] >= [bundle.ranges[k][0] for k in LABELS])
+                  & (batch["true_labels"] <= [bundle.ranges[k][1] for k in LABELS]), axis=1)
+    batch = batch[keep]
+    pred = predict_batch(bundle, batch)
+    snr = batch["rvs_snr"]
+    bins = {"15-25": (15, 25), "25-50": (25, 50), ">50": (50, np.inf)}
+    out = {"bundle": str(bundle_path), "n_members": bundle.n_members,
+           "training_stars": bundle.meta.get("training_sample", {}).get("n_stars"),
+           "n_stars_within_training_ranges": int(len(batch)),
+           "paper_training_sample_dispersion (Sect. 3.3, flat with S/N, Fig. 16)":
+               PAPER_TRAINING_SIGMA, "bins": {}}
+    for name, (lo, hi) in bins.items():
+        sel = (snr >= lo) & (snr < hi)
+        res = {"n": int(sel.sum())}
+        for j, lab in enumerate(LABELS):
+            r = pred[lab][sel] - batch["true_labels"][sel, j]
+            res[lab] = float(1.4826 * np.median(np.abs(r - np.median(r)))) if sel.sum() else None
+        out["bins"][name] = res
+    return out
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", choices=("predict", "train", "rss", "snr"), action="append")
+    p.add_argument("--members", type=int, default=28)
+    p.add_argument("--stars", type=int, default=1024, help="stars per prediction timing")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--train-stars", type=int, default=1024)
+    p.add_argument("--train-epochs", type=int, default=1)
+    p.add_argument("--rss-sizes", default="10000,100000")
+    p.add_argument("--rss-chunk", type=int, default=4096)
+    p.add_argument("--bundle", type=Path, default=None, help="default: the demo bundle")
+    p.add_argument("--snr-stars", type=int, default=3000)
+    p.add_argument("--out", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    from gaiarvs_cnn.model import demo_bundle_path
+
+    bundle = args.bundle or demo_bundle_path()
+    todo = args.only or ["predict", "train", "rss", "snr"]
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results["machine"] = machine()
+    results["sgemm_peak_gflops"] = sgemm_peak()
+    if "predict" in todo:
+        r = bench_predict(args.members, args.stars, args.repeats)
+        r["fused_fraction_of_sgemm_peak"] = r["fused_gflops"] / results["sgemm_peak_gflops"]
+        results["predict"] = r
+    if "train" in todo:
+        results["train"] = bench_training(args.train_stars, args.train_epochs)
+    if "rss" in todo:
+        results["rss"] = bench_rss([int(s) for s in args.rss_sizes.split(",")], bundle,
+                                   args.rss_chunk)
+    if "snr" in todo:
+        results["snr"] = bench_snr(bundle, args.snr_stars, seed=4242)
+    results["own_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(args.out.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    os.replace(tmp, args.out)
+    print(json.dumps(results, indent=1))
+    return results
+
+
+if __name__ == "__main__":
+    main()
