@@ -2,11 +2,12 @@
 
 The catalogue of a Gaia DR4/DR5-sized input is computed as one Dask task per
 *partition* (a shard of a sharded store, or ``chunk_size`` rows of a store; see
-`gaiarvs_cnn.shards.Partition`). Each task reads its stars, runs the CNN ensemble
-(`gaiarvs_cnn.model.predict_batch`), places the spectra on the training t-SNE maps
-(`gaiarvs_cnn.flags.TSNEReference.training_like`, openTSNE ``transform``: each new
+`gaiarvs_cnn.shards.Partition`). Each task reads its stars and does exactly what the
+single-process pipeline does per chunk: the input cuts (`gaiarvs_cnn.pipeline.usable_mask`),
+the CNN ensemble and ``flag_boundary`` (`gaiarvs_cnn.pipeline.predict_chunk`), whose t-SNE
+digit places the spectra on the training t-SNE maps (openTSNE ``transform``: each new
 star is placed independently against the fixed training embedding, so partitions are
-independent) and builds ``flag_boundary``; it writes its result to its own file
+independent). It writes its result to its own file
 ``<work_dir>/part-NNNNNN.npz`` (atomically). When every partition is present they are
 merged, in input order, by the catalogue writer into the final FITS / VOTable (and
 optionally Parquet) files.
@@ -104,6 +105,9 @@ def _set_threads(threads: int) -> None:
 def worker_resources(bundle_path, tsne: bool = True):
     """Return ``(bundle, tsne_reference_or_None)``, loaded once per process and cached.
 
+    The cache is checked against the bundle's ``manifest.json`` (its ``bundle_id``) on
+    every call, so a bundle replaced at the same path is reloaded.
+
     Parameters
     ----------
     bundle_path : path-like
@@ -121,7 +125,8 @@ def worker_resources(bundle_path, tsne: bool = True):
 
     key = (str(Path(bundle_path).resolve()), bool(tsne))
     with _CACHE_LOCK:
-        if key not in _CACHE:
+        # reload if the bundle at this path was replaced (e.g. retrained) meanwhile
+        if key not in _CACHE or _CACHE[key][0].bundle_id != _bundle_id(key[0]):
             from .pipeline import load_tsne_reference
 
             bundle = ModelBundle.load(key[0])
@@ -156,7 +161,6 @@ class BundlePreload(WorkerPlugin):
     def setup(self, worker=None) -> None:
         _set_threads(self.threads)
         worker_resources(self.bundle_path, self.tsne)
-
 
 
 def _predict_and_flag(bundle, ref, batch) -> dict[str, np.ndarray]:
@@ -509,22 +513,16 @@ def predict_distributed(source, bundle_path, outputs, *, work_dir=None,
         another run.
     """
     t0 = time.perf_counter()
-    outputs = [Path(outputs)] if isinstance(outputs, str | os.PathLike) else [
-        Path(p) for p in outputs]
-    for path in outputs:
-        _output_format(path)
-        if path.exists() and not overwrite:
-            raise OutputExistsError(f"{path} exists; pass overwrite=True (--overwrite).")
+    outputs = _check_outputs(outputs, overwrite)
     bundle_path = str(Path(bundle_path).resolve())
     work_dir = Path(work_dir or outputs[0].with_name(outputs[0].name + ".partitions"))
     with open_source(source) as src:
         parts = src.partitions(chunk_size)
         token = _run_token(src, parts, _bundle_id(bundle_path), tsne)
-    description = {"source": str(Path(source).resolve()), "bundle": bundle_path,
-                   "n_partitions": len(parts), "tsne": tsne}
-    _prepare_work_dir(work_dir, token, description, overwrite)
-    done = partition_status(work_dir, parts, token)
-    todo = [p for p, ok in zip(parts, done) if not ok]
+    _prepare_work_dir(work_dir, token, {"source": str(Path(source).resolve()),
+                                        "bundle": bundle_path, "n_partitions": len(parts),
+                                        "tsne": tsne}, overwrite)
+    todo = [p for p, ok in zip(parts, partition_status(work_dir, parts, token)) if not ok]
     log.info(f"{len(parts)} partition(s): {len(parts) - len(todo)} already done, "
              f"{len(todo)} to compute.")
     t1 = time.perf_counter()
@@ -532,18 +530,32 @@ def predict_distributed(source, bundle_path, outputs, *, work_dir=None,
                        scheduler, workers, threads_per_worker, retries, progress,
                        performance_report, work_dir)
     t2 = time.perf_counter()
-    provenance = {"bundle": Path(bundle_path).name, "bundle_id": _bundle_id(bundle_path),
-                  "input_selection": {"store": Path(source).name, "cuts": "pipeline.usable_mask"},
-                  "n_input": sum(len(p) for p in parts), "engine": "dask.distributed",
-                  "npartit": len(parts)}
-    n = merge_partitions(work_dir, parts, outputs, provenance, overwrite=overwrite)
+    n = merge_partitions(work_dir, parts, outputs, _provenance(source, bundle_path, parts),
+                         overwrite=overwrite)
     for stale in work_dir.glob(".part-*.tmp.npz"):  # left by workers killed mid-write
         stale.unlink(missing_ok=True)
     log.info(f"Wrote {n} stars to {', '.join(map(str, outputs))}.")
-    return DistributedRun(outputs, work_dir, n, len(parts),
-                          sum(r["computed"] for r in records),
-                          len(parts) - sum(r["computed"] for r in records),
-                          time.perf_counter() - t0, t2 - t1, records)
+    n_computed = sum(r["computed"] for r in records)
+    return DistributedRun(outputs, work_dir, n, len(parts), n_computed,
+                          len(parts) - n_computed, time.perf_counter() - t0, t2 - t1, records)
+
+
+def _check_outputs(outputs, overwrite: bool) -> list[Path]:
+    """Normalise ``outputs`` to paths; refuse unknown formats and existing files early."""
+    paths = [Path(outputs)] if isinstance(outputs, str | os.PathLike) else [
+        Path(p) for p in outputs]
+    for path in paths:
+        _output_format(path)
+        if path.exists() and not overwrite:
+            raise OutputExistsError(f"{path} exists; pass overwrite=True (--overwrite).")
+    return paths
+
+
+def _provenance(source, bundle_path: str, parts: Sequence[Partition]) -> dict:
+    return {"bundle": Path(bundle_path).name, "bundle_id": _bundle_id(bundle_path),
+            "input_selection": {"store": Path(source).name, "cuts": "pipeline.usable_mask"},
+            "n_input": sum(len(p) for p in parts), "engine": "dask.distributed",
+            "npartit": len(parts)}
 
 
 def _dashboard(client) -> str | None:

@@ -95,7 +95,7 @@ PCA_DISTANCE_FACTOR = 1.5
 #: Maps of fewer points use Barnes-Hut gradients, larger ones FFT interpolation.
 FFT_MIN_POINTS = 10_000
 
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2   # 2 adds train_noise; version 1 (stored pca_threshold) still reads
 _ARRAYS = "tsne_reference.npz"
 _MANIFEST = "tsne_reference.json"
 
@@ -239,23 +239,32 @@ class TSNEReference:
         Centred t-SNE map of the training set at each perplexity.
     map_threshold : dict of float to float
         ``d_thr(p)``, see the module documentation.
+    train_noise : ndarray (N,)
+        Pixel noise of each training spectrum (`estimate_noise`).
     pca_threshold : float
         99 % quantile of the training stars' noise-corrected distance to their nearest
-        other training star in PC space (flux units).
+        other training star in PC space (flux units), derived from ``train_pca`` and
+        ``train_noise``.
     meta : dict
         Provenance (seed, versions, date, n_train, timing).
     """
 
     def __init__(self, perplexities, pca_mean, pca_components, train_pca, maps,
-                 map_threshold, pca_threshold, meta=None):
+                 map_threshold, train_noise, meta=None, pca_threshold=None):
         self.perplexities = tuple(float(p) for p in perplexities)
         self.pca_mean = np.asarray(pca_mean, dtype=np.float32)
         self.pca_components = np.asarray(pca_components, dtype=np.float32)
         self.train_pca = np.asarray(train_pca, dtype=np.float32)
         self.maps = {float(p): np.asarray(m, dtype=np.float64) for p, m in maps.items()}
         self.map_threshold = {float(p): float(v) for p, v in map_threshold.items()}
-        self.pca_threshold = float(pca_threshold)
+        self.train_noise = np.asarray(train_noise, dtype=np.float32)
         self.meta = dict(meta or {})
+        if pca_threshold is None:
+            dist, _ = cKDTree(self.train_pca).query(self.train_pca, k=2)
+            pca_threshold = np.quantile(
+                _noise_corrected(dist[:, 1], self.train_noise, self.train_pca.shape[1]),
+                MAP_QUANTILE)
+        self.pca_threshold = float(pca_threshold)
         self._affinities: _FixedReferenceAffinities | None = None
         self._trees: dict[float, cKDTree] = {}
 
@@ -294,9 +303,6 @@ class TSNEReference:
         n_pca = min(n_pca, len(x) - 1)
         pca = PCA(n_components=n_pca, svd_solver="randomized", random_state=seed).fit(x)
         z = pca.transform(x).astype(np.float32)
-        dist, _ = cKDTree(z).query(z, k=2)
-        pca_thr = np.quantile(_noise_corrected(dist[:, 1], estimate_noise(x), n_pca),
-                              MAP_QUANTILE)
         log.info(f"t-SNE reference: embedding {len(x)} training spectra at perplexities "
                  f"{list(perplexities)}")
         maps = _embed_all_perplexities(z, perplexities, seed, n_iter)
@@ -306,7 +312,7 @@ class TSNEReference:
                 "fit_seconds": round(time.perf_counter() - t0, 1), **_versions()}
         return cls(perplexities, pca.mean_, pca.components_, z, maps,
                    {p: _loo_nn_quantile(m, MAP_QUANTILE) for p, m in maps.items()},
-                   pca_thr, meta)
+                   estimate_noise(x), meta)
 
     # -- persistence ---------------------------------------------------------------
     def save(self, directory) -> Path:
@@ -316,7 +322,7 @@ class TSNEReference:
         tmp = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
         try:
             arrays = {"pca_mean": self.pca_mean, "pca_components": self.pca_components,
-                      "train_pca": self.train_pca}
+                      "train_pca": self.train_pca, "train_noise": self.train_noise}
             arrays.update({f"map_{i}": self.maps[p].astype(np.float32)
                            for i, p in enumerate(self.perplexities)})
             np.savez_compressed(tmp / _ARRAYS, **arrays)
@@ -349,15 +355,17 @@ class TSNEReference:
             raise ModelBundleError(
                 f"Cannot read the t-SNE reference in {directory}: {exc}. Rebuild it with "
                 "TSNEReference.fit(train_flux).save(dir) (train_ensemble does this).") from exc
-        if manifest.get("format_version") != _FORMAT_VERSION:
+        if manifest.get("format_version") not in (1, _FORMAT_VERSION):
             raise ModelBundleError(
                 f"{directory / _MANIFEST} has format version {manifest.get('format_version')}, "
                 f"this gaiarvs-cnn reads version {_FORMAT_VERSION}; rebuild the reference.")
         perp = manifest["perplexities"]
         return cls(perp, arrays["pca_mean"], arrays["pca_components"], arrays["train_pca"],
                    {p: arrays[f"map_{i}"] for i, p in enumerate(perp)},
-                   dict(zip(perp, manifest["map_threshold"])), manifest["pca_threshold"],
-                   manifest["meta"])
+                   dict(zip(perp, manifest["map_threshold"])),
+                   arrays["train_noise"] if "train_noise" in arrays.files else np.zeros(
+                       len(arrays["train_pca"])), manifest["meta"],
+                   None if manifest["format_version"] > 1 else manifest["pca_threshold"])
 
     # -- classification ------------------------------------------------------------
     @property
@@ -385,7 +393,7 @@ class TSNEReference:
         m -= (np.max(m, axis=0) + np.min(m, axis=0)) / 2
         return m
 
-    def place(self, z: np.ndarray, perplexity: float, n_iter: int = 250) -> np.ndarray:
+    def place(self, z: np.ndarray, perplexity: float, n_iter: int = 100) -> np.ndarray:
         """Place PC-space points ``z`` in the training map at ``perplexity`` (``transform``).
 
         Positions are in the frame of the centred training map (see `map_distance`).
@@ -406,7 +414,7 @@ class TSNEReference:
             self._trees[p] = cKDTree(self._centred_map(p))
         return self._trees[p].query(positions, k=1)[0]
 
-    def classify(self, flux: np.ndarray, n_iter: int = 250) -> dict[str, np.ndarray]:
+    def classify(self, flux: np.ndarray, n_iter: int = 100) -> dict[str, np.ndarray]:
         """Every criterion of `training_like`, per star.
 
         Returns
@@ -429,7 +437,7 @@ class TSNEReference:
         out["training_like"] = like
         return out
 
-    def training_like(self, flux: np.ndarray, n_iter: int = 250) -> np.ndarray:
+    def training_like(self, flux: np.ndarray, n_iter: int = 100) -> np.ndarray:
         """True where a spectrum is training-like at every perplexity (module docs).
 
         Parameters

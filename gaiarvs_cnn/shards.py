@@ -378,6 +378,11 @@ class _Source:
     def __len__(self) -> int:
         raise NotImplementedError
 
+    @property
+    def colnames(self) -> list[str]:
+        """Column names, in store order."""
+        return [s.name for s in self.specs]
+
     def read(self, start: int = 0, stop: int | None = None,
              columns: Sequence[str] | None = None) -> StarBatch:
         raise NotImplementedError
@@ -563,8 +568,8 @@ def open_source(path, validate: bool = True) -> StoreSource | ShardedSource:
     -------
     StoreSource or ShardedSource
         Both provide ``len()``, ``iter_chunks``, ``read``, ``source_ids``,
-        ``read_ids``, ``meta``, ``specs``, ``files``, ``partitions`` and work as
-        context managers.
+        ``read_ids``, ``meta``, ``specs``, ``colnames``, ``extra_columns``, ``files``,
+        ``partitions`` and work as context managers.
 
     Raises
     ------

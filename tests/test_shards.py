@@ -77,6 +77,7 @@ def test_manifest_iter_chunks_equal_single_store_across_shard_boundaries(single_
     with open_source(single_store) as one, open_source(sharded) as many:
         assert len(one) == len(many) == N_STARS
         assert [c.name for c in many.extra_columns] == ["truth"]
+        assert many.colnames == one.colnames == one.store.colnames
         chunks_one = list(one.iter_chunks(37))
         chunks_many = list(many.iter_chunks(37))
         assert [len(c) for c in chunks_many] == [37, 37, 37, 19]

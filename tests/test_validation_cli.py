@@ -118,3 +118,18 @@ def test_write_report_refuses_to_overwrite(tmp_path):
     with pytest.raises(OutputExistsError):
         write_report([res], tmp_path / "rep")
     write_report([res], tmp_path / "rep", formats=(), overwrite=True)
+
+
+def test_cli_validate_archive_unreachable_exits_nonzero(survey):
+    """A real (loopback, closed port) archive failure gives a clear message and status 1."""
+    from gaiarvs_cnn import conf
+
+    root = survey["root"]
+    with conf.set_temp("vizier_url", "http://127.0.0.1:9/tap"), conf.set_temp("retries", 0), \
+            conf.set_temp("timeout", 2.0):
+        result = CliRunner().invoke(main, [
+            "validate", "--catalog", str(root / "cat.fits"), "--store", str(survey["store"]),
+            "--against", "galah", "--source", "archive", "--out", str(root / "archive")])
+    assert result.exit_code == 1
+    assert "Cannot obtain the galah reference (archive)" in result.output
+    assert not (root / "archive" / "summary.md").exists()

@@ -18,6 +18,7 @@ from gaiarvs_cnn.validation.precision import (
     calibration_check,
     cramer_rao_bound,
     cramer_rao_table,
+    fisher_bounds,
     fisher_matrix,
     precision_vs_snr,
 )
@@ -99,9 +100,13 @@ def test_cramer_rao_table_ratio_is_one_for_an_efficient_estimator():
     draws = rng.multivariate_normal(np.zeros(5), cov, len(data)) / snr[:, None]
     for j, label in enumerate(("teff", "logg", "mh", "alpham", "feh")):
         data[label] = np.asarray(data[f"true_{label}"], float) + draws[:, j]
-    cr = cramer_rao_table(data, jacobian, max_stars=100)
+    cr = cramer_rao_table(data, fisher_bounds(jacobian), max_stars=100)
     assert cr["n"][0] == sel.sum()
-    np.testing.assert_allclose(cr["ratio"], 1.0, rtol=0.15)
+    assert cr.colnames[4:] == ["bound_free", "ratio_free", "bound_conditional",
+                               "ratio_conditional"]
+    np.testing.assert_allclose(cr["ratio_free"], 1.0, rtol=0.15)
+    # knowing the other labels can only tighten the bound
+    assert np.all(cr["bound_conditional"] <= cr["bound_free"] * (1 + 1e-12))
 
 
 def test_galactocentric_rz_of_known_positions():

@@ -21,6 +21,7 @@ from gaiarvs_cnn.validation.figures import plot_comparison, plot_kiel
 from gaiarvs_cnn.validation.galah import compare_galah, plot_galah_snr
 from gaiarvs_cnn.validation.precision import (
     cramer_rao_table,
+    fisher_bounds,
     plot_calibration,
     plot_precision_vs_snr,
     precision_vs_snr,
@@ -86,7 +87,7 @@ def test_plot_precision_vs_snr(data):
     matched = match_reference(data, gsp, "gsp_")
     prec = precision_vs_snr(matched, "true_", "gsp_", edges=(15, 25, 40, 60, np.inf))
     jmat = np.random.default_rng(107).normal(0, 0.004, (800, 5)) * [1e-3, 1, 1, 1, 1]
-    cr = cramer_rao_table(data, lambda labels: jmat, max_stars=10)
+    cr = cramer_rao_table(data, fisher_bounds(lambda labels: jmat), max_stars=10)
     return plot_precision_vs_snr(prec, reference_name="truth", cramer_rao=cr)
 
 

@@ -13,6 +13,13 @@
     The columns and provenance keywords of the catalogue, read from the data-model
     file ``catalog/datamodel.json`` of the repository (the file the catalogue writer
     itself reads).
+
+``.. benchmark-json:: results/<file>.json``
+    The content of a benchmark result file of ``benchmarks/`` as tables (one per
+    top-level key, or only those named by ``:keys:``), flattened to dotted names.
+
+``:bench:`<file>.json:dotted.key```
+    One value of a benchmark result file, inserted in the text at build time.
 """
 from __future__ import annotations
 
@@ -139,9 +146,81 @@ class CatalogueDatamodel(_RstDirective):
         ]
 
 
+def _benchmarks_dir(srcdir: str) -> Path:
+    """The ``benchmarks/`` directory of the repository (beside ``docs/``)."""
+    return Path(srcdir).resolve().parent / "benchmarks"
+
+
+def _flatten(value, prefix: str = "") -> list[tuple[str, object]]:
+    """``(dotted name, value)`` pairs of nested dicts and lists of dicts."""
+    if isinstance(value, dict):
+        return [pair for k, v in value.items()
+                for pair in _flatten(v, f"{prefix}.{k}" if prefix else str(k))]
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return [pair for i, v in enumerate(value) for pair in _flatten(v, f"{prefix}[{i}]")]
+    return [(prefix, value)]
+
+
+def _format_value(value) -> str:
+    """Short text of a benchmark value (floats to 4 significant digits)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 1e4:
+        return f"{int(value):,}"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return ", ".join(_format_value(v) for v in value)
+    text = " ".join(str(value).split())
+    for char in "\\*`_|":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def _lookup(data, dotted: str):
+    """Value at ``dotted`` (``a.b[2].c``) in nested dicts and lists."""
+    for part in dotted.replace("[", ".[").split("."):
+        data = data[int(part[1:-1])] if part.startswith("[") else data[part]
+    return data
+
+
+class BenchmarkJson(_RstDirective):
+    """Tables of one benchmark result file."""
+
+    required_arguments = 1
+    option_spec = {"keys": lambda text: [k.strip() for k in text.split(",")]}
+
+    def lines(self) -> list[str]:
+        env = self.state.document.settings.env
+        path = _benchmarks_dir(env.srcdir) / self.arguments[0]
+        env.note_dependency(str(path))
+        data = json.loads(path.read_text())
+        out = []
+        for key in self.options.get("keys", list(data)):
+            rows = [[f"``{name}``", _format_value(v)]
+                    for name, v in _flatten(data[key], key)]
+            out += [f".. rubric:: {key}", "", *_list_table(["Quantity", "Value"], rows, "45 55"),
+                    ""]
+        return out
+
+
+def bench_role(name, rawtext, text, lineno, inliner, options=None, content=None):
+    """``:bench:`file.json:dotted.key``` -> the value, formatted."""
+    env = inliner.document.settings.env
+    file, _, dotted = text.partition(":")
+    path = _benchmarks_dir(env.srcdir) / "results" / file
+    env.note_dependency(str(path))
+    try:
+        value = _lookup(json.loads(path.read_text()), dotted)
+    except (OSError, KeyError, IndexError, ValueError) as exc:
+        msg = inliner.reporter.error(f"bench: cannot read {text}: {exc!r}", line=lineno)
+        return [inliner.problematic(rawtext, rawtext, msg)], [msg]
+    return [nodes.Text(value if isinstance(value, str) else _format_value(value))], []
+
+
 def setup(app):
     """Register the directives with Sphinx."""
     app.add_directive("cli-help", CliHelp)
     app.add_directive("config-items", ConfigItems)
     app.add_directive("catalogue-datamodel", CatalogueDatamodel)
+    app.add_directive("benchmark-json", BenchmarkJson)
+    app.add_role("bench", bench_role)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

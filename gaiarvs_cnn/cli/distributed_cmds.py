@@ -5,12 +5,24 @@ Also provides `dask_options`, the ``--scheduler/--workers/...`` options that the
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 from pathlib import Path
 
 import click
 
 from . import main
+
+
+@contextlib.contextmanager
+def _errors_as_click():
+    """Show gaiarvs-cnn errors as one-line CLI errors (exit status 1), not tracebacks."""
+    from ..exceptions import GaiaRVSCNNError
+
+    try:
+        yield
+    except GaiaRVSCNNError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command("shard")
@@ -37,9 +49,10 @@ def shard(store, out_dir, stars_per_shard, manifest_name, chunk_size, overwrite)
     """
     from ..shards import read_manifest, shard_store
 
-    path = shard_store(store, out_dir, stars_per_shard, manifest_name=manifest_name,
-                       chunk_size=chunk_size, overwrite=overwrite)
-    manifest = read_manifest(path)
+    with _errors_as_click():
+        path = shard_store(store, out_dir, stars_per_shard, manifest_name=manifest_name,
+                           chunk_size=chunk_size, overwrite=overwrite)
+        manifest = read_manifest(path)
     click.echo(f"{path}: {len(manifest.shards)} shard(s), {manifest.n_stars} stars")
 
 
@@ -70,7 +83,8 @@ def manifest_create(manifest, shards, overwrite):
     """
     from ..shards import create_manifest
 
-    m = create_manifest(shards, manifest, overwrite=overwrite)
+    with _errors_as_click():
+        m = create_manifest(shards, manifest, overwrite=overwrite)
     click.echo(f"{manifest}: {len(m.shards)} shard(s), {m.n_stars} stars")
 
 
@@ -87,14 +101,11 @@ def manifest_validate(manifest, no_checksums):
     Example:
       gaiarvs-cnn manifest validate survey_shards/manifest.json
     """
-    from ..exceptions import StoreError
     from ..shards import read_manifest
 
-    m = read_manifest(manifest)
-    try:
+    with _errors_as_click():
+        m = read_manifest(manifest)
         m.validate(checksums=not no_checksums)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo(f"{manifest}: OK ({len(m.shards)} shard(s), {m.n_stars} stars)")
 
 
@@ -131,10 +142,16 @@ def run_distributed_predict(store, bundle, outputs, *, scheduler=None, workers=N
     """Run `gaiarvs_cnn.distributed.predict_distributed` for a CLI command and report it."""
     from ..distributed import predict_distributed
 
-    run = predict_distributed(store, bundle, outputs, work_dir=work_dir, scheduler=scheduler,
-                              workers=workers, threads_per_worker=threads_per_worker,
-                              chunk_size=chunk_size, retries=retries, tsne=tsne,
-                              overwrite=overwrite, performance_report=performance_report)
+    if bundle is None:
+        from ..model import demo_bundle_path
+
+        bundle = demo_bundle_path()
+    with _errors_as_click():
+        run = predict_distributed(store, bundle, outputs, work_dir=work_dir,
+                                  scheduler=scheduler, workers=workers,
+                                  threads_per_worker=threads_per_worker, chunk_size=chunk_size,
+                                  retries=retries, tsne=tsne, overwrite=overwrite,
+                                  performance_report=performance_report)
     click.echo(f"{run.n_stars} stars in {run.n_partitions} partition(s) "
                f"({run.n_computed} computed, {run.n_skipped} already done) -> "
                f"{', '.join(map(str, run.outputs))} in {run.wall_seconds:.1f} s")

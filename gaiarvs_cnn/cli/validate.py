@@ -135,7 +135,7 @@ def validate(catalog_path, against, source, reference_files, store, seed, outdir
     from ..exceptions import GaiaRVSCNNError
     from ..validation.crossmatch import add_store_columns
     from ..validation.report import write_report
-    from ..validation.runner import COMPARISONS, needed_references, run_validation
+    from ..validation.runner import COMPARISONS, needed_references, run_validation, simulator_bounds
 
     wanted = list(COMPARISONS) if "all" in against else [a for a in AGAINST if a in against]
     files = _parse_reference_files(reference_files)
@@ -147,10 +147,8 @@ def validate(catalog_path, against, source, reference_files, store, seed, outdir
             required, optional = needed_references(wanted)
             refs = _collect_references(required + optional, set(required), source, files,
                                        store_path, seed, data["source_id"])
-            jacobian = None
-            if source == "simulated":
-                from ..sources.simulated import jacobian
-            results = run_validation(data, wanted, refs, jacobian)
+            bounds = simulator_bounds() if source == "simulated" else None
+            results = run_validation(data, wanted, refs, bounds)
         meta = {"catalogue": os.fspath(catalog_path), "store": os.fspath(store or "regenerated"),
                 "references": ", ".join(f"{k}: {'file ' + files[k] if k in files else source}"
                                         for k in refs)}

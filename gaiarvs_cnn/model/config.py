@@ -100,7 +100,7 @@ class NetworkConfig:
     labels: tuple[str, ...] = LABELS
     leaky_slope: float = 0.3
     learning_rate: float = 1e-3
-    batch_size: int = 128
+    batch_size: int = 64
     patience: int = 20
     lr_patience: int = 8
     lr_factor: float = 0.5

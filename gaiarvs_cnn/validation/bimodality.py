@@ -201,6 +201,12 @@ def alpha_sequences(mh: np.ndarray, alpham: np.ndarray, mh_window: tuple = MH_WI
             "delta_bic": float(g1.bic(a) - g2.bic(a))}
 
 
+def _chemistry_and_position(table: Table) -> tuple[np.ndarray, ...]:
+    """[M/H], [alpha/M], R and ``|Z|`` of every row as float arrays."""
+    return (as_float(table["mh"]), as_float(table["alpham"]), as_float(table["R_gc"]),
+            np.abs(as_float(table["Z_gc"])))
+
+
 def bimodality_grid(table: Table, mask: np.ndarray | None = None,
                     r_edges: Sequence[float] = R_EDGES, z_edges: Sequence[float] = Z_EDGES,
                     seed: int = 0) -> Table:
@@ -224,10 +230,7 @@ def bimodality_grid(table: Table, mask: np.ndarray | None = None,
         `alpha_sequences`; the first row (R and ``|Z|`` bounds NaN) is the whole selection.
     """
     mask = select_giants(table) if mask is None else np.asarray(mask, bool)
-    mh = as_float(table["mh"])
-    al = as_float(table["alpham"])
-    r = as_float(table["R_gc"])
-    az = np.abs(as_float(table["Z_gc"]))
+    mh, al, r, az = _chemistry_and_position(table)
     rows = []
     bins = [(np.nan, np.nan, np.nan, np.nan)] + [
         (r0, r1, z0, z1) for z0, z1 in zip(z_edges[:-1], z_edges[1:])
@@ -270,10 +273,7 @@ def plot_bimodality(table: Table, mask: np.ndarray | None = None,
     `~matplotlib.figure.Figure`
     """
     mask = select_giants(table) if mask is None else np.asarray(mask, bool)
-    mh = as_float(table["mh"])
-    al = as_float(table["alpham"])
-    r = as_float(table["R_gc"])
-    az = np.abs(as_float(table["Z_gc"]))
+    mh, al, r, az = _chemistry_and_position(table)
     nz, nr = len(z_edges) - 1, len(r_edges) - 1
     fig, axes = new_figure(nz, nr, panel_size=(1.7, 1.5), sharex=True, sharey=True)
     xb, yb = np.linspace(-1.6, 0.6, 34), np.linspace(-0.15, 0.45, 31)

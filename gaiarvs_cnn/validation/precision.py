@@ -21,7 +21,10 @@ is reported as infinite. Nearly degenerate labels ([M/H], [alpha/M] and [Fe/H] a
 overlapping sets of lines) have a large marginal bound; the CNN beats it by using the
 correlations between labels present in its training set ([Fe/H] ~ [M/H] - 0.1 [alpha/M],
 the two [alpha/M] sequences) - prior information the bound does not include. The
-conditional bound (the other four labels known) is therefore reported as well.
+conditional bound (the other four labels known) is therefore reported as well, and the
+validation of the simulated survey adds the simulator's own bound
+(`gaiarvs_cnn.sources.simulated.cramer_rao_bound`: its photon-noise model and [Fe/H] tied
+to [M/H] - 0.1 [alpha/M], the relation of the simulated populations).
 """
 from __future__ import annotations
 
@@ -39,8 +42,8 @@ from .stats import column, difference_stats, finite
 from .style import COLOURS, new_figure, styled
 
 __all__ = ["PRECISION_SNR_EDGES", "GAUSS_1SIGMA", "precision_vs_snr", "calibration_check",
-           "fisher_matrix", "cramer_rao_bound", "cramer_rao_table", "plot_precision_vs_snr",
-           "plot_calibration"]
+           "fisher_matrix", "cramer_rao_bound", "fisher_bounds", "cramer_rao_table",
+           "plot_precision_vs_snr", "plot_calibration"]
 
 #: S/N bin edges of the precision-vs-S/N statistics.
 PRECISION_SNR_EDGES = (15.0, 25.0, 35.0, 50.0, 75.0, 125.0, np.inf)
@@ -241,24 +244,50 @@ def _marginal_bound(fisher: np.ndarray, rcond: float = 1e-10) -> np.ndarray:
     return bound
 
 
-def cramer_rao_table(matched: Table, jacobian: Callable[[np.ndarray], np.ndarray],
+def fisher_bounds(jacobian: Callable[[np.ndarray], np.ndarray]
+                  ) -> Callable[[np.ndarray, float], dict[str, np.ndarray]]:
+    """Bounds from a Jacobian function with per-pixel noise ``1 / (S/N)``.
+
+    Parameters
+    ----------
+    jacobian : callable
+        ``jacobian(labels) -> (npix, 5)`` d(flux)/d(label), labels in
+        `~gaiarvs_cnn.constants.LABELS` order (e.g. `gaiarvs_cnn.sources.simulated.jacobian`).
+
+    Returns
+    -------
+    callable
+        ``f(labels, snr) -> {"free": (5,), "conditional": (5,)}``: the marginal bound with
+        all five labels unknown (`cramer_rao_bound`) and the bound of each label when the
+        four others are known (``1 / sqrt(F_ii)``, free of label degeneracies).
+    """
+    def bounds(labels: np.ndarray, snr: float) -> dict[str, np.ndarray]:
+        fisher = fisher_matrix(jacobian(labels), 1.0 / snr)
+        with np.errstate(divide="ignore"):
+            conditional = 1.0 / np.sqrt(np.diag(fisher))
+        return {"free": _marginal_bound(fisher), "conditional": conditional}
+    return bounds
+
+
+def cramer_rao_table(matched: Table, bounds: Callable[[np.ndarray, float], dict],
                      snr_range: tuple[float, float] = (15.0, 25.0),
                      snr_column: str = "rvs_snr", truth_prefix: str = "true_",
-                     labels: Sequence[str] = LABELS, max_stars: int = 200, seed: int = 0,
+                     labels: Sequence[str] = LABELS, max_stars: int = 100, seed: int = 0,
                      good_only: bool = True) -> Table:
-    """Ensemble precision at ``snr_range`` against the spectra-only Cramér-Rao bound.
+    """Ensemble precision at ``snr_range`` against spectra-only Cramér-Rao bounds.
 
-    The bound is computed for up to ``max_stars`` randomly chosen stars of the bin at their
-    true labels and S/N (noise ``1 / (S/N)`` per pixel); the table reports its median.
+    The bounds are computed for up to ``max_stars`` randomly chosen stars of the bin at
+    their true labels and S/N; the table reports their medians.
 
     Parameters
     ----------
     matched : `~astropy.table.Table`
         Catalogue with the truth columns ``true_<label>`` and ``rvs_snr`` (from a simulated
         store).
-    jacobian : callable
-        ``jacobian(labels) -> (npix, 5)`` d(flux)/d(label) of the simulator, labels in
-        `~gaiarvs_cnn.constants.LABELS` order.
+    bounds : callable
+        ``bounds(labels (5,), snr) -> {name: (5,) bound}``, e.g. `fisher_bounds` of the
+        simulator's Jacobian (names ``free``, ``conditional``), possibly merged with the
+        simulator's own noise model.
     snr_range : (float, float)
         S/N bin (``lo <= S/N < hi``).
     snr_column, truth_prefix : str
@@ -266,7 +295,7 @@ def cramer_rao_table(matched: Table, jacobian: Callable[[np.ndarray], np.ndarray
     labels : sequence of str
         Labels reported.
     max_stars : int
-        Stars of the bin for which the bound is computed.
+        Stars of the bin for which the bounds are computed.
     seed : int
         Seed of their random choice.
     good_only : bool
@@ -275,11 +304,9 @@ def cramer_rao_table(matched: Table, jacobian: Callable[[np.ndarray], np.ndarray
     Returns
     -------
     `~astropy.table.Table`
-        ``label, n, precision_std, precision_mad, bound_median, ratio`` where ``ratio =
-        precision_std / bound_median`` (all five labels unknown), and
-        ``bound_conditional_median, ratio_conditional`` for the bound of one label when
-        the four others are known (``1 / sqrt(F_ii)``, the best case, free of label
-        degeneracies); see the module docstring for their meaning.
+        ``label, n, precision_std, precision_mad`` (CNN - truth in the bin) and, per bound
+        name, ``bound_<name>`` (median over stars) and ``ratio_<name> = precision_std /
+        bound_<name>``; see the module docstring for their meaning.
     """
     snr = _col(matched, snr_column)
     truth = np.column_stack([_col(matched, truth_prefix + k) for k in LABELS])
@@ -288,30 +315,25 @@ def cramer_rao_table(matched: Table, jacobian: Callable[[np.ndarray], np.ndarray
                          & np.all(np.isfinite(truth), axis=1))
     rng = np.random.default_rng(seed)
     pick = rng.choice(sel, size=min(max_stars, sel.size), replace=False) if sel.size else sel
-    fishers = [fisher_matrix(jacobian(truth[i]), 1.0 / snr[i])
-               for i in tqdm(pick, desc="Cramer-Rao", disable=None, leave=False)]
-    marginal = np.array([_marginal_bound(f) for f in fishers]).reshape(-1, len(LABELS))
-    with np.errstate(divide="ignore"):
-        conditional = np.array([1.0 / np.sqrt(np.diag(f)) for f in fishers]).reshape(
-            -1, len(LABELS))
-    rows = []
+    per_star = [bounds(truth[i], snr[i])
+                for i in tqdm(pick, desc="Cramer-Rao", disable=None, leave=False)]
+    names = list(per_star[0]) if per_star else []
+    medians = {k: np.median([b[k] for b in per_star], axis=0) for k in names}
+    table = Table(names=("label", "n", "precision_std", "precision_mad",
+                         *[c for k in names for c in (f"bound_{k}", f"ratio_{k}")]),
+                  dtype=(str, int, float, float, *[float] * (2 * len(names))))
     for j, label in enumerate(LABELS):
         if label not in labels or label not in matched.colnames:
             continue
-        diff = _col(matched, label)[sel] - truth[sel, j]
-        st = difference_stats(diff)
-        b = float(np.median(marginal[:, j])) if marginal.size else np.nan
-        bc = float(np.median(conditional[:, j])) if conditional.size else np.nan
-        rows.append((label, st["n"], st["std"], st["sigma_mad"], b, st["std"] / b, bc,
-                     st["std"] / bc))
-    table = Table(rows=rows, names=("label", "n", "precision_std", "precision_mad",
-                                    "bound_median", "ratio", "bound_conditional_median",
-                                    "ratio_conditional"),
-                  dtype=(str, int, float, float, float, float, float, float))
+        st = difference_stats(_col(matched, label)[sel] - truth[sel, j])
+        table.add_row((label, st["n"], st["std"], st["sigma_mad"],
+                       *[v for k in names for v in (medians[k][j],
+                                                     st["std"] / medians[k][j])]))
     table.meta["snr_range"] = list(snr_range)
     table.meta["n_bound_stars"] = int(pick.size)
-    table.meta["note"] = ("Spectra-only bound; the CNN also uses photometry, parallax and XP "
-                          "coefficients, so ratio < 1 is possible for labels they constrain.")
+    table.meta["note"] = ("Spectra-only bounds; the CNN also uses photometry, parallax, XP "
+                          "coefficients and the label correlations of its training set, so "
+                          "ratios < 1 are possible.")
     return table
 
 
@@ -325,8 +347,8 @@ def plot_precision_vs_snr(precision: Table, labels: Sequence[str] = ("teff", "lo
     Solid: dispersion (std) of CNN - reference; dashed: GSP-Spec - reference (when
     present); dotted: median total uncertainty ``sigma_*``; dash-dotted: median
     model-to-model dispersion ``e*``. With ``cramer_rao`` (output of `cramer_rao_table`)
-    the spectra-only Cramér-Rao bounds (all labels free: open star; other labels known:
-    filled star) are marked in the S/N bin they were computed for.
+    its spectra-only Cramér-Rao bounds (one open marker per bound) are drawn in the S/N
+    bin they were computed for.
 
     Parameters
     ----------
@@ -359,11 +381,11 @@ def plot_precision_vs_snr(precision: Table, labels: Sequence[str] = ("teff", "lo
             cr = cramer_rao[cramer_rao["label"] == label][0]
             lo_cr = cramer_rao.meta.get("snr_range", [15.0, 25.0])[0]
             at = np.flatnonzero(np.isclose(np.asarray(rows["lo"], float), lo_cr))
-            xcr = x[at[0]] if at.size else x[0] if len(x) else 0
-            ax.plot(xcr, cr["bound_median"], "*", mfc="none", color="black", ms=6,
-                    label="Cramér-Rao (all free)")
-            ax.plot(xcr, cr["bound_conditional_median"], "*", color="black", ms=5,
-                    label="Cramér-Rao (others known)")
+            xcr = x[at[0]] if at.size else 0
+            bound_cols = [c for c in cramer_rao.colnames if c.startswith("bound_")]
+            for col, marker in zip(bound_cols, ("*", "P", "X", "D")):
+                ax.plot(xcr, cr[col], marker, mfc="none", color="black", ms=5, ls="none",
+                        label=f"Cramér-Rao ({col[6:]})")
         ax.set_xticks(x, [f"{lo:g}-{hi:g}" if np.isfinite(hi) else f"$\\geq${lo:g}"
                           for lo, hi in zip(rows["lo"], rows["hi"])], rotation=45)
         ax.set_ylim(bottom=0.0)

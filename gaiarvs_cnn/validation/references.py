@@ -2,8 +2,9 @@
 
 * ``simulated``: `gaiarvs_cnn.sources.simulated.reference_catalog` on the simulated store
   the catalogue was made from (offsets and scatters recorded in ``meta``);
-* ``archive``: the real adapters (GALAH DR3 and APOGEE DR17 at VizieR, K2-GAP, the
-  Cantat-Gaudin 2020 members, Gaia DR3 GSP-Spec/GSP-Phot at the ESA archive);
+* ``archive``: the real adapters through
+  `gaiarvs_cnn.sources.catalogues.query_reference` (GALAH DR3 and APOGEE DR17 at VizieR,
+  K2-GAP, the Cantat-Gaudin 2020 members, Gaia DR3 GSP-Spec/GSP-Phot at the ESA archive);
 * ``file``: a Table already in the canonical schema (ECSV, FITS, VOTable), e.g. saved by
   ``gaiarvs-cnn fetch``.
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 from astropy.table import Table
 
 from ..exceptions import ArchiveError, GaiaRVSCNNError, InputDataError
@@ -38,27 +38,6 @@ def _simulated(kind: str, store, seed) -> Table:
         with Store.open(store) as st:
             return reference_catalog(kind, st, seed)
     return reference_catalog(kind, store, seed)
-
-
-def _archive(kind: str, source_ids: Sequence[int] | None) -> Table:
-    ids = None if source_ids is None else np.asarray(source_ids, dtype=np.int64).tolist()
-    if kind == "galah":
-        from ..sources.galah import query_galah
-        return query_galah(ids)
-    if kind == "apogee":
-        from ..sources.apogee import query_apogee
-        return query_apogee(ids)
-    if kind == "seismic":
-        from ..sources.k2gap import query_k2gap
-        return query_k2gap()
-    if kind == "clusters":
-        from ..sources.clusters import query_clusters
-        return query_clusters()
-    from ..sources.gaia_ap import query_gsp
-
-    if ids is None:
-        raise InputDataError(f"{kind} is queried per star: give the catalogue's source_ids.")
-    return query_gsp(kind, ids)
 
 
 def get_reference(kind: str, source: str = "simulated", *, store=None, seed=0,
@@ -96,8 +75,10 @@ def get_reference(kind: str, source: str = "simulated", *, store=None, seed=0,
     if source == "simulated":
         table = _simulated(kind, store, seed)
     elif source == "archive":
+        from ..sources.catalogues import query_reference
+
         try:
-            table = _archive(kind, source_ids)
+            table = query_reference(kind, source_ids)
         except GaiaRVSCNNError:
             raise
         except Exception as exc:  # network stacks raise many types

@@ -29,6 +29,7 @@ from .galah import compare_galah, galah_quality_mask, plot_galah_snr
 from .precision import (
     calibration_check,
     cramer_rao_table,
+    fisher_bounds,
     plot_calibration,
     plot_precision_vs_snr,
     precision_vs_snr,
@@ -41,7 +42,7 @@ from .truth import offset_recovery, sequence_recovery, truth_comparison
 __all__ = ["COMPARISONS", "REQUIRED_REFERENCES", "OPTIONAL_REFERENCES", "has_truth",
            "validate_galah", "validate_seismic", "validate_clusters", "validate_gsp",
            "validate_precision", "validate_bimodality", "validate_truth", "run_validation",
-           "needed_references"]
+           "needed_references", "simulator_bounds"]
 
 #: Comparisons, in report order.
 COMPARISONS = ("galah", "seismic", "clusters", "gsp-spec", "gsp-phot", "precision",
@@ -150,13 +151,8 @@ def validate_galah(data: Table, galah: Table) -> ValidationResult:
                                                    ("teff", "logg", "feh", "alpham"),
                                                    "GALAH DR3")
     result.figures["snr"] = plot_galah_snr(stats)
-    if has_truth(matched):
-        # GALAH's alpham is [alpha/Fe] = [alpha/M] + [M/H] - [Fe/H]: its truth is the same sum
-        matched["true_alpha_fe"] = (np.asarray(matched["true_alpham"], float)
-                                    + np.asarray(matched["true_mh"], float)
-                                    - np.asarray(matched["true_feh"], float))
-        _add_recovery(result, matched, galah, base, ("teff", "logg", "feh", "alpham"),
-                      truth_columns={"alpham": "true_alpha_fe"})
+    # the simulator injects GALAH's [alpha/Fe] offset relative to the true [alpha/M]
+    _add_recovery(result, matched, galah, base, ("teff", "logg", "feh", "alpham"))
     return result
 
 
@@ -286,12 +282,12 @@ def validate_gsp(data: Table, reference: Table, kind: str = "gsp-spec",
 
 
 def validate_precision(data: Table, apogee: Table | None = None, gsp: Table | None = None,
-                       jacobian: Callable | None = None) -> ValidationResult:
+                       bounds: Callable | None = None) -> ValidationResult:
     """Precision vs S/N, calibration of sigma_*, Kiel diagrams and the Cramér-Rao ratio.
 
     The reference is the simulation truth when present, else APOGEE when given (else
     only the model's own uncertainties are shown). The Cramér-Rao ratio needs the truth
-    and the simulator's ``jacobian``.
+    and the simulator's bounds.
 
     Parameters
     ----------
@@ -300,8 +296,9 @@ def validate_precision(data: Table, apogee: Table | None = None, gsp: Table | No
         (`~gaiarvs_cnn.validation.crossmatch.add_store_columns`).
     apogee, gsp : `~astropy.table.Table`, optional
         APOGEE and GSP-Spec references.
-    jacobian : callable, optional
-        ``jacobian(labels) -> (2401, 5)`` of the simulator.
+    bounds : callable, optional
+        ``bounds(labels, snr) -> {name: (5,)}`` Cramér-Rao bounds (see
+        `~gaiarvs_cnn.validation.precision.cramer_rao_table`).
 
     Returns
     -------
@@ -326,7 +323,7 @@ def validate_precision(data: Table, apogee: Table | None = None, gsp: Table | No
         gsp_prefix = "gsp_"
     prec = precision_vs_snr(table, prefix, gsp_prefix)
     result = ValidationResult("precision", tables={"vs_snr": prec})
-    cr = cramer_rao_table(data, jacobian) if jacobian is not None and has_truth(data) else None
+    cr = cramer_rao_table(data, bounds) if bounds is not None and has_truth(data) else None
     result.figures["kiel"] = plot_kiel(data, np.asarray(data["rvs_snr"], float),
                                        background=~good_mask(data))
     if prefix:
@@ -338,12 +335,13 @@ def validate_precision(data: Table, apogee: Table | None = None, gsp: Table | No
     result.figures["vs_snr"] = plot_precision_vs_snr(prec, reference_name=name, cramer_rao=cr)
     if cr is not None:
         result.tables["cramer_rao"] = cr
+        names = [c[6:] for c in cr.colnames if c.startswith("ratio_")]
         result.notes.append(
-            "Ensemble precision / spectra-only Cramér-Rao bound at S/N 15-25 (all five labels "
-            "free; in brackets: the other labels known): " + ", ".join(
-                f"{r['label']} {r['ratio']:.2f} ({r['ratio_conditional']:.2f})" for r in cr)
-            + ". The CNN also uses photometry, parallax, XP and the label correlations of its "
-            "training set, so ratios < 1 are possible.")
+            "Ensemble precision / spectra-only Cramér-Rao bound at S/N 15-25 ("
+            + " | ".join(names) + "): " + "; ".join(
+                f"{r['label']} " + " | ".join(f"{r['ratio_' + k]:.2f}" for k in names)
+                for r in cr)
+            + ". " + cr.meta["note"])
     return result
 
 
@@ -407,8 +405,29 @@ def validate_truth(data: Table) -> ValidationResult:
     return result
 
 
+def simulator_bounds() -> Callable[[np.ndarray, float], dict]:
+    """Cramér-Rao bounds of the simulated survey for `cramer_rao_table`.
+
+    Returns
+    -------
+    callable
+        ``f(labels, snr)`` giving ``free`` and ``conditional`` (Jacobian with noise ``1 /
+        (S/N)``, `~gaiarvs_cnn.validation.precision.fisher_bounds`) and ``simulator`` (the
+        simulator's photon-noise model with [Fe/H] tied to [M/H] and [alpha/M],
+        `gaiarvs_cnn.sources.simulated.cramer_rao_bound`).
+    """
+    from ..sources import simulated
+
+    spectral = fisher_bounds(simulated.jacobian)
+
+    def bounds(labels: np.ndarray, snr: float) -> dict:
+        return {**spectral(labels, snr),
+                "simulator": simulated.cramer_rao_bound(labels, snr)}
+    return bounds
+
+
 def run_validation(data: Table, against: Sequence[str], references: Mapping[str, Table],
-                   jacobian: Callable | None = None) -> list[ValidationResult]:
+                   bounds: Callable | None = None) -> list[ValidationResult]:
     """Run the comparisons ``against`` (names of `COMPARISONS`).
 
     Parameters
@@ -420,8 +439,9 @@ def run_validation(data: Table, against: Sequence[str], references: Mapping[str,
         Comparisons to run.
     references : mapping kind -> `~astropy.table.Table`
         Reference catalogues in the canonical schema.
-    jacobian : callable, optional
-        Simulator d(flux)/d(label) for the Cramér-Rao ratio.
+    bounds : callable, optional
+        Cramér-Rao bounds ``bounds(labels, snr) -> {name: (5,)}`` for the precision ratio
+        (see `simulator_bounds`).
 
     Returns
     -------
@@ -450,7 +470,7 @@ def run_validation(data: Table, against: Sequence[str], references: Mapping[str,
                "gsp-phot": lambda: validate_gsp(data, ref("gsp-phot"), "gsp-phot",
                                                 ref("apogee")),
                "precision": lambda: validate_precision(data, ref("apogee"), ref("gsp-spec"),
-                                                       jacobian),
+                                                       bounds),
                "bimodality": lambda: validate_bimodality(data)}
     results = []
     for name in COMPARISONS:

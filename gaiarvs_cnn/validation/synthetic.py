@@ -148,7 +148,8 @@ def synthetic_reference(truth: Table, kind: str, seed: int = 2,
 
     Labels are truth + ``offset`` + N(0, ``scatter``^2 + ``e_<label>``^2) (the simulator's
     convention) with quoted errors ``e_<label>`` of half the default scatter.
-    GALAH's ``alpham`` (and ``alpha_fe``) is [alpha/Fe] = [alpha/M] + [M/H] - [Fe/H].
+    GALAH's ``alpha_fe`` equals its ``alpham`` (true [alpha/M] + offset + noise, as in the
+    simulator).
     For ``seismic`` the offset/scatter of ``logg`` is imprinted on numax; ``clusters``
     lists the cluster members (``proba = 0.9``); GALAH gets ``snr_c3_iraf`` and zero
     quality flags, GSP-Spec a passing ``flags_gspspec`` for 80 % of its stars.
@@ -191,9 +192,6 @@ def synthetic_reference(truth: Table, kind: str, seed: int = 2,
                   "gsp-spec": ("teff", "logg", "mh", "alpham")}.get(kind, LABELS)
         for label in labels:
             true = np.asarray(sub[f"true_{label}"], dtype=float)
-            if kind == "galah" and label == "alpham":   # GALAH gives [alpha/Fe]
-                true = true + np.asarray(sub["true_mh"], float) - np.asarray(sub["true_feh"],
-                                                                              float)
             err = 0.25 * DEFAULT_SCATTER[label]
             ref[label] = true + offset[label] + rng.normal(0, np.hypot(scatter[label], err),
                                                            len(sub))
