@@ -6,9 +6,10 @@ Stages (each timed, each with a progress bar where it loops):
    ``<out>.partial/simulated_observed.h5`` (deterministic for a seed).
 2. ``model`` -- load the bundle (default: the shipped demo bundle) or train a fresh one
    (``train=True``), and its t-SNE reference.
-3. ``predict`` -- chunk by chunk: the usability cuts (`usable_mask`), the CNN labels
-   (`gaiarvs_cnn.model.predict_batch`) and ``flag_boundary`` (`predict_chunk`); every
-   finished chunk is saved in ``<out>.partial/`` and recorded in ``state.json``.
+3. ``read+cuts``, ``predict``, ``flags`` -- chunk by chunk: read, the usability cuts
+   (`usable_mask`), the CNN labels (`gaiarvs_cnn.model.predict_batch`) and
+   ``flag_boundary`` (`predict_chunk`); every finished chunk is saved in
+   ``<out>.partial/`` and recorded in ``state.json``.
 4. ``write`` -- the chunks are merged into one table and written as FITS and/or VOTable
    to temporary files, then renamed to the final names.
 
@@ -200,7 +201,8 @@ def load_tsne_reference(bundle) -> TSNEReference | None:
     return TSNEReference.load(bundle.tsne_dir)
 
 
-def predict_chunk(bundle, tsne_ref: TSNEReference | None, batch
+def predict_chunk(bundle, tsne_ref: TSNEReference | None, batch,
+                  timings: dict[str, float] | None = None
                   ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Labels and ``flag_boundary`` of one chunk of usable stars.
 
@@ -211,6 +213,8 @@ def predict_chunk(bundle, tsne_ref: TSNEReference | None, batch
         None sets the t-SNE digit to ``"1"`` (not tested).
     batch : `~gaiarvs_cnn.store.StarBatch`
         Stars passing `usable_mask`.
+    timings : dict, optional
+        Seconds spent are added to its ``predict`` (CNN) and ``flags`` (t-SNE, ranges).
 
     Returns
     -------
@@ -219,10 +223,17 @@ def predict_chunk(bundle, tsne_ref: TSNEReference | None, batch
     """
     from .model import predict_batch
 
+    timings = {} if timings is None else timings
+    t0 = time.perf_counter()
     pred = predict_batch(bundle, batch)
+    t1 = time.perf_counter()
     like = (tsne_ref.training_like(batch["flux"]) if tsne_ref is not None
             else np.zeros(len(batch), dtype=bool))
-    return pred, flag_boundary(pred, batch, bundle.ranges, like)
+    flags = flag_boundary(pred, batch, bundle.ranges, like)
+    t2 = time.perf_counter()
+    timings["predict"] = timings.get("predict", 0.0) + t1 - t0
+    timings["flags"] = timings.get("flags", 0.0) + t2 - t1
+    return pred, flags
 
 
 # -- inputs ---------------------------------------------------------------------------
@@ -373,15 +384,18 @@ def _predict_chunks(run: CatalogRun, src, bundle, tsne_ref, fingerprint, done: s
     size, n_rows = fingerprint["chunk_size"], fingerprint["n_rows"]
     n_chunks = -(-n_rows // size)
     summary.resumed_chunks = len(done)
-    bar = tqdm(total=n_rows, unit="star", desc="predict+flags", disable=not run.progress)
+    bar = tqdm(total=n_rows, unit="star", desc="cuts+predict+flags", disable=not run.progress)
     bar.update(min(n_rows, sum(min(size, n_rows - i * size) for i in done)))
     for i in range(n_chunks):
         if i in done:
             continue
         lo, hi = i * size, min(n_rows, (i + 1) * size)
+        t0 = time.perf_counter()
         batch = src.read(lo, hi)
-        keep = usable_mask(batch)
-        pred, flags = predict_chunk(bundle, tsne_ref, batch[keep])
+        batch = batch[usable_mask(batch)]
+        summary.timings["read+cuts"] = summary.timings.get("read+cuts", 0.0) + (
+            time.perf_counter() - t0)
+        pred, flags = predict_chunk(bundle, tsne_ref, batch, summary.timings)
         _save_chunk(part, i, pred, flags, hi - lo)
         done.add(i)
         _write_state(part, fingerprint, done)
@@ -446,7 +460,8 @@ def produce_catalog(run: CatalogRun, on_chunk: Callable[[int], None] | None = No
     summary = RunSummary()
     store = _input_store(run, summary)
     bundle = _load_model(run, summary)
-    tsne_ref = load_tsne_reference(bundle)
+    with _stage("model", summary):
+        tsne_ref = load_tsne_reference(bundle)
     summary.bundle_id = bundle.bundle_id
     with open_source(store) as src:
         _check_source(src, store)
@@ -454,9 +469,9 @@ def produce_catalog(run: CatalogRun, on_chunk: Callable[[int], None] | None = No
         size = int(run.chunk_size or conf.chunk_size)
         fingerprint = _fingerprint(run, store, n_rows, size, bundle)
         done = _prepare_partial(run, fingerprint)
-        with _stage("predict", summary):
-            n_chunks = _predict_chunks(run, src, bundle, tsne_ref, fingerprint, done, summary,
-                                       on_chunk)
+        log.info("stages read+cuts, predict, flags (chunk by chunk) ...")
+        n_chunks = _predict_chunks(run, src, bundle, tsne_ref, fingerprint, done, summary,
+                                   on_chunk)
     with _stage("write", summary):
         chunks = [_load_chunk(run.partial_dir, i) for i in range(n_chunks)]
         summary.n_input = sum(c[2] for c in chunks)

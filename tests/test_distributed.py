@@ -204,3 +204,20 @@ def test_predict_cli_runs_on_a_scheduler_address(tiny_bundle, obs_store, client,
     assert f"{len(single_process_table)} stars in 4 partition(s) (4 computed" in result.output
     _assert_same_catalogue(read_catalog(out), single_process_table)
     assert len(list((tmp_path / "parts").glob("part-*.npz"))) == 4
+
+
+def test_predict_cli_refuses_existing_catalogue_before_starting_a_cluster(tiny_bundle, obs_store,
+                                                                         tmp_path):
+    from click.testing import CliRunner
+
+    from gaiarvs_cnn.cli import main
+
+    out = tmp_path / "cat.fits"
+    out.write_text("an earlier catalogue")
+    args = ["predict", "--store", str(obs_store), "--model", str(tiny_bundle), "--out",
+            str(out), "--format", "fits", "--workers", "2"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert "cat.fits exists" in result.output and "--overwrite" in result.output
+    assert out.read_text() == "an earlier catalogue"
+    assert not (tmp_path / "cat.fits.partitions").exists()

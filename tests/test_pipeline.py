@@ -55,7 +55,7 @@ def test_run_writes_fits_and_votable_with_17_columns_and_units(uninterrupted,
                                                                 tiny_observed_store):
     summary, table, out = uninterrupted
     assert summary.n_input == LIMIT and summary.n_written == LIMIT and summary.n_cut == 0
-    assert set(summary.timings) == {"model", "predict", "write"}
+    assert list(summary.timings) == ["model", "read+cuts", "predict", "flags", "write"]
     assert not (out / "gaiarvs_cnn_catalog.partial").exists()
     for name in NAMES:
         with warnings.catch_warnings():
@@ -186,7 +186,8 @@ def test_simulated_source_runs_every_stage(tiny_bundle, tmp_path):
     run = CatalogRun(source="simulated", n_stars=80, seed=3, model=tiny_bundle,
                      out=tmp_path / "sim.fits", formats="fits", progress=False, chunk_size=50)
     summary = produce_catalog(run)
-    assert list(summary.timings) == ["simulate", "model", "predict", "write"]
+    assert list(summary.timings) == ["simulate", "model", "read+cuts", "predict", "flags",
+                                     "write"]
     assert summary.n_written == 80 and summary.outputs == [str(tmp_path / "sim.fits")]
 
 

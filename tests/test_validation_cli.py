@@ -117,7 +117,14 @@ def test_write_report_refuses_to_overwrite(tmp_path):
     assert (tmp_path / "rep" / "seismic_stats.ecsv").exists()
     with pytest.raises(OutputExistsError):
         write_report([res], tmp_path / "rep")
-    write_report([res], tmp_path / "rep", formats=(), overwrite=True)
+    (tmp_path / "rep" / "mine.txt").write_text("user file")
+    other = ValidationResult("galah", tables={"stats": stats})
+    write_report([other], tmp_path / "rep", formats=(), overwrite=True)
+    # the previous report's files are gone, files it did not write are kept
+    assert not (tmp_path / "rep" / "seismic_stats.ecsv").exists()
+    assert (tmp_path / "rep" / "galah_stats.ecsv").exists()
+    assert (tmp_path / "rep" / "mine.txt").exists()
+    assert (tmp_path / "rep" / "report_files.txt").read_text().split() == ["galah_stats.ecsv"]
 
 
 def test_cli_validate_archive_unreachable_exits_nonzero(survey):
@@ -133,3 +140,19 @@ def test_cli_validate_archive_unreachable_exits_nonzero(survey):
     assert result.exit_code == 1
     assert "Cannot obtain the galah reference (archive)" in result.output
     assert not (root / "archive" / "summary.md").exists()
+
+
+def test_precision_result_has_metal_poor_and_calibration(survey):
+    data = add_store_columns(survey["cat"], survey["store"])
+    results = run_validation(data, ["precision"], {})
+    assert [r.name for r in results] == ["precision", "truth"]
+    prec = results[0]
+    assert set(prec.tables) == {"vs_snr", "calibration", "metal_poor"}
+    assert {"vs_snr", "kiel", "calibration"} <= set(prec.figures)
+    mp = prec.tables["metal_poor"]
+    snr, mh = np.asarray(data["rvs_snr"]), np.asarray(data["true_mh"])
+    good = np.asarray(data["flag_boundary"]) == "00000000"
+    expected = np.sum(good & (mh < -1) & (snr >= 15) & (snr < 25))
+    assert expected > 0 and np.all(mp["n"] == expected)
+    cal = prec.tables["calibration"]
+    np.testing.assert_allclose(cal["frac_within_1sigma"], 0.683, atol=0.06)

@@ -135,3 +135,18 @@ def test_fit_offset_scatter_separates_scatter_from_quoted_errors():
     assert e_sc < 0.003
     off, e_off, sc, e_sc = fit_offset_scatter(diff[:5000])   # no errors: total dispersion
     assert sc == pytest.approx(np.sqrt(0.08**2 + np.mean(err**2)), rel=0.05)
+
+
+def test_seismic_comparison_of_other_surveys(data):
+    ref = synthetic_reference(data, "seismic", seed=8, scatter={"logg": 0.02})
+    matched = match_reference(data, ref)
+    matched["apogee_logg"] = np.asarray(matched["true_logg"]) - 0.2
+    half = np.arange(len(matched)) % 2 == 0
+    stats = compare_seismic(matched, others={"apogee": ("apogee_logg", half)})
+    other = stats[stats["comparison"] == "apogee vs seismic"]
+    assert list(other["subset"]) == ["all", "logg<2.3", "2.3<=logg<2.6", "logg>=2.6"]
+    cnn_all = stats[(stats["comparison"] == "seismic") & (stats["subset"] == "all")][0]
+    assert other["n"][0] == np.sum(half & (np.asarray(matched["flag_boundary"]) == "00000000"))
+    assert other["n"][0] < cnn_all["n"]
+    assert other["bias"][0] == pytest.approx(-0.2, abs=3 * other["e_bias"][0])
+    assert other["sigma_mad"][0] == pytest.approx(0.02, rel=0.15)

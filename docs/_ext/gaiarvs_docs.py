@@ -32,6 +32,25 @@ from docutils.parsers.rst import Directive
 from docutils.statemachine import StringList
 
 
+def _mark_generated(env) -> None:
+    """Remember that the current document is generated from the code (re-read every build)."""
+    if not hasattr(env, "gaiarvs_generated"):
+        env.gaiarvs_generated = set()
+    env.gaiarvs_generated.add(env.docname)
+
+
+def _outdated_generated(app, env, added, changed, removed) -> list[str]:
+    """Documents with generated content: always re-read (the code may have changed)."""
+    return sorted(getattr(env, "gaiarvs_generated", set()) - set(removed))
+
+
+def _merge_generated(app, env, docnames, other) -> None:
+    """Collect the generated documents of parallel readers."""
+    if not hasattr(env, "gaiarvs_generated"):
+        env.gaiarvs_generated = set()
+    env.gaiarvs_generated |= getattr(other, "gaiarvs_generated", set())
+
+
 def _list_table(header: list[str], rows: list[list[str]], widths: str) -> list[str]:
     """Return the lines of an rst ``list-table`` with ``header`` and ``rows``."""
     lines = [".. list-table::", "   :header-rows: 1", f"   :widths: {widths}", ""]
@@ -50,6 +69,7 @@ class _RstDirective(Directive):
         raise NotImplementedError
 
     def run(self):
+        _mark_generated(self.state.document.settings.env)
         node = nodes.container()
         self.state.nested_parse(StringList(self.lines(), source="<generated>"),
                                 self.content_offset, node)
@@ -71,6 +91,7 @@ class CliHelp(Directive):
     def run(self):
         from gaiarvs_cnn.cli import main
 
+        _mark_generated(self.state.document.settings.env)
         out = [nodes.literal_block(text=_help_text(main, "gaiarvs-cnn", None),
                                    language="text")]
         root = click.Context(main, info_name="gaiarvs-cnn")
@@ -205,6 +226,7 @@ class BenchmarkJson(_RstDirective):
 def bench_role(name, rawtext, text, lineno, inliner, options=None, content=None):
     """``:bench:`file.json:dotted.key``` -> the value, formatted."""
     env = inliner.document.settings.env
+    _mark_generated(env)
     file, _, dotted = text.partition(":")
     path = _benchmarks_dir(env.srcdir) / "results" / file
     env.note_dependency(str(path))
@@ -223,4 +245,6 @@ def setup(app):
     app.add_directive("catalogue-datamodel", CatalogueDatamodel)
     app.add_directive("benchmark-json", BenchmarkJson)
     app.add_role("bench", bench_role)
+    app.connect("env-get-outdated", _outdated_generated)
+    app.connect("env-merge-info", _merge_generated)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

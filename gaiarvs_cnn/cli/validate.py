@@ -110,7 +110,8 @@ def _collect_references(kinds, required, source, files, store, seed, ids) -> dic
                    "gsp-spec, gsp-phot, apogee); overrides --source for that kind.")
 @click.option("--store", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Store (.h5) or shard manifest (.json) the catalogue was produced from "
-                   "(S/N, positions, parallaxes; truth for a simulated store).")
+                   "(S/N, positions, parallaxes; truth for a simulated store). Default: "
+                   "re-simulated from the catalogue provenance.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the simulated references' noise.")
 @click.option("--out", "outdir", type=click.Path(file_okay=False), default="validation_report",
@@ -127,15 +128,28 @@ def validate(catalog_path, against, source, reference_files, store, seed, outdir
     On a simulated store it also checks that the injected offsets are recovered.
     Exits with status 1 if a requested reference cannot be obtained.
 
+    Without --store, a catalogue of the built-in simulated survey has its store
+    re-simulated from the seed recorded in its provenance (INPUTSEL).
+
     \b
-    Example (built-in simulated survey):
-      gaiarvs-cnn validate --catalog catalog/gaiarvs_cnn_catalog.fits \\
-          --store sim_observed.h5 --against galah --against seismic --out validation_report
+    Examples:
+      gaiarvs-cnn validate --catalog catalog/gaiarvs_cnn_catalog.fits
+      gaiarvs-cnn validate --catalog cat.fits --store sim_observed.h5 \\
+          --against galah --against seismic --out validation_report --overwrite
+      gaiarvs-cnn validate --catalog cat.fits --store gaia_rvs.h5 --source archive
+      gaiarvs-cnn validate --catalog cat.fits --store gaia_rvs.h5 --against galah \\
+          --reference galah=galah_dr3.ecsv
     """
     from ..exceptions import GaiaRVSCNNError
     from ..validation.crossmatch import add_store_columns
     from ..validation.report import write_report
-    from ..validation.runner import COMPARISONS, needed_references, run_validation, simulator_bounds
+    from ..validation.runner import (
+        COMPARISONS,
+        has_truth,
+        needed_references,
+        run_validation,
+        simulator_bounds,
+    )
 
     wanted = list(COMPARISONS) if "all" in against else [a for a in AGAINST if a in against]
     files = _parse_reference_files(reference_files)
@@ -147,7 +161,7 @@ def validate(catalog_path, against, source, reference_files, store, seed, outdir
             required, optional = needed_references(wanted)
             refs = _collect_references(required + optional, set(required), source, files,
                                        store_path, seed, data["source_id"])
-            bounds = simulator_bounds() if source == "simulated" else None
+            bounds = simulator_bounds() if has_truth(data) else None
             results = run_validation(data, wanted, refs, bounds)
         meta = {"catalogue": os.fspath(catalog_path), "store": os.fspath(store or "regenerated"),
                 "references": ", ".join(f"{k}: {'file ' + files[k] if k in files else source}"

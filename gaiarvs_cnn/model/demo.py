@@ -11,12 +11,15 @@ Rebuild (the only documented way; about 30 min on 2 cores)::
 
     python -m gaiarvs_cnn.model.demo
 
-The work directory (a resumable training) lives in the system temporary directory; the
-finished bundle replaces the shipped one atomically.
+The work directory (a resumable training, named after a digest of the simulator's source
+and the settings) lives in the system temporary directory; the finished bundle replaces
+the shipped one atomically.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,8 +36,18 @@ DEMO_CONFIG = NetworkConfig(conv_filters=(16, 8, 8), pool_after=(1, 2, 3), pool_
                             batch_size=64, learning_rate=3e-3, jit_compile=False,
                             patience=10, lr_patience=4)
 #: Training sample and ensemble of the demo bundle.
-DEMO_SETTINGS = {"n_stars": 7000, "seed": 20240101, "n_splits": 2, "n_models": 2,
-                 "epochs": 40, "tsne_max_stars": 2500}
+DEMO_SETTINGS = {"n_stars": 6000, "seed": 20240101, "n_splits": 2, "n_models": 2,
+                 "epochs": 14, "tsne_max_stars": 2000}
+
+
+def _work_key(settings: dict) -> str:
+    """Digest of the simulator source files and the settings (names the work directory)."""
+    src = Path(__file__).resolve().parent.parent / "sources"
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    h.update(DEMO_CONFIG.to_json().encode())
+    for f in sorted([src / "simulated.py", *src.glob("_sim_*.py")]):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
 
 
 def build_demo_bundle(out: Path | None = None, work_dir: Path | None = None,
@@ -60,7 +73,8 @@ def build_demo_bundle(out: Path | None = None, work_dir: Path | None = None,
 
     settings = {**DEMO_SETTINGS, **overrides}
     out = Path(out) if out is not None else demo_bundle_path()
-    work = Path(work_dir) if work_dir else Path(tempfile.gettempdir()) / "gaiarvs_cnn_demo_work"
+    root = Path(work_dir) if work_dir else Path(tempfile.gettempdir()) / "gaiarvs_cnn_demo_work"
+    work = root / _work_key(settings)  # a changed simulator or setting starts afresh
     work.mkdir(parents=True, exist_ok=True)
     store = work / "demo_training.h5"
     if not store.exists():

@@ -178,7 +178,8 @@ def train_member(x: dict[str, np.ndarray], y: np.ndarray, train_idx: np.ndarray,
         _progress_callback(epochs, desc, progress),
     ]
     t0 = time.perf_counter()
-    hist = model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=0)
+    hist = model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=0,
+                     shuffle=False)  # the tf.data pipeline shuffles
     seconds = time.perf_counter() - t0
     h = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     n_epochs = len(h["loss"])

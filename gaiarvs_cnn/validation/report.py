@@ -25,6 +25,9 @@ from matplotlib.figure import Figure
 from .. import __version__
 from ..exceptions import OutputExistsError
 
+#: File listing what a report wrote (so that an overwrite removes stale files only).
+MANIFEST = "report_files.txt"
+
 __all__ = ["PAPER_VALUES", "ValidationResult", "paper_value", "write_report", "summary_rows"]
 
 #: What the paper states (comparison, label, subset) -> (bias, dispersion, where).
@@ -34,6 +37,9 @@ PAPER_VALUES: dict[tuple[str, str, str], tuple[str, str, str]] = {
     ("seismic", "logg", "logg<2.3"): ("no significant bias", "0.04-0.09", "Sect. 6.2"),
     ("seismic", "logg", "2.3<=logg<2.6"): ("no significant bias", "0.04-0.09", "Sect. 6.2"),
     ("seismic", "logg", "logg>=2.6"): ("~0.1", "0.04-0.09", "Sect. 6.2"),
+    ("apogee vs seismic", "logg", "all"): ("no significant bias", "0.05-0.07", "Sect. 6.2"),
+    ("gsp-spec vs seismic", "logg", "all"): ("0.10-0.11 (calibrated GSP-Spec)", "~0.15",
+                                             "Sect. 6.2"),
     ("galah", "teff", "snr 15-25"): ("no strong systematics (> 300 K for Teff > 6500 K)", "-",
                                      "Sect. 6.3, Fig. 22"),
     ("galah", "logg", "snr 15-25"): ("weak trend", "~0.1", "Sect. 6.3"),
@@ -58,6 +64,10 @@ PAPER_VALUES: dict[tuple[str, str, str], tuple[str, str, str]] = {
     ("clusters", "feh", "all"): ("agrees with GALAH except NGC 2539 (+0.26)",
                                  "CNN within-cluster 0.05 (NGC 2632)", "Sect. 6.4, Fig. 23"),
 }
+
+
+# the metal-poor and training-sample values are APOGEE comparisons: same for "apogee"
+PAPER_VALUES.update({("apogee", *k[1:]): v for k, v in PAPER_VALUES.items() if k[0] == "truth"})
 
 
 def paper_value(comparison: str, label: str, subset: str) -> tuple[str, str, str]:
@@ -228,7 +238,8 @@ def write_report(results: Sequence[ValidationResult], outdir="validation_report"
     formats : sequence of str
         Figure formats.
     overwrite : bool
-        Replace existing files of the same name; otherwise refuse if ``summary.md``
+        Replace a previous report (the files its manifest ``report_files.txt`` lists are
+        removed first, other files are left alone); otherwise refuse if ``summary.md``
         already exists.
     meta : dict, optional
         Provenance shown at the top of the summary (catalogue, store, reference source).
@@ -250,6 +261,7 @@ def write_report(results: Sequence[ValidationResult], outdir="validation_report"
         raise OutputExistsError(f"{outdir} already holds a validation report; pass "
                                 "--overwrite (overwrite=True) or choose another directory.")
     outdir.mkdir(parents=True, exist_ok=True)
+    _remove_previous(outdir)
     files: dict[str, list[str]] = {}
     for res in results:
         names = files.setdefault(res.name, [])
@@ -266,5 +278,18 @@ def write_report(results: Sequence[ValidationResult], outdir="validation_report"
     for name, md in (("summary.md", True), ("summary.html", False)):
         text = _render(results, files, md, meta)
         _atomic(outdir / name, lambda tmp, s=text: Path(tmp).write_text(s, encoding="utf-8"))
+    listing = "\n".join(n for names in files.values() for n in names) + "\n"
+    _atomic(outdir / MANIFEST, lambda tmp: Path(tmp).write_text(listing, encoding="utf-8"))
     log.info(f"Validation report written to {outdir}/ ({sum(map(len, files.values()))} files)")
     return outdir / "summary.md"
+
+
+def _remove_previous(outdir: Path) -> None:
+    """Delete the files a previous report listed in its manifest (nothing else)."""
+    manifest = outdir / MANIFEST
+    if not manifest.exists():
+        return
+    for name in manifest.read_text(encoding="utf-8").split():
+        path = outdir / Path(name).name
+        if path.is_file():
+            path.unlink()

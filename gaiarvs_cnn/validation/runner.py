@@ -20,6 +20,7 @@ from astropy.table import Table
 
 from ..constants import LABELS
 from ..exceptions import InputDataError
+from ..sources.gaia_ap import good_gspspec_flags
 from .bimodality import add_galactocentric, bimodality_grid, plot_bimodality, select_giants
 from .clusters import cluster_logg_trends, cluster_statistics, plot_clusters
 from .crossmatch import good_mask, match_reference
@@ -36,7 +37,7 @@ from .precision import (
 )
 from .report import ValidationResult
 from .seismic import add_seismic_logg, compare_seismic, plot_seismic, seismic_logg
-from .stats import as_float, difference_stats
+from .stats import as_float, column, comparison_table, difference_stats
 from .truth import offset_recovery, sequence_recovery, truth_comparison
 
 __all__ = ["COMPARISONS", "REQUIRED_REFERENCES", "OPTIONAL_REFERENCES", "has_truth",
@@ -52,7 +53,8 @@ REQUIRED_REFERENCES = {"galah": ("galah",), "seismic": ("seismic",), "clusters":
                        "gsp-spec": ("gsp-spec",), "gsp-phot": ("gsp-phot",), "precision": (),
                        "bimodality": ()}
 #: Reference kinds a comparison uses when available.
-OPTIONAL_REFERENCES = {"clusters": ("galah",), "gsp-spec": ("apogee",), "gsp-phot": ("apogee",),
+OPTIONAL_REFERENCES = {"seismic": ("apogee", "gsp-spec"), "clusters": ("galah",),
+                       "gsp-spec": ("apogee",), "gsp-phot": ("apogee",),
                        "precision": ("apogee", "gsp-spec")}
 _SUMMARY_SUBSETS = ("all", "snr 15-25", "snr 25-50", "snr >=50", "giants", "dwarfs",
                     "logg<2.2", "metal-poor [Fe/H]<-1", "[Fe/H]>=-1", "logg<2.3",
@@ -110,20 +112,20 @@ def _recovery_notes(name: str, table: Table) -> list[str]:
                      f"measured {row['offset']:+.4g} ± {row['e_offset']:.2g}; injected scatter "
                      f"{row['injected_scatter']:.4g}, measured {row['scatter']:.4g} ± "
                      f"{row['e_scatter']:.2g}; CNN - {name} bias {row['bias_cnn_ref']:+.4g} "
-                     f"(expected {row['expected_bias']:+.4g} ± {row['e_bias']:.2g}): {verdict}.")
+                     f"(expected {row['expected_bias']:+.4g} ± {row['e_bias']:.2g}), "
+                     f"dispersion {row['std_cnn_ref']:.4g} (expected {row['expected_std']:.4g} "
+                     f"± {row['e_std']:.2g}): {verdict}.")
     return notes
 
 
 def _add_recovery(result: ValidationResult, matched: Table, reference: Table, base: np.ndarray,
                   labels: Sequence[str] = LABELS, ref_columns: Mapping | None = None,
-                  error_columns: Mapping | None = None,
-                  truth_columns: Mapping | None = None) -> None:
+                  error_columns: Mapping | None = None) -> None:
     offset, scatter = _injected(reference)
     if not has_truth(matched) or not offset:
         return
     rec = offset_recovery(matched, offset, scatter, labels=labels, base=base,
-                          ref_columns=ref_columns, error_columns=error_columns,
-                          truth_columns=truth_columns)
+                          ref_columns=ref_columns, error_columns=error_columns)
     result.tables["recovery"] = rec
     result.notes += _recovery_notes(result.name, rec)
 
@@ -168,7 +170,8 @@ def _seismic_injection(seismic: Table) -> Table:
     return view
 
 
-def validate_seismic(data: Table, seismic: Table) -> ValidationResult:
+def validate_seismic(data: Table, seismic: Table, apogee: Table | None = None,
+                     gsp: Table | None = None) -> ValidationResult:
     """CNN log g vs seismic log g (numax + CNN Teff): statistics, figure, recovery.
 
     Parameters
@@ -178,13 +181,23 @@ def validate_seismic(data: Table, seismic: Table) -> ValidationResult:
         (`~gaiarvs_cnn.validation.crossmatch.add_store_columns`).
     seismic : `~astropy.table.Table`
         Seismic reference (``numax``, ``e_numax``).
+    apogee, gsp : `~astropy.table.Table`, optional
+        APOGEE and GSP-Spec references whose log g is compared with seismology too
+        (GSP-Spec with its first 13 flags zero).
 
     Returns
     -------
     `~gaiarvs_cnn.validation.report.ValidationResult`
     """
     matched = add_seismic_logg(match_reference(data, seismic))
-    stats = compare_seismic(matched)
+    others = {}
+    for name, pre, ref in (("apogee", "apogee_", apogee), ("gsp-spec", "gspspec_", gsp)):
+        if ref is not None:
+            matched = match_reference(matched, ref, pre, join_type="left")
+            mask = (good_gspspec_flags(matched[f"{pre}flags_gspspec"]) if name == "gsp-spec"
+                    else np.ones(len(matched), bool))
+            others[name] = (f"{pre}logg", mask)
+    stats = compare_seismic(matched, others=others)
     base = good_mask(matched)
     result = ValidationResult("seismic", tables={"stats": stats}, summary=_summary(stats))
     result.figures["logg"] = plot_seismic(matched[base])
@@ -265,8 +278,6 @@ def validate_gsp(data: Table, reference: Table, kind: str = "gsp-spec",
     name = {"gsp-spec": "GSP-Spec", "gsp-phot": "GSP-Phot"}[kind]
     keep = good_mask(matched)
     if kind == "gsp-spec":
-        from ..sources.gaia_ap import good_gspspec_flags
-
         keep &= good_gspspec_flags(matched["ref_flags_gspspec"])
     result.figures["comparison"] = plot_comparison(matched[keep], "ref_", LABELS, name)
     against = "true_" if has_truth(matched) else None
@@ -279,6 +290,19 @@ def validate_gsp(data: Table, reference: Table, kind: str = "gsp-spec",
         result.notes.append(f"{name} / CNN dispersion against {against.rstrip('_')}: " + ", ".join(
             f"{r['label']} {r['ratio_mad']:.2f}" for r in ratio) + " (paper: 2-3).")
     return result
+
+
+def _add_metal_poor(result: ValidationResult, table: Table, prefix: str, name: str) -> None:
+    """Metal-poor stars ([M/H]_ref < -1) at 15 <= S/N < 25 (paper Sect. 4.4, Fig. 15)."""
+    mp = (good_mask(table) & (column(table, f"{prefix}mh") < -1.0)
+          & (column(table, "rvs_snr") >= 15.0) & (column(table, "rvs_snr") < 25.0))
+    pairs = {k: (k, prefix + k) for k in LABELS if prefix + k in table.colnames}
+    stats = comparison_table(table, pairs, {"metal-poor snr 15-25": mp}, name.lower())
+    result.tables["metal_poor"] = stats
+    if mp.sum() >= 5:
+        result.figures["metal_poor"] = plot_comparison(table[mp], prefix,
+                                                       ("teff", "logg", "mh", "alpham"),
+                                                       f"{name}, [M/H] < -1, S/N 15-25")
 
 
 def validate_precision(data: Table, apogee: Table | None = None, gsp: Table | None = None,
@@ -312,14 +336,10 @@ def validate_precision(data: Table, apogee: Table | None = None, gsp: Table | No
     gsp_prefix = None
     if gsp is not None:
         table = match_reference(table, gsp, prefix="gsp_", join_type="left")
-        from ..sources.gaia_ap import good_gspspec_flags
-
-        flags = np.ma.filled(np.ma.asarray(table["gsp_flags_gspspec"]).astype(str), "")
-        bad = ~good_gspspec_flags(flags)
+        bad = ~good_gspspec_flags(table["gsp_flags_gspspec"])
         for label in ("teff", "logg", "mh", "alpham"):
             if f"gsp_{label}" in table.colnames:
-                table[f"gsp_{label}"] = np.where(bad, np.nan, np.ma.filled(
-                    np.ma.asarray(table[f"gsp_{label}"], dtype=float), np.nan))
+                table[f"gsp_{label}"] = np.where(bad, np.nan, as_float(table[f"gsp_{label}"]))
         gsp_prefix = "gsp_"
     prec = precision_vs_snr(table, prefix, gsp_prefix)
     result = ValidationResult("precision", tables={"vs_snr": prec})
@@ -327,6 +347,7 @@ def validate_precision(data: Table, apogee: Table | None = None, gsp: Table | No
     result.figures["kiel"] = plot_kiel(data, np.asarray(data["rvs_snr"], float),
                                        background=~good_mask(data))
     if prefix:
+        _add_metal_poor(result, table, prefix, name)
         cal = calibration_check(table, prefix)
         result.tables["calibration"] = cal
         result.figures["calibration"] = plot_calibration(table, prefix)
@@ -463,7 +484,8 @@ def run_validation(data: Table, against: Sequence[str], references: Mapping[str,
                              "were not provided.")
     ref = references.get
     runners = {"galah": lambda: validate_galah(data, ref("galah")),
-               "seismic": lambda: validate_seismic(data, ref("seismic")),
+               "seismic": lambda: validate_seismic(data, ref("seismic"), ref("apogee"),
+                                                   ref("gsp-spec")),
                "clusters": lambda: validate_clusters(data, ref("clusters"), ref("galah")),
                "gsp-spec": lambda: validate_gsp(data, ref("gsp-spec"), "gsp-spec",
                                                 ref("apogee")),

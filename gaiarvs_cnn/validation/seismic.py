@@ -10,10 +10,12 @@ with numax_sun = 3090 uHz, Teff_sun = 5777 K and log g_sun = log10(G M_sun / R_s
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import astropy.constants as const
 import astropy.units as u
 import numpy as np
-from astropy.table import Table
+from astropy.table import Table, vstack
 from matplotlib.figure import Figure
 
 from ..constants import LABEL_UNITS
@@ -117,8 +119,12 @@ def _gravity_subsets(logg: np.ndarray, base: np.ndarray) -> dict[str, np.ndarray
             SEISMIC_LOGG_BINS.items()}
 
 
-def compare_seismic(matched: Table, prefix: str = "ref_", good_only: bool = True) -> Table:
+def compare_seismic(matched: Table, prefix: str = "ref_", good_only: bool = True,
+                    others: Mapping[str, tuple[str, np.ndarray]] | None = None) -> Table:
     """Bias and dispersion of CNN - seismic log g, overall and per gravity range.
+
+    The same statistics can be computed for other surveys' gravities on the same stars
+    (paper Fig. 21: APOGEE and GSP-Spec against seismology).
 
     Parameters
     ----------
@@ -129,6 +135,10 @@ def compare_seismic(matched: Table, prefix: str = "ref_", good_only: bool = True
         Prefix of the reference columns.
     good_only : bool
         Keep only ``flag_boundary == "00000000"`` stars (paper: within training limits).
+    others : mapping of name -> (column, bool array), optional
+        Other log g columns (e.g. ``{"apogee": ("apogee_logg", mask)}``) compared with the
+        seismic log g on the rows of their mask (and of ``good_only``); their rows carry
+        ``comparison = "<name> vs seismic"``.
 
     Returns
     -------
@@ -139,10 +149,13 @@ def compare_seismic(matched: Table, prefix: str = "ref_", good_only: bool = True
         add_seismic_logg(matched, prefix)
     base = good_mask(matched) if good_only else np.ones(len(matched), bool)
     seis = as_float(matched["seis_logg"])
-    pairs = {"logg": ("logg", "seis_logg")}
-    if f"{prefix}logg" in matched.colnames:
-        pairs["ref_logg"] = (f"{prefix}logg", "seis_logg")
-    table = comparison_table(matched, pairs, _gravity_subsets(seis, base), "seismic")
+    parts = [comparison_table(matched, {"logg": ("logg", "seis_logg")},
+                              _gravity_subsets(seis, base), "seismic")]
+    for name, (col, mask) in (others or {}).items():
+        parts.append(comparison_table(matched, {"logg": (col, "seis_logg")},
+                                      _gravity_subsets(seis, base & mask),
+                                      f"{name} vs seismic"))
+    table = vstack(parts, metadata_conflicts="silent")
     table.meta["formula"] = (f"log g = {LOGG_SUN:.4f} + log10(numax/{NUMAX_SUN.value:g} uHz) "
                              f"+ 0.5 log10(Teff/{TEFF_SUN.value:g} K), CNN Teff")
     return table

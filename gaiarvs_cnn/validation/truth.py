@@ -98,12 +98,32 @@ def fit_offset_scatter(diff: np.ndarray, errors: np.ndarray | None = None
     return mu, float(1.0 / np.sqrt(np.sum(1.0 / v))), sig, float(e_sig)
 
 
+def _expected_dispersion(cnn_true: np.ndarray, ref_true: np.ndarray, injected_total: np.ndarray,
+                         n_boot: int = 200, seed: int = 0) -> tuple[float, float, float]:
+    """std(CNN - ref), its expectation hypot(std(CNN - truth), injected), bootstrap error.
+
+    ``injected_total`` is the per-star injected reference noise (scatter and quoted error
+    in quadrature); the error is the bootstrap dispersion of measured - expected.
+    """
+    def pair(idx):
+        measured = np.std(cnn_true[idx] - ref_true[idx], ddof=1)
+        expected = np.sqrt(np.var(cnn_true[idx], ddof=1) + np.mean(injected_total[idx] ** 2))
+        return measured, expected
+
+    n = cnn_true.size
+    if n < 3:
+        return np.nan, np.nan, np.nan
+    measured, expected = pair(np.arange(n))
+    rng = np.random.default_rng(seed)
+    boot = [np.subtract(*pair(rng.integers(0, n, n))) for _ in range(n_boot)]
+    return float(measured), float(expected), float(np.std(boot, ddof=1))
+
+
 def offset_recovery(matched: Table, injected_offset: Mapping[str, float],
                     injected_scatter: Mapping[str, float] | None = None,
                     ref_prefix: str = "ref_", labels: Sequence[str] = LABELS,
                     base: np.ndarray | None = None, ref_columns: Mapping[str, str] | None = None,
-                    error_columns: Mapping[str, str | None] | None = None,
-                    truth_columns: Mapping[str, str] | None = None) -> Table:
+                    error_columns: Mapping[str, str | None] | None = None) -> Table:
     """Compare the measured reference offsets and scatters with the injected ones.
 
     The reference is modelled as ``truth + offset + N(0, scatter^2 + e_ref^2)`` (the
@@ -127,9 +147,6 @@ def offset_recovery(matched: Table, injected_offset: Mapping[str, float],
     error_columns : mapping label -> column or None, optional
         Reference error column per label (default ``ref_prefix + "e_" + label`` when
         present; None for none).
-    truth_columns : mapping label -> column, optional
-        Truth column per label when not ``true_<label>`` (e.g. the true [alpha/Fe] for
-        GALAH's ``alpham``).
 
     Returns
     -------
@@ -138,7 +155,9 @@ def offset_recovery(matched: Table, injected_offset: Mapping[str, float],
         ``pull_offset``; fitted ``scatter`` with ``e_scatter``, ``injected_scatter`` and
         ``pull_scatter``; ``bias_cnn_ref`` (median CNN - ref), ``expected_bias`` =
         median(CNN - truth) - injected offset, ``e_bias`` and ``pull_bias``;
-        ``recovered`` is True when all pulls are below 3 in absolute value.
+        ``std_cnn_ref`` (dispersion of CNN - ref), ``expected_std`` = hypot(std(CNN -
+        truth), injected scatter and quoted errors), ``e_std`` (bootstrap) and
+        ``pull_std``; ``recovered`` is True when all pulls are below 3 in absolute value.
     """
     base = np.ones(len(matched), bool) if base is None else base
     ref_columns = dict(ref_columns or {})
@@ -149,8 +168,7 @@ def offset_recovery(matched: Table, injected_offset: Mapping[str, float],
         if label not in injected_offset or ref_col not in matched.colnames:
             continue
         err_col = error_columns.get(label, f"{ref_prefix}e_{label}")
-        true_col = dict(truth_columns or {}).get(label, f"true_{label}")
-        cnn, ref, true = column(matched, label), column(matched, ref_col), column(matched, true_col)
+        cnn, ref, true = (column(matched, c) for c in (label, ref_col, f"true_{label}"))
         err = column(matched, err_col) if err_col and err_col in matched.colnames else None
         ok = base & finite(cnn, ref, true)
         off, e_off, sc, e_sc = fit_offset_scatter(ref[ok] - true[ok],
@@ -161,15 +179,19 @@ def offset_recovery(matched: Table, injected_offset: Mapping[str, float],
         inj_s = float((injected_scatter or {}).get(label, np.nan))
         expected = d_ct["bias"] - inj
         e_bias = float(np.hypot(d_cr["e_bias"], d_ct["e_bias"]))
-        pulls = ((off - inj) / e_off, (sc - inj_s) / e_sc, (d_cr["bias"] - expected) / e_bias)
+        total = np.hypot(inj_s, np.zeros(ok.sum()) if err is None else err[ok])
+        std_m, std_x, e_std = _expected_dispersion(cnn[ok] - true[ok], ref[ok] - true[ok], total)
+        pulls = ((off - inj) / e_off, (sc - inj_s) / e_sc, (d_cr["bias"] - expected) / e_bias,
+                 (std_m - std_x) / e_std)
         finite_pulls = [abs(p) for p in pulls if np.isfinite(p)]
         rows.append((label, int(ok.sum()), off, e_off, inj, pulls[0], sc, e_sc, inj_s, pulls[1],
-                     d_cr["bias"], expected, e_bias, pulls[2],
+                     d_cr["bias"], expected, e_bias, pulls[2], std_m, std_x, e_std, pulls[3],
                      bool(finite_pulls) and max(finite_pulls) < 3.0))
     names = ("label", "n", "offset", "e_offset", "injected_offset", "pull_offset", "scatter",
              "e_scatter", "injected_scatter", "pull_scatter", "bias_cnn_ref", "expected_bias",
-             "e_bias", "pull_bias", "recovered")
-    return Table(rows=rows, names=names, dtype=(str, int, *[float] * 12, bool))
+             "e_bias", "pull_bias", "std_cnn_ref", "expected_std", "e_std", "pull_std",
+             "recovered")
+    return Table(rows=rows, names=names, dtype=(str, int, *[float] * 16, bool))
 
 
 def sequence_recovery(matched: Table, mask: np.ndarray | None = None, seed: int = 0) -> Table:
