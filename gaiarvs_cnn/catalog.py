@@ -86,7 +86,13 @@ def datamodel() -> dict:
 
 
 def catalog_columns() -> list[dict]:
-    """The column entries of the data model, in catalogue order."""
+    """The column entries of the data model, in catalogue order.
+
+    Returns
+    -------
+    list of dict
+        ``name``, ``dtype``, ``unit``, ``ucd``, ``format``, ``description`` per column.
+    """
     return list(datamodel()["columns"])
 
 
@@ -180,7 +186,20 @@ def _check_columns(table: Table) -> None:
 
 
 def format_of(path, format: str | None = None) -> str:
-    """``'fits'`` or ``'votable'``: ``format`` if given, else from the file suffix."""
+    """The catalogue format of a path.
+
+    Parameters
+    ----------
+    path : path-like
+        File name (``.fits``, ``.fit``, ``.fits.gz``, ``.vot``, ``.xml``, ``.votable``).
+    format : {'fits', 'votable'}, optional
+        Returned as is when given (after checking it).
+
+    Returns
+    -------
+    str
+        ``'fits'`` or ``'votable'``.
+    """
     if format is not None:
         if format not in FORMATS:
             raise InputDataError(f"Unknown catalogue format '{format}'; use one of "
@@ -195,7 +214,21 @@ def format_of(path, format: str | None = None) -> str:
 
 
 def output_paths(out_dir, formats: str = "both", name: str = DEFAULT_NAME) -> list[Path]:
-    """Catalogue paths in ``out_dir`` for ``formats`` ('fits', 'votable' or 'both')."""
+    """Catalogue paths in a directory.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        Output directory.
+    formats : {'both', 'fits', 'votable'}
+        Formats wanted.
+    name : str
+        Base name (suffixes ``.fits`` / ``.vot`` appended).
+
+    Returns
+    -------
+    list of Path
+    """
     chosen = list(FORMATS) if formats == "both" else [format_of("", formats)]
     return [Path(out_dir) / f"{name}{FORMATS[f]}" for f in chosen]
 
@@ -314,6 +347,17 @@ def read_catalog(path) -> Table:
 
     ``flag_boundary`` is returned as text (``str``), ``dex`` columns get astropy units.
 
+    Parameters
+    ----------
+    path : path-like
+        ``.fits`` or ``.vot`` catalogue written by `write_catalog`.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        The 17 columns with data-model units, descriptions and UCDs; provenance in
+        ``meta`` (FITS).
+
     Raises
     ------
     InputDataError
@@ -348,6 +392,11 @@ def select_good(table: Table, ignore: Sequence[str] = ()) -> Table:
     ignore : sequence of str
         Flag positions to disregard (names from `gaiarvs_cnn.flags.FLAG_POSITIONS`, e.g.
         ``("tsne",)``).
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        The selected rows.
     """
     unknown = set(ignore) - set(FLAG_POSITIONS)
     if unknown:

@@ -57,11 +57,12 @@ PC-space guard the map criterion alone passes 98 % of the hot stars: ``transform
 not enough by itself. `joint_training_like` runs the paper's joint embedding (training
 and observed spectra together; cost super-linear, for up to ~10^4-10^5 spectra).
 
-*Timing* (2-core machine shared with other jobs, load ~7): fitting the reference on 2000
-training spectra, 150 s; placing new spectra (100 ``transform`` steps at each of the 4
-perplexities, one thread per map), 6-12 ms per star, i.e. 10^5 stars in 10-20 min there
-and a few minutes on idle cores; chunks are independent, so 10^6+ stars run chunk by
-chunk (resumable) or in parallel (`gaiarvs_cnn.distributed`).
+*Timing* (``benchmarks/results/tsne_agreement.json``; 2-core machine shared with other
+jobs, load ~6): fitting the reference on 2000 training spectra, 90 s (BH gradients,
+200 + 300 iterations, 4 maps); placing new spectra (100 ``transform`` steps in each of
+the 4 maps, one thread per map), 6.7 ms per star, i.e. 10^5 stars in ~11 min there and
+a few minutes on idle cores. Chunks are independent, so 10^6+ stars run chunk by chunk
+(resumable, `gaiarvs_cnn.pipeline`) or in parallel (`gaiarvs_cnn.distributed`).
 """
 from __future__ import annotations
 
@@ -247,9 +248,9 @@ class TSNEReference:
     bundle's ``tsne/`` directory (a few MB for ~10^4 training spectra), reload with
     `TSNEReference.load` and classify observed spectra with `training_like`.
 
-    Attributes
+    Parameters
     ----------
-    perplexities : tuple of float
+    perplexities : sequence of float
     pca_mean : ndarray (2401,)
         Mean training spectrum.
     pca_components : ndarray (n_pca, 2401)
@@ -266,8 +267,10 @@ class TSNEReference:
         99 % quantile of the training stars' noise-corrected distance to their nearest
         other training star in PC space (flux units), derived from ``train_pca`` and
         ``train_noise``.
-    meta : dict
+    meta : dict, optional
         Provenance (seed, versions, date, n_train, timing).
+    pca_threshold : float, optional
+        Overrides the derived threshold (references of format version 1).
     """
 
     def __init__(self, perplexities, pca_mean, pca_components, train_pca, maps,
@@ -337,7 +340,18 @@ class TSNEReference:
 
     # -- persistence ---------------------------------------------------------------
     def save(self, directory) -> Path:
-        """Write the reference to ``directory`` (atomically replaced); return its path."""
+        """Write the reference to ``directory`` (atomically replaced).
+
+        Parameters
+        ----------
+        directory : path-like
+            Destination (e.g. a bundle's ``tsne/``); an existing one is replaced.
+
+        Returns
+        -------
+        Path
+            ``directory``; it holds ``tsne_reference.npz`` and ``tsne_reference.json``.
+        """
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
@@ -362,6 +376,15 @@ class TSNEReference:
     @classmethod
     def load(cls, directory) -> TSNEReference:
         """Read a reference written by `save`.
+
+        Parameters
+        ----------
+        directory : path-like
+            Directory written by `save`.
+
+        Returns
+        -------
+        TSNEReference
 
         Raises
         ------
@@ -391,10 +414,26 @@ class TSNEReference:
     # -- classification ------------------------------------------------------------
     @property
     def n_train(self) -> int:
+        """Number of training spectra in the maps."""
         return len(self.train_pca)
 
     def project(self, flux: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Return (PC coordinates (N, n_pca), pixel noise (N,), usable mask (N,))."""
+        """Project spectra on the training principal components.
+
+        Parameters
+        ----------
+        flux : array (N, 2401)
+            Normalised RVS spectra (NaN pixels are filled).
+
+        Returns
+        -------
+        z : ndarray (N, n_pca)
+            PC coordinates (flux units).
+        noise : ndarray (N,)
+            Pixel noise (`estimate_noise`).
+        usable : ndarray of bool (N,)
+            False for spectra without finite continuum flux.
+        """
         x, usable = _clean_flux(flux)
         z = ((x - self.pca_mean) @ self.pca_components.T).astype(np.float32)
         return z, estimate_noise(x), usable
@@ -415,9 +454,21 @@ class TSNEReference:
         return m
 
     def place(self, z: np.ndarray, perplexity: float, n_iter: int = 100) -> np.ndarray:
-        """Place PC-space points ``z`` in the training map at ``perplexity`` (``transform``).
+        """Place PC-space points in the training map with ``transform``.
 
-        Positions are in the frame of the centred training map (see `map_distance`).
+        Parameters
+        ----------
+        z : ndarray (N, n_pca)
+            PC coordinates from `project`.
+        perplexity : float
+            One of ``perplexities``.
+        n_iter : int
+            Optimisation steps.
+
+        Returns
+        -------
+        ndarray (N, 2)
+            Positions in the frame of the centred training map (see `map_distance`).
         """
         from openTSNE import TSNEEmbedding
 
@@ -429,7 +480,20 @@ class TSNEReference:
         return np.asarray(pos, dtype=np.float64)
 
     def map_distance(self, positions: np.ndarray, perplexity: float) -> np.ndarray:
-        """Distance of map ``positions`` to the nearest training star at ``perplexity``."""
+        """Distance of map positions to the nearest training star.
+
+        Parameters
+        ----------
+        positions : ndarray (N, 2)
+            From `place`.
+        perplexity : float
+            The map.
+
+        Returns
+        -------
+        ndarray (N,)
+            Distances in map units.
+        """
         p = float(perplexity)
         if p not in self._trees:
             self._trees[p] = cKDTree(self._centred_map(p))
@@ -437,6 +501,13 @@ class TSNEReference:
 
     def classify(self, flux: np.ndarray, n_iter: int = 100) -> dict[str, np.ndarray]:
         """Every criterion of `training_like`, per star.
+
+        Parameters
+        ----------
+        flux : array (N, 2401)
+            Normalised RVS spectra.
+        n_iter : int
+            ``transform`` steps per perplexity.
 
         Returns
         -------
@@ -482,8 +553,20 @@ class TSNEReference:
 
 
 def estimate_noise(flux: np.ndarray) -> np.ndarray:
-    """Robust per-spectrum pixel noise (flux units) from second differences.
+    """Robust per-spectrum pixel noise from second differences.
 
+    Parameters
+    ----------
+    flux : array (N, npix)
+        Spectra without NaN (flux units).
+
+    Returns
+    -------
+    ndarray (N,)
+        Noise standard deviation per pixel (flux units).
+
+    Notes
+    -----
     For white noise of standard deviation sigma, ``f[i-1] - 2 f[i] + f[i+1]`` has standard
     deviation ``sqrt(6) sigma``; RVS lines span ~7 pixels, so their curvature barely
     contributes to the median absolute value used here.
@@ -520,6 +603,19 @@ def joint_training_like(train_flux: np.ndarray, obs_flux: np.ndarray,
     own nearest-training-neighbour distances. Cost grows faster than linearly; use it
     for up to ~10^5 spectra and to validate `TSNEReference.training_like`.
 
+    Parameters
+    ----------
+    train_flux, obs_flux : array (N, 2401)
+        Normalised training and observed RVS spectra.
+    perplexities : sequence of float
+        The maps' perplexities.
+    n_pca : int
+        Principal components of the joint sample.
+    seed : int
+        Seed of PCA, initialisation and optimisation.
+    n_iter : (int, int)
+        Iterations with and without early exaggeration.
+
     Returns
     -------
     ndarray of bool, shape (len(obs_flux),)
@@ -540,7 +636,18 @@ def joint_training_like(train_flux: np.ndarray, obs_flux: np.ndarray,
 
 def flag_digits(pred: Mapping[str, np.ndarray], batch, ranges: Mapping[str, Sequence[float]],
                 tsne_like: np.ndarray) -> np.ndarray:
-    """The eight flag digits as an (N, 8) boolean array (True = outside), see `flag_boundary`."""
+    """The eight flag digits as booleans (True = outside).
+
+    Parameters
+    ----------
+    pred, batch, ranges, tsne_like
+        As for `flag_boundary`.
+
+    Returns
+    -------
+    ndarray of bool, shape (N, 8)
+        Columns in the order of `FLAG_POSITIONS`.
+    """
     n = len(np.asarray(tsne_like))
     out = np.zeros((n, len(FLAG_POSITIONS)), dtype=bool)
     for j, name in enumerate(FLAG_POSITIONS[:-1]):
@@ -594,7 +701,18 @@ def flag_boundary(pred: Mapping[str, np.ndarray], batch, ranges: Mapping[str, Se
 
 
 def decode_flag(flags: Sequence[str]) -> dict[str, np.ndarray]:
-    """Split ``flag_boundary`` strings into one boolean array per position (True = outside)."""
+    """Split ``flag_boundary`` strings into one boolean array per position.
+
+    Parameters
+    ----------
+    flags : sequence of str
+        Eight-character flags.
+
+    Returns
+    -------
+    dict of str to ndarray of bool
+        Keyed by `FLAG_POSITIONS`; True = outside / not training-like.
+    """
     arr = np.asarray(flags, dtype=f"<U{len(FLAG_POSITIONS)}")
     bad = [f for f in arr.tolist() if len(f) != len(FLAG_POSITIONS) or set(f) - {"0", "1"}]
     if bad:

@@ -73,7 +73,7 @@ _STATE_VERSION = 1
 class CatalogRun:
     """Options of one catalogue production (see `produce_catalog`).
 
-    Attributes
+    Parameters
     ----------
     source : {'simulated', 'gaia', 'files'}
         Where the stars come from; ``gaia`` and ``files`` read ``store``.
@@ -98,6 +98,8 @@ class CatalogRun:
         Replace existing catalogues.
     progress : bool
         Show progress bars.
+    train_stars, train_epochs : int
+        Simulated training stars and maximum epochs for ``train=True``.
     """
 
     source: str = "simulated"
@@ -117,7 +119,13 @@ class CatalogRun:
     train_epochs: int = 10
 
     def targets(self) -> list[Path]:
-        """The final catalogue paths."""
+        """The final catalogue paths.
+
+        Returns
+        -------
+        list of Path
+            One per format, from ``out`` and ``formats``.
+        """
         out = Path(self.out)
         if out.suffix.lower() in (".fits", ".vot", ".xml", ".fit"):
             if self.formats == "both":
@@ -140,7 +148,21 @@ class CatalogRun:
 
 @dataclass
 class RunSummary:
-    """What a run did: stars in/out, fraction with ``"00000000"``, seconds per stage."""
+    """What a run did: stars in/out, fraction with ``"00000000"``, seconds per stage.
+
+    Parameters
+    ----------
+    n_input, n_cut, n_written, n_good : int
+        Stars read, removed by the input cuts, written, and with flag ``"00000000"``.
+    outputs : list of str
+        Catalogue files written.
+    timings : dict of str to float
+        Seconds per stage, in stage order.
+    bundle_id : str
+        Identifier of the model bundle.
+    resumed_chunks : int
+        Chunks reused from an interrupted run.
+    """
 
     n_input: int = 0
     n_cut: int = 0
@@ -153,10 +175,17 @@ class RunSummary:
 
     @property
     def good_fraction(self) -> float:
+        """Fraction of written stars with ``flag_boundary == "00000000"``."""
         return self.n_good / self.n_written if self.n_written else 0.0
 
     def lines(self) -> list[str]:
-        """Human-readable summary."""
+        """Human-readable summary.
+
+        Returns
+        -------
+        list of str
+            One line per item.
+        """
         out = [f"stars in: {self.n_input}", f"removed by cuts: {self.n_cut}",
                f"stars written: {self.n_written}",
                f"flag_boundary == {GOOD_FLAG}: {self.n_good} ({100 * self.good_fraction:.1f} %)",
@@ -183,6 +212,16 @@ def usable_mask(batch) -> np.ndarray:
 
     A star needs an RVS spectrum with finite flux in the continuum windows, both XP
     spectra (non-zero first coefficients) and finite G, BP, RP and parallax.
+
+    Parameters
+    ----------
+    batch : `~gaiarvs_cnn.store.StarBatch`
+        Stars read from a store.
+
+    Returns
+    -------
+    ndarray of bool
+        True for stars kept.
     """
     flux = np.asarray(batch["flux"])
     ok = np.isfinite(flux[:, continuum_mask()]).any(axis=1)
@@ -193,7 +232,18 @@ def usable_mask(batch) -> np.ndarray:
 
 
 def load_tsne_reference(bundle) -> TSNEReference | None:
-    """The bundle's t-SNE reference, or None (with a warning) when it has none."""
+    """The bundle's t-SNE reference.
+
+    Parameters
+    ----------
+    bundle : `~gaiarvs_cnn.model.ModelBundle`
+        A loaded bundle.
+
+    Returns
+    -------
+    `~gaiarvs_cnn.flags.TSNEReference` or None
+        None (with a warning) when the bundle has no ``tsne/`` directory.
+    """
     if not (bundle.tsne_dir / "tsne_reference.json").exists():
         log.warning(f"Model bundle {bundle.path} has no t-SNE reference (tsne/): the t-SNE "
                     "digit of flag_boundary will be '1' (not tested) for every star.")
@@ -289,14 +339,17 @@ def _check_source(src, path: Path) -> None:
 
 
 def _load_model(run: CatalogRun, summary: RunSummary):
+    """(bundle, t-SNE reference or None): loaded, or trained when ``run.train``."""
     from .model import ModelBundle
 
     with _stage("model", summary):
         if run.train:
             if run.model is not None:
                 raise InputDataError("Give either --model or --train, not both.")
-            return _train_bundle(run)
-        return ModelBundle.load(run.model)
+            bundle = _train_bundle(run)
+        else:
+            bundle = ModelBundle.load(run.model)
+        return bundle, load_tsne_reference(bundle)
 
 
 def _train_bundle(run: CatalogRun):
@@ -444,6 +497,10 @@ def produce_catalog(run: CatalogRun, on_chunk: Callable[[int], None] | None = No
     on_chunk : callable, optional
         Called with the chunk index after each chunk is saved (progress reporting).
 
+    Returns
+    -------
+    RunSummary
+
     Raises
     ------
     OutputExistsError
@@ -459,9 +516,7 @@ def produce_catalog(run: CatalogRun, on_chunk: Callable[[int], None] | None = No
     _refuse_existing(run)
     summary = RunSummary()
     store = _input_store(run, summary)
-    bundle = _load_model(run, summary)
-    with _stage("model", summary):
-        tsne_ref = load_tsne_reference(bundle)
+    bundle, tsne_ref = _load_model(run, summary)
     summary.bundle_id = bundle.bundle_id
     with open_source(store) as src:
         _check_source(src, store)
@@ -491,7 +546,17 @@ def produce_catalog(run: CatalogRun, on_chunk: Callable[[int], None] | None = No
 
 
 def run_catalog(**options) -> RunSummary:
-    """`produce_catalog` with keyword options of `CatalogRun` (convenience)."""
+    """`produce_catalog` with keyword options of `CatalogRun` (convenience).
+
+    Parameters
+    ----------
+    **options
+        Fields of `CatalogRun`.
+
+    Returns
+    -------
+    RunSummary
+    """
     known = set(asdict(CatalogRun()))
     unknown = set(options) - known
     if unknown:

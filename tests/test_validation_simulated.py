@@ -50,6 +50,8 @@ def test_simulated_references_offsets_are_recovered(survey):
         assert len(rec) >= 1
         assert np.all(np.abs(rec["pull_offset"]) < 3.5), rec
         assert np.all(np.abs(rec["pull_bias"]) < 3.5), rec
+        assert np.all(np.abs(rec["pull_std"]) < 3.5), rec
+        assert np.all(rec["std_cnn_ref"] > 0)
     seis = Table.read(root / "report" / "seismic_stats.ecsv")
     row = seis[(seis["label"] == "logg") & (seis["subset"] == "all")][0]
     # CNN log g = truth + 0.03 + N(0, 0.10); seismic log g scatter ~0.009 dex
