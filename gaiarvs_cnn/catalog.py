@@ -355,8 +355,8 @@ def read_catalog(path) -> Table:
     Returns
     -------
     `~astropy.table.Table`
-        The 17 columns with data-model units, descriptions and UCDs; provenance in
-        ``meta`` (FITS).
+        The 17 columns with data-model units, descriptions and UCDs; the provenance
+        (FITS header keywords, VOTable INFO elements) in ``meta``.
 
     Raises
     ------
@@ -366,10 +366,17 @@ def read_catalog(path) -> Table:
     path = Path(path)
     if not path.exists():
         raise InputDataError(f"No catalogue at {path}.")
+    fmt = format_of(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)
-        table = Table.read(path, format=format_of(path), **(
-            {"hdu": 1} if format_of(path) == "fits" else {}))
+        if fmt == "fits":
+            table = Table.read(path, format="fits", hdu=1)
+        else:
+            from astropy.io.votable import parse
+
+            vot = parse(str(path))
+            table = vot.get_first_table().to_table()
+            table.meta.update({i.name: i.value for r in vot.resources for i in r.infos})
     specs = catalog_columns()
     missing = [s["name"] for s in specs if s["name"] not in table.colnames]
     if missing:

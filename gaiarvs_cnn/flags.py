@@ -513,8 +513,8 @@ class TSNEReference:
         -------
         dict
             ``usable``, ``noise``, ``pca_distance`` (noise-corrected) and ``like_pca``
-            (N,); for each perplexity ``p``, ``map_distance_<p>`` and ``like_<p>``; and
-            ``training_like`` (all criteria).
+            (N,); for each perplexity ``p``, ``position_<p>`` (N, 2), ``map_distance_<p>``
+            and ``like_<p>``; and ``training_like`` (all criteria).
         """
         z, noise, usable = self.project(flux)
         pca_dist = _noise_corrected(self.affinities.neighbours(z)[1][:, 0], noise, z.shape[1])
@@ -527,6 +527,7 @@ class TSNEReference:
             placed = list(pool.map(lambda p: self.place(z, p, n_iter=n_iter), self.perplexities))
         for p, pos in zip(self.perplexities, placed):
             d = self.map_distance(pos, p)
+            out[f"position_{p:g}"] = pos
             out[f"map_distance_{p:g}"] = d
             out[f"like_{p:g}"] = d <= self.map_threshold[p]
             like &= out[f"like_{p:g}"]

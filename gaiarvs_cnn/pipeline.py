@@ -211,7 +211,8 @@ def usable_mask(batch) -> np.ndarray:
     """Stars the network can parameterise (the pipeline's input cuts).
 
     A star needs an RVS spectrum with finite flux in the continuum windows, both XP
-    spectra (non-zero first coefficients) and finite G, BP, RP and parallax.
+    spectra (non-zero first coefficients, all 2 x 55 coefficients finite) and finite G,
+    BP, RP and parallax.
 
     Parameters
     ----------
@@ -226,6 +227,8 @@ def usable_mask(batch) -> np.ndarray:
     flux = np.asarray(batch["flux"])
     ok = np.isfinite(flux[:, continuum_mask()]).any(axis=1)
     ok &= xp_available(batch["bp_coefficients"], batch["rp_coefficients"])
+    for col in ("bp_coefficients", "rp_coefficients"):
+        ok &= np.isfinite(np.asarray(batch[col])).all(axis=1)
     for col in PHOT_INPUTS:
         ok &= np.isfinite(np.asarray(batch[col], dtype=float))
     return ok

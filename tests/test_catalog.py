@@ -103,6 +103,7 @@ def test_read_catalog_restores_function_units_and_text_flags(table, tmp_path, su
     assert back["flag_boundary"].dtype.kind == "U"
     assert back["flag_boundary"][0] == "00000000"
     assert back["sigma_mh"].description == "Overall uncertainty of [M/H]"
+    assert str(back.meta["BUNDLEID"]) == "0123abcd" and int(back.meta["NSTARS"]) == 6
     np.testing.assert_allclose(back["logg"], table["logg"])
 
 

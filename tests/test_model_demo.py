@@ -16,8 +16,10 @@ from gaiarvs_cnn.flags import TSNEReference, flag_boundary
 from gaiarvs_cnn.model import ModelBundle, demo_bundle_path, predict_batch
 from gaiarvs_cnn.sources.simulated import simulate_batch
 
-#: Maximum robust dispersion (CNN - truth) per label, physical units.
-ACCEPTANCE = {"teff": 150.0, "logg": 0.2, "mh": 0.12, "alpham": 0.06, "feh": 0.12}
+#: Maximum robust dispersion (CNN - truth) per label, physical units. The shipped bundle
+#: reaches teff 94 K, logg 0.077, mh 0.047, alpham 0.025, feh 0.046 dex on these stars,
+#: whose label spreads (robust) are 369 K, 1.16, 0.28, 0.049 and 0.28 dex.
+ACCEPTANCE = {"teff": 125.0, "logg": 0.10, "mh": 0.065, "alpham": 0.035, "feh": 0.065}
 
 
 def robust_std(x):
@@ -56,14 +58,22 @@ def test_demo_bundle_is_accurate_on_freshly_simulated_stars(demo):
 
 
 def test_stars_outside_the_training_set_are_flagged(demo):
-    """Peer-tool failure mode: labels of unlike stars delivered without a flag."""
-    odd = simulate_batch(60, seed=97, kind="out-of-range")
-    normal = simulate_batch(60, seed=98, kind="training")
+    """Peer-tool failure mode: labels of unlike stars delivered without a flag.
+
+    Hot (Paschen) stars and M giants must be flagged (measured: 97 %, 100 %); very
+    metal-poor halo stars below the training [M/H] are only half flagged (their spectra
+    resemble the training's metal-poor giants and the CNN pulls [M/H] into range), so the
+    bound on all out-of-range stars is 75 % (measured 86 %). Training-like stars: < 5 %.
+    """
+    odd = simulate_batch(200, seed=97, kind="out-of-range")
+    normal = simulate_batch(100, seed=98, kind="training")
     tsne = TSNEReference.load(demo.tsne_dir)
     flagged = {}
     for name, batch in (("odd", odd), ("normal", normal)):
         flags = flag_boundary(predict_batch(demo, batch), batch, demo.ranges,
                               tsne.training_like(batch["flux"]))
-        flagged[name] = np.mean(flags != "00000000")
-    assert flagged["odd"] > 0.8, flagged
-    assert flagged["normal"] < 0.25, flagged
+        flagged[name] = flags != "00000000"
+    hot_or_m = np.isin(odd["population"], (3, 4))
+    assert flagged["odd"][hot_or_m].mean() > 0.9
+    assert flagged["odd"].mean() > 0.75
+    assert flagged["normal"].mean() < 0.05

@@ -171,14 +171,15 @@ def test_stars_without_spectrum_or_xp_are_cut_and_counted(tiny_observed_store, t
         batch = src.read(0, 60)
     batch["flux"][[3, 10]] = np.nan
     batch["bp_coefficients"][[20, 21, 22]] = 0.0
-    assert (~usable_mask(batch)).sum() == 5
+    batch["rp_coefficients"][30, 7] = np.nan
+    assert (~usable_mask(batch)).sum() == 6
     with Store.create(tmp_path / "bad.h5", extra_columns=batch_extra(batch)) as store:
         store.append(batch)
     summary = produce_catalog(files_run(tmp_path / "bad.h5", tiny_bundle, tmp_path / "out",
                                         formats="fits"))
-    assert (summary.n_input, summary.n_cut, summary.n_written) == (60, 5, 55)
+    assert (summary.n_input, summary.n_cut, summary.n_written) == (60, 6, 54)
     cat = read_catalog(tmp_path / "out" / NAMES[0])
-    assert not set(batch["source_id"][[3, 10, 20, 21, 22]]) & set(cat["source_id"])
+    assert not set(batch["source_id"][[3, 10, 20, 21, 22, 30]]) & set(cat["source_id"])
     assert not (tmp_path / "out" / NAMES[1]).exists()
 
 

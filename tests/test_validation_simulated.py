@@ -85,3 +85,19 @@ def test_cramer_rao_ratio_on_the_simulator(survey):
     # tying [Fe/H] to [M/H] and [alpha/M] removes their near-degeneracy
     mh = list(cr["label"]).index("mh")
     assert cr["bound_simulator"][mh] < cr["bound_free"][mh]
+
+
+def test_shard_manifest_gives_the_same_reference_and_columns(survey, tmp_path):
+    from gaiarvs_cnn.shards import shard_store
+    from gaiarvs_cnn.validation.references import get_reference
+
+    manifest = shard_store(survey["store"], tmp_path / "shards", stars_per_shard=600)
+    whole = get_reference("galah", "simulated", store=survey["store"], seed=3)
+    sharded = get_reference("galah", "simulated", store=manifest, seed=3)
+    assert len(whole) > 0
+    for name in ("source_id", "teff", "alpham", "snr_c3_iraf"):
+        np.testing.assert_array_equal(whole[name], sharded[name])
+    a = add_store_columns(survey["cat"], survey["store"])
+    b = add_store_columns(survey["cat"], manifest)
+    for name in ("source_id", "rvs_snr", "parallax", "true_mh"):
+        np.testing.assert_array_equal(a[name], b[name])

@@ -28,16 +28,22 @@ REFERENCE_SOURCES = ("simulated", "archive", "file")
 
 
 def _simulated(kind: str, store, seed) -> Table:
+    """The simulator's reference for a store path, shard manifest or open store."""
+    from ..shards import open_source
     from ..sources.simulated import reference_catalog
-    from ..store import Store
+    from ..store import StarBatch
 
     if store is None:
         raise InputDataError(f"The simulated {kind} reference is derived from the simulated "
                              "store of the catalogue: pass --store sim.h5.")
-    if isinstance(store, (str, Path)):
-        with Store.open(store) as st:
-            return reference_catalog(kind, st, seed)
-    return reference_catalog(kind, store, seed)
+    if not isinstance(store, (str, Path)) or Path(store).suffix.lower() != ".json":
+        return reference_catalog(kind, store, seed)
+    # a shard manifest: read the per-star columns (no spectra) in store order
+    with open_source(store) as src:
+        cols = [s.name for s in src.specs if len(s.shape) == 0 or s.name in (
+            "true_labels", "labels", "label_errors")]
+        batch = StarBatch.concatenate(list(src.iter_chunks(columns=cols)))
+    return reference_catalog(kind, batch, seed)
 
 
 def get_reference(kind: str, source: str = "simulated", *, store=None, seed=0,

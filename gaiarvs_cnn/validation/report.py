@@ -202,8 +202,8 @@ def _render(results: Sequence[ValidationResult], files: dict[str, list[str]], md
         if res.summary is not None and len(res.summary):
             parts.append(table(_SUMMARY_HEAD, summary_rows(res.summary)))
         for key, tab in res.tables.items():
-            if res.summary is not None and tab is res.summary:
-                continue
+            if res.summary is not None and key == "stats":
+                continue   # already shown (key subsets) in the summary rows above
             if len(tab) <= 40 and len(tab.colnames) <= 16:
                 parts.append(esc(f"{key}:"))
                 parts.append(table(*_table_strings(tab)))

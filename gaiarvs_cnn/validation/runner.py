@@ -136,8 +136,7 @@ def validate_galah(data: Table, galah: Table) -> ValidationResult:
     Parameters
     ----------
     data : `~astropy.table.Table`
-        Catalogue joined with its store columns
-        (`~gaiarvs_cnn.validation.crossmatch.add_store_columns`).
+        Catalogue with the store column ``rvs_snr``.
     galah : `~astropy.table.Table`
         GALAH reference (canonical schema).
 
@@ -177,8 +176,7 @@ def validate_seismic(data: Table, seismic: Table, apogee: Table | None = None,
     Parameters
     ----------
     data : `~astropy.table.Table`
-        Catalogue joined with its store columns
-        (`~gaiarvs_cnn.validation.crossmatch.add_store_columns`).
+        Catalogue (its Teff enters the seismic log g).
     seismic : `~astropy.table.Table`
         Seismic reference (``numax``, ``e_numax``).
     apogee, gsp : `~astropy.table.Table`, optional
@@ -218,8 +216,7 @@ def validate_clusters(data: Table, clusters: Table, galah: Table | None = None
     Parameters
     ----------
     data : `~astropy.table.Table`
-        Catalogue joined with its store columns
-        (`~gaiarvs_cnn.validation.crossmatch.add_store_columns`).
+        Catalogue with ``logg`` and the abundances.
     clusters : `~astropy.table.Table`
         Membership list (``cluster``, ``proba``).
     galah : `~astropy.table.Table`, optional
@@ -260,8 +257,7 @@ def validate_gsp(data: Table, reference: Table, kind: str = "gsp-spec",
     Parameters
     ----------
     data : `~astropy.table.Table`
-        Catalogue joined with its store columns
-        (`~gaiarvs_cnn.validation.crossmatch.add_store_columns`).
+        Catalogue with the store column ``rvs_snr``.
     reference : `~astropy.table.Table`
         GSP-Spec or GSP-Phot reference.
     kind : {"gsp-spec", "gsp-phot"}
@@ -316,8 +312,7 @@ def validate_precision(data: Table, apogee: Table | None = None, gsp: Table | No
     Parameters
     ----------
     data : `~astropy.table.Table`
-        Catalogue joined with its store columns
-        (`~gaiarvs_cnn.validation.crossmatch.add_store_columns`).
+        Catalogue with ``rvs_snr`` and, for a simulated store, the truth.
     apogee, gsp : `~astropy.table.Table`, optional
         APOGEE and GSP-Spec references.
     bounds : callable, optional
@@ -372,8 +367,7 @@ def validate_bimodality(data: Table) -> ValidationResult:
     Parameters
     ----------
     data : `~astropy.table.Table`
-        Catalogue joined with its store columns
-        (`~gaiarvs_cnn.validation.crossmatch.add_store_columns`).
+        Catalogue with ``ra``, ``dec``, ``parallax``, ``rvs_snr`` (store).
 
     Returns
     -------
@@ -412,8 +406,7 @@ def validate_truth(data: Table) -> ValidationResult:
     Parameters
     ----------
     data : `~astropy.table.Table`
-        Catalogue joined with its store columns
-        (`~gaiarvs_cnn.validation.crossmatch.add_store_columns`).
+        Catalogue with the truth columns ``true_<label>`` (simulated store).
 
     Returns
     -------
