@@ -21,6 +21,12 @@ Usage::
     python benchmarks/bench_model.py                       # everything, default sizes
     python benchmarks/bench_model.py --only predict --members 28 --stars 1024
     python benchmarks/bench_model.py --only rss --rss-sizes 10000,1000000
+
+The paper-scale accuracy figure (28 members, >= 30 000 training stars; hours on 2 cores)::
+
+    gaiarvs-cnn simulate --n 40000 --kind training -o sim40k.h5
+    gaiarvs-cnn train --store sim40k.h5 --out full28/
+    python benchmarks/bench_model.py --only snr --bundle full28/
 """
 from __future__ import annotations
 

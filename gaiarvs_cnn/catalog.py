@@ -41,7 +41,7 @@ from astropy.table import Table
 from astropy.utils.exceptions import AstropyWarning
 
 from .exceptions import GaiaRVSCNNError, InputDataError, OutputExistsError
-from .flags import FLAG_POSITIONS, GOOD_FLAG
+from .flags import FLAG_POSITIONS, GOOD_FLAG, chmod_default
 
 __all__ = [
     "CatalogWriteError",
@@ -328,9 +328,7 @@ def write_catalog(table: Table, path, format: str | None = None, overwrite: bool
     tmp = Path(name)
     try:
         _write_tmp(table, tmp, fmt)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)   # mkstemp creates 0600 files
+        chmod_default(tmp)              # mkstemp creates 0600 files
         os.replace(tmp, path)
     except OSError as exc:
         raise CatalogWriteError(f"Could not write {path} ({exc}); nothing was written under "

@@ -128,6 +128,13 @@ def _n_jobs() -> int:
     return int(conf.threads) if int(conf.threads) > 0 else 1
 
 
+def chmod_default(path: Path) -> None:
+    """Give a file or directory made by `tempfile` (mode 0600/0700) the usual umask mode."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~umask)
+
+
 def _placement_workers(n_maps: int) -> int:
     """Threads placing new spectra in the maps (one map per thread; the result does not
     depend on it): all cores when ``conf.threads`` is 0, else ``conf.threads``."""
@@ -355,6 +362,7 @@ class TSNEReference:
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
+        chmod_default(tmp)             # mkdtemp makes 0700 directories
         try:
             arrays = {"pca_mean": self.pca_mean, "pca_components": self.pca_components,
                       "train_pca": self.train_pca, "train_noise": self.train_noise}

@@ -140,6 +140,9 @@ def test_existing_output_is_refused_then_replaced_with_overwrite(table, tmp_path
     assert path.read_text() == "earlier catalogue"
     write_catalog(table, path, overwrite=True)
     assert len(read_catalog(path)) == 6
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask     # not mkstemp's 0600
 
 
 def test_full_disk_leaves_earlier_catalogue_and_no_temporary(table, tmp_path, monkeypatch):

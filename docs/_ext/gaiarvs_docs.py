@@ -184,7 +184,8 @@ def _flatten(value, prefix: str = "") -> list[tuple[str, object]]:
 
 def _format_value(value) -> str:
     """Short text of a benchmark value (floats to 4 significant digits)."""
-    if isinstance(value, float) and value.is_integer() and abs(value) >= 1e4:
+    if isinstance(value, int | float) and not isinstance(value, bool) and float(
+            value).is_integer() and abs(value) >= 1e4:
         return f"{int(value):,}"
     if isinstance(value, float):
         return f"{value:.4g}"

@@ -69,14 +69,19 @@ def demo_bundle_path() -> Path:
     return Path(__file__).resolve().parent.parent / "data" / "demo_bundle"
 
 
-def write_json_atomic(path: Path, obj) -> Path:
-    """Write ``obj`` as JSON to ``path`` through a temporary file and `os.replace`."""
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and `os.replace`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=_json_default))
+    tmp.write_text(text)
     os.replace(tmp, path)
     return path
+
+
+def write_json_atomic(path: Path, obj) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically (see `write_text_atomic`)."""
+    return write_text_atomic(path, json.dumps(obj, indent=1, default=_json_default))
 
 
 def _json_default(obj):
@@ -183,7 +188,7 @@ class ModelBundle:
         if absent:
             raise ModelBundleError(f"Cannot write bundle {path}: no range for {absent}.")
         write_json_atomic(path / "config.json", config.to_dict())
-        (path / "scalers.json").write_text(scalers.to_json())
+        write_text_atomic(path / "scalers.json", scalers.to_json())
         write_json_atomic(path / "ranges.json", {k: [float(v) for v in ranges[k]]
                                                  for k in RANGE_KEYS})
         write_json_atomic(path / "residuals.json",

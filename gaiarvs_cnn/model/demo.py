@@ -3,11 +3,11 @@
 The demo bundle is a small ensemble (2 splits x 2 models) trained on simulated training
 stars (`gaiarvs_cnn.sources.simulated`) with `DEMO_CONFIG`: the paper's network with a
 lighter RVS branch (16/8/8 filters, max-pooling by 4 after every convolution) so that
-it trains in about half an hour on two CPU cores and weighs a few MB. It serves the
+it trains in 7 min (idle) to 30 min (busy) on two CPU cores and weighs ~2.5 MB. It serves the
 offline quick start (``gaiarvs-cnn produce-catalog``) and the tests; for science, train
 the full ensemble (``gaiarvs-cnn train``, default `NetworkConfig`).
 
-Rebuild (the only documented way; about 30 min on 2 cores)::
+Rebuild (the only documented way; 7-30 min on 2 cores)::
 
     python -m gaiarvs_cnn.model.demo
 
