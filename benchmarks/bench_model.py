@@ -280,6 +280,9 @@ def main(argv=None) -> dict:
                                    args.rss_chunk)
     if "snr" in todo:
         results["snr"] = bench_snr(bundle, args.snr_stars, seed=4242)
+    for section in todo:  # sections of earlier runs keep the machine state of their run
+        results[section]["machine"] = results["machine"]
+        results[section]["sgemm_peak_gflops"] = results["sgemm_peak_gflops"]
     results["own_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".tmp")

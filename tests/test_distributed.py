@@ -122,21 +122,50 @@ def test_work_dir_of_another_run_is_refused(tiny_bundle, obs_store, client, tmp_
                             chunk_size=CHUNK, client=client, progress=False)
 
 
+class FailOnSource(distributed.WorkerPlugin):
+    """Make the per-chunk prediction raise, in the workers, for chunks holding one star."""
+
+    name = "fail-on-source"
+
+    def __init__(self, source_id):
+        self.source_id = int(source_id)
+
+    def setup(self, worker):
+        from gaiarvs_cnn import pipeline
+        from gaiarvs_cnn.exceptions import BadStarError
+
+        self._original = original = pipeline.predict_chunk
+        bad = self.source_id
+
+        def failing(bundle, ref, batch, *args, **kwargs):
+            if bad in np.asarray(batch["source_id"]).tolist():
+                raise BadStarError(bad, "injected failure")
+            return original(bundle, ref, batch, *args, **kwargs)
+
+        pipeline.predict_chunk = failing
+
+    def teardown(self, worker):
+        from gaiarvs_cnn import pipeline
+
+        pipeline.predict_chunk = self._original
+
+
 def test_failing_partition_is_retried_reported_and_others_kept(tiny_bundle, obs_store, client,
                                                                tmp_path):
-    bad = tmp_path / "bad.h5"
-    with open_source(obs_store) as src, Store.create(bad, extra_columns=src.extra_columns) as st:
-        batch = src.read(0, 2 * CHUNK)
-        # passes the input cuts (first XP coefficient fine) but cannot be preprocessed
-        batch["bp_coefficients"][CHUNK + 3, 5] = np.nan
-        st.append(batch)
-    bad_id = int(batch["source_id"][CHUNK + 3])
-    with pytest.raises(PartitionFailedError, match=f"part-000001.*{bad_id}") as err:
-        predict_distributed(bad, tiny_bundle, tmp_path / "bad.fits", work_dir=tmp_path / "w",
-                            chunk_size=CHUNK, client=client, retries=1, progress=False)
+    with open_source(obs_store) as src:
+        bad_id = int(src.read(CHUNK + 3, CHUNK + 4)["source_id"][0])
+    client.register_plugin(FailOnSource(bad_id))
+    try:
+        with pytest.raises(PartitionFailedError, match=f"part-000001.*{bad_id}") as err:
+            predict_distributed(obs_store, tiny_bundle, tmp_path / "bad.fits",
+                                work_dir=tmp_path / "w", chunk_size=CHUNK, client=client,
+                                retries=1, progress=False)
+    finally:
+        client.unregister_worker_plugin(FailOnSource.name)
     assert list(err.value.failures) == ["part-000001"]
     cols, meta = read_partition(tmp_path / "w" / "part-000000.npz")
-    np.testing.assert_array_equal(cols["source_id"], batch["source_id"][:CHUNK])
+    with open_source(obs_store) as src:
+        np.testing.assert_array_equal(cols["source_id"], src.read(0, CHUNK)["source_id"])
     assert not (tmp_path / "bad.fits").exists()
 
 
