@@ -21,6 +21,19 @@ def main():
     Quick start (offline, built-in simulated survey):
       gaiarvs-cnn produce-catalog
       gaiarvs-cnn validate --catalog catalog/gaiarvs_cnn_catalog.fits --against all
+
+    \b
+    Examples:
+      gaiarvs-cnn produce-catalog                      # offline: simulate, predict, flag, write
+      gaiarvs-cnn simulate --n 20000 --kind training -o train.h5
+      gaiarvs-cnn fetch gaia --source-ids ids.txt -o stars.h5
+      gaiarvs-cnn fetch reference --kind galah -o galah.fits
+      gaiarvs-cnn store info stars.h5
+      gaiarvs-cnn train --store train.h5 --out my_bundle/
+      gaiarvs-cnn predict --store stars.h5 --model my_bundle/ --out results/
+      gaiarvs-cnn shard survey.h5 survey_shards --stars-per-shard 200000
+      gaiarvs-cnn manifest validate survey_shards/manifest.json
+      gaiarvs-cnn validate --catalog catalog/gaiarvs_cnn_catalog.fits --against all
     """
 
 

@@ -1,15 +1,15 @@
 """One entry point for the real reference catalogues, by kind.
 
-========== =========================================== ==================================
-kind       catalogue                                   adapter
-========== =========================================== ==================================
-apogee     APOGEE DR17 allStar (VizieR III/286)        `.apogee.query_apogee`
-galah      GALAH DR3 (VizieR J/MNRAS/506/150)          `.galah.query_galah`
-seismic    K2-GAP DR3, Zinn+2022 (VizieR J/ApJ/926/191) `.k2gap.query_k2gap`
-clusters   Cantat-Gaudin+2020 members (J/A+A/640/A1)   `.clusters.query_clusters`
-gsp-spec   Gaia DR3 astrophysical_parameters (ESA)      `.gaia_ap.query_gsp`
-gsp-phot   Gaia DR3 astrophysical_parameters (ESA)      `.gaia_ap.query_gsp`
-========== =========================================== ==================================
+========== ============================================== ==========================
+kind       catalogue                                      adapter
+========== ============================================== ==========================
+apogee     APOGEE DR17 allStar (VizieR III/286)           `.apogee.query_apogee`
+galah      GALAH DR3 (VizieR J/MNRAS/506/150)             `.galah.query_galah`
+seismic    K2-GAP DR3, Zinn+2022 (VizieR J/ApJ/926/191)   `.k2gap.query_k2gap`
+clusters   Cantat-Gaudin+2020 members (J/A+A/640/A1)      `.clusters.query_clusters`
+gsp-spec   Gaia DR3 astrophysical_parameters (ESA)        `.gaia_ap.query_gsp`
+gsp-phot   Gaia DR3 astrophysical_parameters (ESA)        `.gaia_ap.query_gsp`
+========== ============================================== ==========================
 """
 from __future__ import annotations
 
