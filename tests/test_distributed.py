@@ -13,7 +13,6 @@ from gaiarvs_cnn.catalog import read_catalog
 from gaiarvs_cnn.distributed import PartitionFailedError, predict_distributed, read_partition
 from gaiarvs_cnn.exceptions import InputDataError, OutputExistsError
 from gaiarvs_cnn.shards import open_source, shard_store
-from gaiarvs_cnn.store import Store
 
 distributed = pytest.importorskip("distributed")
 
