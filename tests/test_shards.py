@@ -182,3 +182,18 @@ def test_open_source_rejects_foreign_json_and_missing_paths(tmp_path):
         open_source(other)
     with pytest.raises(StoreError, match="nothing.h5"):
         open_source(tmp_path / "nothing.h5")
+
+
+def test_model_predicts_a_manifest_like_the_single_store(tiny_bundle, tiny_observed_store,
+                                                         tmp_path):
+    from gaiarvs_cnn.model import ModelBundle, predict_store
+
+    manifest = shard_store(tiny_observed_store, tmp_path / "shards", stars_per_shard=70)
+    bundle = ModelBundle.load(tiny_bundle)
+    single = list(predict_store(bundle, tiny_observed_store, chunk_size=50))
+    sharded = list(predict_store(bundle, manifest, chunk_size=50))
+    assert len(single) == len(sharded) == 4  # 200 stars in chunks of 50, across 3 shards
+    for a, b in zip(single, sharded):
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)

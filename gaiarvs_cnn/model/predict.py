@@ -16,7 +16,8 @@ import numpy as np
 
 from ..constants import PHOT_INPUTS, RVS_NPIX, RVS_WAVE_START, RVS_WAVE_STEP
 from ..exceptions import InputDataError
-from ..store import StarBatch, Store
+from ..shards import open_source
+from ..store import StarBatch
 from .bundle import ModelBundle
 from .config import NetworkConfig
 from .network import input_shapes
@@ -201,8 +202,8 @@ def predict_store(bundle: ModelBundle, store_or_path, chunk_size: int | None = N
     InputDataError
         If the store lacks an input column (before anything is yielded).
     """
-    own = not isinstance(store_or_path, Store)
-    store = Store.open(store_or_path) if own else store_or_path
+    own = not hasattr(store_or_path, "iter_chunks")
+    store = open_source(store_or_path) if own else store_or_path
     try:
         missing = [c for c in INPUT_COLUMNS if c not in store.colnames]
         if missing:

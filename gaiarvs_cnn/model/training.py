@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 
 from ..exceptions import InputDataError, ModelBundleError
 from ..preprocess import InputScalers, fill_nan_pixels
-from ..store import StarBatch, Store
+from ..shards import open_source
+from ..store import StarBatch
 from .bundle import ModelBundle, _read_json, software_versions, write_json_atomic
 from .config import PAPER_CONFIG, NetworkConfig
 from .network import build_model, compile_model
@@ -75,7 +76,7 @@ def member_seed(seed: int, split: int, model: int) -> int:
 
 def load_training_sample(store_path, max_stars: int | None = None) -> StarBatch:
     """Read the stars of a store that have all five labels (at most ``max_stars``, in order)."""
-    with Store.open(store_path) as store:
+    with open_source(store_path) as store:
         missing = [c for c in TRAIN_COLUMNS if c not in store.colnames]
         if missing:
             raise InputDataError(f"Store {store.path} lacks column(s) {missing} needed for "
@@ -346,7 +347,7 @@ def train_ensemble(store_path, out_dir, config: NetworkConfig = PAPER_CONFIG,
     fits, stats = _residual_fits(scalers, config, stacked, val_sets, batch["labels"])
     if tsne:
         _fit_tsne(fill_nan_pixels(batch["flux"]), out_dir, seed, tsne_max_stars)
-    with Store.open(store_path) as store:
+    with open_source(store_path) as store:
         store_meta = store.meta
     meta = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
