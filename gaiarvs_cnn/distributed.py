@@ -70,6 +70,13 @@ _CACHE_LOCK = threading.Lock()
 class PartitionFailedError(GaiaRVSCNNError):
     """Partitions still failed after their retries; the others were written.
 
+    Parameters
+    ----------
+    failures : mapping of str to str
+        Partition key (e.g. ``part-000012``) -> error message; must not be empty.
+    work_dir : path-like
+        Directory holding the finished partitions (named in the message).
+
     Attributes
     ----------
     failures : dict of str to str
@@ -116,6 +123,13 @@ def worker_resources(bundle_path, tsne: bool = True):
         Also load the bundle's t-SNE reference (``bundle.tsne_dir``; None, with a
         warning, if the bundle has none: the t-SNE digit is then ``"1"``).
 
+    Returns
+    -------
+    tuple
+        ``(bundle, reference)``: the `~gaiarvs_cnn.model.ModelBundle` and the
+        `~gaiarvs_cnn.pipeline.TSNEReference` (None if ``tsne`` is False or the bundle
+        has none).
+
     Raises
     ------
     ModelBundleError
@@ -159,6 +173,18 @@ class BundlePreload(WorkerPlugin):
         self.threads = threads
 
     def setup(self, worker=None) -> None:
+        """Set the worker's threads and load the bundle (called by Dask at start-up).
+
+        Parameters
+        ----------
+        worker : `distributed.Worker`, optional
+            The worker being set up (unused).
+
+        Raises
+        ------
+        ModelBundleError
+            If the bundle or its t-SNE reference cannot be read.
+        """
         _set_threads(self.threads)
         worker_resources(self.bundle_path, self.tsne)
 
@@ -191,7 +217,26 @@ def _save_npz(path: Path, arrays: Mapping[str, np.ndarray], meta: dict) -> None:
 
 
 def read_partition(path) -> tuple[dict[str, np.ndarray], dict]:
-    """Read one partition result file: ``(columns, meta)``."""
+    """Read one partition result file: ``(columns, meta)``.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``part-NNNNNN.npz`` file written by `predict_partition`.
+
+    Returns
+    -------
+    columns : dict of str to `~numpy.ndarray`
+        Catalogue columns and ``flag_boundary`` of the partition's usable stars.
+    meta : dict
+        Run token, partition key, file, row range (``start``, ``stop``, ``row0``),
+        ``n_input`` (rows read), ``seconds`` (wall time, s) and ``bundle_id``.
+
+    Raises
+    ------
+    OSError
+        If the file is missing or unreadable.
+    """
     with np.load(path, allow_pickle=False) as npz:
         meta = json.loads(str(npz["__meta__"]))
         cols = {k: npz[k] for k in npz.files if k != "__meta__"}
@@ -218,6 +263,19 @@ def predict_partition(part: Partition, bundle_path: str, work_dir: str, token: s
 
     Idempotent: if the file of this run already exists (e.g. written by a worker that
     was lost just after), nothing is recomputed.
+
+    Parameters
+    ----------
+    part : `~gaiarvs_cnn.shards.Partition`
+        The rows to process.
+    bundle_path : str
+        Model bundle directory, readable by the worker.
+    work_dir : str
+        Directory of the partition result files (shared by all workers).
+    token : str
+        Run identifier, recorded in the file; a file of another run is recomputed.
+    tsne : bool, optional
+        Compute the t-SNE digit of ``flag_boundary`` (default True).
 
     Returns
     -------
@@ -260,7 +318,9 @@ def _worker_name() -> str:
 class DistributedRun:
     """What `predict_distributed` did.
 
-    Attributes
+    The parameters are stored as attributes of the same names (dataclass).
+
+    Parameters
     ----------
     outputs : list of Path
         Catalogue files written.
@@ -272,8 +332,9 @@ class DistributedRun:
         Wall time of the whole call (s), including merging and writing.
     compute_seconds : float
         Wall time from submission to the last partition (s).
-    tasks : list of dict
-        Per-task records returned by `predict_partition` (key, n_stars, seconds, worker).
+    tasks : list of dict, optional
+        Per-task records returned by `predict_partition` (key, n_stars, seconds, worker);
+        empty by default.
     """
 
     outputs: list[Path]
@@ -335,7 +396,23 @@ def _prepare_work_dir(work_dir: Path, token: str, description: dict, overwrite: 
 
 
 def partition_status(work_dir, parts: Sequence[Partition], token: str) -> list[bool]:
-    """For each partition, whether its result file for run ``token`` is complete."""
+    """For each partition, whether its result file for run ``token`` is complete.
+
+    Parameters
+    ----------
+    work_dir : path-like
+        Directory of the ``part-NNNNNN.npz`` files.
+    parts : sequence of `~gaiarvs_cnn.shards.Partition`
+        Partitions to check.
+    token : str
+        Run identifier the files must carry.
+
+    Returns
+    -------
+    list of bool
+        One per partition, in the order of ``parts``: True if its file exists, is
+        readable, and matches the partition and ``token``.
+    """
     return [_is_complete(_partition_file(work_dir, p), p, token) for p in parts]
 
 
@@ -413,6 +490,16 @@ def merge_partitions(work_dir, parts: Sequence[Partition], outputs: Sequence,
         Written into the catalogue header by `gaiarvs_cnn.catalog.write_catalog`.
     overwrite : bool
         Replace existing catalogue files.
+
+    Returns
+    -------
+    int
+        Number of stars (rows) written to each catalogue.
+
+    Raises
+    ------
+    OutputExistsError
+        If a catalogue file exists and ``overwrite`` is False.
     """
     from .catalog import build_catalog_table, write_catalog
 

@@ -10,7 +10,22 @@ class InputDataError(GaiaRVSCNNError, ValueError):
 
 
 class BadStarError(InputDataError):
-    """One star's data cannot be used; ``source_id`` names it."""
+    """One star's data cannot be used; ``source_id`` names it.
+
+    Parameters
+    ----------
+    source_id : int
+        Gaia DR3 source_id of the star.
+    problem : str
+        What is wrong with its data (ends the message).
+
+    Attributes
+    ----------
+    source_id : int
+        As given.
+    problem : str
+        As given.
+    """
 
     def __init__(self, source_id, problem):
         self.source_id = source_id

@@ -60,7 +60,23 @@ _HASH_BLOCK = 1 << 20
 
 
 def sha256_file(path) -> str:
-    """Return the hexadecimal SHA-256 digest of a file, read in 1 MiB blocks."""
+    """Return the hexadecimal SHA-256 digest of a file, read in 1 MiB blocks.
+
+    Parameters
+    ----------
+    path : path-like
+        File to hash.
+
+    Returns
+    -------
+    str
+        The SHA-256 digest as 64 lowercase hexadecimal characters.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be opened or read.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(_HASH_BLOCK), b""):
@@ -81,16 +97,18 @@ def _atomic_write_text(path: Path, text: str) -> None:
 class ShardInfo:
     """One shard of a manifest.
 
-    Attributes
+    The parameters are stored as attributes of the same names (frozen dataclass).
+
+    Parameters
     ----------
     path : str
         File name, relative to the manifest's directory (or absolute).
     n_stars : int
         Number of stars (rows) in the shard.
     source_id_min, source_id_max : int
-        Smallest and largest source_id in the shard (0 and -1 when empty).
+        Smallest and largest Gaia DR3 source_id in the shard (0 and -1 when empty).
     sha256 : str
-        SHA-256 checksum of the file.
+        SHA-256 checksum of the file (hexadecimal).
     bytes : int
         File size in bytes.
     """
@@ -104,7 +122,26 @@ class ShardInfo:
 
     @classmethod
     def from_file(cls, path: Path, relative_to: Path) -> ShardInfo:
-        """Describe an existing store file (counts, source_id range, checksum)."""
+        """Describe an existing store file (counts, source_id range, checksum).
+
+        Parameters
+        ----------
+        path : `~pathlib.Path`
+            The store file (read in full to compute its checksum).
+        relative_to : `~pathlib.Path`
+            Directory that the recorded ``path`` is made relative to (normally the
+            manifest's directory); an absolute path is recorded if that is impossible.
+
+        Returns
+        -------
+        ShardInfo
+            Star count, source_id range, SHA-256 checksum and size of the file.
+
+        Raises
+        ------
+        StoreError
+            If ``path`` is not a readable store.
+        """
         with Store.open(path) as store:
             ids = store.source_ids()
         lo, hi = (int(ids.min()), int(ids.max())) if ids.size else (0, -1)
@@ -120,16 +157,18 @@ class ShardInfo:
 class Manifest:
     """A sharded store: the list of shard files and what they hold.
 
-    Attributes
+    The parameters are stored as attributes of the same names (dataclass).
+
+    Parameters
     ----------
-    path : Path
+    path : `~pathlib.Path`
         The manifest file; shard paths are relative to its directory.
     shards : list of `ShardInfo`
         In row order.
     columns : list of `~gaiarvs_cnn.store.ColumnSpec`
         Column specifications shared by all shards.
-    meta : dict
-        Free metadata (provenance, parent store, ...).
+    meta : dict, optional
+        Free metadata (provenance, parent store, ...); empty by default.
     """
 
     path: Path
@@ -139,14 +178,34 @@ class Manifest:
 
     @property
     def n_stars(self) -> int:
+        """Total number of stars (rows) in all shards."""
         return sum(s.n_stars for s in self.shards)
 
     def shard_path(self, shard: ShardInfo) -> Path:
-        """Absolute path of a shard file."""
+        """Absolute path of a shard file.
+
+        Parameters
+        ----------
+        shard : `ShardInfo`
+            A shard of this manifest.
+
+        Returns
+        -------
+        `~pathlib.Path`
+            ``shard.path`` itself if absolute, else joined to the manifest's directory.
+        """
         p = Path(shard.path)
         return p if p.is_absolute() else (self.path.parent / p)
 
     def to_dict(self) -> dict:
+        """Return the JSON document of the manifest, as written by `write`.
+
+        Returns
+        -------
+        dict
+            ``format``, ``version``, ``created`` (UTC, ISO 8601), ``n_stars``,
+            ``n_shards``, ``columns``, ``meta`` and ``shards`` (one dict per shard).
+        """
         return {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "n_stars": self.n_stars, "n_shards": len(self.shards),
@@ -154,7 +213,23 @@ class Manifest:
                 "shards": [asdict(s) for s in self.shards]}
 
     def write(self, overwrite: bool = False) -> Path:
-        """Write the manifest (atomically) to `path` and return it."""
+        """Write the manifest (atomically) to `path` and return it.
+
+        Parameters
+        ----------
+        overwrite : bool, optional
+            Replace an existing manifest file (default False).
+
+        Returns
+        -------
+        `~pathlib.Path`
+            The manifest file written (``self.path``).
+
+        Raises
+        ------
+        OutputExistsError
+            If the file exists and ``overwrite`` is False.
+        """
         from .exceptions import OutputExistsError
 
         if self.path.exists() and not overwrite:
@@ -219,13 +294,41 @@ class Manifest:
                                        f"{self.path}; remove them from all but one shard.")
 
     def shard_source_ids(self, shard: ShardInfo) -> np.ndarray:
-        """The source_ids stored in one shard, in row order."""
+        """The source_ids stored in one shard, in row order.
+
+        Parameters
+        ----------
+        shard : `ShardInfo`
+            A shard of this manifest.
+
+        Returns
+        -------
+        `~numpy.ndarray` of int64
+            Gaia DR3 source_ids, one per row of the shard.
+
+        Raises
+        ------
+        StoreError
+            If the shard file is missing or not a readable store.
+        """
         with Store.open(self.shard_path(shard)) as store:
             return store.source_ids()
 
 
 def is_manifest(path) -> bool:
-    """True if ``path`` is a JSON shard manifest (not an HDF5 store)."""
+    """True if ``path`` is a JSON shard manifest (not an HDF5 store).
+
+    Parameters
+    ----------
+    path : path-like
+        File to test; a ``.json`` suffix is enough, otherwise the first byte is read.
+
+    Returns
+    -------
+    bool
+        True for a ``.json`` name or a file starting with ``{``; False otherwise,
+        including when the file cannot be read.
+    """
     path = Path(path)
     if path.suffix.lower() == ".json":
         return True
@@ -238,6 +341,16 @@ def is_manifest(path) -> bool:
 
 def read_manifest(path) -> Manifest:
     """Read a shard manifest written by `create_manifest` or `shard_store`.
+
+    Parameters
+    ----------
+    path : path-like
+        The JSON manifest.
+
+    Returns
+    -------
+    Manifest
+        The manifest; shard files are not opened or checked (see `Manifest.validate`).
 
     Raises
     ------
@@ -314,7 +427,9 @@ def create_manifest(shard_paths: Iterable, manifest_path, meta: dict | None = No
 class Partition:
     """A unit of parallel work: rows ``start:stop`` of one store file.
 
-    Attributes
+    The parameters are stored as attributes of the same names (frozen dataclass).
+
+    Parameters
     ----------
     index : int
         Position of the partition in the whole input (output order).
@@ -341,7 +456,23 @@ class Partition:
         return self.stop - self.start
 
     def read(self, columns: Sequence[str] | None = None) -> StarBatch:
-        """Read the partition's stars from its file."""
+        """Read the partition's stars from its file.
+
+        Parameters
+        ----------
+        columns : sequence of str, optional
+            Columns to read (default: all).
+
+        Returns
+        -------
+        `~gaiarvs_cnn.store.StarBatch`
+            The ``len(self)`` rows ``start:stop`` of the file.
+
+        Raises
+        ------
+        StoreError
+            If the file is missing or not a readable store.
+        """
         with Store.open(self.path) as store:
             return store.read(self.start, self.stop, columns)
 
@@ -403,6 +534,7 @@ class StoreSource(_Source):
         self.specs = self.store.specs
 
     def close(self) -> None:
+        """Close the store file."""
         self.store.close()
 
     def __len__(self) -> int:
@@ -410,10 +542,12 @@ class StoreSource(_Source):
 
     @property
     def meta(self) -> dict:
+        """Metadata of the store."""
         return self.store.meta
 
     @property
     def extra_columns(self) -> tuple[ColumnSpec, ...]:
+        """Specifications of the columns beyond the core columns."""
         return self.store.extra_columns
 
     @property
@@ -422,19 +556,69 @@ class StoreSource(_Source):
         return [self.path]
 
     def read(self, start=0, stop=None, columns=None) -> StarBatch:
-        """Read rows ``start:stop`` (all columns, or only ``columns``)."""
+        """Read rows ``start:stop`` (all columns, or only ``columns``).
+
+        Parameters
+        ----------
+        start : int, optional
+            First row (default 0).
+        stop : int, optional
+            Row after the last one (default: the end).
+        columns : sequence of str, optional
+            Columns to read (default: all).
+
+        Returns
+        -------
+        `~gaiarvs_cnn.store.StarBatch`
+            The rows, in row order.
+        """
         return self.store.read(start, stop, columns)
 
     def source_ids(self) -> np.ndarray:
-        """All source_ids, in row order."""
+        """All source_ids, in row order.
+
+        Returns
+        -------
+        `~numpy.ndarray` of int64
+            Gaia DR3 source_ids, one per row.
+        """
         return self.store.source_ids()
 
     def read_ids(self, source_ids, columns=None) -> StarBatch:
-        """Read the given stars, in the order given (see `Store.read_ids`)."""
+        """Read the given stars, in the order given (see `Store.read_ids`).
+
+        Parameters
+        ----------
+        source_ids : iterable of int
+            Gaia DR3 source_ids to read.
+        columns : sequence of str, optional
+            Columns to read (default: all).
+
+        Returns
+        -------
+        `~gaiarvs_cnn.store.StarBatch`
+            One row per requested source_id, in the order given.
+
+        Raises
+        ------
+        StoreError
+            If a source_id is not in the store.
+        """
         return self.store.read_ids(source_ids, columns)
 
     def partitions(self, chunk_size: int | None = None) -> list[Partition]:
-        """Split the store into partitions of at most ``chunk_size`` rows."""
+        """Split the store into partitions of at most ``chunk_size`` rows.
+
+        Parameters
+        ----------
+        chunk_size : int, optional
+            Maximum rows per partition (default ``conf.chunk_size``).
+
+        Returns
+        -------
+        list of `Partition`
+            In row order, with consecutive ``index`` starting at 0.
+        """
         from . import conf
 
         size = int(chunk_size or conf.chunk_size)
@@ -480,10 +664,12 @@ class ShardedSource(_Source):
 
     @property
     def meta(self) -> dict:
+        """Metadata recorded in the manifest."""
         return self.manifest.meta
 
     @property
     def extra_columns(self) -> tuple[ColumnSpec, ...]:
+        """Specifications of the columns beyond the core columns."""
         from .store import CORE_COLUMNS
 
         core = {c.name for c in CORE_COLUMNS}
@@ -495,7 +681,22 @@ class ShardedSource(_Source):
         return [self.manifest.shard_path(s) for s in self.manifest.shards]
 
     def read(self, start=0, stop=None, columns=None) -> StarBatch:
-        """Read global rows ``start:stop`` (may span several shards)."""
+        """Read global rows ``start:stop`` (may span several shards).
+
+        Parameters
+        ----------
+        start : int, optional
+            First global row (default 0).
+        stop : int, optional
+            Global row after the last one (default: the end).
+        columns : sequence of str, optional
+            Columns to read (default: all).
+
+        Returns
+        -------
+        `~gaiarvs_cnn.store.StarBatch`
+            The rows, in global row order (empty if ``start >= stop``).
+        """
         stop = len(self) if stop is None else min(int(stop), len(self))
         pieces = []
         for i in range(len(self.manifest.shards)):
@@ -508,12 +709,30 @@ class ShardedSource(_Source):
         return pieces[0] if len(pieces) == 1 else StarBatch.concatenate(pieces)
 
     def source_ids(self) -> np.ndarray:
-        """All source_ids, in global row order."""
+        """All source_ids, in global row order.
+
+        Returns
+        -------
+        `~numpy.ndarray` of int64
+            Gaia DR3 source_ids of all shards, one per row (reads every shard).
+        """
         parts = [self.manifest.shard_source_ids(s) for s in self.manifest.shards]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     def read_ids(self, source_ids, columns=None) -> StarBatch:
         """Read the given stars, in the order given; shards are chosen by source_id range.
+
+        Parameters
+        ----------
+        source_ids : iterable of int
+            Gaia DR3 source_ids to read.
+        columns : sequence of str, optional
+            Columns to read (default: all).
+
+        Returns
+        -------
+        `~gaiarvs_cnn.store.StarBatch`
+            One row per requested source_id, in the order given.
 
         Raises
         ------
@@ -543,6 +762,16 @@ class ShardedSource(_Source):
         """One partition per shard, or per ``chunk_size`` rows of a shard if smaller.
 
         Partitions never span two shards, so that a task reads one file.
+
+        Parameters
+        ----------
+        chunk_size : int, optional
+            Maximum rows per partition (default ``conf.chunk_size``).
+
+        Returns
+        -------
+        list of `Partition`
+            In global row order, with consecutive ``index`` starting at 0.
         """
         from . import conf
 

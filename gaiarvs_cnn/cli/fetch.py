@@ -18,8 +18,25 @@ REFERENCE_HELP = ("apogee: APOGEE DR17 allStar (VizieR III/286), galah: GALAH DR
 
 
 def read_source_ids(path) -> list[int]:
-    """Source ids from a text file (one per line, ``#`` comments) or a table file with a
-    ``source_id`` column (ECSV, CSV, FITS, VOTable)."""
+    """Read source ids from a text file or a table file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A text file (suffix none, ``.txt``, ``.dat`` or ``.lst``; one id per line,
+        ``#`` comments), or a table file with a ``source_id`` column (any case; ECSV,
+        CSV, FITS, VOTable).
+
+    Returns
+    -------
+    list of int
+        The Gaia DR3 source ids, in file order.
+
+    Raises
+    ------
+    InputDataError
+        If the table has no ``source_id`` column or the file lists no ids.
+    """
     import numpy as np
     from astropy.table import Table
 
@@ -40,7 +57,25 @@ def read_source_ids(path) -> list[int]:
 
 
 def write_table_atomic(table, path: Path, overwrite: bool) -> None:
-    """Write ``table`` (format from the extension) through a temporary file + os.replace."""
+    """Write ``table`` (format from the extension) through a temporary file + os.replace.
+
+    Non-scalar ``meta`` values are written as JSON strings.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        The table to write.
+    path : pathlib.Path
+        Output file; ``.xml`` is written as a VOTable, other suffixes by astropy's
+        format detection.
+    overwrite : bool
+        If True, replace an existing ``path``.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    """
     from astropy.io.fits.verify import VerifyWarning
     from astropy.utils.exceptions import AstropyUserWarning
 

@@ -51,7 +51,13 @@ RANGE_KEYS = (*LABELS, "phot_g_mean_mag", "parallax")
 
 
 def software_versions() -> dict[str, str]:
-    """Versions of the software that matters for reading a bundle."""
+    """Versions of the software that matters for reading a bundle.
+
+    Returns
+    -------
+    dict of str to str
+        Version strings of ``gaiarvs_cnn``, ``tensorflow``, ``keras`` and ``numpy``.
+    """
     import keras
     import tensorflow as tf
 
@@ -65,6 +71,11 @@ def demo_bundle_path() -> Path:
     """Directory of the demo bundle shipped in the package (trained on the simulated survey).
 
     Rebuilt with ``python -m gaiarvs_cnn.model.demo``.
+
+    Returns
+    -------
+    pathlib.Path
+        Absolute path of ``gaiarvs_cnn/data/demo_bundle``.
     """
     return Path(__file__).resolve().parent.parent / "data" / "demo_bundle"
 
@@ -80,7 +91,25 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 
 def write_json_atomic(path: Path, obj) -> Path:
-    """Write ``obj`` as JSON to ``path`` atomically (see `write_text_atomic`)."""
+    """Write ``obj`` as JSON to ``path`` atomically (see `write_text_atomic`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Destination file; parent directories are created.
+    obj : object
+        JSON-serialisable object; numpy scalars and arrays are converted.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    TypeError
+        If ``obj`` holds something that is not JSON serialisable.
+    """
     return write_text_atomic(path, json.dumps(obj, indent=1, default=_json_default))
 
 
@@ -133,12 +162,17 @@ def _read_json(path: Path, what: str):
 class ModelBundle:
     """A trained ensemble with its scalers, ranges, residual fits and metadata.
 
-    Attributes
+    Usually obtained from `load` or `write` rather than built directly. The parameters
+    are also available as attributes.
+
+    Parameters
     ----------
     path : Path
         The bundle directory.
     config : NetworkConfig
+        Architecture of every member.
     scalers : InputScalers
+        Min-max scalers of the inputs and labels.
     ranges : dict
         ``(lo, hi)`` for each of LABELS, ``phot_g_mean_mag`` [mag], ``parallax`` [mas].
     residuals : dict of str to ResidualFit
@@ -146,7 +180,11 @@ class ModelBundle:
     meta : dict
         Content of ``metadata.json``.
     members : list of keras.Model
+        The ensemble members.
     bundle_id : str
+        Identifier of the bundle (digest of the member files, from the manifest).
+    _fused : object
+        Internal cache of the fused ensemble used for prediction; leave as None.
     """
 
     path: Path
@@ -161,6 +199,7 @@ class ModelBundle:
 
     @property
     def n_members(self) -> int:
+        """Number of ensemble members."""
         return len(self.members)
 
     @property
@@ -178,6 +217,34 @@ class ModelBundle:
         ``member_files`` are paths relative to ``path`` (e.g. ``members/split0_model0.keras``).
         Every regular file under ``path`` is listed with its checksum in the manifest,
         which is written last, so a bundle without a manifest is an unfinished one.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Bundle directory, already holding the member files.
+        config : NetworkConfig
+            Architecture of the members.
+        scalers : InputScalers
+            Fitted input and label scalers.
+        ranges : Mapping
+            ``(lo, hi)`` for every key of ``RANGE_KEYS``: the labels (physical units),
+            ``phot_g_mean_mag`` [mag] and ``parallax`` [mas].
+        residuals : Mapping of str to ResidualFit
+            Residual dispersion fit of each label of ``config.labels``.
+        meta : Mapping
+            Free-form metadata, written to ``metadata.json``.
+        member_files : list of str
+            Member files, relative to ``path``.
+
+        Returns
+        -------
+        ModelBundle
+            The bundle, re-read with `load`.
+
+        Raises
+        ------
+        ModelBundleError
+            If a member file or a range is missing, or the written bundle fails `load`.
         """
         path = Path(path)
         missing = [f for f in member_files if not (path / f).is_file()]
@@ -209,6 +276,16 @@ class ModelBundle:
     @classmethod
     def load(cls, path=None) -> ModelBundle:
         """Load and check a bundle (default: the shipped demo bundle).
+
+        Parameters
+        ----------
+        path : str, path-like or None
+            Bundle directory; None loads `demo_bundle_path`.
+
+        Returns
+        -------
+        ModelBundle
+            The bundle with its members loaded.
 
         Raises
         ------

@@ -39,7 +39,9 @@ INPUT_NAMES = ("rvs", "phot", "xp")
 class NetworkConfig:
     """Architecture and training hyper-parameters of one hybrid CNN member.
 
-    Attributes
+    All parameters are also available as attributes of the (frozen) instance.
+
+    Parameters
     ----------
     inputs : tuple of str
         Which branches to build, a subset of ``("rvs", "phot", "xp")``.
@@ -81,6 +83,11 @@ class NetworkConfig:
     jit_compile : bool
         Compile training and prediction steps with XLA (measured slower on CPU, see
         ``benchmarks/bench_model.py``; useful on GPUs).
+
+    Raises
+    ------
+    gaiarvs_cnn.exceptions.InputDataError
+        If the configuration is unusable (see `validate`).
     """
 
     inputs: tuple[str, ...] = INPUT_NAMES
@@ -131,7 +138,13 @@ class NetworkConfig:
                                  f"the store's five labels {LABELS}, in that order.")
 
     def rvs_length_after_convolutions(self) -> int:
-        """Length (pixels) of the RVS feature map entering the branch's dense layer."""
+        """Length (pixels) of the RVS feature map entering the branch's dense layer.
+
+        Returns
+        -------
+        int
+            Number of pixels left after the convolutions and poolings.
+        """
         n = self.n_pixels
         for i in range(1, len(self.conv_filters) + 1):
             n -= self.kernel_size - 1
@@ -140,11 +153,24 @@ class NetworkConfig:
         return n
 
     def wavelength_nm(self) -> np.ndarray:
-        """Wavelength grid (nm) of the RVS input, shape ``(n_pixels,)``."""
+        """Wavelength grid (nm) of the RVS input, shape ``(n_pixels,)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            Vacuum wavelength of each input pixel (nm), shape ``(n_pixels,)``.
+        """
         return self.wave_start_nm + self.wave_step_nm * np.arange(self.n_pixels)
 
     def flops_per_star(self) -> int:
-        """Floating-point operations (multiply + add = 2) of one forward pass of one member."""
+        """Floating-point operations (multiply + add = 2) of one forward pass of one member.
+
+        Returns
+        -------
+        int
+            FLOPs per star of the convolution and dense layers (activations and
+            pooling are not counted).
+        """
         flops = 0
         merged = 0
         if "rvs" in self.inputs:
@@ -170,13 +196,35 @@ class NetworkConfig:
 
     # -- serialisation -------------------------------------------------------------
     def to_dict(self) -> dict:
-        """Plain-JSON dict of every field."""
+        """Plain-JSON dict of every field.
+
+        Returns
+        -------
+        dict
+            Field name to value; tuples are converted to lists.
+        """
         return {k: (list(v) if isinstance(v, tuple) else v)
                 for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> NetworkConfig:
-        """Build from `to_dict` output; unknown keys raise `InputDataError`."""
+        """Build from `to_dict` output; unknown keys raise `InputDataError`.
+
+        Parameters
+        ----------
+        d : Mapping
+            Field name to value, as written by `to_dict`; missing fields take defaults.
+
+        Returns
+        -------
+        NetworkConfig
+            The validated configuration.
+
+        Raises
+        ------
+        gaiarvs_cnn.exceptions.InputDataError
+            If ``d`` holds unknown keys or the configuration is unusable.
+        """
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -185,14 +233,54 @@ class NetworkConfig:
         return cls(**dict(d))
 
     def to_json(self) -> str:
+        """Serialise to a JSON string.
+
+        Returns
+        -------
+        str
+            JSON of `to_dict`, indented by one space.
+        """
         return json.dumps(self.to_dict(), indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> NetworkConfig:
+        """Build from a JSON string written by `to_json`.
+
+        Parameters
+        ----------
+        text : str
+            JSON object of field names and values.
+
+        Returns
+        -------
+        NetworkConfig
+            The validated configuration.
+
+        Raises
+        ------
+        gaiarvs_cnn.exceptions.InputDataError
+            If the JSON holds unknown fields or the configuration is unusable.
+        """
         return cls.from_dict(json.loads(text))
 
     def replace(self, **changes) -> NetworkConfig:
-        """Return a copy with ``changes`` applied."""
+        """Return a copy with ``changes`` applied.
+
+        Parameters
+        ----------
+        **changes
+            Field names and their new values.
+
+        Returns
+        -------
+        NetworkConfig
+            A new, validated configuration; ``self`` is unchanged.
+
+        Raises
+        ------
+        gaiarvs_cnn.exceptions.InputDataError
+            If the changed configuration is unusable.
+        """
         return dataclasses.replace(self, **changes)
 
 

@@ -32,9 +32,12 @@ RVS_LINES_NM = (
 class GradientMaps:
     """Mean gradients of the labels with respect to the inputs.
 
-    Attributes
+    The parameters are also available as attributes.
+
+    Parameters
     ----------
     labels : tuple of str
+        Label names, in the order of the gradient rows.
     wavelength_nm : ndarray (n_pixels,)
         RVS wavelength axis (nm, vacuum).
     rvs : ndarray (n_labels, n_pixels) or None
@@ -46,6 +49,7 @@ class GradientMaps:
     mean_flux : ndarray (n_pixels,)
         Mean normalised spectrum of the group.
     n_stars, n_members : int
+        Number of stars averaged over and of ensemble members used.
     """
 
     labels: tuple[str, ...]

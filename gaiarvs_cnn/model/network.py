@@ -15,7 +15,18 @@ __all__ = ["build_model", "compile_model", "input_shapes"]
 
 
 def input_shapes(config: NetworkConfig) -> dict[str, tuple[int, ...]]:
-    """Per-star shape of each model input, keyed by input name."""
+    """Per-star shape of each model input, keyed by input name.
+
+    Parameters
+    ----------
+    config : NetworkConfig
+        Network configuration; only the branches in ``config.inputs`` are listed.
+
+    Returns
+    -------
+    dict of str to tuple of int
+        ``rvs``: ``(n_pixels, 1)``; ``phot``: ``(n_phot,)``; ``xp``: ``(n_xp,)``.
+    """
     shapes = {"rvs": (config.n_pixels, 1), "phot": (config.n_phot,), "xp": (config.n_xp,)}
     return {k: shapes[k] for k in config.inputs}
 
@@ -76,7 +87,22 @@ def build_model(config: NetworkConfig = PAPER_CONFIG, name: str = "hybrid_cnn") 
 
 def compile_model(model: keras.Model, config: NetworkConfig,
                   jit_compile: bool | None = None) -> keras.Model:
-    """Compile with Adam (``config.learning_rate``) and the MSE loss; returns ``model``."""
+    """Compile with Adam (``config.learning_rate``) and the MSE loss; returns ``model``.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Model to compile in place, e.g. from `build_model`.
+    config : NetworkConfig
+        Supplies the learning rate and the default of ``jit_compile``.
+    jit_compile : bool or None
+        Compile with XLA; None uses ``config.jit_compile``.
+
+    Returns
+    -------
+    keras.Model
+        The same ``model``, compiled.
+    """
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
                   loss="mse",
                   jit_compile=config.jit_compile if jit_compile is None else jit_compile)

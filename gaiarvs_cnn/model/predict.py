@@ -32,7 +32,18 @@ DEFAULT_BATCH_SIZE = 256
 
 
 def output_keys(labels) -> list[str]:
-    """Keys of `predict_batch`: source_id, then label, e<label>, sigma_<label> per label."""
+    """Keys of `predict_batch`: source_id, then label, e<label>, sigma_<label> per label.
+
+    Parameters
+    ----------
+    labels : iterable of str
+        Label names, e.g. ``bundle.config.labels``.
+
+    Returns
+    -------
+    list of str
+        ``["source_id", "<label>", "e<label>", "sigma_<label>", ...]`` in label order.
+    """
     return ["source_id", *[k for lab in labels for k in (lab, f"e{lab}", f"sigma_{lab}")]]
 
 
@@ -72,6 +83,19 @@ def grid_slice(config: NetworkConfig) -> slice:
 
 def prepare_inputs(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarray]:
     """Scaled network inputs of ``batch`` for ``bundle`` (only the branches it uses).
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+        Supplies the input scalers and the network configuration.
+    batch : `~gaiarvs_cnn.store.StarBatch`
+        Stars with the columns of ``INPUT_COLUMNS``; flux on the Gaia DR3 RVS grid.
+
+    Returns
+    -------
+    dict of str to ndarray
+        Scaled inputs keyed by ``bundle.config.inputs``; ``rvs`` is cropped to the
+        network's wavelength grid, shape (N, n_pixels, 1).
 
     Raises
     ------
@@ -169,6 +193,7 @@ def predict_batch(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarray
     Parameters
     ----------
     bundle : ModelBundle
+        The trained ensemble.
     batch : `~gaiarvs_cnn.store.StarBatch`
         Needs source_id, flux, G, BP, RP, parallax and the BP/RP coefficients.
 
@@ -196,6 +221,23 @@ def predict_store(bundle: ModelBundle, store_or_path, chunk_size: int | None = N
 
     Only the input columns are read, so memory depends on ``chunk_size``
     (default ``gaiarvs_cnn.conf.chunk_size``), not on the number of stars.
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+        The trained ensemble.
+    store_or_path : str, path-like or store
+        A star store path (opened and closed here) or an open source with
+        ``iter_chunks`` (left open).
+    chunk_size : int or None
+        Stars per chunk; None uses ``gaiarvs_cnn.conf.chunk_size``.
+    start, stop : int or None
+        Row range of the store to predict (``stop=None``: to the end).
+
+    Yields
+    ------
+    dict of str to ndarray
+        The `predict_batch` output of each chunk, in store order.
 
     Raises
     ------

@@ -60,13 +60,17 @@ def running_dispersion(x: np.ndarray, residual: np.ndarray, n_bins: int = 20,
 class ResidualFit:
     """Polynomial model of the residual dispersion of one label.
 
-    Attributes
+    Calling the instance with label value(s) returns the dispersion (physical units of
+    the label). The parameters are also available as attributes.
+
+    Parameters
     ----------
     coefficients : tuple of float
         Power-series coefficients (lowest degree first) in the scaled variable
         ``t = (x - centre) / half_width``.
     domain : (float, float)
-        Label range covered by the fit; evaluation clips ``x`` to it.
+        Label range covered by the fit (physical units of the label); evaluation clips
+        ``x`` to it.
     floor : float
         Smallest dispersion returned (the minimum binned dispersion, so that a polynomial
         dipping towards zero never claims a better precision than measured).
@@ -84,11 +88,35 @@ class ResidualFit:
         return np.maximum(np.polynomial.polynomial.polyval(t, self.coefficients), self.floor)
 
     def to_dict(self) -> dict:
+        """Plain-JSON dict of the fit.
+
+        Returns
+        -------
+        dict
+            ``coefficients`` and ``domain`` (lists of float) and ``floor`` (float).
+        """
         return {"coefficients": list(self.coefficients), "domain": list(self.domain),
                 "floor": self.floor}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> ResidualFit:
+        """Build from `to_dict` output.
+
+        Parameters
+        ----------
+        d : Mapping
+            With keys ``coefficients``, ``domain`` (two values) and ``floor``.
+
+        Returns
+        -------
+        ResidualFit
+            The fit, with every value converted to float.
+
+        Raises
+        ------
+        KeyError
+            If a key is missing.
+        """
         return cls(tuple(float(c) for c in d["coefficients"]),
                    (float(d["domain"][0]), float(d["domain"][1])), float(d["floor"]))
 
@@ -98,6 +126,25 @@ def fit_residual_dispersion(x: np.ndarray, residual: np.ndarray, degree: int = 3
     """Fit a polynomial of ``degree`` to the running dispersion of ``residual`` vs ``x``.
 
     Bins are weighted by the square root of their star count.
+
+    Parameters
+    ----------
+    x : ndarray
+        Label value of each star (physical units, e.g. teff [K], logg/[M/H] [dex]).
+    residual : ndarray
+        Prediction minus reference of each star, same shape and units as ``x``.
+    degree : int
+        Polynomial degree (lowered to the number of bins minus one if needed).
+    n_bins : int
+        Maximum number of equally populated bins in ``x`` (at least 2).
+    min_per_bin : int
+        Minimum stars per bin; limits the number of bins for small samples.
+
+    Returns
+    -------
+    ResidualFit
+        Fit of the robust dispersion per bin against the bin's median ``x``; its domain
+        spans the bin centres and its floor is the smallest binned dispersion.
 
     Examples
     --------

@@ -47,6 +47,27 @@ def make_splits(n: int, n_splits: int, seed: int,
                 val_fraction: float = VALIDATION_FRACTION) -> list[tuple[np.ndarray, np.ndarray]]:
     """``n_splits`` random (train, validation) index pairs, seeded by ``(seed, split)``.
 
+    Parameters
+    ----------
+    n : int
+        Number of training stars.
+    n_splits : int
+        Number of splits to draw.
+    seed : int
+        Ensemble seed; split ``s`` uses ``numpy.random.default_rng([seed, s])``.
+    val_fraction : float
+        Fraction of the stars put in each validation set (rounded to a whole star).
+
+    Returns
+    -------
+    list of tuple of (ndarray, ndarray)
+        ``(train_idx, val_idx)`` per split: sorted, disjoint integer row indices.
+
+    Raises
+    ------
+    gaiarvs_cnn.exceptions.InputDataError
+        If either set of a split would be empty.
+
     Examples
     --------
     >>> tr, va = make_splits(100, 7, seed=0)[3]
@@ -65,17 +86,63 @@ def make_splits(n: int, n_splits: int, seed: int,
 
 
 def member_name(split: int, model: int) -> str:
-    """File stem of a member, e.g. ``split3_model1``."""
+    """File stem of a member, e.g. ``split3_model1``.
+
+    Parameters
+    ----------
+    split : int
+        Index of the train/validation split.
+    model : int
+        Index of the model trained on that split.
+
+    Returns
+    -------
+    str
+        ``f"split{split}_model{model}"``.
+    """
     return f"split{split}_model{model}"
 
 
 def member_seed(seed: int, split: int, model: int) -> int:
-    """Seed of member (split, model): distinct for every member and every ensemble seed."""
+    """Seed of member (split, model): distinct for every member and every ensemble seed.
+
+    Parameters
+    ----------
+    seed : int
+        Ensemble seed.
+    split : int
+        Index of the train/validation split.
+    model : int
+        Index of the model trained on that split.
+
+    Returns
+    -------
+    int
+        Seed in ``[0, 2**31 - 1)``, deterministic in ``(seed, split, model)``.
+    """
     return int(np.random.default_rng([seed, split, model, 7919]).integers(2**31 - 1))
 
 
 def load_training_sample(store_path, max_stars: int | None = None) -> StarBatch:
-    """Read the stars of a store that have all five labels (at most ``max_stars``, in order)."""
+    """Read the stars of a store that have all five labels (at most ``max_stars``, in order).
+
+    Parameters
+    ----------
+    store_path : str or path-like
+        Star store (anything `~gaiarvs_cnn.store.open_source` accepts).
+    max_stars : int or None
+        Keep at most this many stars (the first ones in store order); None keeps all.
+
+    Returns
+    -------
+    StarBatch
+        The labelled stars, with the columns of ``TRAIN_COLUMNS``.
+
+    Raises
+    ------
+    gaiarvs_cnn.exceptions.InputDataError
+        If the store lacks a needed column or has no star with all five labels.
+    """
     with open_source(store_path) as store:
         missing = [c for c in TRAIN_COLUMNS if c not in store.colnames]
         if missing:
@@ -98,7 +165,24 @@ def load_training_sample(store_path, max_stars: int | None = None) -> StarBatch:
 
 def training_arrays(batch: StarBatch, scalers: InputScalers, config: NetworkConfig
                     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Scaled network inputs (only ``config.inputs``) and scaled labels (float32)."""
+    """Scaled network inputs (only ``config.inputs``) and scaled labels (float32).
+
+    Parameters
+    ----------
+    batch : StarBatch
+        Training stars with the input columns and ``labels``.
+    scalers : InputScalers
+        Fitted min-max scalers of the inputs and labels.
+    config : NetworkConfig
+        Selects the branches; the RVS spectra are cropped to its wavelength grid.
+
+    Returns
+    -------
+    x : dict of str to ndarray
+        Scaled inputs keyed by ``config.inputs``; ``rvs`` has shape (N, n_pixels, 1).
+    y : ndarray of float32, shape (N, n_labels)
+        Scaled labels.
+    """
     inputs = scalers.transform_inputs(batch)
     inputs["rvs"] = np.ascontiguousarray(inputs["rvs"][:, grid_slice(config)])
     y = scalers.labels.transform(batch["labels"]).astype(np.float32)
@@ -150,14 +234,20 @@ def train_member(x: dict[str, np.ndarray], y: np.ndarray, train_idx: np.ndarray,
     train_idx, val_idx : ndarray of int
         Rows of the train and validation sets.
     config : NetworkConfig
+        Architecture and training hyper-parameters.
     seed : int
         Seeds weights initialisation and shuffling (`keras.utils.set_random_seed`).
     epochs : int
         Maximum epochs; EarlyStopping (``config.patience``) restores the best weights.
+    progress : bool
+        Show a tqdm progress bar over the epochs.
+    desc : str
+        Label of the progress bar.
 
     Returns
     -------
     model : keras.Model
+        The trained member, with the best (lowest ``val_loss``) weights.
     history : dict
         ``loss``, ``val_loss`` and ``learning_rate`` per epoch, ``best_epoch``,
         ``seconds``, ``samples_per_second``.

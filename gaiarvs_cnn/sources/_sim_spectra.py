@@ -180,6 +180,11 @@ class SpectrumModel:
             Teff [K], log g [dex], [M/H], [alpha/M], [Fe/H] [dex].
         rv_shift_kms : array, shape (N,), optional
             Residual radial velocity [km/s] that shifts the lines (positive = redshift).
+
+        Returns
+        -------
+        array of float32, shape (N, 2401)
+            Normalised flux on the Gaia DR3 RVS grid.
         """
         tau = self.optical_depth(labels)
         np.negative(tau, out=tau)

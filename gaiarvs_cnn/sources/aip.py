@@ -66,6 +66,13 @@ class AIPArchive(GaiaArchive):
                       retrieval_type: str) -> tuple[StarBatch, dict[int, str]]:
         """Query one product table for at most ``max_ids`` sources.
 
+        Parameters
+        ----------
+        source_ids : sequence of int
+            At most ``max_ids`` Gaia DR3 source ids.
+        retrieval_type : str
+            Product type, a key of `AIP_SPECTRA_TABLES` (``RVS`` or ``XP_CONTINUOUS``).
+
         Returns
         -------
         batch : StarBatch
@@ -73,6 +80,13 @@ class AIPArchive(GaiaArchive):
             coefficient columns of the good stars.
         rejected : dict
             source_id -> reason (wrong array length, non-finite errors, all-NaN flux).
+
+        Raises
+        ------
+        InputDataError
+            If ``retrieval_type`` is unknown or there are more than ``max_ids`` ids.
+        ArchiveError
+            If the query fails or lacks the product columns.
         """
         if retrieval_type not in AIP_SPECTRA_TABLES:
             raise InputDataError(f"Unknown product {retrieval_type!r}; use one of "

@@ -70,8 +70,22 @@ def _flag_bits(flags) -> np.ndarray:
 
 
 def apogee_quality_mask(t: Table) -> np.ndarray:
-    """Boolean mask of the paper's APOGEE quality cuts (`gaiarvs_cnn.cuts.apogee_quality_cut`)
-    on a table with canonical column names (as returned by ``APOGEE_COLUMNS.apply``)."""
+    """Boolean mask of the paper's APOGEE quality cuts.
+
+    Applies `gaiarvs_cnn.cuts.apogee_quality_cut` to a table with canonical column names
+    (as returned by ``APOGEE_COLUMNS.apply``).
+
+    Parameters
+    ----------
+    t : astropy.table.Table
+        APOGEE rows with canonical column names; ``aspcapflag`` may be an integer
+        bitmask or VizieR's flag-name strings.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask, True for the rows passing the cuts.
+    """
     view = Table({_ALLSTAR_NAMES[c]: t[c] for c in t.colnames if c in _ALLSTAR_NAMES})
     if "aspcapflag" in t.colnames:
         view[_ALLSTAR_NAMES["aspcapflag"]] = _flag_bits(t["aspcapflag"])
@@ -112,10 +126,22 @@ def query_apogee(source_ids: Iterable[int] | None = None, *, url: str | None = N
         Gaia DR3 ids to look up (default: the whole catalogue, an asynchronous job).
     url : str, optional
         TAP service (default ``conf.vizier_url``).
-    client, refresh
-        Retry policy and cache bypass.
+    client : `~gaiarvs_cnn.sources.base.HTTPClient`, optional
+        Retry policy and timeout.
+    refresh : bool
+        If True, bypass the download cache.
     cuts : bool
         Apply the paper's quality cuts.
+
+    Returns
+    -------
+    astropy.table.Table
+        The canonical reference table (see `apogee_from_table`).
+
+    Raises
+    ------
+    ArchiveError
+        If the query fails after the retries.
     """
     from .. import conf
 

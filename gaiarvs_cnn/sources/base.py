@@ -45,6 +45,11 @@ def cache_dir() -> Path:
     """Return the download cache directory (created if needed).
 
     ``conf.cache_dir`` when set, otherwise ``<astropy cache dir>/gaiarvs_cnn``.
+
+    Returns
+    -------
+    pathlib.Path
+        The existing cache directory.
     """
     from astropy.config.paths import get_cache_dir
 
@@ -72,7 +77,18 @@ class DiskCache:
 
     @staticmethod
     def key(*parts) -> str:
-        """Return a stable hash of the request parts (URL, parameters, ...)."""
+        """Return a stable hash of the request parts (URL, parameters, ...).
+
+        Parameters
+        ----------
+        *parts
+            Objects identifying the request; hashed through their `repr`.
+
+        Returns
+        -------
+        str
+            The first 40 hexadecimal digits of the SHA-256 digest.
+        """
         h = hashlib.sha256()
         for p in parts:
             h.update(repr(p).encode())
@@ -80,17 +96,53 @@ class DiskCache:
         return h.hexdigest()[:40]
 
     def path(self, key: str) -> Path:
+        """Return the file that holds (or would hold) the payload of ``key``.
+
+        Parameters
+        ----------
+        key : str
+            Cache key, as returned by `key`.
+
+        Returns
+        -------
+        pathlib.Path
+            ``<directory>/<key>``; it may not exist.
+        """
         return self.directory / key
 
     def get(self, key: str) -> bytes | None:
-        """Return the cached payload, or None (also when ``refresh`` is set)."""
+        """Return the cached payload, or None (also when ``refresh`` is set).
+
+        Parameters
+        ----------
+        key : str
+            Cache key, as returned by `key`.
+
+        Returns
+        -------
+        bytes or None
+            The stored payload; None on a miss or when ``refresh`` is set.
+        """
         p = self.path(key)
         if self.refresh or not p.exists():
             return None
         return p.read_bytes()
 
     def put(self, key: str, payload: bytes) -> Path:
-        """Store ``payload`` under ``key`` (temp file + `os.replace`)."""
+        """Store ``payload`` under ``key`` (temp file + `os.replace`).
+
+        Parameters
+        ----------
+        key : str
+            Cache key, as returned by `key`.
+        payload : bytes
+            The content to store.
+
+        Returns
+        -------
+        pathlib.Path
+            The file now holding ``payload``.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
         p = self.path(key)
         tmp = p.with_name(p.name + f".tmp{os.getpid()}")
@@ -100,8 +152,10 @@ class DiskCache:
 
 
 class RetryableError(ArchiveError):
-    """A response arrived but is unusable in a way a new attempt may fix
-    (truncated zip, incomplete VOTable)."""
+    """A response arrived but is unusable in a way a new attempt may fix.
+
+    For example a truncated zip file or an incomplete VOTable.
+    """
 
 
 class _TimeoutSession(requests.Session):
@@ -141,7 +195,23 @@ class HTTPClient:
     def with_retries(self, what: str, func: Callable[[], object]):
         """Call ``func()``; retry transient failures; raise `ArchiveError` at the end.
 
-        ``what`` names the request in messages (URL and purpose).
+        Parameters
+        ----------
+        what : str
+            Names the request in messages (URL and purpose).
+        func : callable
+            Called without arguments; performs one attempt.
+
+        Returns
+        -------
+        object
+            What ``func()`` returned on the first successful attempt.
+
+        Raises
+        ------
+        ArchiveError
+            On a final error (HTTP 4xx other than 429, rejected query) or when every
+            attempt failed.
         """
         from pyvo.dal import DALAccessError
 
@@ -188,6 +258,16 @@ class HTTPClient:
             (it is then downloaded again) or `ArchiveError` if it is final.
         **kwargs
             Passed to `requests.Session.request` (``data``, ``params``...).
+
+        Returns
+        -------
+        bytes
+            The response body.
+
+        Raises
+        ------
+        ArchiveError
+            On a final error or when every attempt failed.
         """
         label = f"{what or method} {url}"
 
@@ -265,6 +345,11 @@ def run_tap(client: HTTPClient, url: str, adql: str, *, sync_max_rows: int | Non
     async_timeout : float
         Seconds to wait for an asynchronous job.
 
+    Returns
+    -------
+    astropy.table.Table
+        The query result (read from the cache when present).
+
     Raises
     ------
     ArchiveError
@@ -332,7 +417,21 @@ class ColumnMap:
         self.service = service
 
     def find(self, table: Table, canonical: str) -> str | None:
-        """Return the table's column holding ``canonical`` (None if absent)."""
+        """Return the table's column holding ``canonical`` (None if absent).
+
+        Parameters
+        ----------
+        table : astropy.table.Table
+            The service's table.
+        canonical : str
+            A canonical name, a key of ``mapping``.
+
+        Returns
+        -------
+        str or None
+            The first candidate name found in ``table`` (as the table spells it),
+            or None.
+        """
         lower = {c.lower(): c for c in table.colnames}
         for cand in self.mapping[canonical]:
             if cand.lower() in lower:
@@ -341,6 +440,19 @@ class ColumnMap:
 
     def apply(self, table: Table, keep_other: bool = False) -> Table:
         """Return a new Table with canonical column names (units and meta kept).
+
+        Parameters
+        ----------
+        table : astropy.table.Table
+            The service's table.
+        keep_other : bool
+            If True, also keep the columns the map does not name, under their own names.
+
+        Returns
+        -------
+        astropy.table.Table
+            The mapped columns under their canonical names (plus the others when
+            ``keep_other``).
 
         Raises
         ------
@@ -370,7 +482,25 @@ class ColumnMap:
 
 
 def chunked(values: Sequence, size: int) -> Iterator[Sequence]:
-    """Yield consecutive slices of at most ``size`` items."""
+    """Yield consecutive slices of at most ``size`` items.
+
+    Parameters
+    ----------
+    values : sequence
+        The items to split.
+    size : int
+        Largest slice length (>= 1).
+
+    Yields
+    ------
+    sequence
+        ``values[lo:lo + size]`` for ``lo = 0, size, 2 * size, ...``.
+
+    Raises
+    ------
+    InputDataError
+        If ``size`` is less than 1.
+    """
     if size < 1:
         raise InputDataError(f"Chunk size must be >= 1, got {size}.")
     for lo in range(0, len(values), size):
@@ -378,7 +508,25 @@ def chunked(values: Sequence, size: int) -> Iterator[Sequence]:
 
 
 def id_list_adql(column: str, ids: Iterable[int]) -> str:
-    """Return an ADQL condition ``column IN (id1, id2, ...)`` for integer ids."""
+    """Return an ADQL condition ``column IN (id1, id2, ...)`` for integer ids.
+
+    Parameters
+    ----------
+    column : str
+        Column name, as it should appear in the ADQL (quoted by the caller if needed).
+    ids : iterable of int
+        The identifiers.
+
+    Returns
+    -------
+    str
+        The ADQL condition.
+
+    Raises
+    ------
+    InputDataError
+        If ``ids`` is empty.
+    """
     ids = np.asarray(list(ids), dtype=np.int64)
     if ids.size == 0:
         raise InputDataError("Empty list of source ids.")
@@ -386,7 +534,18 @@ def id_list_adql(column: str, ids: Iterable[int]) -> str:
 
 
 def masked_to_nan(col) -> np.ndarray:
-    """Return a float array with masked entries as NaN."""
+    """Return a float array with masked entries as NaN.
+
+    Parameters
+    ----------
+    col : array-like or astropy.table.Column
+        Values, possibly masked.
+
+    Returns
+    -------
+    numpy.ndarray
+        Float values, NaN where ``col`` was masked.
+    """
     return np.ma.filled(np.ma.asarray(col, dtype=float), np.nan)
 
 
@@ -412,10 +571,28 @@ def query_catalogue(table: str, *, url: str, id_column: str | None = None,
         ADQL select list; or a column map, in which case one row (``TOP 1 *``) is read
         first and only the columns the map finds (case-insensitively) are selected --
         robust to renamed columns, and much smaller than ``*`` for wide tables.
-    client, refresh, namespace
-        Retry policy, cache bypass, and cache sub-directory.
+    client : `HTTPClient`, optional
+        Retry policy and timeout; default a new `HTTPClient`.
+    refresh : bool
+        If True, bypass the download cache (query again).
+    namespace : str
+        Cache sub-directory (see `DiskCache`).
+    ids_per_query : int
+        Largest number of identifiers per query.
     sync_max_rows : int, optional
         The service's synchronous row cap (see `run_tap`).
+
+    Returns
+    -------
+    astropy.table.Table
+        The selected rows and columns, as named by the service.
+
+    Raises
+    ------
+    InputDataError
+        If ``ids`` is given without ``id_column``, or is empty.
+    ArchiveError
+        If a query fails (see `run_tap`).
     """
     from astropy.table import vstack
 
@@ -447,7 +624,23 @@ def _quote(column: str) -> str:
 
 
 def unique_best(table: Table, key: str, score: str | None = None) -> Table:
-    """Keep one row per ``key`` value: the one with the highest ``score`` (or the first)."""
+    """Keep one row per ``key`` value: the one with the highest ``score`` (or the first).
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        Input rows.
+    key : str
+        Column whose values should be unique.
+    score : str, optional
+        Column ranking duplicates (highest kept; NaN or masked ranks last); when None
+        or absent from ``table``, the first row of each ``key`` value is kept.
+
+    Returns
+    -------
+    astropy.table.Table
+        One row per distinct ``key`` value, in input order.
+    """
     if len(table) == 0:
         return table
     order = np.arange(len(table))
@@ -469,6 +662,25 @@ def finish_reference(t: Table, cut: Callable[[Table], np.ndarray] | None = None,
     sets the canonical units of `~gaiarvs_cnn.sources.reference.COLUMN_UNITS` (the values
     of every adapter's columns are already in those units; the services' unit strings,
     e.g. VizieR's ``[cm/s2]``, are not always parseable).
+
+    Parameters
+    ----------
+    t : astropy.table.Table
+        Table with canonical column names, including ``source_id``.
+    cut : callable, optional
+        Called with the table; returns a boolean mask of the rows to keep.
+    score : str, optional
+        Column ranking duplicate source_ids (see `unique_best`).
+    meta : mapping, optional
+        Entries added to the table's ``meta``.
+    unique : bool
+        If True, keep one row per source_id.
+
+    Returns
+    -------
+    astropy.table.Table
+        The cleaned table, with canonical units on the columns of ``COLUMN_UNITS``
+        (masked values as NaN).
     """
     from .reference import COLUMN_UNITS
 

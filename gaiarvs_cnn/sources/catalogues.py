@@ -43,6 +43,12 @@ def query_reference(kind: str, source_ids: Iterable[int] | None = None, *,
     client : `~gaiarvs_cnn.sources.base.HTTPClient`, optional
         Timeout and retry policy.
 
+    Returns
+    -------
+    astropy.table.Table
+        The reference table, checked by `~gaiarvs_cnn.sources.reference.check_reference`
+        for ``kind``.
+
     Raises
     ------
     InputDataError

@@ -48,11 +48,27 @@ def dr2_to_dr3(dr2_ids: Iterable[int], *, tap_url: str | None = None,
                client: HTTPClient | None = None, refresh: bool = False) -> dict[int, int]:
     """Map Gaia DR2 ids to DR3 ids with ``gaiadr3.dr2_neighbourhood`` (ESA TAP).
 
+    Parameters
+    ----------
+    dr2_ids : iterable of int
+        Gaia DR2 source ids (duplicates are ignored).
+    tap_url : str, optional
+        ESA TAP service (default ``conf.gaia_tap_url``).
+    client : `~gaiarvs_cnn.sources.base.HTTPClient`, optional
+        Retry policy and timeout.
+    refresh : bool
+        If True, bypass the download cache.
+
     Returns
     -------
     dict
         DR2 id -> DR3 id (best neighbour: smallest angular distance, then smallest
         absolute magnitude difference); DR2 ids without a neighbour are absent.
+
+    Raises
+    ------
+    ArchiveError
+        If a query fails after the retries.
     """
     from .. import conf
 
@@ -76,7 +92,28 @@ def dr2_to_dr3(dr2_ids: Iterable[int], *, tap_url: str | None = None,
 
 
 def clusters_from_table(raw: Table, mapping: dict[int, int], min_proba: float = 0.0) -> Table:
-    """Canonical cluster table from members with DR2 ids and a DR2 -> DR3 ``mapping``."""
+    """Canonical cluster table from members with DR2 ids and a DR2 -> DR3 ``mapping``.
+
+    Parameters
+    ----------
+    raw : astropy.table.Table
+        Cluster members (columns as in the module docstring, any case).
+    mapping : dict of int to int
+        Gaia DR2 id -> DR3 id, e.g. from `dr2_to_dr3`; unmapped members are dropped
+        and listed in ``meta["unmatched_dr2"]``.
+    min_proba : float
+        Minimum membership probability (0 to 1).
+
+    Returns
+    -------
+    astropy.table.Table
+        ``source_id`` (DR3), ``cluster``, ``proba`` and ``dr2_source_id``.
+
+    Raises
+    ------
+    ArchiveError
+        If a required column is missing.
+    """
     t = CLUSTER_COLUMNS.apply(raw)
     dr2 = np.asarray(t["dr2_source_id"], dtype=np.int64)
     t["dr2_source_id"] = dr2
@@ -104,6 +141,20 @@ def query_clusters(*, clusters: Iterable[str] | None = None, min_proba: float = 
         Minimum membership probability (default 0: all listed members).
     url, tap_url : str, optional
         VizieR TAP (``conf.vizier_url``) and ESA TAP (``conf.gaia_tap_url``).
+    client : `~gaiarvs_cnn.sources.base.HTTPClient`, optional
+        Retry policy and timeout.
+    refresh : bool
+        If True, bypass the download cache.
+
+    Returns
+    -------
+    astropy.table.Table
+        The canonical cluster table (see `clusters_from_table`).
+
+    Raises
+    ------
+    ArchiveError
+        If a query fails after the retries or lacks required columns.
     """
     from .. import conf
 

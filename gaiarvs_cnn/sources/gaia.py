@@ -101,6 +101,16 @@ def data_structure_value(structure: str = "INDIVIDUAL", new_spelling: bool | Non
     new_spelling : bool, optional
         Force the spelling of astroquery > 0.4.11 (True) or <= 0.4.11 (False); default:
         the installed astroquery's.
+
+    Returns
+    -------
+    str
+        The ``DATA_STRUCTURE`` value in the chosen spelling.
+
+    Raises
+    ------
+    InputDataError
+        If ``structure`` is not a known data structure.
     """
     kind = _STRUCTURES.get(structure.upper())
     if kind is None:
@@ -118,6 +128,18 @@ def paper_cuts_adql(source_alias: str = "g", ap_alias: str = "ap") -> str:
     parallax, XP coefficients, ``classlabel_espels`` NULL) plus ``has_rvs = 'true'``.
     The query joins ``gaiadr3.astrophysical_parameters`` as ``ap_alias``. The training
     cuts (Sect. 2.5) are applied to the result with `gaiarvs_cnn.cuts.training_cut`.
+
+    Parameters
+    ----------
+    source_alias : str
+        Alias of ``gaiadr3.gaia_source`` in the query.
+    ap_alias : str
+        Alias of ``gaiadr3.astrophysical_parameters`` in the query.
+
+    Returns
+    -------
+    str
+        The ADQL condition (without ``WHERE``).
     """
     return f"{source_alias}.has_rvs = 'true'\n  AND " + gaia_quality_adql(source_alias,
                                                                          ap_alias)
@@ -127,7 +149,7 @@ def paper_cuts_adql(source_alias: str = "g", ap_alias: str = "ap") -> str:
 class FetchReport:
     """What a `GaiaArchive.fetch_to_store` run did.
 
-    Attributes
+    Parameters
     ----------
     stored : int
         Stars appended by this run.
@@ -156,7 +178,14 @@ class FetchReport:
         return not self.failed_chunks
 
     def summary(self) -> str:
-        """One paragraph for logs and the command line."""
+        """One paragraph for logs and the command line.
+
+        Returns
+        -------
+        str
+            The counts of stored, skipped, unselected, missing, rejected and failed
+            stars or chunks, separated by semicolons.
+        """
         lines = [f"stored {self.stored} star(s); skipped {self.skipped_chunks} chunk(s) "
                  "already in the store"]
         if self.not_selected:
@@ -219,12 +248,43 @@ class GaiaArchive:
 
     # -- TAP -----------------------------------------------------------------------
     def query(self, adql: str, mode: str = "auto") -> Table:
-        """Run ADQL on the archive's TAP service (async when over the sync row cap)."""
+        """Run ADQL on the archive's TAP service (async when over the sync row cap).
+
+        Parameters
+        ----------
+        adql : str
+            The query.
+        mode : {"auto", "sync", "async"}
+            How to run it (see `~gaiarvs_cnn.sources.base.run_tap`).
+
+        Returns
+        -------
+        astropy.table.Table
+            The query result.
+
+        Raises
+        ------
+        ArchiveError
+            If the query fails after the retries.
+        """
         return run_tap(self.client, self.tap_url, adql, sync_max_rows=self.sync_max_rows,
                        mode=mode, cache=self.cache)
 
     def selection_adql(self, source_ids: Sequence[int], cuts: bool = True) -> str:
-        """ADQL selecting `GAIA_SOURCE_COLUMNS` of ``source_ids`` (with the paper's cuts)."""
+        """ADQL selecting `GAIA_SOURCE_COLUMNS` of ``source_ids`` (with the paper's cuts).
+
+        Parameters
+        ----------
+        source_ids : sequence of int
+            Gaia DR3 source ids.
+        cuts : bool
+            If True, add the paper's Gaia cuts (`paper_cuts_adql`).
+
+        Returns
+        -------
+        str
+            The ADQL query.
+        """
         cols = ", ".join(f"g.{c}" for c in GAIA_SOURCE_COLUMNS)
         where = id_list_adql("g.source_id", source_ids)
         if cuts:
@@ -234,8 +294,31 @@ class GaiaArchive:
 
     def select_sources(self, source_ids: Iterable[int], cuts: bool = True,
                        training: bool = False) -> Table:
-        """gaia_source rows of the given ids passing the cuts (ids sent in groups of
-        `TAP_IDS_PER_QUERY`); ``training`` adds `gaiarvs_cnn.cuts.training_cut`."""
+        """Return the gaia_source rows of the given ids that pass the cuts.
+
+        The ids are sent in groups of ``TAP_IDS_PER_QUERY``.
+
+        Parameters
+        ----------
+        source_ids : iterable of int
+            Gaia DR3 source ids (duplicates are ignored).
+        cuts : bool
+            If True, apply the paper's Gaia cuts (`paper_cuts_adql`).
+        training : bool
+            If True, also apply `gaiarvs_cnn.cuts.training_cut`.
+
+        Returns
+        -------
+        astropy.table.Table
+            The `GAIA_SOURCE_COLUMNS` of the selected stars.
+
+        Raises
+        ------
+        InputDataError
+            If ``source_ids`` is empty.
+        ArchiveError
+            If a query fails after the retries.
+        """
         from astropy.table import vstack
 
         ids = np.unique(np.asarray(list(source_ids), dtype=np.int64))
@@ -247,7 +330,23 @@ class GaiaArchive:
         return table[training_cut(table)] if training and len(table) else table
 
     def ids_from_query(self, adql: str) -> np.ndarray:
-        """Run a user's ADQL query and return its (unique) ``source_id`` values."""
+        """Run a user's ADQL query and return its (unique) ``source_id`` values.
+
+        Parameters
+        ----------
+        adql : str
+            A query returning a ``source_id`` column.
+
+        Returns
+        -------
+        numpy.ndarray
+            Sorted unique source ids (int64).
+
+        Raises
+        ------
+        ArchiveError
+            If the query fails, lacks a ``source_id`` column or returns no rows.
+        """
         ids = np.unique(np.asarray(_SOURCE_ID.apply(self.query(adql))["source_id"],
                                    dtype=np.int64))
         if ids.size == 0:
@@ -271,6 +370,13 @@ class GaiaArchive:
     def download_products(self, source_ids: Sequence[int], retrieval_type: str) -> Path:
         """Download (or take from the cache) the DataLink zip of one product type.
 
+        Parameters
+        ----------
+        source_ids : sequence of int
+            At most ``max_ids`` Gaia DR3 source ids.
+        retrieval_type : str
+            DataLink ``RETRIEVAL_TYPE`` (``RVS`` or ``XP_CONTINUOUS``).
+
         Returns
         -------
         Path
@@ -280,6 +386,8 @@ class GaiaArchive:
         ------
         ArchiveError
             HTTP errors, or a zip that stays truncated/corrupt after the retries.
+        InputDataError
+            If there are more than ``max_ids`` source ids.
         """
         params = self._datalink_params(source_ids, retrieval_type)
         key = DiskCache.key(self.datalink_url, sorted(params.items()))
@@ -294,6 +402,13 @@ class GaiaArchive:
                       retrieval_type: str) -> tuple[StarBatch, dict[int, str]]:
         """Spectra of one product type for at most ``max_ids`` sources.
 
+        Parameters
+        ----------
+        source_ids : sequence of int
+            At most ``max_ids`` Gaia DR3 source ids.
+        retrieval_type : str
+            DataLink ``RETRIEVAL_TYPE`` (``RVS`` or ``XP_CONTINUOUS``).
+
         Returns
         -------
         batch : StarBatch
@@ -301,6 +416,11 @@ class GaiaArchive:
             checks pixel count, wavelength grid and XP lengths; this adds finite errors).
         rejected : dict
             source_id -> reason, for products that arrived but are unusable.
+
+        Raises
+        ------
+        ArchiveError
+            If the download fails or the bundle is unreadable.
         """
         path = self.download_products(source_ids, retrieval_type)
         with zipfile.ZipFile(path) as zf:
@@ -352,6 +472,12 @@ class GaiaArchive:
         Returns
         -------
         FetchReport
+            What was stored, skipped, missing, rejected or failed.
+
+        Raises
+        ------
+        InputDataError
+            If both ``source_ids`` and ``query`` are given, or no ids at all.
         """
         ids = self._requested_ids(source_ids, query, labels)
         sources = gaia_source_to_batch(self.select_sources(ids, cuts, training), on_error="skip")
@@ -444,6 +570,22 @@ def check_product_errors(batch: StarBatch, kind: str,
 
     RVS: ``flux_error`` must be finite and positive wherever ``flux`` is finite. XP:
     ``bp/rp_coefficient_errors`` must be finite.
+
+    Parameters
+    ----------
+    batch : StarBatch
+        Stars of one product type.
+    kind : str
+        The product type, ``RVS`` or ``XP_CONTINUOUS``.
+    rejected : dict of int to str, optional
+        Earlier rejections (source_id -> reason), copied into the result.
+
+    Returns
+    -------
+    batch : StarBatch
+        The stars with usable uncertainties.
+    rejected : dict of int to str
+        ``rejected`` plus the stars dropped here (source_id -> reason).
     """
     rejected = dict(rejected or {})
     if kind == "RVS":

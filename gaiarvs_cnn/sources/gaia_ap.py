@@ -43,14 +43,47 @@ GOOD_FLAG_DIGITS = 13
 
 
 def good_gspspec_flags(flags) -> np.ndarray:
-    """True where the first 13 characters of ``flags_gspspec`` are all ``0``."""
+    """True where the first 13 characters of ``flags_gspspec`` are all ``0``.
+
+    Parameters
+    ----------
+    flags : array-like of str
+        ``flags_gspspec`` strings, possibly masked (masked or short strings are not
+        good).
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean array, one value per flag string.
+    """
     text = np.asarray(np.ma.filled(np.ma.asarray(flags).astype(str), "")).astype(str)
     head = np.char.ljust(np.char.strip(text), GOOD_FLAG_DIGITS, "9")
     return np.array([h[:GOOD_FLAG_DIGITS] == "0" * GOOD_FLAG_DIGITS for h in head])
 
 
 def gspspec_from_table(raw: Table, good_flags: bool = False) -> Table:
-    """Canonical GSP-Spec table (kind ``gsp-spec``, uncalibrated) from AP rows."""
+    """Canonical GSP-Spec table (kind ``gsp-spec``, uncalibrated) from AP rows.
+
+    Parameters
+    ----------
+    raw : astropy.table.Table
+        ``gaiadr3.astrophysical_parameters`` rows with ``source_id`` and the
+        ``*_gspspec`` columns.
+    good_flags : bool
+        If True, keep only stars passing `good_gspspec_flags`.
+
+    Returns
+    -------
+    astropy.table.Table
+        ``source_id``, ``teff`` (K), ``logg``, ``mh``, ``alpham`` and, when
+        ``fem_gspspec`` is present, ``feh`` (dex), plus ``flags_gspspec``; rows
+        without a finite Teff are dropped.
+
+    Raises
+    ------
+    ArchiveError
+        If a required column is missing.
+    """
     t = GSPSPEC_COLUMNS.apply(raw)
     for name, src in (("teff", "teff_gspspec"), ("logg", "logg_gspspec"),
                       ("mh", "mh_gspspec"), ("alpham", "alphafe_gspspec")):
@@ -71,7 +104,25 @@ def gspspec_from_table(raw: Table, good_flags: bool = False) -> Table:
 
 
 def gspphot_from_table(raw: Table) -> Table:
-    """Canonical GSP-Phot table (kind ``gsp-phot``) from AP rows."""
+    """Canonical GSP-Phot table (kind ``gsp-phot``) from AP rows.
+
+    Parameters
+    ----------
+    raw : astropy.table.Table
+        ``gaiadr3.astrophysical_parameters`` rows with ``source_id`` and the
+        ``*_gspphot`` columns.
+
+    Returns
+    -------
+    astropy.table.Table
+        ``source_id``, ``teff`` (K), ``logg`` and ``mh`` (dex); rows without a finite
+        Teff are dropped.
+
+    Raises
+    ------
+    ArchiveError
+        If a required column is missing.
+    """
     t = GSPPHOT_COLUMNS.apply(raw)
     for name in ("teff", "logg", "mh"):
         t[name] = masked_to_nan(t[f"{name}_gspphot"])
@@ -83,8 +134,37 @@ def gspphot_from_table(raw: Table) -> Table:
 def query_gsp(kind: str, source_ids: Iterable[int], *, url: str | None = None,
               client: HTTPClient | None = None, refresh: bool = False,
               good_flags: bool = False) -> Table:
-    """GSP-Spec (``kind="gsp-spec"``) or GSP-Phot (``"gsp-phot"``) parameters of
-    ``source_ids`` from the ESA archive's ``gaiadr3.astrophysical_parameters``."""
+    """GSP-Spec or GSP-Phot parameters of ``source_ids`` from the ESA archive.
+
+    The values come from ``gaiadr3.astrophysical_parameters``.
+
+    Parameters
+    ----------
+    kind : {"gsp-spec", "gsp-phot"}
+        Which parameters to query.
+    source_ids : iterable of int
+        Gaia DR3 source ids.
+    url : str, optional
+        ESA TAP service (default ``conf.gaia_tap_url``).
+    client : `~gaiarvs_cnn.sources.base.HTTPClient`, optional
+        Retry policy and timeout.
+    refresh : bool
+        If True, bypass the download cache.
+    good_flags : bool
+        ``gsp-spec`` only: keep only stars passing `good_gspspec_flags`.
+
+    Returns
+    -------
+    astropy.table.Table
+        The canonical table (see `gspspec_from_table` and `gspphot_from_table`).
+
+    Raises
+    ------
+    InputDataError
+        If ``kind`` is unknown or ``source_ids`` is empty.
+    ArchiveError
+        If a query fails after the retries.
+    """
     from .. import conf
 
     if kind not in ("gsp-spec", "gsp-phot"):

@@ -48,7 +48,18 @@ _FLAGS = ("flag_sp", "flag_fe_h", "flag_alpha_fe", "flag_guess")
 
 
 def galah_quality_mask(t: Table) -> np.ndarray:
-    """Boolean mask of the paper's GALAH DR3 cuts on a canonical-named table."""
+    """Boolean mask of the paper's GALAH DR3 cuts on a canonical-named table.
+
+    Parameters
+    ----------
+    t : astropy.table.Table
+        GALAH rows with canonical column names (``snr_c3_iraf`` and the flags).
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask, True where ``snr_c3_iraf > 40`` and every present flag is 0.
+    """
     ok = masked_to_nan(t["snr_c3_iraf"]) > 40
     for flag in _FLAGS:
         if flag in t.colnames:
@@ -60,6 +71,27 @@ def galah_from_table(raw: Table, cuts: bool = True) -> Table:
     """Canonical GALAH reference table (kind ``galah``) from GALAH DR3 rows.
 
     ``alpham``/``e_alpham`` are copies of ``alpha_fe``/``e_alpha_fe``.
+
+    Parameters
+    ----------
+    raw : astropy.table.Table
+        GALAH DR3 rows (FITS or VizieR column names, any case).
+    cuts : bool
+        Apply `galah_quality_mask`.
+
+    Returns
+    -------
+    astropy.table.Table
+        ``source_id``, ``teff``, ``e_teff`` (K), ``logg``, ``feh``, ``alpha_fe``,
+        ``alpham`` and their ``e_*`` (dex), one row per source_id (highest
+        ``snr_c3_iraf``).
+
+    Raises
+    ------
+    ArchiveError
+        If a required column is missing.
+    InputDataError
+        If the result fails `~gaiarvs_cnn.sources.reference.check_reference`.
     """
     t = GALAH_COLUMNS.apply(raw)
     t["alpham"], t["e_alpham"] = t["alpha_fe"], t["e_alpha_fe"]
@@ -75,7 +107,28 @@ def query_galah(source_ids: Iterable[int] | None = None, *, url: str | None = No
                 cuts: bool = True) -> Table:
     """Query GALAH DR3 (VizieR ``J/MNRAS/506/150/stars``); canonical table (kind ``galah``).
 
-    Parameters are as for `gaiarvs_cnn.sources.apogee.query_apogee`.
+    Parameters
+    ----------
+    source_ids : iterable of int, optional
+        Gaia DR3 ids to look up (default: the whole catalogue, an asynchronous job).
+    url : str, optional
+        TAP service (default ``conf.vizier_url``).
+    client : `~gaiarvs_cnn.sources.base.HTTPClient`, optional
+        Retry policy and timeout.
+    refresh : bool
+        If True, bypass the download cache.
+    cuts : bool
+        Apply the paper's quality cuts (`galah_quality_mask`).
+
+    Returns
+    -------
+    astropy.table.Table
+        The canonical reference table (see `galah_from_table`).
+
+    Raises
+    ------
+    ArchiveError
+        If the query fails after the retries or lacks required columns.
     """
     from .. import conf
 

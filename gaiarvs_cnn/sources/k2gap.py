@@ -31,7 +31,27 @@ K2GAP_COLUMNS = ColumnMap({
 }, required=("numax", "e_numax"), service="K2-GAP DR3")
 
 def k2gap_from_table(raw: Table, mapping: dict[int, int] | None = None) -> Table:
-    """Canonical seismic table from K2-GAP rows (DR3 ids, or DR2 ids with ``mapping``)."""
+    """Canonical seismic table from K2-GAP rows (DR3 ids, or DR2 ids with ``mapping``).
+
+    Parameters
+    ----------
+    raw : astropy.table.Table
+        K2-GAP rows (column names as in the module docstring, any case).
+    mapping : dict of int to int, optional
+        Gaia DR2 id -> DR3 id (see `~gaiarvs_cnn.sources.clusters.dr2_to_dr3`); used
+        when ``raw`` has only a DR2 id column. Unmapped rows are dropped.
+
+    Returns
+    -------
+    astropy.table.Table
+        ``source_id``, ``numax``, ``e_numax``, ``dnu``, ``e_dnu`` (uHz), for rows with
+        a finite numax.
+
+    Raises
+    ------
+    ArchiveError
+        If ``raw`` lacks the numax columns or a usable Gaia id column.
+    """
     t = K2GAP_COLUMNS.apply(raw)
     if "dr3_id" in t.colnames:
         t["source_id"] = np.ma.filled(np.ma.asarray(t["dr3_id"]), 0).astype(np.int64)
@@ -51,7 +71,31 @@ def k2gap_from_table(raw: Table, mapping: dict[int, int] | None = None) -> Table
 def query_k2gap(*, table: str = K2GAP_TABLE, url: str | None = None,
                 tap_url: str | None = None, client: HTTPClient | None = None,
                 refresh: bool = False) -> Table:
-    """Query K2-GAP DR3 from VizieR; canonical table (kind ``seismic``)."""
+    """Query K2-GAP DR3 from VizieR; canonical table (kind ``seismic``).
+
+    Parameters
+    ----------
+    table : str
+        VizieR table name (default `K2GAP_TABLE`).
+    url : str, optional
+        VizieR TAP service (default ``conf.vizier_url``).
+    tap_url : str, optional
+        ESA TAP service for the DR2 -> DR3 mapping (default ``conf.gaia_tap_url``).
+    client : `~gaiarvs_cnn.sources.base.HTTPClient`, optional
+        Retry policy and timeout.
+    refresh : bool
+        If True, bypass the download cache.
+
+    Returns
+    -------
+    astropy.table.Table
+        The canonical seismic table (see `k2gap_from_table`).
+
+    Raises
+    ------
+    ArchiveError
+        If a query fails or the table has no usable Gaia id column.
+    """
     from .. import conf
 
     raw = query_catalogue(table, url=url or conf.vizier_url, client=client, refresh=refresh,

@@ -87,19 +87,58 @@ def _model() -> SpectrumModel:
 
 
 def forward(labels, rv_shift_kms=None) -> np.ndarray:
-    """Noise-free simulated RVS flux for labels (N, 5) or (5,); see `SpectrumModel.flux`."""
+    """Noise-free simulated RVS flux for labels (N, 5) or (5,); see `SpectrumModel.flux`.
+
+    Parameters
+    ----------
+    labels : array_like, shape (N, 5) or (5,)
+        Teff [K], log g [dex], [M/H], [alpha/M], [Fe/H] [dex], in
+        `~gaiarvs_cnn.constants.LABELS` order.
+    rv_shift_kms : array_like, shape (N,), optional
+        Residual radial velocity [km/s] that shifts the lines (positive = redshift);
+        None for no shift.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (N, 2401) or (2401,)
+        Normalised flux on the Gaia DR3 RVS grid; 1-d when ``labels`` is 1-d.
+    """
     lab = np.asarray(labels, dtype=float)
     out = _model().flux(np.atleast_2d(lab), rv_shift_kms)
     return out[0] if lab.ndim == 1 else out
 
 
 def jacobian(labels) -> np.ndarray:
-    """d(flux)/d(label) at one star, shape (2401, 5) (see `SpectrumModel.jacobian`)."""
+    """d(flux)/d(label) at one star, shape (2401, 5) (see `SpectrumModel.jacobian`).
+
+    Parameters
+    ----------
+    labels : array_like, shape (5,)
+        Teff [K], log g [dex], [M/H], [alpha/M], [Fe/H] [dex].
+
+    Returns
+    -------
+    numpy.ndarray, shape (2401, 5)
+        Derivatives of the normalised flux per unit of each label (per K for Teff,
+        per dex otherwise), in `~gaiarvs_cnn.constants.LABELS` order.
+    """
     return _model().jacobian(labels)
 
 
 class LogUniformSNR:
     """An S/N distribution for `simulate_batch`: log-uniform between ``lo`` and ``hi``.
+
+    Calling the instance as ``draw(rng, n)`` returns ``n`` S/N values (per pixel).
+
+    Parameters
+    ----------
+    lo, hi : float
+        Lower and upper bounds of the S/N (per pixel, dimensionless), ``0 < lo <= hi``.
+
+    Raises
+    ------
+    InputDataError
+        If the bounds do not satisfy ``0 < lo <= hi``.
 
     Examples
     --------
@@ -355,5 +394,25 @@ def reference_catalog(kind: str, batch_or_store, seed=0):
     """Reference catalogue derived from the simulation truth (canonical schema).
 
     See `gaiarvs_cnn.sources._sim_reference.reference_catalog`.
+
+    Parameters
+    ----------
+    kind : {'apogee', 'galah', 'seismic', 'clusters', 'gsp-spec', 'gsp-phot'}
+        Reference survey to imitate.
+    batch_or_store : `~gaiarvs_cnn.store.StarBatch`, `~gaiarvs_cnn.store.Store` or path
+        A simulated sample (it must have the ``true_labels`` truth column).
+    seed : int
+        Seed of the reference survey's own noise.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        Canonical schema of `gaiarvs_cnn.sources.reference` (units attached), with
+        ``meta["injected_offset"]`` and ``meta["injected_scatter"]`` (label -> value).
+
+    Raises
+    ------
+    InputDataError
+        For an unknown kind or a sample without truth columns.
     """
     return _reference_catalog(kind, batch_or_store, seed)
