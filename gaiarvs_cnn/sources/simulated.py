@@ -40,8 +40,7 @@ from ..store import CORE_COLUMNS, ColumnSpec, StarBatch, Store
 from ._sim_figures import plot_calcium_triplet, plot_kiel_spectra, plot_real_comparison
 from ._sim_photometry import astrometry_and_photometry, rvs_snr_from_grvs, xp_coefficients
 from ._sim_population import CLUSTERS, FEH_ALPHA_COEFF, POPULATION_CODES, draw_population
-from ._sim_reference import apogee_labels
-from ._sim_reference import reference_catalog as _reference_catalog
+from ._sim_reference import apogee_labels, reference_catalog
 from ._sim_spectra import SpectrumModel
 
 __all__ = ["SIM_EXTRA_COLUMNS", "SIM_KINDS", "SpectrumModel", "LogUniformSNR", "simulate_batch",
@@ -389,30 +388,3 @@ def simulate_store(path, n: int, seed=0, kind: str = "observed", chunk_size: int
     log.info(f"Simulated {n} {kind} stars into {path}")
     return path
 
-
-def reference_catalog(kind: str, batch_or_store, seed=0):
-    """Reference catalogue derived from the simulation truth (canonical schema).
-
-    See `gaiarvs_cnn.sources._sim_reference.reference_catalog`.
-
-    Parameters
-    ----------
-    kind : {'apogee', 'galah', 'seismic', 'clusters', 'gsp-spec', 'gsp-phot'}
-        Reference survey to imitate.
-    batch_or_store : `~gaiarvs_cnn.store.StarBatch`, `~gaiarvs_cnn.store.Store` or path
-        A simulated sample (it must have the ``true_labels`` truth column).
-    seed : int
-        Seed of the reference survey's own noise.
-
-    Returns
-    -------
-    `~astropy.table.Table`
-        Canonical schema of `gaiarvs_cnn.sources.reference` (units attached), with
-        ``meta["injected_offset"]`` and ``meta["injected_scatter"]`` (label -> value).
-
-    Raises
-    ------
-    InputDataError
-        For an unknown kind or a sample without truth columns.
-    """
-    return _reference_catalog(kind, batch_or_store, seed)
