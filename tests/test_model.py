@@ -310,3 +310,22 @@ def test_rvs_only_bundle_has_no_xp_gradients(tmp_path, sim_batch):
                                 n_members=1)
     with pytest.raises(InputDataError, match="no RVS input"):
         plot_rvs_gradients(label_gradients(b2, sim_batch[:4]))
+
+
+def test_xp_label_correlation_matches_numpy_and_skips_unusable_stars(sim_batch):
+    from gaiarvs_cnn.model import xp_label_correlation
+    from gaiarvs_cnn.preprocess import normalise_xp
+
+    batch = sim_batch[:60]
+    batch["labels"][3, 1] = np.nan  # no logg: left out
+    batch["bp_coefficients"][7, 0] = 0.0  # no usable XP spectrum: left out
+    corr = xp_label_correlation(batch, labels=("teff", "logg"))
+    assert corr.shape == (2, 110)
+    keep = np.setdiff1d(np.arange(60), [3, 7])
+    xp = normalise_xp(batch["bp_coefficients"][keep], batch["rp_coefficients"][keep])
+    for j in (2, 30, 57, 109):
+        expected = np.corrcoef(batch["labels"][keep, 0], xp[:, j])[0, 1]
+        assert corr[0, j] == pytest.approx(expected, abs=1e-9)
+    assert np.isnan(corr[:, [0, 55]]).all()  # first coefficients are 1 after normalisation
+    with pytest.raises(InputDataError, match=">= 3 stars"):
+        xp_label_correlation(sim_batch[:2])

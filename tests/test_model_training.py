@@ -6,6 +6,7 @@ Tiny networks, ~200 simulated stars, 2 epochs: these test the mechanics, not acc
 import json
 import shutil
 
+import click
 import keras
 import numpy as np
 import pytest
@@ -116,3 +117,57 @@ def test_cli_train_writes_a_bundle(tmp_path, store_path):
     bundle = ModelBundle.load(out)
     assert bundle.config.inputs == ("rvs",) and bundle.n_members == 1
     assert "Example" in CliRunner().invoke(main, ["train", "--help"]).output
+
+
+def _assert_same_members(a: ModelBundle, b: ModelBundle, rtol: float) -> None:
+    for m1, m2 in zip(a.members, b.members, strict=True):
+        for w1, w2 in zip(m1.get_weights(), m2.get_weights(), strict=True):
+            np.testing.assert_allclose(w1, w2, rtol=rtol, atol=rtol * 1e-2)
+
+
+def test_members_trained_separately_equal_one_run(trained, tmp_path, store_path):
+    from gaiarvs_cnn.model import train_members
+
+    out = tmp_path / "apart"
+    names = train_members(store_path, out, [1], TINY, n_splits=2, n_models=1, epochs=2, seed=4,
+                          progress=False)
+    assert names == ["split1_model0"]
+    assert not (out / "members" / "split0_model0.keras").exists()
+    assert not (out / "manifest.json").exists()  # no bundle until the assembling run
+    bundle = train_ensemble(store_path, out, TINY, n_splits=2, n_models=1, epochs=2, seed=4,
+                            tsne=False, progress=False)
+    _assert_same_members(bundle, trained, rtol=1e-4)
+    with pytest.raises(InputDataError, match="outside 0..1"):
+        train_members(store_path, out, [2], TINY, n_splits=2, n_models=1, epochs=2, seed=4)
+
+
+def test_worker_processes_train_the_same_members(trained, tmp_path, store_path):
+    out = tmp_path / "workers"
+    bundle = train_ensemble(store_path, out, TINY, n_splits=2, n_models=1, epochs=2, seed=4,
+                            tsne=False, progress=False, workers=2)
+    assert bundle.n_members == 2
+    # one thread per process instead of all cores: only summation order differs
+    _assert_same_members(bundle, trained, rtol=1e-2)
+
+
+def test_cli_members_option_trains_a_subset_and_parses_ranges(tmp_path, store_path):
+    from gaiarvs_cnn.cli.train import parse_index_list
+
+    assert parse_index_list("0-2, 5,7-7") == [0, 1, 2, 5, 7]
+    for bad in ("a", "1-x", ","):
+        with pytest.raises(click.BadParameter) as err:
+            parse_index_list(bad)
+        assert "--members" in err.value.format_message()
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(TINY.to_json())
+    out = tmp_path / "subset"
+    args = ["train", "--store", str(store_path), "--out", str(out), "--splits", "2",
+            "--models", "1", "--epochs", "1", "--max-stars", "80", "--config", str(cfg),
+            "--no-tsne"]
+    res = CliRunner().invoke(main, [*args, "--members", "1"])
+    assert res.exit_code == 0, res.output
+    assert "split1_model0" in res.output and "assemble" in res.output
+    assert not (out / "manifest.json").exists()
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert ModelBundle.load(out).n_members == 2

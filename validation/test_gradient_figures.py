@@ -1,9 +1,15 @@
-"""Figure test of the RVS gradient map (paper Fig. 9) on fixed, seeded synthetic maps."""
+"""Figure tests of the RVS and XP gradient maps (paper Figs. 9-10) on seeded synthetic maps."""
 import numpy as np
 import pytest
 
 from gaiarvs_cnn.constants import LABELS, rvs_wavelength_nm
-from gaiarvs_cnn.model.gradients import RVS_LINES_NM, GradientMaps, plot_rvs_gradients
+from gaiarvs_cnn.exceptions import InputDataError
+from gaiarvs_cnn.model.gradients import (
+    RVS_LINES_NM,
+    GradientMaps,
+    plot_rvs_gradients,
+    plot_xp_gradients,
+)
 
 
 def synthetic_maps() -> GradientMaps:
@@ -17,7 +23,20 @@ def synthetic_maps() -> GradientMaps:
     weights = rng.normal(size=(len(LABELS), len(RVS_LINES_NM)))
     scale = np.array([200.0, 0.5, 0.3, 0.1, 0.3])[:, None]
     rvs = scale * (weights @ profiles) + 0.02 * scale * rng.normal(size=(5, wl.size))
-    return GradientMaps(LABELS, wl, rvs, np.arange(110), None, flux, 100, 4)
+    k = np.arange(55)
+    envelope = np.exp(-k / 15.0)  # low orders carry most information, as in the paper
+    xp = np.concatenate([envelope * np.cos(0.7 * k), envelope * np.sin(0.5 * k)])
+    xp = scale * (1 + 0.3 * rng.normal(size=(5, 1))) * (xp + 0.1 * rng.normal(size=(5, 110)))
+    return GradientMaps(LABELS, wl, rvs, np.arange(110), xp, flux, 100, 4)
+
+
+def synthetic_correlation() -> np.ndarray:
+    """Correlations of 4 labels with 110 coefficients, strong at low orders."""
+    rng = np.random.default_rng(1)
+    k = np.tile(np.arange(55), 2)
+    corr = np.tanh(rng.normal(scale=1.5, size=(4, 110)) * np.exp(-k / 20.0))
+    corr[:, [0, 55]] = np.nan  # the first coefficient of a band is 1 after normalisation
+    return corr
 
 
 @pytest.mark.mpl_image_compare(tolerance=3, savefig_kwargs={"dpi": 60})
@@ -31,3 +50,29 @@ def test_rvs_gradient_figure_has_one_panel_per_label_and_marks_ca_triplet():
     marked = [line.get_xdata()[0] for line in fig.axes[0].lines[1:]]
     for ca in (850.035, 854.444, 866.452):
         assert ca in marked
+
+
+@pytest.mark.mpl_image_compare(tolerance=3, savefig_kwargs={"dpi": 60})
+def test_xp_gradient_figure():
+    return plot_xp_gradients(synthetic_maps(), synthetic_correlation())
+
+
+def test_xp_gradient_figure_panels_and_normalised_curves():
+    maps = synthetic_maps()
+    fig = plot_xp_gradients(maps, synthetic_correlation())
+    assert len(fig.axes) == 5  # BP heat map, BP gradients, RP heat map, RP gradients, colour bar
+    bp_lines = [line for line in fig.axes[1].lines if len(line.get_ydata()) == 55]
+    assert len(bp_lines) == 4
+    for j, line in enumerate(bp_lines):
+        bp = maps.xp[j, :55]
+        np.testing.assert_allclose(line.get_ydata(), bp / np.abs(bp).max())
+    assert len(plot_xp_gradients(maps, labels=("teff", "mh")).axes) == 2
+
+
+def test_xp_gradient_figure_refuses_bad_inputs():
+    maps = synthetic_maps()
+    with pytest.raises(InputDataError, match="shape"):
+        plot_xp_gradients(maps, synthetic_correlation()[:, :55])
+    maps.xp = None
+    with pytest.raises(InputDataError, match="no XP input"):
+        plot_xp_gradients(maps)

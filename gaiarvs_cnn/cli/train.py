@@ -8,6 +8,37 @@ import click
 from . import main
 
 
+def parse_index_list(spec: str) -> list[int]:
+    """Member indices from ``'0-3,7,9-10'`` (inclusive ranges).
+
+    Parameters
+    ----------
+    spec : str
+        Comma-separated indices and inclusive ``a-b`` ranges.
+
+    Returns
+    -------
+    list of int
+        The indices, in the order given.
+
+    Raises
+    ------
+    click.BadParameter
+        If a part is not an integer or a range.
+    """
+    out = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        lo, sep, hi = part.partition("-")
+        try:
+            out.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+        except ValueError:
+            raise click.BadParameter(f"{part!r} is not an index or a range like '0-13'.",
+                                     param_hint="--members") from None
+    if not out:
+        raise click.BadParameter("no member index given.", param_hint="--members")
+    return out
+
+
 @main.command("train")
 @click.option("--store", "store", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="HDF5 store of training stars (with labels).")
@@ -28,10 +59,16 @@ from . import main
 @click.option("--rvs-only", is_flag=True, help="Train on RVS spectra only (paper App. B).")
 @click.option("--no-tsne", is_flag=True, help="Skip the t-SNE reference (flags then cannot "
               "test spectra).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train members in this many processes at once (cores shared).")
+@click.option("--members", "member_spec", default=None, metavar="LIST",
+              help="Train only these member indices (e.g. '0-13' or '0,2,4') and stop "
+                   "without writing the bundle: for several processes or machines sharing "
+                   "--out; a final run without --members assembles the bundle.")
 @click.option("--demo", is_flag=True, help="Rebuild the shipped demo bundle instead "
               "(simulated stars; ignores the other options).")
 def train(store, out, splits, models, epochs, seed, max_stars, config_file, rvs_only, no_tsne,
-          demo):
+          workers, member_spec, demo):
     """Train an ensemble of SPLITS x MODELS hybrid CNNs and write a model bundle.
 
     The run is resumable: start it again with the same options and finished members
@@ -42,6 +79,9 @@ def train(store, out, splits, models, epochs, seed, max_stars, config_file, rvs_
       gaiarvs-cnn simulate --n 30000 --kind training --out sim.h5
       gaiarvs-cnn train --store sim.h5 --out model_dir/
       gaiarvs-cnn train --store sim.h5 --out rvs_only/ --rvs-only --splits 2 --models 2
+      gaiarvs-cnn train --store sim.h5 --out model_dir/ --workers 2
+      gaiarvs-cnn train --store sim.h5 --out model_dir/ --members 0-13   # machine A
+      gaiarvs-cnn train --store sim.h5 --out model_dir/ --members 14-27  # machine B
       gaiarvs-cnn train --demo
     """
     if demo:
@@ -51,13 +91,18 @@ def train(store, out, splits, models, epochs, seed, max_stars, config_file, rvs_
     else:
         if store is None or out is None:
             raise click.UsageError("--store and --out are required (or use --demo).")
-        from ..model import NetworkConfig, train_ensemble
+        from ..model import NetworkConfig, train_ensemble, train_members
 
         config = (NetworkConfig.from_json(config_file.read_text()) if config_file
                   else NetworkConfig())
         if rvs_only:
             config = config.replace(inputs=("rvs",))
-        bundle = train_ensemble(store, out, config, n_splits=splits, n_models=models,
-                                epochs=epochs, seed=seed, max_stars=max_stars,
-                                tsne=not no_tsne)
+        common = dict(n_splits=splits, n_models=models, epochs=epochs, seed=seed,
+                      max_stars=max_stars)
+        if member_spec is not None:
+            done = train_members(store, out, parse_index_list(member_spec), config, **common)
+            click.echo(f"Members {', '.join(done)} trained in {out}; run without --members "
+                       "to assemble the bundle.")
+            return
+        bundle = train_ensemble(store, out, config, tsne=not no_tsne, workers=workers, **common)
     click.echo(f"Model bundle {bundle.bundle_id} ({bundle.n_members} members) in {bundle.path}")

@@ -3,10 +3,11 @@
 Public API (see the module of each name):
 
 - `NetworkConfig` (config), `build_model` (network)
-- `train_member`, `train_ensemble`, `make_splits` (training)
+- `train_member`, `train_members`, `train_ensemble`, `make_splits` (training)
 - `ModelBundle`, `demo_bundle_path` (bundle)
 - `predict_batch`, `predict_store`, `FusedEnsemble` (predict)
-- `label_gradients`, `plot_rvs_gradients` (gradients)
+- `label_gradients`, `plot_rvs_gradients`, `xp_label_correlation`, `plot_xp_gradients`
+  (gradients)
 - `ResidualFit`, `fit_residual_dispersion` (residuals)
 
 TensorFlow is imported lazily: importing this package only loads numpy and astropy.
@@ -24,6 +25,7 @@ _EXPORTS = {
     "input_shapes": "network",
     "train_member": "training",
     "train_ensemble": "training",
+    "train_members": "training",
     "make_splits": "training",
     "load_training_sample": "training",
     "ModelBundle": "bundle",
@@ -34,6 +36,8 @@ _EXPORTS = {
     "output_keys": "predict",
     "label_gradients": "gradients",
     "plot_rvs_gradients": "gradients",
+    "plot_xp_gradients": "gradients",
+    "xp_label_correlation": "gradients",
     "ResidualFit": "residuals",
     "fit_residual_dispersion": "residuals",
     "running_dispersion": "residuals",

@@ -4,7 +4,9 @@
 members with `tf.GradientTape`: per RVS pixel (in label units per unit of normalised
 flux) and per XP coefficient (label units per unit of the first-coefficient-normalised
 XP coefficient). `plot_rvs_gradients` draws the mean spectrum and the RVS gradients
-with the Ca II triplet and the main lines the paper discusses marked.
+with the Ca II triplet and the main lines the paper discusses marked (Fig. 9);
+`xp_label_correlation` and `plot_xp_gradients` give the label-XP correlation heat maps
+and the XP gradients of the BP and RP coefficients (Fig. 10).
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from ..constants import LABEL_LATEX, LABEL_UNITS, LABELS, XP_NCOEFF
 from ..exceptions import InputDataError
 from .bundle import ModelBundle
 
-__all__ = ["GradientMaps", "label_gradients", "plot_rvs_gradients", "RVS_LINES_NM"]
+__all__ = ["GradientMaps", "label_gradients", "plot_rvs_gradients", "plot_xp_gradients",
+           "xp_label_correlation", "RVS_LINES_NM"]
 
 #: Lines marked on gradient figures: (vacuum wavelength [nm], label). Ca II triplet from
 #: NIST; the blends are the features of paper Sect. 3.5.1 (approximate positions).
@@ -172,4 +175,119 @@ def plot_rvs_gradients(maps: GradientMaps, labels: Sequence[str] = LABELS[:4],
     axes[0].set_title(title or f"RVS gradients, {maps.n_stars} stars, "
                                f"{maps.n_members} members", fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def xp_label_correlation(batch, labels: Sequence[str] = LABELS) -> np.ndarray:
+    """Pearson correlation of each label with each normalised XP coefficient (paper Fig. 10).
+
+    Parameters
+    ----------
+    batch : `~gaiarvs_cnn.store.StarBatch`
+        Stars with ``labels``, ``bp_coefficients`` and ``rp_coefficients`` (e.g. the
+        training sample). Stars lacking a label or an XP spectrum are left out.
+    labels : sequence of str
+        Labels (rows of the result), a subset of `~gaiarvs_cnn.constants.LABELS`.
+
+    Returns
+    -------
+    ndarray, shape (len(labels), 110)
+        Correlation coefficients in [-1, 1]: BP coefficients 0-54 then RP 55-109, each
+        divided by the first coefficient of its band as the network sees them
+        (`~gaiarvs_cnn.preprocess.normalise_xp`); NaN where a coefficient is constant.
+
+    Raises
+    ------
+    gaiarvs_cnn.exceptions.InputDataError
+        If fewer than three stars have all the labels and an XP spectrum.
+    """
+    from ..preprocess import normalise_xp, xp_available
+
+    cols = [LABELS.index(lab) for lab in labels]
+    y = np.asarray(batch["labels"], dtype=np.float64)[:, cols]
+    ok = np.all(np.isfinite(y), axis=1) & xp_available(batch["bp_coefficients"],
+                                                       batch["rp_coefficients"])
+    if ok.sum() < 3:
+        raise InputDataError(f"xp_label_correlation needs >= 3 stars with labels {labels} and "
+                             f"XP coefficients; {int(ok.sum())} have them.")
+    xp = normalise_xp(batch["bp_coefficients"][ok], batch["rp_coefficients"][ok])
+    xc = xp - xp.mean(axis=0)
+    yc = y[ok] - y[ok].mean(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (yc.T @ xc) / np.outer(np.sqrt((yc ** 2).sum(axis=0)),
+                                      np.sqrt((xc ** 2).sum(axis=0)))
+
+
+def _xp_heatmap(ax, correlation: np.ndarray, labels: Sequence[str], band: str):
+    image = ax.imshow(correlation, aspect="auto", cmap="coolwarm", vmin=-1, vmax=1,
+                      interpolation="nearest", extent=(-0.5, XP_NCOEFF - 0.5,
+                                                       len(labels) - 0.5, -0.5))
+    ax.set_yticks(range(len(labels)), [LABEL_LATEX[lab] for lab in labels], fontsize=7)
+    ax.set_title(f"{band}: correlation of labels and XP coefficients", fontsize=8)
+    return image
+
+
+def _xp_gradient_panel(ax, gradients: np.ndarray, labels: Sequence[str], band: str) -> None:
+    for lab, grad in zip(labels, gradients):
+        peak = float(np.nanmax(np.abs(grad))) or 1.0
+        unit = LABEL_UNITS[lab].to_string()
+        unit = "dex" if not unit or unit.startswith("dex") else unit
+        ax.plot(np.arange(XP_NCOEFF), grad / peak, marker="o", ms=2, lw=0.8,
+                label=f"{LABEL_LATEX[lab]} (max |grad| {peak:.3g} {unit})")
+    ax.axhline(0, color="0.6", lw=0.5)
+    ax.set_xlim(-0.5, XP_NCOEFF - 0.5)
+    ax.set_ylabel(f"{band} " + r"$\partial$label/$\partial$XP" + "\n(/ max |grad|)",
+                  fontsize=7)
+    ax.legend(fontsize=6, ncols=len(labels), loc="lower center", bbox_to_anchor=(0.5, 1.0),
+              frameon=False, title=f"{band}: mean gradients", title_fontsize=8)
+
+
+def plot_xp_gradients(maps: GradientMaps, correlation: np.ndarray | None = None,
+                      labels: Sequence[str] = LABELS[:4], title: str = ""):
+    """XP sensitivity map (paper Fig. 10): label-XP correlations and gradients, BP and RP.
+
+    Parameters
+    ----------
+    maps : GradientMaps
+        From `label_gradients`; ``maps.xp`` holds the gradients.
+    correlation : ndarray (len(labels), 110), optional
+        From `xp_label_correlation` on the training sample, with the same ``labels``;
+        drawn as a heat map above each band's gradients. Without it only the gradient
+        panels are drawn.
+    labels : sequence of str
+        Labels to show. Each gradient curve is divided by its largest absolute value
+        (given, with its unit, in the legend) so that K and dex share an axis.
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    gaiarvs_cnn.exceptions.InputDataError
+        If the maps have no XP gradients or the correlation has the wrong shape.
+    """
+    from matplotlib.figure import Figure
+
+    if maps.xp is None:
+        raise InputDataError("These gradient maps have no XP input (XP-less network).")
+    if correlation is not None and np.shape(correlation) != (len(labels), 2 * XP_NCOEFF):
+        raise InputDataError(f"correlation has shape {np.shape(correlation)}; expected "
+                             f"({len(labels)}, {2 * XP_NCOEFF}) for labels {tuple(labels)}.")
+    grads = maps.xp[[maps.labels.index(lab) for lab in labels]]
+    rows_per_band = 1 if correlation is None else 2
+    fig = Figure(figsize=(8, 2.0 * 2 * rows_per_band + 0.4), layout="constrained")
+    axes = fig.subplots(2 * rows_per_band, 1, sharex=True)
+    for b, band in enumerate(("BP", "RP")):
+        part = slice(b * XP_NCOEFF, (b + 1) * XP_NCOEFF)
+        row = b * rows_per_band
+        if correlation is not None:
+            image = _xp_heatmap(axes[row], np.asarray(correlation)[:, part], labels, band)
+        _xp_gradient_panel(axes[row + rows_per_band - 1], grads[:, part], labels, band)
+    if correlation is not None:
+        fig.colorbar(image, ax=list(axes), pad=0.01, fraction=0.03, label="Pearson r")
+    axes[-1].set_xlabel("XP coefficient index (within band)")
+    fig.suptitle(title or f"XP gradients, {maps.n_stars} stars, {maps.n_members} members",
+                 fontsize=9)
     return fig
