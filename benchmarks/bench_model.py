@@ -12,6 +12,8 @@ Measured in one run on the same data:
 * training samples/s of one member: a plain ``model.fit`` on numpy arrays (Keras
   defaults: batch 32, no XLA) against the `train_member` pipeline (tf.data, prefetch)
   at several batch sizes, with and without XLA;
+* wall time of `train_ensemble` in one process against one process per core
+  (``--workers``);
 * peak RSS of ``predict_store`` streaming stores of different sizes (subprocesses);
 * residual dispersion vs RVS S/N (15-25, 25-50, >50) of a bundle (default: the demo
   bundle) on freshly simulated stars, next to the paper's figures.
@@ -22,11 +24,18 @@ Usage::
     python benchmarks/bench_model.py --only predict --members 28 --stars 1024
     python benchmarks/bench_model.py --only rss --rss-sizes 10000,1000000
 
-The paper-scale accuracy figure (28 members, >= 30 000 training stars; hours on 2 cores)::
+The 28-member accuracy figure (``snr_28_members`` in the JSON) was made with the demo
+network on 30 000 stars, 10 epochs per member (~1.5 h on 2 cores)::
 
-    gaiarvs-cnn simulate --n 40000 --kind training -o sim40k.h5
-    gaiarvs-cnn train --store sim40k.h5 --out full28/
-    python benchmarks/bench_model.py --only snr --bundle full28/
+    gaiarvs-cnn simulate --n 30000 --kind training --seed 2024 -o sim30k.h5
+    python -c "from gaiarvs_cnn.model.demo import DEMO_CONFIG as c; print(c.to_json())" > demo.json
+    gaiarvs-cnn train --store sim30k.h5 --out full28_demo/ --config demo.json --epochs 10 \
+        --workers 2
+    python benchmarks/bench_model.py --only snr --bundle full28_demo/ --snr-stars 20000 \
+        --snr-key snr_28_members
+
+With the paper network (default ``--config``) and ``--epochs 200`` the same commands take
+~30-100 CPU-hours: run them on a GPU, or spread ``--members`` over machines.
 """
 from __future__ import annotations
 
@@ -103,8 +112,38 @@ def best_rate(fn, n: int, repeats: int) -> float:
     return n / best
 
 
+def dominant_conv_gflops(config, batch_size: int, repeats: int) -> dict:
+    """GFLOP/s of the network's costliest layer alone (one `tf.nn.conv1d`, no bias/activation).
+
+    For the paper network this is the 2nd convolution (32 -> 16 channels, kernel 8, on
+    2394 pixels): ~88 % of a member's FLOPs, so its rate bounds the whole network's.
+    """
+    import tensorflow as tf
+
+    convs = []
+    n, c = config.n_pixels, 1
+    for i, f in enumerate(config.conv_filters, start=1):
+        convs.append((2 * (n - config.kernel_size + 1) * config.kernel_size * c * f, n, c, f))
+        n -= config.kernel_size - 1
+        c = f
+        if i in config.pool_after:
+            n //= config.pool_size
+    flops, n, c, f = max(convs)
+    x = tf.random.normal((batch_size, n, c))
+    w = tf.random.normal((config.kernel_size, c, f))
+    fn = tf.function(lambda a: tf.nn.conv1d(a, w, 1, "VALID"))
+    rate = best_rate(lambda: fn(x).numpy(), batch_size, repeats)
+    return {"shape_in": [batch_size, n, c], "filters": f, "kernel": config.kernel_size,
+            "share_of_member_flops": flops / config.flops_per_star(),
+            "gflops": rate * flops / 1e9}
+
+
 def bench_predict(n_members: int, n_stars: int, repeats: int) -> dict:
-    """Stars/s of the member loop and of the fused ensemble (paper network, random weights)."""
+    """Stars/s of the member loop and of the fused ensemble (paper network, random weights).
+
+    The GEMM peak is measured right before and after the fused timings and the higher
+    value is used, so a burst of load during the run does not inflate the fraction.
+    """
     import keras
 
     from gaiarvs_cnn.model import FusedEnsemble, NetworkConfig, build_model
@@ -120,16 +159,23 @@ def bench_predict(n_members: int, n_stars: int, repeats: int) -> dict:
            "flops_per_star_ensemble": config.flops_per_star() * n_members}
     out["plain_predict_loop_stars_per_s"] = best_rate(
         lambda: [m.predict(x, batch_size=256, verbose=0) for m in members], n_stars, repeats)
-    for jit, bs in ((False, 128), (False, 512), (True, 256)):
+    peaks = [sgemm_peak()]
+    for jit, bs in ((False, 32), (False, 64), (False, 128), (False, 256), (True, 64)):
         fe = FusedEnsemble(members, config, jit_compile=jit, batch_size=bs)
         out[f"fused_jit{int(jit)}_bs{bs}_stars_per_s"] = best_rate(lambda f=fe: f(x), n_stars,
                                                                    repeats)
+    peaks.append(sgemm_peak())
     fused = {k: v for k, v in out.items() if k.startswith("fused_")}
     best_key = max(fused, key=fused.get)
     out["fused_best"] = best_key
     out["fused_best_stars_per_s"] = fused[best_key]
     out["fused_over_plain"] = fused[best_key] / out["plain_predict_loop_stars_per_s"]
     out["fused_gflops"] = fused[best_key] * out["flops_per_star_ensemble"] / 1e9
+    out["sgemm_peak_gflops_before_after"] = peaks
+    out["fused_fraction_of_sgemm_peak"] = out["fused_gflops"] / max(peaks)
+    conv = dominant_conv_gflops(config, 64, repeats=5)
+    conv["fraction_of_sgemm_peak"] = conv["gflops"] / max(peaks)
+    out["dominant_conv_alone_bs64"] = conv
     return out
 
 
@@ -166,6 +212,32 @@ def bench_training(n_stars: int, epochs: int) -> dict:
     variants = {k: v for k, v in out.items() if k.startswith("pipeline_")}
     best = max(variants, key=variants.get)
     out.update(best=best, best_over_plain=variants[best] / out["plain_fit_bs32_samples_per_s"])
+    return out
+
+
+def bench_train_workers(n_stars: int, n_members: int, epochs: int) -> dict:
+    """Wall time of `train_ensemble` with one process vs one process per core (paper network).
+
+    Both runs train the same ``n_members`` members (1 split) on the same simulated stars
+    and write a bundle (no t-SNE reference), so the ratio is the end-to-end speed-up of
+    ``gaiarvs-cnn train --workers``.
+    """
+    from gaiarvs_cnn.model import NetworkConfig, train_ensemble
+    from gaiarvs_cnn.sources.simulated import simulate_store
+
+    cores = os.cpu_count() or 1
+    out = {"n_stars": n_stars, "n_members": n_members, "epochs": epochs,
+           "config": "paper (NetworkConfig())", "cores": cores}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = simulate_store(Path(tmp) / "train.h5", n_stars, seed=5, kind="training")
+        for workers in (1, cores):
+            t = time.perf_counter()
+            train_ensemble(store, Path(tmp) / f"w{workers}", NetworkConfig(), n_splits=1,
+                           n_models=n_members, epochs=epochs, seed=0, tsne=False,
+                           progress=False, workers=workers)
+            out[f"workers{workers}_seconds"] = time.perf_counter() - t
+    out["speedup_workers_over_one_process"] = (out["workers1_seconds"]
+                                               / out[f"workers{cores}_seconds"])
     return out
 
 
@@ -233,7 +305,16 @@ def bench_snr(bundle_path: Path, n_stars: int, seed: int) -> dict:
     pred = predict_batch(bundle, batch)
     snr = batch["rvs_snr"]
     bins = {"15-25": (15, 25), "25-50": (25, 50), ">50": (50, np.inf)}
-    out = {"bundle": str(bundle_path), "n_members": bundle.n_members,
+    ens = bundle.meta.get("ensemble", {})
+    runs = list(bundle.meta.get("epochs_run", {}).values())
+    out = {"bundle": str(bundle_path), "bundle_id": bundle.bundle_id,
+           "n_members": bundle.n_members,
+           "network": {k: bundle.config.to_dict()[k] for k in
+                       ("conv_filters", "pool_after", "pool_size", "rvs_dense", "xp_dense",
+                        "head_dense", "learning_rate", "batch_size")},
+           "epochs_max": ens.get("epochs_max"),
+           "epochs_run_min_max": [min(runs), max(runs)] if runs else None,
+           "training_seconds": bundle.meta.get("training_seconds"),
            "training_stars": bundle.meta.get("training_sample", {}).get("n_stars"),
            "n_stars_within_training_ranges": int(len(batch)),
            "paper_training_sample_dispersion (Sect. 3.3, flat with S/N, Fig. 16)":
@@ -250,7 +331,8 @@ def bench_snr(bundle_path: Path, n_stars: int, seed: int) -> dict:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--only", choices=("predict", "train", "rss", "snr"), action="append")
+    p.add_argument("--only", choices=("predict", "train", "train_workers", "rss", "snr"),
+                   action="append")
     p.add_argument("--members", type=int, default=28)
     p.add_argument("--stars", type=int, default=1024, help="stars per prediction timing")
     p.add_argument("--repeats", type=int, default=2)
@@ -260,27 +342,30 @@ def main(argv=None) -> dict:
     p.add_argument("--rss-chunk", type=int, default=4096)
     p.add_argument("--bundle", type=Path, default=None, help="default: the demo bundle")
     p.add_argument("--snr-stars", type=int, default=3000)
+    p.add_argument("--snr-key", default="snr", help="JSON key of the S/N section, e.g. "
+                   "'snr_28_members' to keep the demo bundle's next to a full ensemble's")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     from gaiarvs_cnn.model import demo_bundle_path
 
     bundle = args.bundle or demo_bundle_path()
-    todo = args.only or ["predict", "train", "rss", "snr"]
+    todo = args.only or ["predict", "train", "train_workers", "rss", "snr"]
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     results["machine"] = machine()
     results["sgemm_peak_gflops"] = sgemm_peak()
     if "predict" in todo:
-        r = bench_predict(args.members, args.stars, args.repeats)
-        r["fused_fraction_of_sgemm_peak"] = r["fused_gflops"] / results["sgemm_peak_gflops"]
-        results["predict"] = r
+        results["predict"] = bench_predict(args.members, args.stars, args.repeats)
     if "train" in todo:
         results["train"] = bench_training(args.train_stars, args.train_epochs)
+    if "train_workers" in todo:
+        results["train_workers"] = bench_train_workers(3000, 2, 2)
     if "rss" in todo:
         results["rss"] = bench_rss([int(s) for s in args.rss_sizes.split(",")], bundle,
                                    args.rss_chunk)
     if "snr" in todo:
-        results["snr"] = bench_snr(bundle, args.snr_stars, seed=4242)
-    for section in todo:  # sections of earlier runs keep the machine state of their run
+        results[args.snr_key] = bench_snr(bundle, args.snr_stars, seed=4242)
+    # sections of earlier runs keep the machine state of their run
+    for section in (args.snr_key if t == "snr" else t for t in todo):
         results[section]["machine"] = results["machine"]
         results[section]["sgemm_peak_gflops"] = results["sgemm_peak_gflops"]
     results["own_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
