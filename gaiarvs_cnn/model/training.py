@@ -522,9 +522,9 @@ def train_ensemble(store_path, out_dir, config: NetworkConfig = PAPER_CONFIG,
         Free text stored in the metadata's training-sample description.
     workers : int
         Train the members in this many processes at once, the cores shared between
-        them (`train_members`). On two cores, two single-threaded processes train ~1.6x
-        faster than one process using both (``docs/performance.rst``); results differ from
-        a single-process run only by floating-point summation order.
+        them (`train_members`): for nodes with more cores than one member keeps busy (on
+        two cores it gains nothing, see ``docs/performance.rst``). Results differ from a
+        single-process run only by floating-point summation order.
 
     Returns
     -------
