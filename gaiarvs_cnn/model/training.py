@@ -297,6 +297,7 @@ def _check_state(out_dir: Path, state: dict) -> None:
                 f"{out_dir} holds a training with different {diff}; resume with the same "
                 "settings, or use a new output directory (or overwrite=True).")
         log.info(f"Resuming the training in {out_dir}.")
+        return
     write_json_atomic(path, state)
 
 
