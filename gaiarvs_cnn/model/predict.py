@@ -145,7 +145,8 @@ class FusedEnsemble:
         def run(inputs):
             return tf.stack([m(inputs, training=False) for m in self.members])
 
-        self._fn = tf.function(run, input_signature=signature,
+        # autograph=False: the member loop is plain Python, unrolled at tracing
+        self._fn = tf.function(run, input_signature=signature, autograph=False,
                                jit_compile=config.jit_compile if jit_compile is None
                                else jit_compile)
 
