@@ -85,6 +85,18 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
     The temporary file has a unique name, so processes writing the same file at once
     (parallel training workers) do not collide: the last rename wins, whole.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Destination file; parent directories are created.
+    text : str
+        Content to write.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
