@@ -120,15 +120,9 @@ def dominant_conv_gflops(config, batch_size: int, repeats: int) -> dict:
     """
     import tensorflow as tf
 
-    convs = []
-    n, c = config.n_pixels, 1
-    for i, f in enumerate(config.conv_filters, start=1):
-        convs.append((2 * (n - config.kernel_size + 1) * config.kernel_size * c * f, n, c, f))
-        n -= config.kernel_size - 1
-        c = f
-        if i in config.pool_after:
-            n //= config.pool_size
-    flops, n, c, f = max(convs)
+    k = config.kernel_size
+    flops, n, c, f = max((2 * (n - k + 1) * k * c * f, n, c, f)
+                         for n, c, f in config.conv_layers())
     x = tf.random.normal((batch_size, n, c))
     w = tf.random.normal((config.kernel_size, c, f))
     fn = tf.function(lambda a: tf.nn.conv1d(a, w, 1, "VALID"))

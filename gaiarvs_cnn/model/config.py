@@ -137,6 +137,29 @@ class NetworkConfig:
             raise InputDataError(f"NetworkConfig.labels={self.labels}: the network predicts "
                                  f"the store's five labels {LABELS}, in that order.")
 
+    def _conv_walk(self) -> tuple[list[tuple[int, int, int]], int, int]:
+        """Each convolution's ``(pixels, channels, filters)`` and the final (pixels, channels)."""
+        layers, n, c = [], self.n_pixels, 1
+        for i, f in enumerate(self.conv_filters, start=1):
+            layers.append((n, c, f))
+            n -= self.kernel_size - 1
+            c = f
+            if i in self.pool_after:
+                n //= self.pool_size
+        return layers, n, c
+
+    def conv_layers(self) -> list[tuple[int, int, int]]:
+        """Shape of each RVS convolution: ``(input pixels, input channels, filters)``.
+
+        Returns
+        -------
+        list of tuple of int
+            One entry per convolution, in order; a convolution's output has
+            ``pixels - kernel_size + 1`` pixels, divided by ``pool_size`` (floor) when a
+            max-pooling follows it.
+        """
+        return self._conv_walk()[0]
+
     def rvs_length_after_convolutions(self) -> int:
         """Length (pixels) of the RVS feature map entering the branch's dense layer.
 
@@ -145,12 +168,7 @@ class NetworkConfig:
         int
             Number of pixels left after the convolutions and poolings.
         """
-        n = self.n_pixels
-        for i in range(1, len(self.conv_filters) + 1):
-            n -= self.kernel_size - 1
-            if i in self.pool_after:
-                n //= self.pool_size
-        return n
+        return self._conv_walk()[1]
 
     def wavelength_nm(self) -> np.ndarray:
         """Wavelength grid (nm) of the RVS input, shape ``(n_pixels,)``.
@@ -174,14 +192,10 @@ class NetworkConfig:
         flops = 0
         merged = 0
         if "rvs" in self.inputs:
-            n, c = self.n_pixels, 1
-            for i, f in enumerate(self.conv_filters, start=1):
-                n -= self.kernel_size - 1
-                flops += 2 * n * self.kernel_size * c * f
-                c = f
-                if i in self.pool_after:
-                    n //= self.pool_size
-            flops += 2 * n * c * self.rvs_dense
+            layers, n_out, c_out = self._conv_walk()
+            for n, c, f in layers:
+                flops += 2 * (n - self.kernel_size + 1) * self.kernel_size * c * f
+            flops += 2 * n_out * c_out * self.rvs_dense
             merged += self.rvs_dense
         if "phot" in self.inputs:
             flops += 2 * self.n_phot * self.phot_dense
