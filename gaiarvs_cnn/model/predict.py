@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+from astropy import log
 
 from ..constants import PHOT_INPUTS, RVS_NPIX, RVS_WAVE_START, RVS_WAVE_STEP
 from ..exceptions import InputDataError
@@ -49,17 +50,31 @@ def output_keys(labels) -> list[str]:
     return ["source_id", *[k for lab in labels for k in (lab, f"e{lab}", f"sigma_{lab}")]]
 
 
-def configure_threads() -> None:
-    """Apply ``gaiarvs_cnn.conf.threads`` to TensorFlow (only possible before TF starts)."""
+def configure_threads(threads: int | None = None) -> None:
+    """Limit TensorFlow's threads (only possible before TensorFlow starts).
+
+    Parameters
+    ----------
+    threads : int, optional
+        Intra- and inter-op threads of this process (e.g. a training worker); a warning
+        is logged if TensorFlow has already started. None applies
+        ``gaiarvs_cnn.conf.threads`` (0: all cores) to the intra-op pool only, silently.
+    """
     import tensorflow as tf
 
     from .. import conf
 
-    if int(conf.threads) > 0:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(int(conf.threads))
-        except RuntimeError:  # TensorFlow already initialised: keep its setting
-            pass
+    explicit = threads is not None
+    threads = int(threads if explicit else conf.threads)
+    if threads <= 0:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        if explicit:
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow already initialised: keep its setting
+        if explicit:
+            log.warning(f"TensorFlow already started: cannot limit it to {threads} threads.")
 
 
 def grid_slice(config: NetworkConfig) -> slice:

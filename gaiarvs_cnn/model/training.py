@@ -426,8 +426,8 @@ def train_members(store_path, out_dir, members: Sequence[int],
         Member indices in ``range(n_splits * n_models)``, split-major: member ``i`` is
         model ``i % n_models`` of split ``i // n_models``.
     threads : int, optional
-        TensorFlow intra- and inter-op threads of this process (set before TensorFlow
-        starts; None keeps ``gaiarvs_cnn.conf.threads``).
+        TensorFlow intra- and inter-op threads of this process (``configure_threads``;
+        None keeps ``gaiarvs_cnn.conf.threads``).
     position : int
         Line of this process's progress bar (only position 0 shows per-epoch bars).
 
@@ -447,13 +447,7 @@ def train_members(store_path, out_dir, members: Sequence[int],
         raise InputDataError(f"Member indices {bad} are outside 0..{len(jobs) - 1} "
                              f"({n_splits} splits x {n_models} models).")
     if threads:
-        import tensorflow as tf
-
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
-        except RuntimeError:  # TensorFlow already initialised: keep its setting
-            log.warning(f"TensorFlow already started: cannot limit it to {threads} threads.")
+        configure_threads(threads)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _, _, x, y, splits = _prepare(store_path, out_dir, config, n_splits, n_models, epochs,
