@@ -212,7 +212,8 @@ def xp_label_correlation(batch, labels: Sequence[str] = LABELS) -> np.ndarray:
                              f"XP coefficients; {int(ok.sum())} have them.")
     xp = normalise_xp(batch["bp_coefficients"][ok], batch["rp_coefficients"][ok])
     xc = xp - xp.mean(axis=0)
-    yc = y[ok] - y[ok].mean(axis=0)
+    y = y[ok]
+    yc = y - y.mean(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (yc.T @ xc) / np.outer(np.sqrt((yc ** 2).sum(axis=0)),
                                       np.sqrt((xc ** 2).sum(axis=0)))
