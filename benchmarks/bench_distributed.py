@@ -60,9 +60,9 @@ def _bundle(path: str | None, work: Path) -> tuple[Path, str]:
 
 def _tiny_bundle(work: Path) -> Path:
     from gaiarvs_cnn.flags import TSNEReference
+    from gaiarvs_cnn.io.store import Store
     from gaiarvs_cnn.model import NetworkConfig, train_ensemble
-    from gaiarvs_cnn.sources.simulated import simulate_store
-    from gaiarvs_cnn.store import Store
+    from gaiarvs_cnn.simulate.survey import simulate_store
 
     train = simulate_store(work / "train.h5", 400, seed=3, kind="training", progress=False)
     cfg = NetworkConfig(conv_filters=(8, 8, 4), rvs_dense=16, phot_dense=8, xp_dense=8,
@@ -77,9 +77,9 @@ def _tiny_bundle(work: Path) -> Path:
 
 def _serial(bundle_path: Path, store: Path, chunk: int):
     """Single-process loop (same per-chunk work as a Dask task): (wall s, CPU s, outputs)."""
-    from gaiarvs_cnn.distributed import _predict_and_flag, worker_resources
+    from gaiarvs_cnn.io.shards import open_source
     from gaiarvs_cnn.model.predict import INPUT_COLUMNS
-    from gaiarvs_cnn.shards import open_source
+    from gaiarvs_cnn.production.distributed import _predict_and_flag, worker_resources
 
     bundle, ref = worker_resources(bundle_path)
     with open_source(store) as src:
@@ -99,7 +99,7 @@ def _cluster(n_workers: int):
 
 
 def _dask_run(client, bundle_path, store, chunk, work: Path) -> dict:
-    from gaiarvs_cnn.distributed import predict_distributed
+    from gaiarvs_cnn.production.distributed import predict_distributed
 
     out = work / f"cat_{chunk}_{len(client.scheduler_info()['workers'])}.fits"
     shutil.rmtree(out.with_name(out.name + ".partitions"), ignore_errors=True)
@@ -139,7 +139,7 @@ def _noop_roundtrip(client, n: int = 200) -> float:
 
 
 def _warm(client, bundle_path) -> float:
-    from gaiarvs_cnn.distributed import BundlePreload
+    from gaiarvs_cnn.production.distributed import BundlePreload
 
     t0 = time.perf_counter()
     client.register_plugin(BundlePreload(str(bundle_path), True, 1))
@@ -147,8 +147,8 @@ def _warm(client, bundle_path) -> float:
 
 
 def _agreement(serial_out, catalogue: Path, ref, store: Path, chunk: int) -> dict:
-    from gaiarvs_cnn.catalog import read_catalog
-    from gaiarvs_cnn.shards import open_source
+    from gaiarvs_cnn.catalog.schema import read_catalog
+    from gaiarvs_cnn.io.shards import open_source
 
     table = read_catalog(catalogue)
     labels = ["teff", "logg", "mh", "alpham", "feh"]
@@ -196,7 +196,7 @@ def _full_ensemble_cost(n: int = 256, members: int = 28) -> dict:
 
 
 def _tsne_cost(ref, store: Path, n: int = 200) -> float:
-    from gaiarvs_cnn.shards import open_source
+    from gaiarvs_cnn.io.shards import open_source
 
     with open_source(store) as src:
         flux = src.read(0, n, ["flux"])["flux"]
@@ -208,8 +208,8 @@ def _tsne_cost(ref, store: Path, n: int = 200) -> float:
 
 def _io_cost(store: Path) -> tuple[float, float]:
     """(CPU s per star to read the model inputs, compressed store bytes per star)."""
+    from gaiarvs_cnn.io.shards import open_source
     from gaiarvs_cnn.model.predict import INPUT_COLUMNS
-    from gaiarvs_cnn.shards import open_source
 
     with open_source(store) as src:
         t0 = time.process_time()
@@ -254,8 +254,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--overhead-chunks", default="25,50,100,200")
     args = parser.parse_args(argv)
     conf.threads = 1
-    from gaiarvs_cnn.distributed import worker_resources
-    from gaiarvs_cnn.sources.simulated import simulate_store
+    from gaiarvs_cnn.production.distributed import worker_resources
+    from gaiarvs_cnn.simulate.survey import simulate_store
 
     work = Path(tempfile.mkdtemp(prefix="bench_distributed_"))
     t_start = time.perf_counter()

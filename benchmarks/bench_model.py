@@ -219,7 +219,7 @@ def bench_train_workers(n_stars: int, n_members: int, epochs: int) -> dict:
     """
     from gaiarvs_cnn.model import NetworkConfig, train_ensemble
     from gaiarvs_cnn.model.demo import DEMO_CONFIG
-    from gaiarvs_cnn.sources.simulated import simulate_store
+    from gaiarvs_cnn.simulate.survey import simulate_store
 
     cores = os.cpu_count() or 1
     out = {"n_stars": n_stars, "n_members": n_members, "epochs": epochs, "cores": cores}
@@ -252,8 +252,8 @@ print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
 
 def _replicated_store(path: Path, n: int, base) -> Path:
     """A store of ``n`` stars: copies of ``base`` with distinct source_ids."""
-    from gaiarvs_cnn.sources.simulated import SIM_EXTRA_COLUMNS
-    from gaiarvs_cnn.store import Store
+    from gaiarvs_cnn.io.store import Store
+    from gaiarvs_cnn.simulate.survey import SIM_EXTRA_COLUMNS
 
     with Store.create(path, extra_columns=SIM_EXTRA_COLUMNS, overwrite=True,
                       expected_rows=n) as store:
@@ -268,7 +268,7 @@ def _replicated_store(path: Path, n: int, base) -> Path:
 
 def bench_rss(sizes: list[int], bundle_path: Path, chunk: int) -> dict:
     """Peak RSS (MiB) of streaming prediction over stores of each size (one subprocess each)."""
-    from gaiarvs_cnn.sources.simulated import simulate_batch
+    from gaiarvs_cnn.simulate.survey import simulate_batch
 
     base = simulate_batch(min(10_000, min(sizes)), seed=3, kind="observed")
     out = {"bundle": str(bundle_path), "chunk_size": chunk, "runs": []}
@@ -292,7 +292,7 @@ def bench_snr(bundle_path: Path, n_stars: int, seed: int) -> dict:
     """Robust residual dispersion (CNN - truth) in S/N bins on fresh simulated stars."""
     from gaiarvs_cnn.constants import LABELS, PAPER_TRAINING_SIGMA
     from gaiarvs_cnn.model import ModelBundle, predict_batch
-    from gaiarvs_cnn.sources.simulated import simulate_batch
+    from gaiarvs_cnn.simulate.survey import simulate_batch
 
     bundle = ModelBundle.load(bundle_path)
     batch = simulate_batch(n_stars, seed=seed, kind="observed")

@@ -1,8 +1,8 @@
 """Agreement of the scalable t-SNE classification with the paper's joint embedding; timing.
 
-`gaiarvs_cnn.flags.TSNEReference.training_like` (training map built once, new spectra placed
+`gaiarvs_cnn.flags.tsne.TSNEReference.training_like` (training map built once, new spectra placed
 with ``transform`` plus the PC-space guard) is compared star by star with
-`gaiarvs_cnn.flags.joint_training_like` (one t-SNE of training + observed spectra, as in
+`gaiarvs_cnn.flags.tsne.joint_training_like` (one t-SNE of training + observed spectra, as in
 the paper) on a simulated sample that includes hot (Paschen) stars and M giants; the
 training-like fraction per population and the time per stage are reported.
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from gaiarvs_cnn.flags import TSNEReference, joint_training_like
 from gaiarvs_cnn.preprocess import fill_nan_pixels
-from gaiarvs_cnn.sources.simulated import simulate_batch
+from gaiarvs_cnn.simulate.survey import simulate_batch
 
 POPULATIONS = {0: "thin", 1: "thick", 2: "halo/metal-poor", 3: "hot (Paschen)",
                4: "M giant (TiO)", 5: "cluster"}

@@ -382,11 +382,11 @@ class InputScalers:
 
     @classmethod
     def fit(cls, batch) -> InputScalers:
-        """Fit on a training `~gaiarvs_cnn.store.StarBatch` (labels must be known).
+        """Fit on a training `~gaiarvs_cnn.io.store.StarBatch` (labels must be known).
 
         Parameters
         ----------
-        batch : `~gaiarvs_cnn.store.StarBatch`
+        batch : `~gaiarvs_cnn.io.store.StarBatch`
             Training stars with finite ``labels``, photometry, parallax and XP
             coefficients.
 
@@ -416,7 +416,7 @@ class InputScalers:
 
         Parameters
         ----------
-        batch : `~gaiarvs_cnn.store.StarBatch`
+        batch : `~gaiarvs_cnn.io.store.StarBatch`
             Stars with flux, photometry, parallax and XP coefficients.
 
         Returns

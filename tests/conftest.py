@@ -16,7 +16,7 @@ TINY_TRAIN_STARS = 300
 @pytest.fixture(scope="session")
 def tiny_training_store(tmp_path_factory):
     """HDF5 store of 300 simulated training stars (labels known, seed 11)."""
-    from gaiarvs_cnn.sources.simulated import simulate_store
+    from gaiarvs_cnn.simulate.survey import simulate_store
 
     root = tmp_path_factory.mktemp("tiny_training")
     return simulate_store(root / "train.h5", TINY_TRAIN_STARS, seed=11, kind="training",
@@ -26,7 +26,7 @@ def tiny_training_store(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_observed_store(tmp_path_factory):
     """HDF5 store of 200 simulated observed stars (with out-of-range stars, seed 5)."""
-    from gaiarvs_cnn.sources.simulated import simulate_store
+    from gaiarvs_cnn.simulate.survey import simulate_store
 
     root = tmp_path_factory.mktemp("tiny_observed")
     return simulate_store(root / "obs.h5", 200, seed=5, kind="observed", chunk_size=100,
@@ -37,7 +37,7 @@ def tiny_observed_store(tmp_path_factory):
 def tiny_tsne_reference(tiny_training_store, tmp_path_factory):
     """`TSNEReference` of the tiny training spectra (perplexities 5, 10; 10 PCs)."""
     from gaiarvs_cnn.flags import TSNEReference
-    from gaiarvs_cnn.store import Store
+    from gaiarvs_cnn.io.store import Store
 
     with Store.open(tiny_training_store) as store, conf.set_temp("threads", 1):
         flux = store.read(columns=["flux"])["flux"]

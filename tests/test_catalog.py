@@ -1,4 +1,4 @@
-"""Tests of gaiarvs_cnn.catalog: data model, FITS/VOTable round trips, atomic writes."""
+"""Tests of gaiarvs_cnn.catalog.schema: data model, FITS/VOTable round trips, atomic writes."""
 import errno
 import os
 import warnings
@@ -11,7 +11,7 @@ from astropy.io.votable import parse_single_table
 from astropy.table import Table
 
 import gaiarvs_cnn
-from gaiarvs_cnn.catalog import (
+from gaiarvs_cnn.catalog.schema import (
     CatalogWriteError,
     build_catalog_table,
     catalog_columns,
@@ -152,7 +152,7 @@ def test_full_disk_leaves_earlier_catalogue_and_no_temporary(table, tmp_path, mo
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("gaiarvs_cnn.catalog._write_tmp", disk_full)
+    monkeypatch.setattr("gaiarvs_cnn.catalog.schema._write_tmp", disk_full)
     with pytest.raises(CatalogWriteError, match="No space left"):
         write_catalog(table, path, overwrite=True)
     assert path.read_text() == "earlier catalogue"

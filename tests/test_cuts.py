@@ -1,4 +1,4 @@
-"""Tests of gaiarvs_cnn.cuts: each condition of each selection, masks, case, ADQL."""
+"""Tests of gaiarvs_cnn.selection: each condition of each selection, masks, case, ADQL."""
 from pathlib import Path
 
 import numpy as np
@@ -6,15 +6,15 @@ import pytest
 from astropy import log
 from astropy.table import MaskedColumn, Table
 
-from gaiarvs_cnn.cuts import (
+from gaiarvs_cnn.exceptions import InputDataError
+from gaiarvs_cnn.io.store import StarBatch
+from gaiarvs_cnn.selection import (
     apogee_quality_cut,
     apply_cuts,
     gaia_quality_adql,
     gaia_quality_cut,
     training_cut,
 )
-from gaiarvs_cnn.exceptions import InputDataError
-from gaiarvs_cnn.store import StarBatch
 
 AQ = Path(__file__).parent / "data" / "gaia_real" / "astroquery_gaia"
 

@@ -1,18 +1,22 @@
-"""Tests of gaiarvs_cnn.distributed: Dask LocalCluster (2 worker processes on loopback).
+"""Tests of gaiarvs_cnn.production.distributed: Dask LocalCluster (2 worker processes on loopback).
 
 The tiny bundle and the 200-star observed store are the shared fixtures of conftest.py;
 the catalogue computed on the cluster is compared with the single-process pipeline
-(`gaiarvs_cnn.pipeline.run_catalog`, the code behind ``produce-catalog``/``predict``).
+(`gaiarvs_cnn.production.pipeline.run_catalog`, the code behind ``produce-catalog``/``predict``).
 """
 import os
 
 import numpy as np
 import pytest
 
-from gaiarvs_cnn.catalog import read_catalog
-from gaiarvs_cnn.distributed import PartitionFailedError, predict_distributed, read_partition
+from gaiarvs_cnn.catalog.schema import read_catalog
 from gaiarvs_cnn.exceptions import InputDataError, OutputExistsError
-from gaiarvs_cnn.shards import open_source, shard_store
+from gaiarvs_cnn.io.shards import open_source, shard_store
+from gaiarvs_cnn.production.distributed import (
+    PartitionFailedError,
+    predict_distributed,
+    read_partition,
+)
 
 distributed = pytest.importorskip("distributed")
 
@@ -30,7 +34,7 @@ def obs_store(tiny_observed_store):
 @pytest.fixture(scope="module")
 def single_process_table(tiny_bundle, obs_store, tmp_path_factory):
     """The catalogue of the single-process pipeline with the same chunk size."""
-    from gaiarvs_cnn.pipeline import run_catalog
+    from gaiarvs_cnn.production.pipeline import run_catalog
 
     out = tmp_path_factory.mktemp("single_process") / "cat.fits"
     run_catalog(source="files", store=obs_store, model=tiny_bundle, out=out, formats="fits",
@@ -130,8 +134,8 @@ class FailOnSource(distributed.WorkerPlugin):
         self.source_id = int(source_id)
 
     def setup(self, worker):
-        from gaiarvs_cnn import pipeline
         from gaiarvs_cnn.exceptions import BadStarError
+        from gaiarvs_cnn.production import pipeline
 
         self._original = original = pipeline.predict_chunk
         bad = self.source_id
@@ -144,7 +148,7 @@ class FailOnSource(distributed.WorkerPlugin):
         pipeline.predict_chunk = failing
 
     def teardown(self, worker):
-        from gaiarvs_cnn import pipeline
+        from gaiarvs_cnn.production import pipeline
 
         pipeline.predict_chunk = self._original
 

@@ -21,7 +21,7 @@ from gaiarvs_cnn.flags import (
     flag_boundary,
     joint_training_like,
 )
-from gaiarvs_cnn.sources.simulated import simulate_batch
+from gaiarvs_cnn.simulate.survey import simulate_batch
 
 RANGES = PAPER_TRAINING_RANGES
 HOT, M_GIANT = 3, 4
@@ -189,7 +189,7 @@ def test_fit_needs_more_spectra_than_three_times_the_perplexity():
 
 def test_joint_embedding_separates_paschen_and_tio_stars(tiny_training_store, odd_stars,
                                                        thin_disc_stars):
-    from gaiarvs_cnn.store import Store
+    from gaiarvs_cnn.io.store import Store
 
     with Store.open(tiny_training_store) as store:
         train = store.read(columns=["flux"])["flux"]

@@ -13,6 +13,7 @@ import tables
 
 from gaiarvs_cnn.constants import LABELS, RVS_NPIX
 from gaiarvs_cnn.exceptions import BadStarError, InputDataError, ModelBundleError
+from gaiarvs_cnn.io.store import CORE_COLUMNS, StarBatch, Store
 from gaiarvs_cnn.model import (
     FusedEnsemble,
     ModelBundle,
@@ -27,8 +28,7 @@ from gaiarvs_cnn.model.predict import grid_slice, prepare_inputs, summarise
 from gaiarvs_cnn.model.residuals import ResidualFit, fit_residual_dispersion
 from gaiarvs_cnn.model.training import make_splits, member_seed
 from gaiarvs_cnn.preprocess import InputScalers
-from gaiarvs_cnn.sources.simulated import simulate_batch, simulate_store
-from gaiarvs_cnn.store import CORE_COLUMNS, StarBatch, Store
+from gaiarvs_cnn.simulate.survey import simulate_batch, simulate_store
 
 TINY = NetworkConfig(conv_filters=(4, 4, 2), pool_after=(1, 2, 3), rvs_dense=8, phot_dense=4,
                      xp_dense=4, head_dense=(8,), jit_compile=False)

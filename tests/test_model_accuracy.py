@@ -16,7 +16,7 @@ import pytest
 
 from gaiarvs_cnn.constants import LABELS
 from gaiarvs_cnn.model import NetworkConfig, predict_batch, train_ensemble
-from gaiarvs_cnn.sources.simulated import simulate_batch, simulate_store
+from gaiarvs_cnn.simulate.survey import simulate_batch, simulate_store
 
 CONFIG = NetworkConfig(conv_filters=(8, 8, 4), pool_after=(1, 2, 3), rvs_dense=32,
                        head_dense=(64, 32), learning_rate=3e-3, batch_size=32,

@@ -14,7 +14,7 @@ import pytest
 from gaiarvs_cnn.constants import LABELS
 from gaiarvs_cnn.flags import TSNEReference, flag_boundary
 from gaiarvs_cnn.model import ModelBundle, demo_bundle_path, predict_batch
-from gaiarvs_cnn.sources.simulated import simulate_batch
+from gaiarvs_cnn.simulate.survey import simulate_batch
 
 #: Maximum robust dispersion (CNN - truth) per label, physical units. The shipped bundle
 #: reaches teff 94 K, logg 0.077, mh 0.047, alpham 0.025, feh 0.046 dex on these stars,

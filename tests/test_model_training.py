@@ -15,11 +15,11 @@ from click.testing import CliRunner
 from gaiarvs_cnn.cli import main
 from gaiarvs_cnn.constants import LABELS
 from gaiarvs_cnn.exceptions import InputDataError, ModelBundleError
+from gaiarvs_cnn.io.store import Store
 from gaiarvs_cnn.model import ModelBundle, NetworkConfig, build_model, train_ensemble
 from gaiarvs_cnn.model.training import make_splits, train_member, training_arrays
 from gaiarvs_cnn.preprocess import InputScalers
-from gaiarvs_cnn.sources.simulated import simulate_store
-from gaiarvs_cnn.store import Store
+from gaiarvs_cnn.simulate.survey import simulate_store
 
 TINY = NetworkConfig(conv_filters=(4, 4, 2), pool_after=(1, 2, 3), rvs_dense=8, phot_dense=4,
                      xp_dense=4, head_dense=(8,), batch_size=32, jit_compile=False)

@@ -1,4 +1,4 @@
-"""Tests of gaiarvs_cnn.pipeline and the produce-catalog / predict commands.
+"""Tests of gaiarvs_cnn.production.pipeline and the produce-catalog / predict commands.
 
 They use the tiny bundle and stores of tests/conftest.py; every run takes a few seconds.
 """
@@ -12,11 +12,11 @@ from astropy.table import Table
 from click.testing import CliRunner
 
 from gaiarvs_cnn import conf
-from gaiarvs_cnn.catalog import CatalogWriteError, read_catalog
+from gaiarvs_cnn.catalog.schema import CatalogWriteError, read_catalog
 from gaiarvs_cnn.cli import main
 from gaiarvs_cnn.exceptions import InputDataError, ModelBundleError, OutputExistsError
-from gaiarvs_cnn.pipeline import CatalogRun, produce_catalog, usable_mask
-from gaiarvs_cnn.store import Store
+from gaiarvs_cnn.io.store import Store
+from gaiarvs_cnn.production.pipeline import CatalogRun, produce_catalog, usable_mask
 
 LIMIT = 120
 CHUNK = 40
@@ -114,7 +114,7 @@ def test_full_disk_while_writing_keeps_earlier_catalogues(tiny_observed_store, t
                                                          tmp_path, monkeypatch):
     for name in NAMES:
         (tmp_path / name).write_text(f"earlier {name}")
-    from gaiarvs_cnn import catalog
+    from gaiarvs_cnn.catalog import schema as catalog
 
     real = catalog._write_tmp
 
@@ -149,7 +149,7 @@ def test_store_without_rvs_spectra_is_refused(tiny_observed_store, tiny_bundle, 
 
 
 def batch_extra(batch):
-    from gaiarvs_cnn.store import CORE_COLUMNS
+    from gaiarvs_cnn.io.store import CORE_COLUMNS
 
     core = {c.name for c in CORE_COLUMNS}
     return [s for s in batch.specs.values() if s.name not in core]

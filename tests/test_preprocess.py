@@ -7,6 +7,8 @@ import pytest
 
 from gaiarvs_cnn.constants import LABELS, PHOT_INPUTS, RVS_NPIX, rvs_wavelength_nm
 from gaiarvs_cnn.exceptions import BadStarError, InputDataError
+from gaiarvs_cnn.io.readers import read_rvs_datalink
+from gaiarvs_cnn.io.store import StarBatch
 from gaiarvs_cnn.preprocess import (
     InputScalers,
     MinMaxScaler,
@@ -16,8 +18,6 @@ from gaiarvs_cnn.preprocess import (
     normalise_xp,
     xp_available,
 )
-from gaiarvs_cnn.readers import read_rvs_datalink
-from gaiarvs_cnn.store import StarBatch
 
 DATA = Path(__file__).parent / "data" / "gaia_real"
 

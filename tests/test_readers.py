@@ -1,4 +1,4 @@
-"""Tests of gaiarvs_cnn.readers on real Gaia DR3 products (tests/data/gaia_real/).
+"""Tests of gaiarvs_cnn.io.readers on real Gaia DR3 products (tests/data/gaia_real/).
 
 Bulk-download files do not exist among the fixtures: they are written here from the real
 RVS/XP values with the DR3 bulk layout (ECSV '#' header, one star per row, arrays as
@@ -30,8 +30,8 @@ from gaiarvs_cnn.exceptions import (
     InputDataError,
     OutputExistsError,
 )
-from gaiarvs_cnn.ingest import bulk_to_store, ingest_to_store, iter_bulk_rvs, iter_bulk_xp
-from gaiarvs_cnn.readers import (
+from gaiarvs_cnn.io.ingest import bulk_to_store, ingest_to_store, iter_bulk_rvs, iter_bulk_xp
+from gaiarvs_cnn.io.readers import (
     PHOT_COLUMNS,
     XP_COLUMNS,
     gaia_source_to_batch,
@@ -41,7 +41,7 @@ from gaiarvs_cnn.readers import (
     read_rvs_datalink,
     read_xp_continuous,
 )
-from gaiarvs_cnn.store import StarBatch, Store
+from gaiarvs_cnn.io.store import StarBatch, Store
 
 DATA = Path(__file__).parent / "data" / "gaia_real"
 CSV = DATA / "rvs_datalink_csv"

@@ -1,4 +1,4 @@
-"""Tests of gaiarvs_cnn.shards: manifests, checksums, uniform reading, sharding."""
+"""Tests of gaiarvs_cnn.io.shards: manifests, checksums, uniform reading, sharding."""
 import hashlib
 import json
 
@@ -8,14 +8,14 @@ from click.testing import CliRunner
 
 from gaiarvs_cnn.cli import main
 from gaiarvs_cnn.exceptions import DuplicateSourceError, OutputExistsError, StoreError
-from gaiarvs_cnn.shards import (
+from gaiarvs_cnn.io.shards import (
     create_manifest,
     is_manifest,
     open_source,
     read_manifest,
     shard_store,
 )
-from gaiarvs_cnn.store import CORE_COLUMNS, ColumnSpec, StarBatch, Store
+from gaiarvs_cnn.io.store import CORE_COLUMNS, ColumnSpec, StarBatch, Store
 
 N_STARS = 130
 TRUTH = ColumnSpec("truth", "float32", (3,), "", "test truth column")

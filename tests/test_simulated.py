@@ -1,4 +1,4 @@
-"""Tests of the simulated Gaia-RVS survey (gaiarvs_cnn.sources.simulated): physics in numbers."""
+"""Tests of the simulated Gaia-RVS survey (gaiarvs_cnn.simulate.survey): physics in numbers."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,12 +9,13 @@ from click.testing import CliRunner
 
 from gaiarvs_cnn.constants import LABELS, PAPER_TRAINING_RANGES, RVS_NPIX, XP_NCOEFF
 from gaiarvs_cnn.exceptions import InputDataError
+from gaiarvs_cnn.io.reference import REFERENCE_KINDS
+from gaiarvs_cnn.io.store import CORE_COLUMNS, Store
 from gaiarvs_cnn.preprocess import continuum_mask
-from gaiarvs_cnn.sources import _sim_realism as realism
-from gaiarvs_cnn.sources._sim_calibrate import fit_line_strengths
-from gaiarvs_cnn.sources._sim_spectra import load_linelist
-from gaiarvs_cnn.sources.reference import REFERENCE_KINDS
-from gaiarvs_cnn.sources.simulated import (
+from gaiarvs_cnn.simulate import realism
+from gaiarvs_cnn.simulate.calibrate import fit_line_strengths
+from gaiarvs_cnn.simulate.spectra import load_linelist
+from gaiarvs_cnn.simulate.survey import (
     SIM_EXTRA_COLUMNS,
     LogUniformSNR,
     SpectrumModel,
@@ -25,7 +26,6 @@ from gaiarvs_cnn.sources.simulated import (
     simulate_batch,
     simulate_store,
 )
-from gaiarvs_cnn.store import CORE_COLUMNS, Store
 
 DATA = Path(__file__).parent / "data"
 WL = 846.0 + 0.01 * np.arange(RVS_NPIX)

@@ -1,13 +1,13 @@
-"""Tests of gaiarvs_cnn.store: StarBatch and the chunked HDF5 Store."""
+"""Tests of gaiarvs_cnn.io.store: StarBatch and the chunked HDF5 Store."""
 import astropy.units as u
 import numpy as np
 import pytest
 import tables
 
-from gaiarvs_cnn import store as store_module
 from gaiarvs_cnn.constants import LABELS, RVS_NPIX, XP_NCOEFF
 from gaiarvs_cnn.exceptions import DuplicateSourceError, InputDataError, StoreError
-from gaiarvs_cnn.store import CORE_COLUMNS, ColumnSpec, StarBatch, Store, match_ids, open_store
+from gaiarvs_cnn.io import store as store_module
+from gaiarvs_cnn.io.store import CORE_COLUMNS, ColumnSpec, StarBatch, Store, match_ids, open_store
 
 EXTRA = (ColumnSpec("true_labels", "float32", (5,), "", "truth"),
          ColumnSpec("population", "int8", (), "", "population code"))

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from gaiarvs_cnn.cli import main
 from gaiarvs_cnn.constants import LABELS
-from gaiarvs_cnn.sources.simulated import simulate_store
-from gaiarvs_cnn.store import Store
+from gaiarvs_cnn.io.store import Store
+from gaiarvs_cnn.simulate.survey import simulate_store
 from gaiarvs_cnn.validation.crossmatch import add_store_columns
 from gaiarvs_cnn.validation.precision import cramer_rao_table
 from gaiarvs_cnn.validation.runner import simulator_bounds
@@ -88,7 +88,7 @@ def test_cramer_rao_ratio_on_the_simulator(survey):
 
 
 def test_shard_manifest_gives_the_same_reference_and_columns(survey, tmp_path):
-    from gaiarvs_cnn.shards import shard_store
+    from gaiarvs_cnn.io.shards import shard_store
     from gaiarvs_cnn.validation.references import get_reference
 
     manifest = shard_store(survey["store"], tmp_path / "shards", stars_per_shard=600)

@@ -1,11 +1,11 @@
 """Figure test of the t-SNE classification (after paper Fig. 17) on a seeded simulation."""
 import numpy as np
 import pytest
+from gaiarvs_cnn.flags.figures import plot_tsne_classification
 
 from gaiarvs_cnn import conf
-from gaiarvs_cnn.flag_figures import plot_tsne_classification
 from gaiarvs_cnn.flags import TSNEReference
-from gaiarvs_cnn.sources.simulated import simulate_batch
+from gaiarvs_cnn.simulate.survey import simulate_batch
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from gaiarvs_cnn.sources import _sim_realism as realism
-from gaiarvs_cnn.sources.simulated import (
+from gaiarvs_cnn.simulate import realism
+from gaiarvs_cnn.simulate.survey import (
     plot_calcium_triplet,
     plot_kiel_spectra,
     plot_real_comparison,

@@ -1,4 +1,4 @@
-"""``gaiarvs-cnn produce-catalog`` and ``predict``: parse options, call `gaiarvs_cnn.pipeline`."""
+"""``gaiarvs-cnn produce-catalog`` and ``predict``: parse options, call the production engine."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,7 +37,7 @@ def _common_options(func):
 
 def _run(**options) -> None:
     from ..exceptions import GaiaRVSCNNError
-    from ..pipeline import run_catalog
+    from ..production.pipeline import run_catalog
 
     try:
         summary = run_catalog(**options)
@@ -81,7 +81,7 @@ def produce_catalog(source, store, model, train, n_stars, seed, out, formats, ch
       gaiarvs-cnn produce-catalog --source gaia --store gaia_rvs.h5 --model my_bundle/
       gaiarvs-cnn produce-catalog --source files --store big.h5 --resume
     """
-    from ..pipeline import DEFAULT_N_STARS, DEFAULT_SEED
+    from ..production.pipeline import DEFAULT_N_STARS, DEFAULT_SEED
 
     if source == "simulated" and store is not None:
         raise click.UsageError("--store needs --source gaia or --source files.")
@@ -110,7 +110,7 @@ def predict(store, bundle, out, formats, chunk_size, resume, limit, overwrite, q
       gaiarvs-cnn predict --store gaia_rvs.h5 --model my_bundle/ --out results/
       gaiarvs-cnn predict --store shards/manifest.json --model my_bundle/ --workers 4
     """
-    from ..pipeline import CatalogRun
+    from ..production.pipeline import CatalogRun
 
     if scheduler or workers:
         outputs = CatalogRun(out=out, formats=formats).targets()

@@ -1,7 +1,7 @@
 """``gaiarvs-cnn shard`` and ``gaiarvs-cnn manifest``: sharded stores for large surveys.
 
 Also provides `dask_options`, the ``--scheduler/--workers/...`` options that the
-``predict`` command uses to run on a Dask cluster (`gaiarvs_cnn.distributed`).
+``predict`` command uses to run on a Dask cluster (`gaiarvs_cnn.production.distributed`).
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def shard(store, out_dir, stars_per_shard, manifest_name, chunk_size, overwrite)
       gaiarvs-cnn shard survey.h5 survey_shards --stars-per-shard 200000
       gaiarvs-cnn predict --store survey_shards/manifest.json --workers 2 ...
     """
-    from ..shards import read_manifest, shard_store
+    from ..io.shards import read_manifest, shard_store
 
     with _errors_as_click():
         path = shard_store(store, out_dir, stars_per_shard, manifest_name=manifest_name,
@@ -81,7 +81,7 @@ def manifest_create(manifest, shards, overwrite):
     Example:
       gaiarvs-cnn manifest create dr4/manifest.json dr4/part_*.h5
     """
-    from ..shards import create_manifest
+    from ..io.shards import create_manifest
 
     with _errors_as_click():
         m = create_manifest(shards, manifest, overwrite=overwrite)
@@ -101,7 +101,7 @@ def manifest_validate(manifest, no_checksums):
     Example:
       gaiarvs-cnn manifest validate survey_shards/manifest.json
     """
-    from ..shards import read_manifest
+    from ..io.shards import read_manifest
 
     with _errors_as_click():
         m = read_manifest(manifest)
@@ -139,8 +139,8 @@ def run_distributed_predict(store, bundle, outputs, *, scheduler=None, workers=N
                             threads_per_worker=1, work_dir=None, retries=2,
                             performance_report=None, chunk_size=None, overwrite=False,
                             tsne=True):
-    """Run `gaiarvs_cnn.distributed.predict_distributed` for a CLI command and report it."""
-    from ..distributed import predict_distributed
+    """Run `~gaiarvs_cnn.production.distributed.predict_distributed` for a command; report it."""
+    from ..production.distributed import predict_distributed
 
     if bundle is None:
         from ..model import demo_bundle_path

@@ -140,9 +140,9 @@ def fetch_gaia(query, ids_file, training, output, service, max_ids, no_cuts, ref
       gaiarvs-cnn fetch gaia --query "SELECT TOP 100 source_id FROM gaiadr3.gaia_source
           WHERE has_rvs = 'true' AND rvs_spec_sig_to_noise > 50" -o stars.h5 --service aip
     """
+    from ..archives.aip import AIPArchive
+    from ..archives.gaia import GaiaArchive
     from ..exceptions import GaiaRVSCNNError
-    from ..sources.aip import AIPArchive
-    from ..sources.gaia import GaiaArchive
 
     if sum(x is not None for x in (query, ids_file, training)) != 1:
         raise click.UsageError("Give exactly one of --query, --source-ids, --training.")
@@ -151,7 +151,7 @@ def fetch_gaia(query, ids_file, training, output, service, max_ids, no_cuts, ref
         archive = cls(max_ids=max_ids, refresh=refresh)
         labels = None
         if training == "apogee":
-            from ..sources.apogee import query_apogee
+            from ..archives.apogee import query_apogee
 
             labels = query_apogee(refresh=refresh)
         report = archive.fetch_to_store(
@@ -186,9 +186,9 @@ def fetch_reference(kind, output, ids_file, store, good_flags, refresh, overwrit
       gaiarvs-cnn fetch reference --kind galah -o galah.fits
       gaiarvs-cnn fetch reference --kind gsp-spec --store stars.h5 --good-flags -o gsp.fits
     """
+    from ..archives.catalogues import query_reference
     from ..exceptions import GaiaRVSCNNError
-    from ..sources.catalogues import query_reference
-    from ..store import Store
+    from ..io.store import Store
 
     try:
         ids = None

@@ -36,7 +36,7 @@ def simulate(n, seed, output, kind, snr, snr_range, rv_sigma, chunk_size, overwr
       gaiarvs-cnn simulate --n 20000 --kind training -o train.h5
       gaiarvs-cnn simulate --n 5000 --snr-range 15 25 -o faint.h5
     """
-    from ..sources.simulated import LogUniformSNR, simulate_store
+    from ..simulate.survey import LogUniformSNR, simulate_store
 
     if snr is not None and snr_range is not None:
         raise click.UsageError("Give either --snr or --snr-range, not both.")

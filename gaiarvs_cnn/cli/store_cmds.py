@@ -22,8 +22,8 @@ def store_group():
 
 
 def store_summary(path) -> dict:
-    """`~gaiarvs_cnn.store.Store.summary` of the store at ``path``."""
-    from ..store import Store
+    """`~gaiarvs_cnn.io.store.Store.summary` of the store at ``path``."""
+    from ..io.store import Store
 
     with Store.open(path) as store:
         return store.summary()
@@ -94,7 +94,7 @@ def ingest(rvs, xp, gaia_source, output, on_error, overwrite, chunk_size):
           --xp XP_CONTINUOUS.csv --gaia-source result.vot -o stars.h5
     """
     from ..exceptions import GaiaRVSCNNError
-    from ..ingest import ingest_to_store
+    from ..io.ingest import ingest_to_store
 
     try:
         path = ingest_to_store(rvs, xp, output, gaia_source=gaia_source, on_error=on_error,

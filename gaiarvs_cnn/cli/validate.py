@@ -15,7 +15,7 @@ AGAINST = ("galah", "seismic", "clusters", "gsp-spec", "gsp-phot", "precision", 
 
 
 def _parse_reference_files(values) -> dict[str, str]:
-    from ..sources.reference import REFERENCE_KINDS
+    from ..io.reference import REFERENCE_KINDS
 
     out = {}
     for value in values:
@@ -47,7 +47,7 @@ def _regenerate_store(meta: dict, workdir: Path) -> Path | None:
     n = sel.get("n_stars", sel.get("n"))
     if sel.get("source") != "simulated" or sel.get("seed") is None or n is None:
         return None
-    from ..sources.simulated import simulate_store
+    from ..simulate.survey import simulate_store
 
     path = workdir / "regenerated_store.h5"
     log.info(f"Regenerating the simulated survey (seed {sel['seed']}, {n} stars) into {path}")

@@ -61,7 +61,7 @@ def software_versions() -> dict[str, str]:
     import keras
     import tensorflow as tf
 
-    from .. import __version__
+    from ..version import __version__
 
     return {"gaiarvs_cnn": __version__, "tensorflow": tf.__version__,
             "keras": keras.__version__, "numpy": np.__version__}

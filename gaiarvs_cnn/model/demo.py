@@ -1,7 +1,7 @@
 """Rebuild the demo model bundle shipped in ``gaiarvs_cnn/data/demo_bundle``.
 
 The demo bundle is a small ensemble (2 splits x 2 models) trained on simulated training
-stars (`gaiarvs_cnn.sources.simulated`) with `DEMO_CONFIG`: the paper's network with a
+stars (`gaiarvs_cnn.simulate.survey`) with `DEMO_CONFIG`: the paper's network with a
 lighter RVS branch (16/8/8 filters, max-pooling by 4 after every convolution) so that
 it trains in 7 min (idle) to 30 min (busy) on two CPU cores and weighs ~2.5 MB. It serves the
 offline quick start (``gaiarvs-cnn produce-catalog``) and the tests; for science, train
@@ -68,7 +68,7 @@ def build_demo_bundle(out: Path | None = None, work_dir: Path | None = None,
     ModelBundle
         The installed bundle.
     """
-    from ..sources.simulated import simulate_store
+    from ..simulate.survey import simulate_store
     from .training import train_ensemble
 
     settings = {**DEMO_SETTINGS, **overrides}
@@ -84,7 +84,7 @@ def build_demo_bundle(out: Path | None = None, work_dir: Path | None = None,
                    n_models=settings["n_models"], epochs=settings["epochs"],
                    seed=settings["seed"], tsne_max_stars=settings["tsne_max_stars"],
                    description="demo bundle: simulated Gaia-RVS training stars "
-                               "(gaiarvs_cnn.sources.simulated), built by "
+                               "(gaiarvs_cnn.simulate.survey), built by "
                                "'python -m gaiarvs_cnn.model.demo'")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".demo_bundle.", dir=out.parent))

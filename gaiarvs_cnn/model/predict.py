@@ -17,8 +17,8 @@ from astropy import log
 
 from ..constants import PHOT_INPUTS, RVS_NPIX, RVS_WAVE_START, RVS_WAVE_STEP
 from ..exceptions import InputDataError
-from ..shards import open_source
-from ..store import StarBatch
+from ..io.shards import open_source
+from ..io.store import StarBatch
 from .bundle import ModelBundle
 from .config import NetworkConfig
 from .network import input_shapes
@@ -62,7 +62,7 @@ def configure_threads(threads: int | None = None) -> None:
     """
     import tensorflow as tf
 
-    from .. import conf
+    from ..settings import conf
 
     explicit = threads is not None
     threads = int(threads if explicit else conf.threads)
@@ -105,7 +105,7 @@ def prepare_inputs(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarra
     ----------
     bundle : ModelBundle
         Supplies the input scalers and the network configuration.
-    batch : `~gaiarvs_cnn.store.StarBatch`
+    batch : `~gaiarvs_cnn.io.store.StarBatch`
         Stars with the columns of ``INPUT_COLUMNS``; flux on the Gaia DR3 RVS grid.
 
     Returns
@@ -212,7 +212,7 @@ def predict_batch(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarray
     ----------
     bundle : ModelBundle
         The trained ensemble.
-    batch : `~gaiarvs_cnn.store.StarBatch`
+    batch : `~gaiarvs_cnn.io.store.StarBatch`
         Needs source_id, flux, G, BP, RP, parallax and the BP/RP coefficients.
 
     Returns

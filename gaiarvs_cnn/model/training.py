@@ -23,9 +23,9 @@ from astropy import log
 from tqdm.auto import tqdm
 
 from ..exceptions import InputDataError, ModelBundleError
+from ..io.shards import open_source
+from ..io.store import StarBatch
 from ..preprocess import InputScalers, fill_nan_pixels
-from ..shards import open_source
-from ..store import StarBatch
 from .bundle import ModelBundle, _read_json, software_versions, write_json_atomic
 from .config import PAPER_CONFIG, NetworkConfig
 from .network import build_model, compile_model
@@ -130,7 +130,7 @@ def load_training_sample(store_path, max_stars: int | None = None) -> StarBatch:
     Parameters
     ----------
     store_path : str or path-like
-        Star store (anything `~gaiarvs_cnn.store.open_source` accepts).
+        Star store (anything `~gaiarvs_cnn.io.store.open_source` accepts).
     max_stars : int or None
         Keep at most this many stars (the first ones in store order); None keeps all.
 

@@ -24,13 +24,13 @@ Examples
 17
 """
 from .bimodality import (
-                         add_galactocentric,
-                         alpha_sequences,
-                         bimodality_grid,
-                         galactocentric_frame,
-                         galactocentric_rz,
-                         plot_bimodality,
-                         select_giants,
+    add_galactocentric,
+    alpha_sequences,
+    bimodality_grid,
+    galactocentric_frame,
+    galactocentric_rz,
+    plot_bimodality,
+    select_giants,
 )
 from .clusters import cluster_logg_trends, cluster_statistics, plot_clusters
 from .crossmatch import add_store_columns, good_mask, match_reference
@@ -38,13 +38,13 @@ from .figures import plot_comparison, plot_kiel
 from .gaia_ap import compare_gsp, gsp_precision_ratio
 from .galah import compare_galah, plot_galah_snr
 from .precision import (
-                         calibration_check,
-                         cramer_rao_bound,
-                         cramer_rao_table,
-                         fisher_matrix,
-                         plot_calibration,
-                         plot_precision_vs_snr,
-                         precision_vs_snr,
+    calibration_check,
+    cramer_rao_bound,
+    cramer_rao_table,
+    fisher_matrix,
+    plot_calibration,
+    plot_precision_vs_snr,
+    precision_vs_snr,
 )
 from .report import ValidationResult, write_report
 from .runner import run_validation

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..constants import LABELS
 from ..exceptions import InputDataError
-from ..shards import open_source
+from ..io.shards import open_source
 from .stats import as_float
 
 __all__ = ["GOOD_FLAG", "STORE_COLUMNS", "match_reference", "add_store_columns",
@@ -106,7 +106,7 @@ def add_store_columns(catalog: Table, store, columns: Sequence[str] = STORE_COLU
         CNN catalogue with ``source_id``.
     store : path-like or open store
         The store (``.h5``) or shard manifest (``.json``) the catalogue was predicted
-        from, or an open `~gaiarvs_cnn.store.Store` / `gaiarvs_cnn.shards` source.
+        from, or an open `~gaiarvs_cnn.io.store.Store` / `gaiarvs_cnn.io.shards` source.
     columns : sequence of str
         Store columns to add (default `STORE_COLUMNS`: rvs_snr, ra, dec, parallax,
         parallax_error, phot_g_mean_mag).

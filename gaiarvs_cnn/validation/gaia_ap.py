@@ -14,9 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 from astropy.table import Table
 
+from ..archives.gaia_ap import GOOD_FLAG_DIGITS, good_gspspec_flags
 from ..constants import LABELS
 from ..exceptions import InputDataError
-from ..sources.gaia_ap import GOOD_FLAG_DIGITS, good_gspspec_flags
 from .crossmatch import good_mask, snr_subsets
 from .stats import as_float, comparison_table, difference_stats, finite
 

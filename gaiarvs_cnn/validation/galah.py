@@ -35,7 +35,7 @@ GALAH_PAIRS = {"teff": "teff", "logg": "logg", "feh": "feh", "alpham": "alpham",
 def galah_quality_mask(table: Table, prefix: str = "") -> np.ndarray:
     """Rows passing the paper's GALAH DR3 cuts (flags zero, ``snr_c3_iraf > 40``).
 
-    Applies `gaiarvs_cnn.sources.galah.galah_quality_mask` to the columns starting with
+    Applies `gaiarvs_cnn.archives.galah.galah_quality_mask` to the columns starting with
     ``prefix``.
 
     Parameters
@@ -49,7 +49,7 @@ def galah_quality_mask(table: Table, prefix: str = "") -> np.ndarray:
     -------
     numpy.ndarray of bool
     """
-    from ..sources.galah import galah_quality_mask as _mask
+    from ..archives.galah import galah_quality_mask as _mask
 
     view = Table({c[len(prefix):]: table[c] for c in table.colnames if c.startswith(prefix)},
                  copy=False)

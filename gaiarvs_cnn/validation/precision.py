@@ -23,7 +23,7 @@ correlations between labels present in its training set ([Fe/H] ~ [M/H] - 0.1 [a
 the two [alpha/M] sequences) - prior information the bound does not include. The
 conditional bound (the other four labels known) is therefore reported as well, and the
 validation of the simulated survey adds the simulator's own bound
-(`gaiarvs_cnn.sources.simulated.cramer_rao_bound`: its photon-noise model and [Fe/H] tied
+(`gaiarvs_cnn.simulate.survey.cramer_rao_bound`: its photon-noise model and [Fe/H] tied
 to [M/H] - 0.1 [alpha/M], the relation of the simulated populations).
 """
 from __future__ import annotations
@@ -252,7 +252,7 @@ def fisher_bounds(jacobian: Callable[[np.ndarray], np.ndarray]
     ----------
     jacobian : callable
         ``jacobian(labels) -> (npix, 5)`` d(flux)/d(label), labels in
-        `~gaiarvs_cnn.constants.LABELS` order (e.g. `gaiarvs_cnn.sources.simulated.jacobian`).
+        `~gaiarvs_cnn.constants.LABELS` order (e.g. `gaiarvs_cnn.simulate.survey.jacobian`).
 
     Returns
     -------

@@ -1,15 +1,15 @@
 """Obtaining the reference catalogues of the validation: simulated, archive or file.
 
-* ``simulated``: `gaiarvs_cnn.sources.simulated.reference_catalog` on the simulated store
+* ``simulated``: `gaiarvs_cnn.simulate.survey.reference_catalog` on the simulated store
   the catalogue was made from (offsets and scatters recorded in ``meta``);
 * ``archive``: the real adapters through
-  `gaiarvs_cnn.sources.catalogues.query_reference` (GALAH DR3 and APOGEE DR17 at VizieR,
+  `gaiarvs_cnn.archives.catalogues.query_reference` (GALAH DR3 and APOGEE DR17 at VizieR,
   K2-GAP, the Cantat-Gaudin 2020 members, Gaia DR3 GSP-Spec/GSP-Phot at the ESA archive);
 * ``file``: a Table already in the canonical schema (ECSV, FITS, VOTable), e.g. saved by
   ``gaiarvs-cnn fetch``.
 
 Every path returns a Table checked with
-`~gaiarvs_cnn.sources.reference.check_reference`.
+`~gaiarvs_cnn.io.reference.check_reference`.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 from astropy.table import Table
 
 from ..exceptions import ArchiveError, GaiaRVSCNNError, InputDataError
-from ..sources.reference import REFERENCE_KINDS, check_reference
+from ..io.reference import REFERENCE_KINDS, check_reference
 
 __all__ = ["REFERENCE_SOURCES", "get_reference"]
 
@@ -29,9 +29,9 @@ REFERENCE_SOURCES = ("simulated", "archive", "file")
 
 def _simulated(kind: str, store, seed) -> Table:
     """The simulator's reference for a store path, shard manifest or open store."""
-    from ..shards import open_source
-    from ..sources.simulated import reference_catalog
-    from ..store import StarBatch
+    from ..io.shards import open_source
+    from ..io.store import StarBatch
+    from ..simulate.survey import reference_catalog
 
     if store is None:
         raise InputDataError(f"The simulated {kind} reference is derived from the simulated "
@@ -53,9 +53,9 @@ def get_reference(kind: str, source: str = "simulated", *, store=None, seed=0,
     Parameters
     ----------
     kind : str
-        One of `~gaiarvs_cnn.sources.reference.REFERENCE_KINDS`.
+        One of `~gaiarvs_cnn.io.reference.REFERENCE_KINDS`.
     source : {"simulated", "archive", "file"}
-    store : path-like or `~gaiarvs_cnn.store.Store`, optional
+    store : path-like or `~gaiarvs_cnn.io.store.Store`, optional
         Simulated store (``source="simulated"``).
     seed : int or sequence of int
         Seed of the simulated reference (noise draws).
@@ -67,7 +67,7 @@ def get_reference(kind: str, source: str = "simulated", *, store=None, seed=0,
     Returns
     -------
     `~astropy.table.Table`
-        Checked with `~gaiarvs_cnn.sources.reference.check_reference`.
+        Checked with `~gaiarvs_cnn.io.reference.check_reference`.
 
     Raises
     ------
@@ -81,7 +81,7 @@ def get_reference(kind: str, source: str = "simulated", *, store=None, seed=0,
     if source == "simulated":
         table = _simulated(kind, store, seed)
     elif source == "archive":
-        from ..sources.catalogues import query_reference
+        from ..archives.catalogues import query_reference
 
         try:
             table = query_reference(kind, source_ids)

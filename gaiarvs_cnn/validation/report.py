@@ -22,8 +22,8 @@ from astropy import log
 from astropy.table import Table
 from matplotlib.figure import Figure
 
-from .. import __version__
 from ..exceptions import OutputExistsError
+from ..version import __version__
 
 #: File listing what a report wrote (so that an overwrite removes stale files only).
 MANIFEST = "report_files.txt"

@@ -18,9 +18,9 @@ import numpy as np
 from astropy import log
 from astropy.table import Table
 
+from ..archives.gaia_ap import good_gspspec_flags
 from ..constants import LABELS
 from ..exceptions import InputDataError
-from ..sources.gaia_ap import good_gspspec_flags
 from .bimodality import add_galactocentric, bimodality_grid, plot_bimodality, select_giants
 from .clusters import cluster_logg_trends, cluster_statistics, plot_clusters
 from .crossmatch import good_mask, match_reference
@@ -428,9 +428,9 @@ def simulator_bounds() -> Callable[[np.ndarray, float], dict]:
         ``f(labels, snr)`` giving ``free`` and ``conditional`` (Jacobian with noise ``1 /
         (S/N)``, `~gaiarvs_cnn.validation.precision.fisher_bounds`) and ``simulator`` (the
         simulator's photon-noise model with [Fe/H] tied to [M/H] and [alpha/M],
-        `gaiarvs_cnn.sources.simulated.cramer_rao_bound`).
+        `gaiarvs_cnn.simulate.survey.cramer_rao_bound`).
     """
-    from ..sources import simulated
+    from ..simulate import survey as simulated
 
     spectral = fisher_bounds(simulated.jacobian)
 

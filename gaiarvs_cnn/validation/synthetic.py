@@ -6,7 +6,7 @@ parallaxes and RVS S/N; `synthetic_catalog` turns them into a 17-column CNN cata
 gives a reference catalogue of any kind in the canonical schema with a known offset and
 scatter. Because every offset and dispersion is known exactly, the statistics of
 `gaiarvs_cnn.validation` can be checked against them. For spectra use the full simulator
-(`gaiarvs_cnn.sources.simulated`).
+(`gaiarvs_cnn.simulate.survey`).
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import numpy as np
 from astropy.table import Table
 
 from ..constants import LABEL_UNITS, LABELS
-from ..sources.reference import check_reference
-from ..store import CORE_COLUMNS, ColumnSpec, StarBatch, Store
+from ..io.reference import check_reference
+from ..io.store import CORE_COLUMNS, ColumnSpec, StarBatch, Store
 from .seismic import LOGG_SUN, NUMAX_SUN, TEFF_SUN
 
 __all__ = ["synthetic_truth", "synthetic_catalog", "synthetic_reference", "synthetic_store",
@@ -160,7 +160,7 @@ def synthetic_reference(truth: Table, kind: str, seed: int = 2,
     truth : `~astropy.table.Table`
         Output of `synthetic_truth`.
     kind : str
-        Reference kind (`~gaiarvs_cnn.sources.reference.REFERENCE_KINDS`).
+        Reference kind (`~gaiarvs_cnn.io.reference.REFERENCE_KINDS`).
     seed : int
         Random seed.
     offset, scatter : mapping label -> float, optional

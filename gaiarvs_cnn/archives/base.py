@@ -1,0 +1,699 @@
+"""Shared plumbing of the archive adapters: cache, retries, timeouts, TAP, column mapping.
+
+Nothing here knows about a particular service: the ESA and AIP Gaia archives
+(`gaiarvs_cnn.archives.gaia`, `gaiarvs_cnn.archives.aip`) and the reference catalogues
+(`gaiarvs_cnn.archives.apogee`, ...) build on these pieces.
+
+* `DiskCache` keeps downloaded payloads in the astropy cache directory
+  (``astropy.config.paths.get_cache_dir()/gaiarvs_cnn``, or ``conf.cache_dir``) so that a
+  repeated validation run does not download again; ``refresh=True`` bypasses it.
+* `HTTPClient` sends requests with a timeout (``conf.timeout``) and retries transient
+  failures (connection errors, timeouts, HTTP 5xx/429, payloads that fail validation)
+  with exponential backoff (``conf.retries``); HTTP 4xx errors are raised at once.
+* `run_tap` runs an ADQL query through `pyvo` (synchronously, or asynchronously when
+  the result overflows the service's synchronous row limit).
+* `ColumnMap` renames a service's columns to the package's canonical names,
+  case-insensitively (archives return ``SOURCE_ID`` in some formats, ``source_id`` in
+  others).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import requests
+from astropy import log
+from astropy.table import Table
+
+from ..exceptions import ArchiveError, InputDataError
+
+__all__ = ["cache_dir", "DiskCache", "HTTPClient", "RetryableError", "ColumnMap",
+           "run_tap", "chunked", "id_list_adql", "masked_to_nan", "query_catalogue",
+           "unique_best", "finish_reference"]
+
+#: HTTP status codes worth retrying (server-side or rate-limit problems).
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def cache_dir() -> Path:
+    """Return the download cache directory (created if needed).
+
+    ``conf.cache_dir`` when set, otherwise ``<astropy cache dir>/gaiarvs_cnn``.
+
+    Returns
+    -------
+    pathlib.Path
+        The existing cache directory.
+    """
+    from astropy.config.paths import get_cache_dir
+
+    from ..settings import conf
+
+    path = Path(conf.cache_dir) if conf.cache_dir else Path(get_cache_dir()) / "gaiarvs_cnn"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class DiskCache:
+    """A content cache on disk, one file per request, written atomically.
+
+    Parameters
+    ----------
+    namespace : str
+        Sub-directory of `cache_dir` (e.g. ``"esa"``, ``"vizier"``).
+    refresh : bool
+        If True, `get` always misses (downloads again) but `put` still stores.
+    """
+
+    def __init__(self, namespace: str, refresh: bool = False):
+        self.directory = cache_dir() / namespace
+        self.refresh = refresh
+
+    @staticmethod
+    def key(*parts) -> str:
+        """Return a stable hash of the request parts (URL, parameters, ...).
+
+        Parameters
+        ----------
+        *parts
+            Objects identifying the request; hashed through their `repr`.
+
+        Returns
+        -------
+        str
+            The first 40 hexadecimal digits of the SHA-256 digest.
+        """
+        h = hashlib.sha256()
+        for p in parts:
+            h.update(repr(p).encode())
+            h.update(b"\0")
+        return h.hexdigest()[:40]
+
+    def path(self, key: str) -> Path:
+        """Return the file that holds (or would hold) the payload of ``key``.
+
+        Parameters
+        ----------
+        key : str
+            Cache key, as returned by `key`.
+
+        Returns
+        -------
+        pathlib.Path
+            ``<directory>/<key>``; it may not exist.
+        """
+        return self.directory / key
+
+    def get(self, key: str) -> bytes | None:
+        """Return the cached payload, or None (also when ``refresh`` is set).
+
+        Parameters
+        ----------
+        key : str
+            Cache key, as returned by `key`.
+
+        Returns
+        -------
+        bytes or None
+            The stored payload; None on a miss or when ``refresh`` is set.
+        """
+        p = self.path(key)
+        if self.refresh or not p.exists():
+            return None
+        return p.read_bytes()
+
+    def put(self, key: str, payload: bytes) -> Path:
+        """Store ``payload`` under ``key`` (temp file + `os.replace`).
+
+        Parameters
+        ----------
+        key : str
+            Cache key, as returned by `key`.
+        payload : bytes
+            The content to store.
+
+        Returns
+        -------
+        pathlib.Path
+            The file now holding ``payload``.
+        """
+        self.directory.mkdir(parents=True, exist_ok=True)
+        p = self.path(key)
+        tmp = p.with_name(p.name + f".tmp{os.getpid()}")
+        tmp.write_bytes(payload)
+        os.replace(tmp, p)
+        return p
+
+
+class RetryableError(ArchiveError):
+    """A response arrived but is unusable in a way a new attempt may fix.
+
+    For example a truncated zip file or an incomplete VOTable.
+    """
+
+
+class _TimeoutSession(requests.Session):
+    """A `requests.Session` that applies a default timeout (pyvo passes none)."""
+
+    def __init__(self, timeout: float):
+        super().__init__()
+        self.timeout = timeout
+
+    def request(self, method, url, **kwargs):
+        kwargs.setdefault("timeout", self.timeout)
+        return super().request(method, url, **kwargs)
+
+
+class HTTPClient:
+    """HTTP with timeouts and retries (exponential backoff).
+
+    Parameters
+    ----------
+    timeout : float, optional
+        Seconds per request (connect and read); default ``conf.timeout``.
+    retries : int, optional
+        Extra attempts after a transient failure; default ``conf.retries``.
+    backoff : float
+        Seconds before the first retry; doubled at each further retry.
+    """
+
+    def __init__(self, timeout: float | None = None, retries: int | None = None,
+                 backoff: float = 1.0):
+        from ..settings import conf
+
+        self.timeout = float(conf.timeout if timeout is None else timeout)
+        self.retries = int(conf.retries if retries is None else retries)
+        self.backoff = float(backoff)
+        self.session = _TimeoutSession(self.timeout)
+
+    def with_retries(self, what: str, func: Callable[[], object]):
+        """Call ``func()``; retry transient failures; raise `ArchiveError` at the end.
+
+        Parameters
+        ----------
+        what : str
+            Names the request in messages (URL and purpose).
+        func : callable
+            Called without arguments; performs one attempt.
+
+        Returns
+        -------
+        object
+            What ``func()`` returned on the first successful attempt.
+
+        Raises
+        ------
+        ArchiveError
+            On a final error (HTTP 4xx other than 429, rejected query) or when every
+            attempt failed.
+        """
+        from pyvo.dal import DALAccessError
+
+        last = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                delay = self.backoff * 2 ** (attempt - 1)
+                log.warning(f"{what}: attempt {attempt} failed ({last}); retrying in "
+                            f"{delay:.2g} s.")
+                time.sleep(delay)
+            try:
+                return func()
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                last = f"{type(exc).__name__}: no answer within {self.timeout:g} s" \
+                    if isinstance(exc, requests.Timeout) else f"connection failed: {exc}"
+            except RetryableError as exc:
+                last = str(exc)
+            except _HTTPStatus as exc:
+                if exc.status not in RETRY_STATUS:
+                    raise ArchiveError(f"{what}: HTTP {exc.status} {exc.reason}. "
+                                       f"{exc.body[:300]} Check the query or the "
+                                       f"service URL in gaiarvs_cnn.conf.") from None
+                last = f"HTTP {exc.status} {exc.reason}"
+            except DALAccessError as exc:  # pyvo wraps HTTP problems in its own errors
+                last = _transient_pyvo_problem(exc)
+                if last is None:
+                    raise _as_archive_error(what, exc) from exc
+        raise ArchiveError(f"{what}: failed after {self.retries + 1} attempt(s); last "
+                           f"error: {last}. Try again later or raise conf.retries/"
+                           f"conf.timeout.")
+
+    def fetch(self, method: str, url: str, *, what: str = "",
+              validate: Callable[[bytes], None] | None = None, **kwargs) -> bytes:
+        """Return the body of a successful request, retrying as described above.
+
+        Parameters
+        ----------
+        method, url : str
+            HTTP method and URL.
+        what : str
+            Purpose, used in messages.
+        validate : callable, optional
+            Called with the body; raises `RetryableError` if the payload is unusable
+            (it is then downloaded again) or `ArchiveError` if it is final.
+        **kwargs
+            Passed to `requests.Session.request` (``data``, ``params``...).
+
+        Returns
+        -------
+        bytes
+            The response body.
+
+        Raises
+        ------
+        ArchiveError
+            On a final error or when every attempt failed.
+        """
+        label = f"{what or method} {url}"
+
+        def once() -> bytes:
+            resp = self.session.request(method, url, **kwargs)
+            if resp.status_code >= 400:
+                raise _HTTPStatus(resp.status_code, resp.reason, resp.text)
+            body = resp.content
+            if validate is not None:
+                validate(body)
+            return body
+
+        return self.with_retries(label, once)
+
+
+class _HTTPStatus(Exception):
+    def __init__(self, status: int, reason: str, body: str):
+        super().__init__(f"HTTP {status}")
+        self.status, self.reason, self.body = status, reason or "", body or ""
+
+
+def _transient_pyvo_problem(exc: Exception) -> str | None:
+    """Describe a pyvo failure worth retrying (timeout, connection, HTTP 5xx, malformed
+    VOTable), or return None when retrying cannot help."""
+    from pyvo.dal import DALFormatError, DALServiceError
+
+    seen, cur = set(), exc
+    while cur is not None and id(cur) not in seen:  # timeouts hide in the cause chain
+        seen.add(id(cur))
+        if isinstance(cur, requests.Timeout):
+            return f"no answer within the timeout ({cur})"
+        if isinstance(cur, requests.ConnectionError):
+            return f"connection failed: {cur}"
+        cur = getattr(cur, "cause", None) or cur.__cause__ or cur.__context__
+    if isinstance(exc, DALFormatError):
+        return f"malformed VOTable ({exc})"
+    if isinstance(exc, DALServiceError) and exc.code in RETRY_STATUS:
+        return f"HTTP {exc.code}: {exc}"
+    return None
+
+
+def _as_archive_error(what: str, exc: Exception) -> ArchiveError:
+    """A final (not retried) pyvo failure as an `ArchiveError` saying what to do."""
+    from pyvo.dal import DALQueryError, DALServiceError
+
+    if isinstance(exc, DALQueryError):
+        return ArchiveError(f"{what}: the service rejected the query: {exc}")
+    if isinstance(exc, DALServiceError) and exc.code is not None:
+        return ArchiveError(f"{what}: HTTP {exc.code}: {exc}. Check the query and the "
+                            f"service URL in gaiarvs_cnn.conf.")
+    return ArchiveError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+def run_tap(client: HTTPClient, url: str, adql: str, *, sync_max_rows: int | None = None,
+            mode: str = "auto", cache: DiskCache | None = None,
+            async_timeout: float = 3600.0) -> Table:
+    """Run an ADQL query on a TAP service and return an astropy Table.
+
+    Parameters
+    ----------
+    client : `HTTPClient`
+        Provides the session (timeout) and the retry policy.
+    url : str
+        TAP base URL (``.../tap``); ``/sync`` and ``/async`` are appended by pyvo.
+    adql : str
+        The query.
+    sync_max_rows : int, optional
+        Row cap of synchronous queries at this service (ESA: 2000). In ``"auto"`` mode
+        a synchronous result that overflows (``QUERY_STATUS=OVERFLOW`` or exactly this
+        many rows) is re-run as an asynchronous job.
+    mode : {"auto", "sync", "async"}
+        How to run the query.
+    cache : `DiskCache`, optional
+        Where results are kept (ECSV), keyed on URL and query.
+    async_timeout : float
+        Seconds to wait for an asynchronous job.
+
+    Returns
+    -------
+    astropy.table.Table
+        The query result (read from the cache when present).
+
+    Raises
+    ------
+    ArchiveError
+        HTTP errors, malformed VOTables or rejected queries (after retries).
+    """
+    import pyvo
+    from astropy.io.votable.exceptions import VOWarning
+    from pyvo.dal.exceptions import DALOverflowWarning
+
+    key = DiskCache.key(url, adql)
+    if cache is not None and (hit := cache.get(key)) is not None:
+        return Table.read(io.BytesIO(hit), format="ascii.ecsv")
+    service = pyvo.dal.TAPService(url, session=client.session)
+    what = f"TAP query at {url}"
+    result = None
+    if mode in ("auto", "sync"):
+        with warnings.catch_warnings():  # an overflow is handled below (async re-run)
+            warnings.simplefilter("ignore", DALOverflowWarning)
+            result = client.with_retries(what + " (sync)", lambda: service.run_sync(adql))
+        overflow = result.query_status.upper() == "OVERFLOW" or (
+            sync_max_rows is not None and len(result) >= sync_max_rows)
+        if overflow and mode == "auto":
+            log.info(f"{what}: synchronous result capped at {len(result)} rows; "
+                     f"running it as an asynchronous job.")
+            result = None
+    if result is None:
+        result = client.with_retries(what + " (async)", lambda: service.run_async(
+            adql, timeout=async_timeout))
+    with warnings.catch_warnings():  # unit strings such as VizieR's "[cm/s2]"
+        warnings.simplefilter("ignore", VOWarning)
+        table = result.to_table()
+    if cache is not None:
+        buf = io.StringIO()
+        table.write(buf, format="ascii.ecsv")
+        cache.put(key, buf.getvalue().encode())
+    return table
+
+
+class ColumnMap:
+    """Case-insensitive mapping from a service's column names to canonical names.
+
+    Parameters
+    ----------
+    mapping : mapping of str to str or sequence of str
+        Canonical name -> the service's column name, or several candidate names
+        (first found wins; e.g. the survey's FITS name and its VizieR label).
+    required : sequence of str, optional
+        Canonical names that must be found (default: all of ``mapping``).
+    service : str
+        Name used in error messages.
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> t = Table({"SOURCE_ID": [1, 2], "Teff": [5000.0, 4800.0]})
+    >>> ColumnMap({"source_id": "source_id", "teff": ("TEFF", "Teff")}).apply(t).colnames
+    ['source_id', 'teff']
+    """
+
+    def __init__(self, mapping: Mapping[str, str | Sequence[str]],
+                 required: Sequence[str] | None = None, service: str = "service"):
+        self.mapping = {k: ((v,) if isinstance(v, str) else tuple(v))
+                        for k, v in mapping.items()}
+        self.required = tuple(self.mapping if required is None else required)
+        self.service = service
+
+    def find(self, table: Table, canonical: str) -> str | None:
+        """Return the table's column holding ``canonical`` (None if absent).
+
+        Parameters
+        ----------
+        table : astropy.table.Table
+            The service's table.
+        canonical : str
+            A canonical name, a key of ``mapping``.
+
+        Returns
+        -------
+        str or None
+            The first candidate name found in ``table`` (as the table spells it),
+            or None.
+        """
+        lower = {c.lower(): c for c in table.colnames}
+        for cand in self.mapping[canonical]:
+            if cand.lower() in lower:
+                return lower[cand.lower()]
+        return None
+
+    def apply(self, table: Table, keep_other: bool = False) -> Table:
+        """Return a new Table with canonical column names (units and meta kept).
+
+        Parameters
+        ----------
+        table : astropy.table.Table
+            The service's table.
+        keep_other : bool
+            If True, also keep the columns the map does not name, under their own names.
+
+        Returns
+        -------
+        astropy.table.Table
+            The mapped columns under their canonical names (plus the others when
+            ``keep_other``).
+
+        Raises
+        ------
+        ArchiveError
+            Listing the required columns that the service did not return.
+        """
+        out = Table(meta=dict(table.meta))
+        missing = []
+        used = set()
+        for canonical in self.mapping:
+            src = self.find(table, canonical)
+            if src is None:
+                if canonical in self.required:
+                    missing.append(f"{canonical} (as {'/'.join(self.mapping[canonical])})")
+                continue
+            out[canonical] = table[src]
+            used.add(src)
+        if missing:
+            raise ArchiveError(f"{self.service} result lacks column(s) {missing}; it has "
+                               f"{table.colnames[:30]}. The service may have renamed them: "
+                               f"update the adapter's column map.")
+        if keep_other:
+            for c in table.colnames:
+                if c not in used and c.lower() not in {n.lower() for n in out.colnames}:
+                    out[c] = table[c]
+        return out
+
+
+def chunked(values: Sequence, size: int) -> Iterator[Sequence]:
+    """Yield consecutive slices of at most ``size`` items.
+
+    Parameters
+    ----------
+    values : sequence
+        The items to split.
+    size : int
+        Largest slice length (>= 1).
+
+    Yields
+    ------
+    sequence
+        ``values[lo:lo + size]`` for ``lo = 0, size, 2 * size, ...``.
+
+    Raises
+    ------
+    InputDataError
+        If ``size`` is less than 1.
+    """
+    if size < 1:
+        raise InputDataError(f"Chunk size must be >= 1, got {size}.")
+    for lo in range(0, len(values), size):
+        yield values[lo:lo + size]
+
+
+def id_list_adql(column: str, ids: Iterable[int]) -> str:
+    """Return an ADQL condition ``column IN (id1, id2, ...)`` for integer ids.
+
+    Parameters
+    ----------
+    column : str
+        Column name, as it should appear in the ADQL (quoted by the caller if needed).
+    ids : iterable of int
+        The identifiers.
+
+    Returns
+    -------
+    str
+        The ADQL condition.
+
+    Raises
+    ------
+    InputDataError
+        If ``ids`` is empty.
+    """
+    ids = np.asarray(list(ids), dtype=np.int64)
+    if ids.size == 0:
+        raise InputDataError("Empty list of source ids.")
+    return f"{column} IN ({', '.join(str(int(i)) for i in ids)})"
+
+
+def masked_to_nan(col) -> np.ndarray:
+    """Return a float array with masked entries as NaN.
+
+    Parameters
+    ----------
+    col : array-like or astropy.table.Column
+        Values, possibly masked.
+
+    Returns
+    -------
+    numpy.ndarray
+        Float values, NaN where ``col`` was masked.
+    """
+    return np.ma.filled(np.ma.asarray(col, dtype=float), np.nan)
+
+
+def query_catalogue(table: str, *, url: str, id_column: str | None = None,
+                    ids: Iterable[int] | None = None, columns: str | ColumnMap = "*",
+                    client: HTTPClient | None = None, refresh: bool = False,
+                    namespace: str = "vizier", ids_per_query: int = 1000,
+                    sync_max_rows: int | None = None) -> Table:
+    """Fetch a catalogue table (whole, or the rows whose ``id_column`` is in ``ids``) by TAP.
+
+    Parameters
+    ----------
+    table : str
+        Table name as the service spells it (VizieR: ``"III/286/catalog"``; quoted in
+        the ADQL automatically when it contains ``/``).
+    url : str
+        TAP base URL.
+    id_column : str, optional
+        Column holding the identifiers of ``ids`` (quoted in the ADQL).
+    ids : iterable of int, optional
+        Restrict to these identifiers (queried in groups of ``ids_per_query``).
+    columns : str or `ColumnMap`
+        ADQL select list; or a column map, in which case one row (``TOP 1 *``) is read
+        first and only the columns the map finds (case-insensitively) are selected --
+        robust to renamed columns, and much smaller than ``*`` for wide tables.
+    client : `HTTPClient`, optional
+        Retry policy and timeout; default a new `HTTPClient`.
+    refresh : bool
+        If True, bypass the download cache (query again).
+    namespace : str
+        Cache sub-directory (see `DiskCache`).
+    ids_per_query : int
+        Largest number of identifiers per query.
+    sync_max_rows : int, optional
+        The service's synchronous row cap (see `run_tap`).
+
+    Returns
+    -------
+    astropy.table.Table
+        The selected rows and columns, as named by the service.
+
+    Raises
+    ------
+    InputDataError
+        If ``ids`` is given without ``id_column``, or is empty.
+    ArchiveError
+        If a query fails (see `run_tap`).
+    """
+    from astropy.table import vstack
+
+    client = client or HTTPClient()
+    cache = DiskCache(namespace, refresh=refresh)
+    name = f'"{table}"' if "/" in table else table
+    if isinstance(columns, ColumnMap):
+        probe = run_tap(client, url, f"SELECT TOP 1 * FROM {name}", cache=cache, mode="sync")
+        found = [columns.find(probe, c) for c in columns.mapping]
+        columns = ", ".join(_quote(c) for c in dict.fromkeys(f for f in found if f))
+    if ids is None:
+        return run_tap(client, url, f"SELECT {columns} FROM {name}", cache=cache,
+                       sync_max_rows=sync_max_rows)
+    if id_column is None:
+        raise InputDataError(f"Selecting ids in {table} needs the id column name.")
+    ids = np.unique(np.asarray(list(ids), dtype=np.int64))
+    parts = [run_tap(client, url, f"SELECT {columns} FROM {name} WHERE "
+                     f"{id_list_adql(_quote(id_column), group)}", cache=cache,
+                     sync_max_rows=sync_max_rows)
+             for group in chunked(ids, ids_per_query)]
+    if not parts:
+        raise InputDataError(f"No identifiers given for {table}.")
+    return vstack(parts, metadata_conflicts="silent")
+
+
+def _quote(column: str) -> str:
+    """ADQL delimited identifier when the name is not a plain lower-case word."""
+    return column if column.isidentifier() and column.islower() else f'"{column}"'
+
+
+def unique_best(table: Table, key: str, score: str | None = None) -> Table:
+    """Keep one row per ``key`` value: the one with the highest ``score`` (or the first).
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        Input rows.
+    key : str
+        Column whose values should be unique.
+    score : str, optional
+        Column ranking duplicates (highest kept; NaN or masked ranks last); when None
+        or absent from ``table``, the first row of each ``key`` value is kept.
+
+    Returns
+    -------
+    astropy.table.Table
+        One row per distinct ``key`` value, in input order.
+    """
+    if len(table) == 0:
+        return table
+    order = np.arange(len(table))
+    if score is not None and score in table.colnames:
+        order = np.argsort(-np.nan_to_num(masked_to_nan(table[score]), nan=-np.inf),
+                           kind="stable")
+    t = table[order]
+    _, first = np.unique(np.asarray(t[key]), return_index=True)
+    return t[np.sort(first)]
+
+
+def finish_reference(t: Table, cut: Callable[[Table], np.ndarray] | None = None,
+                     score: str | None = None, meta: Mapping | None = None,
+                     unique: bool = True) -> Table:
+    """Common last steps of a reference adapter on a canonical-named table.
+
+    Drops rows without a Gaia id (0 or masked), applies ``cut`` (a function returning a
+    boolean mask), keeps one row per source_id (highest ``score``) when ``unique``, and
+    sets the canonical units of `~gaiarvs_cnn.io.reference.COLUMN_UNITS` (the values
+    of every adapter's columns are already in those units; the services' unit strings,
+    e.g. VizieR's ``[cm/s2]``, are not always parseable).
+
+    Parameters
+    ----------
+    t : astropy.table.Table
+        Table with canonical column names, including ``source_id``.
+    cut : callable, optional
+        Called with the table; returns a boolean mask of the rows to keep.
+    score : str, optional
+        Column ranking duplicate source_ids (see `unique_best`).
+    meta : mapping, optional
+        Entries added to the table's ``meta``.
+    unique : bool
+        If True, keep one row per source_id.
+
+    Returns
+    -------
+    astropy.table.Table
+        The cleaned table, with canonical units on the columns of ``COLUMN_UNITS``
+        (masked values as NaN).
+    """
+    from ..io.reference import COLUMN_UNITS
+
+    sid = np.ma.filled(np.ma.asarray(t["source_id"]), 0).astype(np.int64)
+    t["source_id"] = sid
+    t = t[sid > 0]
+    if cut is not None and len(t):
+        t = t[np.asarray(cut(t), dtype=bool)]
+    if unique:
+        t = unique_best(t, "source_id", score)
+    for name, unit in COLUMN_UNITS.items():
+        if name in t.colnames:
+            t[name] = masked_to_nan(t[name])
+            t[name].unit = unit
+    t.meta.update(meta or {})
+    return t

@@ -1,0 +1,74 @@
+"""One entry point for the real reference catalogues, by kind.
+
+========== ============================================== ==========================
+kind       catalogue                                      adapter
+========== ============================================== ==========================
+apogee     APOGEE DR17 allStar (VizieR III/286)           `.apogee.query_apogee`
+galah      GALAH DR3 (VizieR J/MNRAS/506/150)             `.galah.query_galah`
+seismic    K2-GAP DR3, Zinn+2022 (VizieR J/ApJ/926/191)   `.k2gap.query_k2gap`
+clusters   Cantat-Gaudin+2020 members (J/A+A/640/A1)      `.clusters.query_clusters`
+gsp-spec   Gaia DR3 astrophysical_parameters (ESA)        `.gaia_ap.query_gsp`
+gsp-phot   Gaia DR3 astrophysical_parameters (ESA)        `.gaia_ap.query_gsp`
+========== ============================================== ==========================
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from astropy.table import Table
+
+from ..exceptions import InputDataError
+from ..io.reference import REFERENCE_KINDS
+from .base import HTTPClient
+
+__all__ = ["query_reference"]
+
+
+def query_reference(kind: str, source_ids: Iterable[int] | None = None, *,
+                    refresh: bool = False, good_flags: bool = False,
+                    client: HTTPClient | None = None) -> Table:
+    """Return the ``kind`` reference catalogue in the canonical schema.
+
+    Parameters
+    ----------
+    kind : str
+        One of `~gaiarvs_cnn.io.reference.REFERENCE_KINDS`.
+    source_ids : iterable of int, optional
+        Restrict to these Gaia DR3 ids (required for ``gsp-spec``/``gsp-phot``; ignored
+        by ``seismic`` and ``clusters``, which are small and downloaded whole).
+    refresh : bool
+        Bypass the download cache.
+    good_flags : bool
+        ``gsp-spec`` only: keep stars whose first 13 ``flags_gspspec`` digits are 0.
+    client : `~gaiarvs_cnn.archives.base.HTTPClient`, optional
+        Timeout and retry policy.
+
+    Returns
+    -------
+    astropy.table.Table
+        The reference table, checked by `~gaiarvs_cnn.io.reference.check_reference`
+        for ``kind``.
+
+    Raises
+    ------
+    InputDataError
+        Unknown kind, or a GSP kind without ``source_ids``.
+    ArchiveError
+        The service failed after retries.
+    """
+    from . import apogee, clusters, gaia_ap, galah, k2gap
+
+    ids = None if source_ids is None else [int(i) for i in source_ids]
+    common = {"refresh": refresh, "client": client}
+    if kind in ("gsp-spec", "gsp-phot"):
+        if ids is None:
+            raise InputDataError(f"{kind} is queried per star: give source ids (--source-ids "
+                                 "or --store); the archive table is too large to download.")
+        return gaia_ap.query_gsp(kind, ids, good_flags=good_flags, **common)
+    queries = {"apogee": lambda: apogee.query_apogee(ids, **common),
+               "galah": lambda: galah.query_galah(ids, **common),
+               "seismic": lambda: k2gap.query_k2gap(**common),
+               "clusters": lambda: clusters.query_clusters(**common)}
+    if kind not in queries:
+        raise InputDataError(f"Unknown reference kind {kind!r}; use one of {REFERENCE_KINDS}.")
+    return queries[kind]()

@@ -1,0 +1,108 @@
+"""K2 Galactic Archaeology Program DR3 asteroseismology (Zinn et al. 2022, ApJ 926, 191).
+
+Table: VizieR ``J/ApJ/926/191`` (``K2GAP_TABLE``; the table name inside the catalogue was
+not verified offline — override it with the ``table`` argument if VizieR names it
+differently). Canonical columns (kind ``seismic``): ``numax``, ``e_numax``, ``dnu``,
+``e_dnu`` (uHz) <- ``numax``/``e_numax``/``dnu``/``e_dnu`` (also ``Numax``, ``Dnu``,
+``nu_max``, ``delta_nu``), and ``source_id``: a Gaia DR3/EDR3 id column (``GaiaDR3``,
+``GaiaEDR3``, ``source_id``) when present, otherwise a Gaia DR2 id column (``GaiaDR2``,
+``Gaia``) mapped to DR3 with `gaiarvs_cnn.archives.clusters.dr2_to_dr3`. Rows without a
+finite numax are dropped. The seismic log g (from numax and Teff, paper Sect. 6.2) is
+computed by the validation suite, `gaiarvs_cnn.validation.seismic.seismic_logg`.
+"""
+from __future__ import annotations
+
+import numpy as np
+from astropy.table import Table
+
+from ..exceptions import ArchiveError
+from ..io.reference import check_reference
+from .base import ColumnMap, HTTPClient, finish_reference, masked_to_nan, query_catalogue
+from .clusters import dr2_to_dr3
+
+__all__ = ["K2GAP_TABLE", "query_k2gap", "k2gap_from_table"]
+
+K2GAP_TABLE = "J/ApJ/926/191/table2"
+K2GAP_COLUMNS = ColumnMap({
+    "numax": ("numax", "nu_max"), "e_numax": ("e_numax", "e_nu_max"),
+    "dnu": ("dnu", "delta_nu"), "e_dnu": ("e_dnu", "e_delta_nu"),
+    "dr3_id": ("GaiaDR3", "GaiaEDR3", "source_id"), "dr2_id": ("GaiaDR2", "Gaia"),
+    "epic": ("EPIC",),
+}, required=("numax", "e_numax"), service="K2-GAP DR3")
+
+def k2gap_from_table(raw: Table, mapping: dict[int, int] | None = None) -> Table:
+    """Canonical seismic table from K2-GAP rows (DR3 ids, or DR2 ids with ``mapping``).
+
+    Parameters
+    ----------
+    raw : astropy.table.Table
+        K2-GAP rows (column names as in the module docstring, any case).
+    mapping : dict of int to int, optional
+        Gaia DR2 id -> DR3 id (see `~gaiarvs_cnn.archives.clusters.dr2_to_dr3`); used
+        when ``raw`` has only a DR2 id column. Unmapped rows are dropped.
+
+    Returns
+    -------
+    astropy.table.Table
+        ``source_id``, ``numax``, ``e_numax``, ``dnu``, ``e_dnu`` (uHz), for rows with
+        a finite numax.
+
+    Raises
+    ------
+    ArchiveError
+        If ``raw`` lacks the numax columns or a usable Gaia id column.
+    """
+    t = K2GAP_COLUMNS.apply(raw)
+    if "dr3_id" in t.colnames:
+        t["source_id"] = np.ma.filled(np.ma.asarray(t["dr3_id"]), 0).astype(np.int64)
+    elif "dr2_id" in t.colnames and mapping is not None:
+        dr2 = np.ma.filled(np.ma.asarray(t["dr2_id"]), 0).astype(np.int64)
+        t["source_id"] = np.array([mapping.get(int(i), 0) for i in dr2], dtype=np.int64)
+    else:
+        raise ArchiveError("K2-GAP table has no Gaia id column (GaiaDR3/GaiaEDR3/source_id, "
+                           "or GaiaDR2 with a DR2->DR3 mapping); cross-match it by position "
+                           "first.")
+    t = finish_reference(t, lambda x: np.isfinite(masked_to_nan(x["numax"])),
+                         score=None, meta={"reference": "K2-GAP DR3 (Zinn et al. 2022)",
+                                           "table": K2GAP_TABLE})
+    return check_reference(t, "seismic")
+
+
+def query_k2gap(*, table: str = K2GAP_TABLE, url: str | None = None,
+                tap_url: str | None = None, client: HTTPClient | None = None,
+                refresh: bool = False) -> Table:
+    """Query K2-GAP DR3 from VizieR; canonical table (kind ``seismic``).
+
+    Parameters
+    ----------
+    table : str
+        VizieR table name (default `K2GAP_TABLE`).
+    url : str, optional
+        VizieR TAP service (default ``conf.vizier_url``).
+    tap_url : str, optional
+        ESA TAP service for the DR2 -> DR3 mapping (default ``conf.gaia_tap_url``).
+    client : `~gaiarvs_cnn.archives.base.HTTPClient`, optional
+        Retry policy and timeout.
+    refresh : bool
+        If True, bypass the download cache.
+
+    Returns
+    -------
+    astropy.table.Table
+        The canonical seismic table (see `k2gap_from_table`).
+
+    Raises
+    ------
+    ArchiveError
+        If a query fails or the table has no usable Gaia id column.
+    """
+    from ..settings import conf
+
+    raw = query_catalogue(table, url=url or conf.vizier_url, client=client, refresh=refresh,
+                          columns=K2GAP_COLUMNS)
+    mapping = None
+    if K2GAP_COLUMNS.find(raw, "dr3_id") is None and K2GAP_COLUMNS.find(raw, "dr2_id"):
+        dr2 = masked_to_nan(raw[K2GAP_COLUMNS.find(raw, "dr2_id")])
+        mapping = dr2_to_dr3(dr2[np.isfinite(dr2)].astype(np.int64), tap_url=tap_url,
+                             client=client, refresh=refresh)
+    return k2gap_from_table(raw, mapping)

@@ -1,0 +1,611 @@
+"""The t-SNE reference of ``flag_boundary`` digit 8 (paper Sect. 5.1).
+
+t-SNE classification (digit 8)
+------------------------------
+Following the paper (Sect. 5.1, after Ambrosch et al. 2023), spectra are reduced to
+``n_pca`` (50) principal components and embedded in 2-d t-SNE maps at perplexities 30,
+50, 75 and 100, with **one** nearest-neighbour graph (``k = 3 x max perplexity``) reused
+for every perplexity (`openTSNE.affinity.PerplexityBasedNN.set_perplexity`).
+
+*Threshold rule.* In each map, the training stars' leave-one-out distance to their
+nearest *other* training star defines the map's scale; the threshold ``d_thr(p)`` is its
+``MAP_QUANTILE`` (99 %) quantile. An observed spectrum is training-like at perplexity
+``p`` if its nearest training star in the map is closer than ``d_thr(p)``, i.e. it sits
+as close to the training set as 99 % of the training stars sit to each other; it is
+training-like only if this holds at **every** perplexity.
+
+*Scaling.* `TSNEReference` embeds the training set once (at training time, stored in
+the model bundle) and places new spectra with `openTSNE.TSNEEmbedding.transform`
+(each new point optimised against the fixed training map only), so the cost is linear in
+the number of observed stars and chunks are independent: this is the production path
+(10^5 stars in minutes, 10^6+ by chunks, resumable). ``transform`` cannot create new
+islands for spectra unlike any training spectrum -- it pulls every new point towards its
+nearest training neighbours -- so the reference adds the same geometric rule in the
+space t-SNE starts from: a spectrum whose nearest training spectrum (in the 50-PC space)
+is farther than the 99 % quantile of the training stars' own nearest-neighbour distances
+(times ``PCA_DISTANCE_FACTOR`` = 1) is not training-like. Both distances are
+noise-corrected, ``d_c^2 = d^2 - n_pca * sigma^2`` with ``sigma`` the spectrum's pixel
+noise estimated from its second differences (`estimate_noise`), so that low-S/N spectra
+of ordinary stars are not rejected for their noise alone.
+
+*Measured agreement* (``benchmarks/tsne_agreement.py``; simulated survey, 2000 training
+and 1650 observed spectra of which 139 hot / M-giant stars, perplexities 30-100): the
+transform path agrees with the joint embedding for 85 % of the stars. Nearly all
+disagreements are ordinary stars at S/N 15-25, which the joint map sets apart for their
+noise (joint: 75 % training-like at S/N 15-25, 99 % above S/N 40; transform: 99 %), and
+mild out-of-range stars (hot stars of 7000-7500 K, M giants with weak TiO bands), of
+which the transform path passes 14-22 % against 0-9 % for the joint map; their Teff
+digit is set anyway when the CNN places them outside the training range. Without the
+PC-space guard the map criterion alone passes 98 % of the hot stars: ``transform`` is
+not enough by itself. `joint_training_like` runs the paper's joint embedding (training
+and observed spectra together; cost super-linear, for up to ~10^4-10^5 spectra).
+
+*Timing* (``benchmarks/results/tsne_agreement.json``; 2-core machine shared with other
+jobs, load ~6): fitting the reference on 2000 training spectra, 90 s (BH gradients,
+200 + 300 iterations, 4 maps); placing new spectra (100 ``transform`` steps in each of
+the 4 maps, one thread per map), 6.7 ms per star, i.e. 10^5 stars in ~11 min there and
+a few minutes on idle cores. Chunks are independent, so 10^6+ stars run chunk by chunk
+(resumable) or in parallel (`gaiarvs_cnn.production`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from astropy import log
+from scipy import sparse
+from scipy.spatial import cKDTree
+from sklearn.decomposition import PCA
+from sklearn.neighbors import NearestNeighbors
+
+from ..constants import RVS_NPIX
+from ..exceptions import InputDataError, ModelBundleError
+from ..preprocess import continuum_mask
+from ..utils.atomic import chmod_default
+
+__all__ = [
+    "DEFAULT_PERPLEXITIES",
+    "TSNEReference",
+    "joint_training_like",
+    "estimate_noise",
+]
+
+#: Perplexities of the paper's four t-SNE maps (Sect. 5.1).
+DEFAULT_PERPLEXITIES = (30, 50, 75, 100)
+#: Quantile of the training stars' own nearest-neighbour distances used as threshold.
+MAP_QUANTILE = 0.99
+#: Multiplier of the 50-PC nearest-training-neighbour threshold (transform path).
+PCA_DISTANCE_FACTOR = 1.0
+
+#: Maps of fewer points use Barnes-Hut gradients, larger ones FFT interpolation.
+FFT_MIN_POINTS = 10_000
+
+_FORMAT_VERSION = 2   # 2 adds train_noise; version 1 (stored pca_threshold) still reads
+_ARRAYS = "tsne_reference.npz"
+_MANIFEST = "tsne_reference.json"
+
+
+def _n_jobs() -> int:
+    """openTSNE / kNN threads: ``conf.threads`` if set, else 1.
+
+    openTSNE's worker threads busy-wait: on a shared, loaded machine one thread was
+    measured 12x faster than two (transform of 60 spectra: 0.27 s against 3.2 s).
+    """
+    from ..settings import conf
+
+    return int(conf.threads) if int(conf.threads) > 0 else 1
+
+
+def _placement_workers(n_maps: int) -> int:
+    """Threads placing new spectra in the maps (one map per thread; the result does not
+    depend on it): all cores when ``conf.threads`` is 0, else ``conf.threads``."""
+    from ..settings import conf
+
+    threads = int(conf.threads) if int(conf.threads) > 0 else (os.cpu_count() or 1)
+    return max(1, min(n_maps, threads))
+
+
+def _gradient_method(n: int) -> str:
+    """Barnes-Hut below ``FFT_MIN_POINTS`` points (faster there), FFT interpolation above."""
+    return "bh" if n < FFT_MIN_POINTS else "fft"
+
+
+def _clean_flux(flux: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fill NaN pixels (continuum Q3, as the network inputs); return (flux, usable mask).
+
+    Spectra without any finite continuum pixel are unusable: they are returned as a flat
+    continuum and marked ``False`` in the mask (never training-like).
+    """
+    arr = np.array(np.atleast_2d(flux), dtype=np.float32)
+    if arr.shape[1] != RVS_NPIX:
+        raise InputDataError(f"RVS flux has {arr.shape[1]} pixels, expected {RVS_NPIX}.")
+    bad = ~np.isfinite(arr)
+    usable = np.ones(len(arr), dtype=bool)
+    rows = np.flatnonzero(bad.any(axis=1))
+    if rows.size:
+        cont = np.where(bad[rows][:, continuum_mask()], np.nan, arr[rows][:, continuum_mask()])
+        with np.errstate(all="ignore"):
+            finite = np.isfinite(cont).any(axis=1)
+            q3 = np.full(len(rows), 1.0, dtype=np.float32)
+            if finite.any():
+                q3[finite] = np.nanpercentile(cont[finite], 75, axis=1)
+        usable[rows[~finite]] = False
+        arr[rows] = np.where(bad[rows], q3[:, None], arr[rows])
+    return arr, usable
+
+
+def _loo_nn_quantile(points: np.ndarray, quantile: float) -> float:
+    """``quantile`` of each point's distance to its nearest *other* point."""
+    dist, _ = cKDTree(points).query(points, k=2)
+    return float(np.quantile(dist[:, 1], quantile))
+
+
+def _knn_graph(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, distances) of the exact ``k`` nearest other points of each point."""
+    dist, idx = NearestNeighbors(n_neighbors=k, n_jobs=_n_jobs()).fit(x).kneighbors()
+    return idx, dist
+
+
+def _embed_all_perplexities(x: np.ndarray, perplexities: Sequence[float], seed: int,
+                            n_iter: tuple[int, int]) -> dict[float, np.ndarray]:
+    """t-SNE maps of ``x`` at each perplexity, from ONE kNN graph (k = 3 max perplexity)."""
+    from openTSNE import TSNEEmbedding, initialization
+    from openTSNE.affinity import PerplexityBasedNN
+    from openTSNE.nearest_neighbors import PrecomputedNeighbors
+
+    pmax = max(perplexities)
+    k = min(len(x) - 1, int(3 * pmax))
+    idx, dist = _knn_graph(x, k)
+    aff = PerplexityBasedNN(knn_index=PrecomputedNeighbors(idx, dist), perplexity=pmax,
+                            n_jobs=_n_jobs())
+    init = initialization.pca(x, random_state=seed)
+    maps = {}
+    for p in sorted(perplexities, reverse=True):
+        aff.set_perplexity(p)
+        emb = TSNEEmbedding(init, aff, negative_gradient_method=_gradient_method(len(x)),
+                            n_jobs=_n_jobs(), random_state=seed)
+        emb = emb.optimize(n_iter=n_iter[0], exaggeration=12, momentum=0.5)
+        emb = emb.optimize(n_iter=n_iter[1], momentum=0.8)
+        arr = np.asarray(emb, dtype=np.float64)
+        maps[p] = arr - (arr.max(axis=0) + arr.min(axis=0)) / 2
+    return {p: maps[p] for p in perplexities}
+
+
+class _FixedReferenceAffinities:
+    """openTSNE affinities of new points to a fixed training set (for ``transform``).
+
+    One exact kNN query (``k = 3 x max perplexity``) per set of new points is cached and
+    sliced for every perplexity, so the neighbour graph is shared across the four maps.
+    """
+
+    def __init__(self, reference: np.ndarray, k_max: int):
+        self.n_reference = len(reference)
+        self.k_max = min(k_max, self.n_reference)
+        self._nn = NearestNeighbors(n_neighbors=self.k_max, n_jobs=_n_jobs()).fit(reference)
+        # TSNEEmbedding checks P's shape only; the training map is never re-optimised.
+        self.P = sparse.csr_matrix((self.n_reference, self.n_reference))
+        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def neighbours(self, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, distances) of the ``k_max`` nearest training points.
+
+        The last query is cached (keyed on the very array object, which the cache keeps
+        alive), so the four perplexities of one chunk share one neighbour search.
+        """
+        if self._cache is None or self._cache[0] is not data:
+            dist, idx = self._nn.kneighbors(data, n_neighbors=self.k_max)
+            self._cache = (data, idx, dist)
+        return self._cache[1], self._cache[2]
+
+    def to_new(self, data, perplexity=30, return_distances=False, k_neighbors="auto"):
+        from openTSNE.affinity import joint_probabilities_nn
+
+        k = min(self.k_max, int(3 * perplexity)) if k_neighbors == "auto" else k_neighbors
+        idx, dist = self.neighbours(data)
+        idx, dist = idx[:, :k], dist[:, :k]
+        P = joint_probabilities_nn(idx, dist, [min(perplexity, k / 3)], symmetrize=False,
+                                   normalization="point-wise",
+                                   n_reference_samples=self.n_reference, n_jobs=_n_jobs())
+        return (P, idx, dist) if return_distances else P
+
+
+class TSNEReference:
+    """The training set's t-SNE maps, and the rule that says if a spectrum is training-like.
+
+    Build with `TSNEReference.fit` (once, at training time), store with `save` in the model
+    bundle's ``tsne/`` directory (a few MB for ~10^4 training spectra), reload with
+    `TSNEReference.load` and classify observed spectra with `training_like`.
+
+    Parameters
+    ----------
+    perplexities : sequence of float
+    pca_mean : ndarray (2401,)
+        Mean training spectrum.
+    pca_components : ndarray (n_pca, 2401)
+        Principal axes of the training spectra.
+    train_pca : ndarray (N, n_pca)
+        Training spectra in PC space.
+    maps : dict of float to ndarray (N, 2)
+        Centred t-SNE map of the training set at each perplexity.
+    map_threshold : dict of float to float
+        ``d_thr(p)``, see the module documentation.
+    train_noise : ndarray (N,)
+        Pixel noise of each training spectrum (`estimate_noise`).
+    pca_threshold : float
+        99 % quantile of the training stars' noise-corrected distance to their nearest
+        other training star in PC space (flux units), derived from ``train_pca`` and
+        ``train_noise``.
+    meta : dict, optional
+        Provenance (seed, versions, date, n_train, timing).
+    pca_threshold : float, optional
+        Overrides the derived threshold (references of format version 1).
+    """
+
+    def __init__(self, perplexities, pca_mean, pca_components, train_pca, maps,
+                 map_threshold, train_noise, meta=None, pca_threshold=None):
+        self.perplexities = tuple(float(p) for p in perplexities)
+        self.pca_mean = np.asarray(pca_mean, dtype=np.float32)
+        self.pca_components = np.asarray(pca_components, dtype=np.float32)
+        self.train_pca = np.asarray(train_pca, dtype=np.float32)
+        self.maps = {float(p): np.asarray(m, dtype=np.float64) for p, m in maps.items()}
+        self.map_threshold = {float(p): float(v) for p, v in map_threshold.items()}
+        self.train_noise = np.asarray(train_noise, dtype=np.float32)
+        self.meta = dict(meta or {})
+        if pca_threshold is None:
+            dist, _ = cKDTree(self.train_pca).query(self.train_pca, k=2)
+            pca_threshold = np.quantile(
+                _noise_corrected(dist[:, 1], self.train_noise, self.train_pca.shape[1]),
+                MAP_QUANTILE)
+        self.pca_threshold = float(pca_threshold)
+        self._affinities: _FixedReferenceAffinities | None = None
+        self._trees: dict[float, cKDTree] = {}
+
+    # -- building ------------------------------------------------------------------
+    @classmethod
+    def fit(cls, flux: np.ndarray, perplexities: Sequence[float] = DEFAULT_PERPLEXITIES,
+            n_pca: int = 50, seed: int = 0,
+            n_iter: tuple[int, int] = (200, 300)) -> TSNEReference:
+        """Embed the training spectra at every perplexity and derive the thresholds.
+
+        Parameters
+        ----------
+        flux : array (N, 2401)
+            Normalised training RVS spectra (NaN pixels are filled as for the network).
+        perplexities : sequence of float
+            The t-SNE perplexities (paper: 30, 50, 75, 100).
+        n_pca : int
+            Principal components kept before t-SNE.
+        seed : int
+            Seed of the PCA, the initialisation and the optimisation.
+        n_iter : (int, int)
+            Iterations with early exaggeration (12) and without.
+
+        Returns
+        -------
+        TSNEReference
+        """
+        t0 = time.perf_counter()
+        x, usable = _clean_flux(flux)
+        x = x[usable]
+        if len(x) < 3 * max(perplexities) + 2:
+            raise InputDataError(
+                f"{len(x)} usable training spectra; the t-SNE reference needs more than "
+                f"3 x max perplexity ({3 * max(perplexities):g}). Use more training stars "
+                "or smaller perplexities.")
+        n_pca = min(n_pca, len(x) - 1)
+        pca = PCA(n_components=n_pca, svd_solver="randomized", random_state=seed).fit(x)
+        z = pca.transform(x).astype(np.float32)
+        log.info(f"t-SNE reference: embedding {len(x)} training spectra at perplexities "
+                 f"{list(perplexities)}")
+        maps = _embed_all_perplexities(z, perplexities, seed, n_iter)
+        meta = {"seed": int(seed), "n_train": int(len(x)), "n_pca": int(n_pca),
+                "n_iter": list(n_iter), "map_quantile": MAP_QUANTILE,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "fit_seconds": round(time.perf_counter() - t0, 1), **_versions()}
+        return cls(perplexities, pca.mean_, pca.components_, z, maps,
+                   {p: _loo_nn_quantile(m, MAP_QUANTILE) for p, m in maps.items()},
+                   estimate_noise(x), meta)
+
+    # -- persistence ---------------------------------------------------------------
+    def save(self, directory) -> Path:
+        """Write the reference to ``directory`` (atomically replaced).
+
+        Parameters
+        ----------
+        directory : path-like
+            Destination (e.g. a bundle's ``tsne/``); an existing one is replaced.
+
+        Returns
+        -------
+        Path
+            ``directory``; it holds ``tsne_reference.npz`` and ``tsne_reference.json``.
+        """
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
+        chmod_default(tmp)             # mkdtemp makes 0700 directories
+        try:
+            arrays = {"pca_mean": self.pca_mean, "pca_components": self.pca_components,
+                      "train_pca": self.train_pca, "train_noise": self.train_noise}
+            arrays.update({f"map_{i}": self.maps[p].astype(np.float32)
+                           for i, p in enumerate(self.perplexities)})
+            np.savez_compressed(tmp / _ARRAYS, **arrays)
+            manifest = {"format_version": _FORMAT_VERSION, "perplexities": self.perplexities,
+                        "map_threshold": [self.map_threshold[p] for p in self.perplexities],
+                        "pca_threshold": self.pca_threshold, "meta": self.meta}
+            (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1))
+            if directory.exists():
+                shutil.rmtree(directory)
+            os.replace(tmp, directory)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+        return directory
+
+    @classmethod
+    def load(cls, directory) -> TSNEReference:
+        """Read a reference written by `save`.
+
+        Parameters
+        ----------
+        directory : path-like
+            Directory written by `save`.
+
+        Returns
+        -------
+        TSNEReference
+
+        Raises
+        ------
+        ModelBundleError
+            If files are missing or of an unknown format version.
+        """
+        directory = Path(directory)
+        try:
+            manifest = json.loads((directory / _MANIFEST).read_text())
+            arrays = np.load(directory / _ARRAYS)
+        except (OSError, ValueError) as exc:
+            raise ModelBundleError(
+                f"Cannot read the t-SNE reference in {directory}: {exc}. Rebuild it with "
+                "TSNEReference.fit(train_flux).save(dir) (train_ensemble does this).") from exc
+        if manifest.get("format_version") not in (1, _FORMAT_VERSION):
+            raise ModelBundleError(
+                f"{directory / _MANIFEST} has format version {manifest.get('format_version')}, "
+                f"this gaiarvs-cnn reads version {_FORMAT_VERSION}; rebuild the reference.")
+        perp = manifest["perplexities"]
+        return cls(perp, arrays["pca_mean"], arrays["pca_components"], arrays["train_pca"],
+                   {p: arrays[f"map_{i}"] for i, p in enumerate(perp)},
+                   dict(zip(perp, manifest["map_threshold"])),
+                   arrays["train_noise"] if "train_noise" in arrays.files else np.zeros(
+                       len(arrays["train_pca"])), manifest["meta"],
+                   None if manifest["format_version"] > 1 else manifest["pca_threshold"])
+
+    # -- classification ------------------------------------------------------------
+    @property
+    def n_train(self) -> int:
+        """Number of training spectra in the maps."""
+        return len(self.train_pca)
+
+    def project(self, flux: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Project spectra on the training principal components.
+
+        Parameters
+        ----------
+        flux : array (N, 2401)
+            Normalised RVS spectra (NaN pixels are filled).
+
+        Returns
+        -------
+        z : ndarray (N, n_pca)
+            PC coordinates (flux units).
+        noise : ndarray (N,)
+            Pixel noise (`estimate_noise`).
+        usable : ndarray of bool (N,)
+            False for spectra without finite continuum flux.
+        """
+        x, usable = _clean_flux(flux)
+        z = ((x - self.pca_mean) @ self.pca_components.T).astype(np.float32)
+        return z, estimate_noise(x), usable
+
+    @property
+    def affinities(self) -> _FixedReferenceAffinities:
+        """Affinities of new spectra to the training set (one shared kNN index)."""
+        if self._affinities is None:
+            self._affinities = _FixedReferenceAffinities(self.train_pca,
+                                                          int(3 * max(self.perplexities)))
+        return self._affinities
+
+    def _centred_map(self, perplexity: float) -> np.ndarray:
+        # transform() re-centres the reference in place, as done here: a fresh copy per
+        # call keeps every chunk's placement independent of earlier calls (resumable).
+        m = np.array(self.maps[perplexity], dtype=np.float64)
+        m -= (np.max(m, axis=0) + np.min(m, axis=0)) / 2
+        return m
+
+    def place(self, z: np.ndarray, perplexity: float, n_iter: int = 100) -> np.ndarray:
+        """Place PC-space points in the training map with ``transform``.
+
+        Parameters
+        ----------
+        z : ndarray (N, n_pca)
+            PC coordinates from `project`.
+        perplexity : float
+            One of ``perplexities``.
+        n_iter : int
+            Optimisation steps.
+
+        Returns
+        -------
+        ndarray (N, 2)
+            Positions in the frame of the centred training map (see `map_distance`).
+        """
+        from openTSNE import TSNEEmbedding
+
+        p = float(perplexity)
+        emb = TSNEEmbedding(self._centred_map(p), self.affinities,
+                            negative_gradient_method=_gradient_method(self.n_train),
+                            n_jobs=_n_jobs(), random_state=int(self.meta.get("seed", 0)))
+        pos = emb.transform(z, perplexity=p, n_iter=n_iter)
+        return np.asarray(pos, dtype=np.float64)
+
+    def map_distance(self, positions: np.ndarray, perplexity: float) -> np.ndarray:
+        """Distance of map positions to the nearest training star.
+
+        Parameters
+        ----------
+        positions : ndarray (N, 2)
+            From `place`.
+        perplexity : float
+            The map.
+
+        Returns
+        -------
+        ndarray (N,)
+            Distances in map units.
+        """
+        p = float(perplexity)
+        if p not in self._trees:
+            self._trees[p] = cKDTree(self._centred_map(p))
+        return self._trees[p].query(positions, k=1)[0]
+
+    def classify(self, flux: np.ndarray, n_iter: int = 100) -> dict[str, np.ndarray]:
+        """Every criterion of `training_like`, per star.
+
+        Parameters
+        ----------
+        flux : array (N, 2401)
+            Normalised RVS spectra.
+        n_iter : int
+            ``transform`` steps per perplexity.
+
+        Returns
+        -------
+        dict
+            ``usable``, ``noise``, ``pca_distance`` (noise-corrected) and ``like_pca``
+            (N,); for each perplexity ``p``, ``position_<p>`` (N, 2), ``map_distance_<p>``
+            and ``like_<p>``; and ``training_like`` (all criteria).
+        """
+        z, noise, usable = self.project(flux)
+        pca_dist = _noise_corrected(self.affinities.neighbours(z)[1][:, 0], noise, z.shape[1])
+        out = {"usable": usable, "noise": noise, "pca_distance": pca_dist,
+               "like_pca": pca_dist <= PCA_DISTANCE_FACTOR * self.pca_threshold}
+        like = usable & out["like_pca"]
+        for p in self.perplexities:     # build the map trees before the threads start
+            self.map_distance(np.zeros((0, 2)), p)
+        with ThreadPoolExecutor(_placement_workers(len(self.perplexities))) as pool:
+            placed = list(pool.map(lambda p: self.place(z, p, n_iter=n_iter), self.perplexities))
+        for p, pos in zip(self.perplexities, placed):
+            d = self.map_distance(pos, p)
+            out[f"position_{p:g}"] = pos
+            out[f"map_distance_{p:g}"] = d
+            out[f"like_{p:g}"] = d <= self.map_threshold[p]
+            like &= out[f"like_{p:g}"]
+        out["training_like"] = like
+        return out
+
+    def training_like(self, flux: np.ndarray, n_iter: int = 100) -> np.ndarray:
+        """True where a spectrum is training-like at every perplexity (module docs).
+
+        Parameters
+        ----------
+        flux : array (N, 2401)
+            Normalised RVS spectra; NaN pixels are filled, all-NaN spectra are ``False``.
+        n_iter : int
+            ``transform`` optimisation steps per perplexity.
+
+        Returns
+        -------
+        ndarray of bool, shape (N,)
+        """
+        if len(np.atleast_2d(flux)) == 0:
+            return np.zeros(0, dtype=bool)
+        return self.classify(flux, n_iter=n_iter)["training_like"]
+
+
+def estimate_noise(flux: np.ndarray) -> np.ndarray:
+    """Robust per-spectrum pixel noise from second differences.
+
+    Parameters
+    ----------
+    flux : array (N, npix)
+        Spectra without NaN (flux units).
+
+    Returns
+    -------
+    ndarray (N,)
+        Noise standard deviation per pixel (flux units).
+
+    Notes
+    -----
+    For white noise of standard deviation sigma, ``f[i-1] - 2 f[i] + f[i+1]`` has standard
+    deviation ``sqrt(6) sigma``; RVS lines span ~7 pixels, so their curvature barely
+    contributes to the median absolute value used here.
+    """
+    f = np.atleast_2d(np.asarray(flux, dtype=np.float32))
+    d2 = f[:, :-2] - 2.0 * f[:, 1:-1] + f[:, 2:]
+    return 1.4826 * np.median(np.abs(d2), axis=1) / np.sqrt(6.0)
+
+
+def _noise_corrected(distance: np.ndarray, noise: np.ndarray, n_dim: int) -> np.ndarray:
+    """Distance with the star's own expected noise contribution removed (>= 0)."""
+    return np.sqrt(np.clip(np.square(distance) - n_dim * np.square(noise), 0.0, None))
+
+
+def _versions() -> dict:
+    import openTSNE
+    import sklearn
+
+    from ..version import __version__
+
+    return {"gaiarvs_cnn": __version__, "openTSNE": openTSNE.__version__,
+            "sklearn": sklearn.__version__}
+
+
+def joint_training_like(train_flux: np.ndarray, obs_flux: np.ndarray,
+                        perplexities: Sequence[float] = DEFAULT_PERPLEXITIES,
+                        n_pca: int = 50, seed: int = 0,
+                        n_iter: tuple[int, int] = (200, 300)) -> np.ndarray:
+    """The paper's classification: one joint t-SNE of training and observed spectra.
+
+    PCA (``n_pca`` components) is fitted on all spectra, one kNN graph is shared by the
+    maps at every perplexity, and an observed star is training-like if, in every map,
+    its nearest training star is closer than the 99 % quantile of the training stars'
+    own nearest-training-neighbour distances. Cost grows faster than linearly; use it
+    for up to ~10^5 spectra and to validate `TSNEReference.training_like`.
+
+    Parameters
+    ----------
+    train_flux, obs_flux : array (N, 2401)
+        Normalised training and observed RVS spectra.
+    perplexities : sequence of float
+        The maps' perplexities.
+    n_pca : int
+        Principal components of the joint sample.
+    seed : int
+        Seed of PCA, initialisation and optimisation.
+    n_iter : (int, int)
+        Iterations with and without early exaggeration.
+
+    Returns
+    -------
+    ndarray of bool, shape (len(obs_flux),)
+    """
+    xt, _ = _clean_flux(train_flux)
+    xo, usable = _clean_flux(obs_flux)
+    x = np.concatenate([xt, xo])
+    z = PCA(n_components=min(n_pca, len(x) - 1), svd_solver="randomized",
+            random_state=seed).fit_transform(x).astype(np.float32)
+    maps = _embed_all_perplexities(z, perplexities, seed, n_iter)
+    like = usable.copy()
+    nt = len(xt)
+    for m in maps.values():
+        thr = _loo_nn_quantile(m[:nt], MAP_QUANTILE)
+        like &= cKDTree(m[:nt]).query(m[nt:], k=1)[0] <= thr
+    return like

@@ -1,0 +1,422 @@
+"""Streaming ingestion of real Gaia DR3 files into a `~gaiarvs_cnn.io.store.Store`.
+
+* Gaia DR3 bulk-download files ``RvsMeanSpectrum_*.csv.gz`` and
+  ``XpContinuousMeanSpectrum_*.csv.gz`` are streamed row-chunk by row-chunk
+  (`iter_bulk_rvs`, `iter_bulk_xp`) and merged into a store (`bulk_to_store`): only the
+  ``#`` ECSV header is parsed as YAML, the rows go through a csv reader over gzip, and
+  XP arrays are parsed only for the stars that have an RVS spectrum.
+* `ingest_to_store` routes bulk files or DataLink products (via
+  `gaiarvs_cnn.io.readers`) plus a ``gaia_source`` table into a new store, atomically.
+
+Bad stars follow the readers' ``on_error`` policy (see `gaiarvs_cnn.io.readers`).
+
+Examples
+--------
+>>> from gaiarvs_cnn.io.ingest import bulk_to_store
+>>> bulk_to_store(["RvsMeanSpectrum_000000-003111.csv.gz"],
+...               ["XpContinuousMeanSpectrum_000000-003111.csv.gz"],
+...               "stars.h5", gaia_source="gaia_source.vot")  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import gzip
+import io
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from astropy import log
+from astropy.table import Table
+from tqdm.auto import tqdm
+
+from ..constants import RVS_NPIX, XP_NCOEFF
+from ..exceptions import BadStarError, InputDataError, OutputExistsError
+from ..preprocess import continuum_mask
+from .readers import (
+    PHOT_COLUMNS,
+    XP_COLUMNS,
+    BadStarPolicy,
+    _as_policy,
+    _batch_from_rows,
+    _complete,
+    _concatenate,
+    _drop_duplicates,
+    _duplicate,
+    _find,
+    _vector,
+    gaia_source_to_batch,
+    read_products,
+)
+from .store import StarBatch, Store
+
+__all__ = ["iter_bulk_rvs", "iter_bulk_xp", "bulk_to_store", "ingest_to_store"]
+
+
+def _open_text(path) -> io.TextIOBase:
+    path = Path(path)
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rt", newline="", encoding="utf-8")
+    return open(path, newline="", encoding="utf-8")
+
+
+def _read_bulk_header(fh, path) -> list[str]:
+    """Consume the '#' ECSV header and the column-name line; return the column names."""
+    from astropy.table.meta import get_header_from_yaml
+
+    yaml_lines = []
+    for line in fh:
+        if not line.startswith("#"):
+            names = next(csv.reader([line]))
+            break
+        text = line[2:] if line.startswith("# ") else line[1:]
+        if not text.startswith(("%ECSV", "---")):
+            yaml_lines.append(text.rstrip("\n"))
+    else:
+        raise InputDataError(f"{path}: no data (header only or empty file).")
+    if yaml_lines:
+        try:
+            header = get_header_from_yaml(yaml_lines)
+        except Exception as exc:
+            raise InputDataError(f"{path}: unreadable ECSV header ({exc}).") from exc
+        declared = [c["name"] for c in header.get("datatype", [])]
+        if declared and declared != names:
+            raise InputDataError(f"{path}: column line {names} does not match the ECSV "
+                                 f"header {declared}.")
+    return [n.strip() for n in names]
+
+
+def _bulk_rows(path, wanted: set | None = None, required: Sequence[str] = ()
+               ) -> Iterator[tuple[int, dict[str, str]]]:
+    """(source_id, {column: cell}) for every row (only ``wanted`` source_ids if given)."""
+    try:
+        with _open_text(path) as fh:
+            names = _read_bulk_header(fh, path)
+            missing = [c for c in ("source_id", *required) if _find(names, c) is None]
+            if missing:
+                raise InputDataError(f"{path}: no column(s) {missing}; it has {names}. Is "
+                                     "this a Gaia DR3 bulk file of the right table?")
+            i_sid = names.index(_find(names, "source_id"))
+            for row, cells in enumerate(csv.reader(fh), start=1):
+                if not cells:
+                    continue
+                if len(cells) != len(names):
+                    raise InputDataError(f"{path}: data row {row} has {len(cells)} fields, "
+                                         f"expected {len(names)} (truncated file?).")
+                sid = int(cells[i_sid])
+                if wanted is None or sid in wanted:
+                    yield sid, dict(zip(names, cells))
+    except (OSError, EOFError, ValueError, csv.Error) as exc:
+        if isinstance(exc, InputDataError):
+            raise
+        raise InputDataError(f"{path}: unreadable bulk file ({exc}).") from exc
+
+
+def _scalar(text: str) -> float:
+    text = text.strip()
+    return float(text) if text and text.lower() != "null" else np.nan
+
+
+def _bulk_rvs_row(sid: int, cells: dict, where: str) -> dict:
+    row = {"source_id": sid, "ra": _scalar(cells.get("ra", "")),
+           "dec": _scalar(cells.get("dec", ""))}
+    flux = _vector(cells["flux"], RVS_NPIX, sid, "RVS flux (all-NaN spectrum)", where)
+    if not np.isfinite(flux[continuum_mask()]).any():
+        raise BadStarError(sid, f"all-NaN RVS spectrum in {where} (no finite flux in the "
+                                "continuum windows).")
+    row["flux"] = flux
+    row["flux_error"] = _vector(cells["flux_error"], RVS_NPIX, sid, "RVS flux_error", where,
+                                required=False)
+    return row
+
+
+def _bulk_xp_row(sid: int, cells: dict, where: str) -> dict:
+    row = {"source_id": sid}
+    for name in XP_COLUMNS:
+        row[name] = _vector(cells[name], XP_NCOEFF, sid, f"XP continuous {name}", where)
+    return row
+
+
+def _iter_bulk(path, chunk_size, build, required, policy: BadStarPolicy,
+               wanted: set | None = None) -> Iterator[StarBatch]:
+    from ..settings import conf
+
+    chunk_size = int(chunk_size or conf.chunk_size)
+    where = Path(path).name
+    rows, n_raw = [], 0
+    for sid, cells in _bulk_rows(path, wanted, required):
+        try:
+            rows.append(build(sid, cells, where))
+        except BadStarError as exc:
+            policy.handle(exc)
+        except ValueError as exc:   # a malformed scalar cell
+            raise InputDataError(f"{path}: unreadable row of Gaia DR3 {sid} ({exc}).") from exc
+        n_raw += 1
+        if n_raw == chunk_size:
+            if rows:
+                yield _batch_from_rows(rows)
+            rows, n_raw = [], 0
+    if rows:
+        yield _batch_from_rows(rows)
+
+
+def iter_bulk_rvs(path, chunk_size: int | None = None,
+                  on_error: str = "raise") -> Iterator[StarBatch]:
+    """Stream a Gaia DR3 ``RvsMeanSpectrum_*.csv.gz`` file chunk by chunk.
+
+    The file is ECSV: a ``#`` YAML header, then one star per row with columns
+    ``solution_id, source_id, ra, dec, flux, flux_error, combined_transits,
+    combined_ccds, deblended_ccds``; ``flux``/``flux_error`` are 2401-element arrays
+    written as ``"[v1,v2,...]"`` strings, ``null`` for missing values. The file is never
+    loaded whole.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.csv.gz`` or plain ``.csv``.
+    chunk_size : int, optional
+        Rows read per yielded batch (default ``conf.chunk_size``); skipped bad stars make
+        a batch shorter.
+    on_error : {'raise', 'skip'}
+        What to do with a bad star (see `gaiarvs_cnn.io.readers`).
+
+    Returns
+    -------
+    iterator of StarBatch
+        Lazily read batches with ``source_id``, ``ra``, ``dec`` (deg), ``flux``,
+        ``flux_error`` (dimensionless, 2401 pixels); other columns NaN.
+
+    Raises
+    ------
+    InputDataError
+        If the file cannot be read or a row is malformed (raised while iterating).
+    """
+    return _iter_bulk(path, chunk_size, _bulk_rvs_row, ("flux", "flux_error"),
+                      _as_policy(on_error))
+
+
+def iter_bulk_xp(path, chunk_size: int | None = None, on_error: str = "raise",
+                 source_ids: Iterable[int] | None = None) -> Iterator[StarBatch]:
+    """Stream a Gaia DR3 ``XpContinuousMeanSpectrum_*.csv.gz`` file chunk by chunk.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.csv.gz`` or plain ``.csv``.
+    chunk_size : int, optional
+        Rows per batch (default ``conf.chunk_size``).
+    on_error : {'raise', 'skip'}
+        What to do with a bad star (see `gaiarvs_cnn.io.readers`).
+    source_ids : iterable of int, optional
+        Only parse these stars (the arrays of other rows are never parsed).
+
+    Returns
+    -------
+    iterator of StarBatch
+        Lazily read batches with ``source_id`` and the 55 BP/RP coefficients and
+        errors (e-/s); other columns NaN.
+
+    Raises
+    ------
+    InputDataError
+        If the file cannot be read or a row is malformed (raised while iterating).
+    """
+    wanted = None if source_ids is None else {int(s) for s in source_ids}
+    return _iter_bulk(path, chunk_size, _bulk_xp_row, XP_COLUMNS, _as_policy(on_error),
+                      wanted)
+
+
+def _partition(path) -> str | None:
+    match = re.search(r"_(\d+-\d+)\.csv(\.gz)?$", Path(path).name)
+    return match.group(1) if match else None
+
+
+def _paired_xp(rvs_file, xp_files: Sequence) -> list:
+    """XP files covering the same source_id range as ``rvs_file`` (all if unknown)."""
+    part = _partition(rvs_file)
+    same = [x for x in xp_files if part is not None and _partition(x) == part]
+    return same or list(xp_files)
+
+
+def _bulk_xp_lookup(xp_files: Sequence, ids: set, policy: BadStarPolicy) -> StarBatch:
+    batches = [b for f in xp_files for b in iter_bulk_xp(f, on_error=policy, source_ids=ids)]
+    return _drop_duplicates(_concatenate(batches), policy, "the XP bulk files")
+
+
+@contextlib.contextmanager
+def _atomic_store(path, overwrite: bool, meta: Mapping) -> Iterator[Store]:
+    """A new store written under a temporary name and moved into place on success."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} exists; pass overwrite=True (CLI: --overwrite).")
+    part = path.with_name(path.name + ".part")
+    store = Store.create(part, meta=meta, overwrite=True)
+    try:
+        yield store
+    except BaseException:
+        store.close()
+        part.unlink(missing_ok=True)
+        raise
+    store.close()
+    os.replace(part, path)
+
+
+def _append_new(store: Store, batch: StarBatch, seen: set, policy: BadStarPolicy) -> None:
+    """Append the stars not ``seen`` before; repeated source_ids are bad stars."""
+    known = np.array([sid in seen for sid in batch["source_id"].tolist()], dtype=bool)
+    for sid in batch["source_id"][known].tolist():
+        policy.handle(_duplicate(sid, "already read from an earlier file; repeated "
+                                      "source_id not written again."))
+    store.append(batch[~known])
+    seen.update(batch["source_id"][~known].tolist())
+
+
+def _describe(source) -> str | None:
+    if source is None:
+        return None
+    return "<astropy Table>" if isinstance(source, Table) else str(source)
+
+
+def _provenance(rvs, xp, gaia_source, policy: BadStarPolicy, n: int) -> dict:
+    return {"inputs": {"rvs": [str(p) for p in rvs], "xp": [str(p) for p in xp],
+                       "gaia_source": _describe(gaia_source)},
+            "reader": "gaiarvs_cnn.io.ingest", "on_error": policy.on_error, "n_stars": n,
+            "n_skipped": len(policy.skipped)}
+
+
+def _gaia_batch(gaia_source, policy: BadStarPolicy) -> StarBatch | None:
+    if gaia_source is None:
+        log.warning("No gaia_source table given: photometry, parallax and S/N stay NaN.")
+        return None
+    return gaia_source_to_batch(gaia_source, on_error=policy)
+
+
+def bulk_to_store(rvs_files: Sequence, xp_files: Sequence, store_path, gaia_source=None,
+                  chunk_size: int | None = None, on_error: str = "skip",
+                  overwrite: bool = False) -> Path:
+    """Build a store from Gaia DR3 bulk RVS and XP files (streamed, with progress bar).
+
+    Each ``RvsMeanSpectrum_<range>.csv.gz`` is paired with the
+    ``XpContinuousMeanSpectrum_<range>.csv.gz`` of the same source_id range (all XP files
+    are searched when the names do not pair); only the XP rows of RVS stars are parsed.
+
+    Parameters
+    ----------
+    rvs_files, xp_files : sequence of path-like
+        Bulk ``RvsMeanSpectrum_*.csv.gz`` and ``XpContinuousMeanSpectrum_*.csv.gz``
+        files (or plain ``.csv``).
+    store_path : path-like
+        Output HDF5 store, written atomically.
+    gaia_source : `~astropy.table.Table` or path-like, optional
+        ``gaia_source`` rows of the stars (photometry, parallax, S/N); without it those
+        columns stay NaN.
+    chunk_size : int, optional
+        Stars per chunk (default ``conf.chunk_size``).
+    on_error : {'skip', 'raise'}
+        Default 'skip': bad stars and stars without XP / gaia_source rows are logged and
+        left out.
+    overwrite : bool
+        Replace an existing ``store_path``.
+
+    Returns
+    -------
+    Path
+        The store.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``store_path`` exists and ``overwrite`` is False.
+    BadStarError
+        A bad star, with ``on_error='raise'``.
+    """
+    policy = _as_policy(on_error)
+    gaia = _gaia_batch(gaia_source, policy)
+    store_path = Path(store_path)
+    seen: set = set()
+    with _atomic_store(store_path, overwrite, {}) as store, tqdm(
+            desc="Bulk RVS spectra", unit="star") as bar:
+        for rvs_file in rvs_files:
+            bar.set_postfix_str(Path(rvs_file).name)
+            ids = {sid for sid, _ in _bulk_rows(rvs_file)}
+            xp = _bulk_xp_lookup(_paired_xp(rvs_file, xp_files), ids, policy)
+            for chunk in iter_bulk_rvs(rvs_file, chunk_size, policy):
+                bar.update(len(chunk))
+                chunk = _complete(chunk, xp, XP_COLUMNS, "XP continuous coefficients",
+                                  policy)
+                _append_new(store, _complete(chunk, gaia, PHOT_COLUMNS, "gaia_source row",
+                                             policy), seen, policy)
+        store.update_meta(**_provenance(rvs_files, xp_files, gaia_source, policy,
+                                        len(store)))
+    log.info(f"Wrote {store_path} ({len(policy.skipped)} star(s) skipped).")
+    return store_path
+
+
+def _is_bulk(path) -> bool:
+    name = Path(path).name
+    return name.startswith(("RvsMeanSpectrum_", "XpContinuousMeanSpectrum_"))
+
+
+def ingest_to_store(rvs_files: Sequence, xp_files: Sequence, store_path, gaia_source=None,
+                    on_error: str = "raise", overwrite: bool = False,
+                    chunk_size: int | None = None) -> Path:
+    """Read real-format RVS + XP (+ gaia_source) files into a new store.
+
+    Bulk files (``RvsMeanSpectrum_*``) go through `bulk_to_store`; DataLink products and
+    bundles through `read_products`, then XP and gaia_source values are merged by
+    source_id. Stars without XP coefficients (or without a gaia_source row when a table is
+    given) are bad stars.
+
+    Parameters
+    ----------
+    rvs_files, xp_files : sequence of path-like
+        RVS and XP continuous files: bulk files, DataLink products (FITS, CSV, ECSV,
+        VOTable) or DataLink bundles (zip or directory).
+    store_path : path-like
+        Output HDF5 store, written atomically.
+    gaia_source : `~astropy.table.Table` or path-like, optional
+        ``gaia_source`` rows of the stars (photometry, parallax, S/N); without it those
+        columns stay NaN.
+    on_error : {'raise', 'skip'}
+        What to do with a bad star (see `gaiarvs_cnn.io.readers`).
+    overwrite : bool
+        Replace an existing ``store_path``.
+    chunk_size : int, optional
+        Stars per append (default ``conf.chunk_size``).
+
+    Returns
+    -------
+    Path
+        The store written.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``store_path`` exists and ``overwrite`` is False.
+    BadStarError
+        A bad star, with ``on_error='raise'``.
+    InputDataError
+        A file cannot be read (with ``on_error='raise'``).
+    """
+    from ..settings import conf
+
+    rvs_files, xp_files = list(rvs_files), list(xp_files)
+    if rvs_files and all(_is_bulk(p) for p in rvs_files):
+        return bulk_to_store(rvs_files, xp_files, store_path, gaia_source, chunk_size,
+                             on_error, overwrite)
+    policy = _as_policy(on_error)
+    rvs = read_products(rvs_files, "RVS", policy)
+    xp = read_products(xp_files, "XP_CONTINUOUS", policy)
+    batch = _complete(rvs, xp, XP_COLUMNS, "XP continuous coefficients", policy)
+    batch = _complete(batch, _gaia_batch(gaia_source, policy), PHOT_COLUMNS,
+                      "gaia_source row", policy)
+    step = int(chunk_size or conf.chunk_size)
+    with _atomic_store(store_path, overwrite, {}) as store:
+        for lo in tqdm(range(0, len(batch), step), desc="Writing store", unit="chunk"):
+            store.append(batch[lo:lo + step])
+        store.update_meta(**_provenance(rvs_files, xp_files, gaia_source, policy,
+                                        len(store)))
+    return Path(store_path)

@@ -1,0 +1,779 @@
+"""In-memory star container (`StarBatch`) and the chunked HDF5 store (`Store`).
+
+The store is one PyTables table with one row per star: fixed-shape array columns for
+the RVS flux (2401 pixels) and the 55+55 XP coefficients, scalar columns for the
+photometry and astrometry, and a 5-vector of labels (NaN where unknown). It is chunked,
+blosc-compressed, appendable, readable chunk by chunk, and indexed on ``source_id``.
+
+Examples
+--------
+>>> import numpy as np
+>>> from gaiarvs_cnn.io.store import StarBatch, Store
+>>> batch = StarBatch.empty(2)
+>>> batch["source_id"][:] = [1, 2]
+>>> with Store.create("example.h5", overwrite=True) as store:   # doctest: +SKIP
+...     store.append(batch)
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+import tables
+from astropy.table import Table
+
+from ..constants import LABEL_UNITS, LABELS, RVS_NPIX, XP_NCOEFF
+from ..exceptions import DuplicateSourceError, InputDataError, StoreError
+
+__all__ = ["ColumnSpec", "CORE_COLUMNS", "StarBatch", "Store", "open_store", "match_ids"]
+
+STORE_FORMAT_VERSION = 1
+_TABLE = "/stars"
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """Shape (per star), dtype, unit and description of one store column.
+
+    Parameters
+    ----------
+    name : str
+        Column name (unique within a store).
+    dtype : str
+        Numpy dtype name of one element, e.g. ``'float32'`` or ``'int64'``.
+    shape : tuple of int, optional
+        Shape of the value of one star: ``()`` for a scalar (default), ``(2401,)`` for
+        an RVS spectrum.
+    unit : str, optional
+        Unit as an astropy unit string (``'deg'``, ``'mag'``, ``'mas'``); empty for
+        dimensionless values (default).
+    description : str, optional
+        Human-readable description, copied to the Table column.
+
+    Examples
+    --------
+    >>> from gaiarvs_cnn.io.store import ColumnSpec
+    >>> spec = ColumnSpec("rv_shift", "float32", (), "km / s", "Injected radial velocity")
+    >>> ColumnSpec.from_dict(spec.to_dict()) == spec
+    True
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...] = ()
+    unit: str = ""
+    description: str = ""
+
+    @property
+    def fill(self):
+        """Missing-value fill: NaN for floats, 0 for integers, False for booleans."""
+        kind = np.dtype(self.dtype).kind
+        return np.nan if kind == "f" else (False if kind == "b" else 0)
+
+    def to_dict(self) -> dict:
+        """Return the specification as a JSON-serialisable dict.
+
+        Returns
+        -------
+        dict
+            Keys ``name``, ``dtype``, ``shape`` (list of int), ``unit`` and
+            ``description``; the inverse of `from_dict`.
+        """
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape),
+                "unit": self.unit, "description": self.description}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> ColumnSpec:
+        """Build a specification from the output of `to_dict`.
+
+        Parameters
+        ----------
+        d : mapping
+            Must have ``name`` and ``dtype``; ``shape``, ``unit`` and ``description``
+            are optional (default scalar, dimensionless, empty).
+
+        Returns
+        -------
+        ColumnSpec
+            The column specification.
+        """
+        return cls(d["name"], d["dtype"], tuple(d.get("shape", ())), d.get("unit", ""),
+                   d.get("description", ""))
+
+
+def _c(name, dtype, shape=(), unit="", description=""):
+    return ColumnSpec(name, dtype, tuple(shape), unit, description)
+
+
+_LABEL_UNIT_STR = ", ".join(f"{k} [{LABEL_UNITS[k]}]" for k in LABELS)
+
+#: Columns every store has, in order.
+CORE_COLUMNS: tuple[ColumnSpec, ...] = (
+    _c("source_id", "int64", (), "", "Gaia DR3 source identifier"),
+    _c("ra", "float64", (), "deg", "Right ascension (ICRS, epoch 2016.0)"),
+    _c("dec", "float64", (), "deg", "Declination (ICRS, epoch 2016.0)"),
+    _c("flux", "float32", (RVS_NPIX,), "", "Normalised RVS mean spectrum, 846-870 nm"),
+    _c("flux_error", "float32", (RVS_NPIX,), "", "Uncertainty of the normalised flux"),
+    _c("rvs_snr", "float32", (), "", "rvs_spec_sig_to_noise of the mean RVS spectrum"),
+    _c("phot_g_mean_mag", "float32", (), "mag", "Gaia G magnitude"),
+    _c("phot_bp_mean_mag", "float32", (), "mag", "Gaia G_BP magnitude"),
+    _c("phot_rp_mean_mag", "float32", (), "mag", "Gaia G_RP magnitude"),
+    _c("phot_g_mean_mag_error", "float32", (), "mag", "Uncertainty of G"),
+    _c("phot_bp_mean_mag_error", "float32", (), "mag", "Uncertainty of G_BP"),
+    _c("phot_rp_mean_mag_error", "float32", (), "mag", "Uncertainty of G_RP"),
+    _c("parallax", "float32", (), "mas", "Parallax"),
+    _c("parallax_error", "float32", (), "mas", "Parallax uncertainty"),
+    _c("ruwe", "float32", (), "", "Renormalised unit weight error"),
+    _c("bp_coefficients", "float32", (XP_NCOEFF,), "", "BP continuous coefficients"),
+    _c("bp_coefficient_errors", "float32", (XP_NCOEFF,), "", "BP coefficient errors"),
+    _c("rp_coefficients", "float32", (XP_NCOEFF,), "", "RP continuous coefficients"),
+    _c("rp_coefficient_errors", "float32", (XP_NCOEFF,), "", "RP coefficient errors"),
+    _c("labels", "float32", (len(LABELS),), "",
+       f"Reference labels ({_LABEL_UNIT_STR}); NaN where unknown"),
+    _c("label_errors", "float32", (len(LABELS),), "", "Uncertainties of the labels"),
+)
+_CORE_NAMES = tuple(c.name for c in CORE_COLUMNS)
+
+
+def _specs_by_name(specs: Iterable[ColumnSpec]) -> dict[str, ColumnSpec]:
+    return {s.name: s for s in specs}
+
+
+class StarBatch:
+    """A batch of stars: a mapping of column name to a numpy array with one row per star.
+
+    Columns follow `CORE_COLUMNS` (plus any ``extra`` columns of the store). Missing
+    values are NaN (floats). Index with a column name to get an array, or with a
+    slice / integer array / boolean mask to get a sub-batch.
+
+    Parameters
+    ----------
+    columns : mapping of str to array-like
+        Must contain at least ``source_id``; absent core columns are filled with NaN.
+    specs : sequence of `ColumnSpec`, optional
+        Column specifications; default `CORE_COLUMNS`.
+    """
+
+    def __init__(self, columns: Mapping[str, np.ndarray],
+                 specs: Sequence[ColumnSpec] = CORE_COLUMNS):
+        if "source_id" not in columns:
+            raise InputDataError("A StarBatch needs a 'source_id' column.")
+        self.specs = _specs_by_name(specs)
+        n = len(np.atleast_1d(columns["source_id"]))
+        self._data: dict[str, np.ndarray] = {}
+        for name, spec in self.specs.items():
+            if name in columns:
+                arr = np.asarray(columns[name], dtype=spec.dtype)
+                if arr.shape != (n, *spec.shape):
+                    raise InputDataError(
+                        f"Column '{name}' has shape {arr.shape}, expected {(n, *spec.shape)} "
+                        f"({spec.shape or 'scalar'} per star).")
+            else:
+                arr = np.full((n, *spec.shape), spec.fill, dtype=spec.dtype)
+            self._data[name] = arr
+        unknown = set(columns) - set(self.specs)
+        if unknown:
+            raise InputDataError(
+                f"Unknown column(s) {sorted(unknown)}; declare them as extra columns.")
+
+    @classmethod
+    def empty(cls, n: int, specs: Sequence[ColumnSpec] = CORE_COLUMNS) -> StarBatch:
+        """Return a batch of ``n`` stars with every value missing (source_id 0).
+
+        Parameters
+        ----------
+        n : int
+            Number of stars.
+        specs : sequence of `ColumnSpec`, optional
+            Columns of the batch; default `CORE_COLUMNS`.
+
+        Returns
+        -------
+        StarBatch
+            Float columns NaN, integer columns 0, boolean columns False.
+
+        Examples
+        --------
+        >>> from gaiarvs_cnn.io.store import StarBatch
+        >>> batch = StarBatch.empty(3)
+        >>> batch["flux"].shape
+        (3, 2401)
+        """
+        return cls({"source_id": np.zeros(n, dtype=np.int64)}, specs)
+
+    def __len__(self) -> int:
+        return len(self._data["source_id"])
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._data
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return self._data[key]
+        if isinstance(key, int | np.integer):  # one star: keep a batch of length 1
+            key = [int(key)]
+        return StarBatch({k: v[key] for k, v in self._data.items()}, self.specs.values())
+
+    def __setitem__(self, name: str, value) -> None:
+        if name not in self.specs:
+            raise KeyError(f"Unknown column '{name}'")
+        spec = self.specs[name]
+        self._data[name] = np.broadcast_to(
+            np.asarray(value, dtype=spec.dtype), (len(self), *spec.shape)).copy()
+
+    @property
+    def colnames(self) -> list[str]:
+        """Names of the columns, in specification order."""
+        return list(self._data)
+
+    def items(self):
+        """Return the (column name, array) pairs, like ``dict.items``.
+
+        Returns
+        -------
+        dict_items
+            View of ``(name, ndarray)`` pairs; each array has one row per star.
+        """
+        return self._data.items()
+
+    @property
+    def labels(self) -> dict[str, np.ndarray]:
+        """The five reference labels as a dict of 1-d arrays (physical units)."""
+        return {k: self._data["labels"][:, i] for i, k in enumerate(LABELS)}
+
+    @classmethod
+    def concatenate(cls, batches: Sequence[StarBatch]) -> StarBatch:
+        """Join batches with the same columns, in order.
+
+        Parameters
+        ----------
+        batches : sequence of `StarBatch`
+            Batches with identical column names (e.g. chunks of one store).
+
+        Returns
+        -------
+        StarBatch
+            All stars of ``batches``, in order.
+
+        Raises
+        ------
+        InputDataError
+            If ``batches`` is empty or the batches' columns differ.
+        """
+        if not batches:
+            raise InputDataError("Nothing to concatenate.")
+        names = batches[0].colnames
+        for b in batches[1:]:
+            if b.colnames != names:
+                raise InputDataError(f"Cannot concatenate batches with columns {names} and "
+                                     f"{b.colnames}.")
+        specs = batches[0].specs.values()
+        return cls({k: np.concatenate([b[k] for b in batches]) for k in batches[0].colnames},
+                   specs)
+
+    def to_table(self) -> Table:
+        """Return the batch as an astropy Table with units and descriptions.
+
+        Returns
+        -------
+        `~astropy.table.Table`
+            One column per batch column (array columns stay multidimensional), with
+            the units and descriptions of the column specifications;
+            ``meta['label_order']`` lists the order of the ``labels`` vector.
+        """
+        t = Table()
+        for name, arr in self._data.items():
+            spec = self.specs[name]
+            t[name] = arr
+            t[name].unit = u.Unit(spec.unit) if spec.unit else None
+            t[name].description = spec.description
+        t.meta["label_order"] = list(LABELS)
+        return t
+
+    @classmethod
+    def from_table(cls, table: Table, specs: Sequence[ColumnSpec] = CORE_COLUMNS) -> StarBatch:
+        """Build a batch from a Table whose column names match the store's (case-insensitive).
+
+        Quantities are converted to the store's units; missing columns become NaN.
+
+        Parameters
+        ----------
+        table : `~astropy.table.Table`
+            Must contain ``source_id``; columns with units are converted to the units
+            of ``specs``; masked values become the column's fill value (NaN for floats).
+        specs : sequence of `ColumnSpec`, optional
+            Columns of the batch; default `CORE_COLUMNS`.
+
+        Returns
+        -------
+        StarBatch
+            Batch with one star per table row.
+
+        Raises
+        ------
+        InputDataError
+            If ``source_id`` is missing or a column has the wrong shape.
+        """
+        lower = {c.lower(): c for c in table.colnames}
+        cols = {}
+        for spec in specs:
+            src = lower.get(spec.name.lower())
+            if src is None:
+                continue
+            col = table[src]
+            # fill masked values first: a Quantity made from a MaskedColumn drops the mask
+            arr = np.ma.asarray(col)
+            if np.dtype(spec.dtype).kind == "f":
+                arr = arr.astype(np.float64)
+            arr = np.ma.filled(arr, spec.fill)
+            if spec.unit and getattr(col, "unit", None) is not None:
+                arr = (arr * u.Unit(col.unit)).to_value(spec.unit)
+            cols[spec.name] = arr
+        return cls(cols, specs)
+
+    def duplicated_ids(self) -> np.ndarray:
+        """Return source_ids that occur more than once in this batch.
+
+        Returns
+        -------
+        ndarray of int64
+            Sorted, each repeated source_id once; empty when all are unique.
+        """
+        ids, counts = np.unique(self._data["source_id"], return_counts=True)
+        return ids[counts > 1]
+
+
+class Store:
+    """A chunked, compressed, appendable HDF5 store of stars (PyTables).
+
+    Use `Store.create` to make a new file and `Store.open` (or `open_store`) to read
+    or append. The store is a context manager.
+
+    Parameters
+    ----------
+    path : str or path-like
+        HDF5 file.
+    mode : {'r', 'a'}
+        Read-only or append.
+    """
+
+    def __init__(self, path, mode: str = "r"):
+        self.path = Path(path)
+        if mode not in ("r", "a"):
+            raise ValueError("mode must be 'r' or 'a'; use Store.create for new files")
+        if not self.path.exists():
+            raise StoreError(f"No store at {self.path}.")
+        try:
+            self._h5 = tables.open_file(str(self.path), mode=mode)
+        except Exception as exc:  # HDF5 raises many types for corrupt files
+            raise StoreError(f"Cannot open {self.path} as an HDF5 store: {exc}") from exc
+        if _TABLE not in self._h5:
+            self._h5.close()
+            raise StoreError(f"{self.path} is an HDF5 file but not a gaiarvs-cnn store "
+                             f"(no '{_TABLE}' table).")
+        self._table = self._h5.get_node(_TABLE)
+        try:
+            self.specs: tuple[ColumnSpec, ...] = tuple(
+                ColumnSpec.from_dict(d) for d in json.loads(self._table.attrs.column_specs))
+        except (AttributeError, KeyError, ValueError) as exc:
+            self._h5.close()
+            raise StoreError(f"{self.path} has no valid column specifications ({exc}); it "
+                             "was not written by gaiarvs_cnn.io.store.") from exc
+        self.mode = mode
+        self._ids: set[int] | None = None
+
+    # -- creation ------------------------------------------------------------------
+    @classmethod
+    def create(cls, path, extra_columns: Sequence[ColumnSpec] = (), meta: Mapping | None = None,
+               overwrite: bool = False, expected_rows: int = 100_000) -> Store:
+        """Create an empty store and return it open for appending.
+
+        Parameters
+        ----------
+        path : path-like
+            New HDF5 file.
+        extra_columns : sequence of `ColumnSpec`
+            Columns beyond `CORE_COLUMNS` (e.g. truth values of a simulation).
+        meta : mapping, optional
+            JSON-serialisable metadata (provenance, selection, ...).
+        overwrite : bool
+            Replace an existing file.
+        expected_rows : int
+            Hint for the HDF5 chunk layout.
+
+        Returns
+        -------
+        Store
+            The new store, open in append mode (``'a'``).
+
+        Raises
+        ------
+        StoreError
+            If ``path`` exists and ``overwrite`` is False, or an extra column has the
+            name of a core column.
+        """
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise StoreError(f"{path} exists; pass overwrite=True to replace it.")
+        specs = tuple(CORE_COLUMNS) + tuple(extra_columns)
+        dupl = {s.name for s in extra_columns} & set(_CORE_NAMES)
+        if dupl:
+            raise StoreError(f"Extra columns {sorted(dupl)} clash with core columns.")
+        description = {s.name: tables.Col.from_dtype(np.dtype((s.dtype, s.shape)), pos=i)
+                       for i, s in enumerate(specs)}
+        filters = tables.Filters(complevel=5, complib="blosc:lz4", shuffle=True)
+        tmp = path.with_name(path.name + ".tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with tables.open_file(str(tmp), mode="w", title="gaiarvs-cnn star store") as h5:
+                tab = h5.create_table("/", _TABLE[1:], description, filters=filters,
+                                      expectedrows=expected_rows)
+                tab.attrs.column_specs = json.dumps([s.to_dict() for s in specs])
+                tab.attrs.format_version = STORE_FORMAT_VERSION
+                tab.attrs.meta = json.dumps(dict(meta or {}))
+                tab.cols.source_id.create_csindex()
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp, path)
+        return cls(path, mode="a")
+
+    @classmethod
+    def open(cls, path, mode: str = "r") -> Store:
+        """Open an existing store read-only (``'r'``) or for appending (``'a'``).
+
+        Parameters
+        ----------
+        path : str or path-like
+            HDF5 file written by `Store.create`.
+        mode : {'r', 'a'}, optional
+            Read-only (default) or append.
+
+        Returns
+        -------
+        Store
+            The open store; use it as a context manager or call `close`.
+
+        Raises
+        ------
+        StoreError
+            If ``path`` does not exist or is not a gaiarvs-cnn store.
+        ValueError
+            If ``mode`` is neither ``'r'`` nor ``'a'``.
+        """
+        return cls(path, mode)
+
+    # -- context manager -----------------------------------------------------------
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HDF5 file (a no-op if already closed)."""
+        if self._h5.isopen:
+            self._h5.close()
+
+    # -- metadata ------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self._table.nrows)
+
+    @property
+    def colnames(self) -> list[str]:
+        """Names of all columns (core then extra), in store order."""
+        return [s.name for s in self.specs]
+
+    @property
+    def extra_columns(self) -> tuple[ColumnSpec, ...]:
+        """Specifications of the columns beyond `CORE_COLUMNS`."""
+        return tuple(s for s in self.specs if s.name not in _CORE_NAMES)
+
+    @property
+    def meta(self) -> dict:
+        """Store metadata (a dict, JSON round-tripped)."""
+        return json.loads(self._table.attrs.meta)
+
+    def update_meta(self, **items) -> None:
+        """Merge ``items`` (JSON-serialisable) into the metadata.
+
+        Parameters
+        ----------
+        **items
+            Metadata entries to add or replace; values must be JSON-serialisable.
+
+        Raises
+        ------
+        StoreError
+            If the store is open read-only.
+        """
+        if self.mode != "a":
+            raise StoreError(f"{self.path.name} is open read-only; use Store.open(path, 'a').")
+        meta = self.meta
+        meta.update(items)
+        self._table.attrs.meta = json.dumps(meta)
+        self._h5.flush()
+
+    def units(self) -> dict[str, u.UnitBase | None]:
+        """Return the unit of every column.
+
+        Returns
+        -------
+        dict of str to `~astropy.units.UnitBase` or None
+            Column name to unit; None for dimensionless columns.
+        """
+        return {s.name: (u.Unit(s.unit) if s.unit else None) for s in self.specs}
+
+    def summary(self, quantiles: Sequence[float] = (5, 25, 50, 75, 95)) -> dict:
+        """Summary: stars, columns (shape, dtype, unit), meta, label coverage, S/N quantiles.
+
+        Streams the store chunk by chunk, reading only ``labels`` and ``rvs_snr``.
+
+        Parameters
+        ----------
+        quantiles : sequence of float, optional
+            Percentiles (0-100) of ``rvs_snr`` to report.
+
+        Returns
+        -------
+        dict
+            ``path``, ``n_stars``, ``columns`` (name -> shape/dtype/unit),
+            ``extra_columns``, ``meta``, ``label_coverage`` (fraction of stars with a finite
+            value, per label) and ``snr_quantiles`` (percentile -> rvs_snr, finite values
+            only; empty when none).
+        """
+        n = len(self)
+        finite = np.zeros(len(LABELS), dtype=np.int64)
+        snr = []
+        for chunk in self.iter_chunks(columns=["labels", "rvs_snr"]):
+            finite += np.isfinite(chunk["labels"]).sum(axis=0)
+            snr.append(chunk["rvs_snr"][np.isfinite(chunk["rvs_snr"])])
+        snr = np.concatenate(snr) if snr else np.zeros(0)
+        return {
+            "path": str(self.path), "n_stars": n,
+            "columns": {s.name: {"shape": list(s.shape), "dtype": s.dtype, "unit": s.unit}
+                        for s in self.specs},
+            "extra_columns": [s.name for s in self.extra_columns],
+            "meta": self.meta,
+            "label_coverage": {k: (int(finite[i]) / n if n else 0.0)
+                               for i, k in enumerate(LABELS)},
+            "snr_quantiles": ({f"{q:g}": float(v) for q, v in
+                               zip(quantiles, np.percentile(snr, quantiles))}
+                              if snr.size else {}),
+        }
+
+    # -- writing -------------------------------------------------------------------
+    def source_ids(self) -> np.ndarray:
+        """Return all source_ids, in store order.
+
+        Returns
+        -------
+        ndarray of int64
+            One source_id per stored star.
+        """
+        return self._table.col("source_id")
+
+    def append(self, batch: StarBatch) -> None:
+        """Append a batch; refuse (and write nothing) if any source_id is duplicated.
+
+        Parameters
+        ----------
+        batch : `StarBatch`
+            Stars to append; must hold every column of the store (extra columns
+            included). An empty batch is a no-op.
+
+        Raises
+        ------
+        DuplicateSourceError
+            Naming the duplicated source_ids (within the batch or already stored).
+        InputDataError
+            If ``batch`` lacks a store column.
+        StoreError
+            If the store is open read-only.
+        """
+        if self.mode != "a":
+            raise StoreError(f"{self.path.name} is open read-only; use Store.open(path, 'a').")
+        if len(batch) == 0:
+            return
+        missing = [n for n in self.colnames if n not in batch]
+        if missing:
+            raise InputDataError(f"Batch lacks store column(s) {missing}.")
+        dupl = batch.duplicated_ids()
+        if dupl.size:
+            raise DuplicateSourceError(
+                f"source_id(s) {dupl[:10].tolist()} occur more than once in the batch.")
+        if self._ids is None:
+            self._ids = set(self.source_ids().tolist())
+        clash = [i for i in batch["source_id"].tolist() if i in self._ids]
+        if clash:
+            raise DuplicateSourceError(
+                f"source_id(s) {clash[:10]} already in {self.path.name}; nothing appended.")
+        rec = np.empty(len(batch), dtype=self._table.dtype)
+        for name in self.colnames:
+            rec[name] = batch[name]
+        self._table.append(rec)
+        self._table.flush()
+        self._ids.update(batch["source_id"].tolist())
+
+    # -- reading -------------------------------------------------------------------
+    def _to_batch(self, rec: np.ndarray, columns: Sequence[str] | None) -> StarBatch:
+        names = self.colnames if columns is None else ["source_id", *[
+            c for c in columns if c != "source_id"]]
+        unknown = set(names) - set(self.colnames)
+        if unknown:
+            raise StoreError(f"{self.path.name} has no column(s) {sorted(unknown)}; "
+                             f"it has {self.colnames}.")
+        specs = [s for s in self.specs if s.name in names]
+        return StarBatch({n: rec[n] for n in names}, specs)
+
+    def read(self, start: int = 0, stop: int | None = None,
+             columns: Sequence[str] | None = None) -> StarBatch:
+        """Read rows ``start:stop`` (all columns, or only ``columns``).
+
+        Parameters
+        ----------
+        start : int, optional
+            First row (0-based, default 0).
+        stop : int, optional
+            One past the last row; default the end of the store.
+        columns : sequence of str, optional
+            Columns to read; ``source_id`` is always included. Default all columns.
+
+        Returns
+        -------
+        StarBatch
+            The stars of rows ``start:stop``, in store order.
+
+        Raises
+        ------
+        StoreError
+            If a requested column is not in the store.
+        """
+        rec = self._table.read(start=start, stop=stop)
+        return self._to_batch(rec, columns)
+
+    def iter_chunks(self, chunk_size: int | None = None, columns: Sequence[str] | None = None,
+                    start: int = 0, stop: int | None = None) -> Iterator[StarBatch]:
+        """Yield consecutive batches of at most ``chunk_size`` stars (default ``conf``).
+
+        Parameters
+        ----------
+        chunk_size : int, optional
+            Stars per batch; default ``gaiarvs_cnn.conf.chunk_size``.
+        columns : sequence of str, optional
+            Columns to read; ``source_id`` is always included. Default all columns.
+        start : int, optional
+            First row (0-based, default 0).
+        stop : int, optional
+            One past the last row; default the end of the store.
+
+        Yields
+        ------
+        StarBatch
+            Consecutive rows; only the last batch may be shorter than ``chunk_size``.
+
+        Examples
+        --------
+        >>> with Store.open("example.h5") as store:   # doctest: +SKIP
+        ...     for chunk in store.iter_chunks(1000, columns=["flux"]):
+        ...         print(len(chunk))
+        """
+        from ..settings import conf
+
+        chunk_size = int(chunk_size or conf.chunk_size)
+        stop = len(self) if stop is None else min(stop, len(self))
+        for lo in range(start, stop, chunk_size):
+            yield self.read(lo, min(lo + chunk_size, stop), columns)
+
+    def read_ids(self, source_ids: Iterable[int],
+                 columns: Sequence[str] | None = None) -> StarBatch:
+        """Read the given stars (in the order given) using the source_id index.
+
+        Parameters
+        ----------
+        source_ids : iterable of int
+            Gaia DR3 source_ids to read.
+        columns : sequence of str, optional
+            Columns to read; ``source_id`` is always included. Default all columns.
+
+        Returns
+        -------
+        StarBatch
+            One star per requested source_id, in the order of ``source_ids``.
+
+        Raises
+        ------
+        StoreError
+            Listing source_ids not in the store.
+        """
+        ids = np.asarray(list(source_ids), dtype=np.int64)
+        if ids.size > _INDEX_LOOKUP_MAX:   # many stars: one column scan beats many queries
+            found, rows = match_ids(ids, self.source_ids())
+            missing = ids[~found].tolist()
+        else:
+            rows, missing = [], []
+            for sid in ids.tolist():
+                hit = self._table.get_where_list("source_id == sid", condvars={"sid": sid})
+                (rows.append(int(hit[0])) if len(hit) else missing.append(sid))
+        if missing:
+            raise StoreError(f"source_id(s) {missing[:10]} not in {self.path.name}.")
+        rec = self._table.read_coordinates(np.asarray(rows, dtype=np.int64))
+        return self._to_batch(rec, columns)
+
+
+#: Above this many requested stars, `Store.read_ids` scans the source_id column once
+#: instead of querying the index star by star.
+_INDEX_LOOKUP_MAX = 2000
+
+
+def match_ids(wanted: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Locate source_ids: for each of ``wanted``, whether it is in ``ids`` and where.
+
+    Parameters
+    ----------
+    wanted, ids : array of int64
+        ``ids`` should hold each source_id once (the last occurrence wins otherwise).
+
+    Returns
+    -------
+    found : array of bool, shape of ``wanted``
+        Whether each element of ``wanted`` is in ``ids``.
+    rows : array of int
+        Index into ``ids`` of every found element of ``wanted``, in ``wanted`` order.
+    """
+    wanted, ids = np.asarray(wanted, dtype=np.int64), np.asarray(ids, dtype=np.int64)
+    if ids.size == 0:
+        return np.zeros(wanted.shape, dtype=bool), np.zeros(0, dtype=np.int64)
+    sorter = np.argsort(ids, kind="stable")
+    pos = np.clip(np.searchsorted(ids, wanted, sorter=sorter), 0, ids.size - 1)
+    rows = sorter[pos]
+    found = ids[rows] == wanted
+    return found, rows[found]
+
+
+def open_store(path, mode: str = "r") -> Store:
+    """Open an existing store (see `Store`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        HDF5 file written by `Store.create`.
+    mode : {'r', 'a'}, optional
+        Read-only (default) or append.
+
+    Returns
+    -------
+    Store
+        The open store (a context manager).
+
+    Raises
+    ------
+    StoreError
+        If ``path`` does not exist or is not a gaiarvs-cnn store.
+    """
+    return Store(path, mode)

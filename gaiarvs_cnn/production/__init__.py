@@ -1,0 +1,1 @@
+"""Producing the catalogue from a store: chunk task, resume state, executors, merge."""

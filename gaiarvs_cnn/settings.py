@@ -1,0 +1,73 @@
+"""Settings of `gaiarvs_cnn` (an `astropy.config.ConfigNamespace`).
+
+The values are read from ``gaiarvs_cnn.cfg`` in the Astropy configuration directory
+(``astropy.config.get_config_dir()``) and can be changed for a session with
+``conf.set_temp``. ``gaiarvs_cnn.conf`` is this module's `conf`.
+"""
+from __future__ import annotations
+
+from astropy import config as _config
+
+__all__ = ["Conf", "conf"]
+
+# The items belong to the top-level package, so that they are read from the top (section-less)
+# part of ``gaiarvs_cnn.cfg``, where they have always been, not from a ``[settings]`` section.
+_PACKAGE = "gaiarvs_cnn"
+
+
+def _item(*args, **kwargs) -> _config.ConfigItem:
+    return _config.ConfigItem(*args, module=_PACKAGE, **kwargs)
+
+
+class Conf(_config.ConfigNamespace):
+    """Configuration parameters for `gaiarvs_cnn` (see ``gaiarvs_cnn.conf``).
+
+    Items: ``cache_dir``, the service URLs ``gaia_tap_url``, ``gaia_datalink_url``,
+    ``aip_tap_url`` and ``vizier_url``, the request limits ``datalink_max_ids`` and
+    ``aip_datalink_max_ids``, ``timeout`` (s), ``retries``, ``chunk_size`` (stars) and
+    ``threads``. Change them for a session with ``conf.set_temp`` or permanently in
+    the astropy configuration file.
+
+    Examples
+    --------
+    >>> from gaiarvs_cnn import conf
+    >>> with conf.set_temp("chunk_size", 1000):
+    ...     print(conf.chunk_size)
+    1000
+    """
+
+    cache_dir = _item(
+        "",
+        "Directory for downloaded archive products; empty means the astropy cache "
+        "directory (``astropy.config.paths.get_cache_dir()/gaiarvs_cnn``).",
+    )
+    gaia_tap_url = _item(
+        "https://gea.esac.esa.int/tap-server/tap", "ESA Gaia archive TAP service."
+    )
+    gaia_datalink_url = _item(
+        "https://gea.esac.esa.int/data-server/data", "ESA Gaia archive DataLink service."
+    )
+    aip_tap_url = _item(
+        "https://gaia.aip.de/tap", "AIP Gaia DR3 TAP mirror."
+    )
+    vizier_url = _item(
+        "https://tapvizier.cds.unistra.fr/TAPVizieR/tap", "VizieR TAP service."
+    )
+    datalink_max_ids = _item(
+        5000, "Maximum source ids per DataLink request at the ESA archive.", cfgtype="integer"
+    )
+    aip_datalink_max_ids = _item(
+        2000, "Maximum source ids per spectra request at AIP.", cfgtype="integer"
+    )
+    timeout = _item(120.0, "Network timeout in seconds.", cfgtype="float")
+    retries = _item(4, "Retries (with exponential backoff) per request.",
+                                 cfgtype="integer")
+    chunk_size = _item(
+        4096, "Stars per chunk when streaming the HDF5 store.", cfgtype="integer"
+    )
+    threads = _item(
+        0, "TensorFlow intra-op threads (0 = all cores).", cfgtype="integer"
+    )
+
+
+conf = Conf()

@@ -1,0 +1,152 @@
+"""Atomic writes: every user-visible file is written under a temporary name and renamed.
+
+One temporary-name scheme for the whole package: ``.<name>.<pid>.<random>.tmp`` in the
+directory of the final file (same file system, so `os.replace` is atomic; hidden, so a
+listing of the output directory never shows it; unique, so concurrent writers never share
+one). A crash leaves at most such a hidden file, never a truncated file under the final
+name.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["TMP_SUFFIX", "temporary_path", "atomic_path", "atomic_directory",
+           "write_bytes_atomic", "write_text_atomic", "write_json_atomic", "chmod_default",
+           "is_temporary"]
+
+#: Suffix of every temporary file or directory made by this module.
+TMP_SUFFIX = ".tmp"
+
+
+def temporary_path(path) -> Path:
+    """A unique hidden temporary sibling of ``path`` (nothing is created).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The final file name.
+
+    Returns
+    -------
+    `~pathlib.Path`
+        ``<dir>/.<name>.<pid>.<random>.tmp``.
+    """
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+
+
+def is_temporary(path) -> bool:
+    """Whether ``path`` is a temporary name made by `temporary_path`."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(TMP_SUFFIX)
+
+
+def chmod_default(path) -> None:
+    """Give a file or directory the mode a plain ``open``/``mkdir`` would (umask applied).
+
+    `tempfile` creates 0600 files and 0700 directories; published files should not differ
+    in mode from files written directly.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~umask)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_path(path, *, mkdir: bool = True) -> Iterator[Path]:
+    """Yield a temporary path to write; rename it to ``path`` when the block succeeds.
+
+    On an exception the temporary file is removed and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The final file name (replaced if it exists: callers decide about overwriting).
+    mkdir : bool, optional
+        Create the parent directory first.
+
+    Yields
+    ------
+    `~pathlib.Path`
+        Where to write.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> with atomic_path(d / "a.txt") as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> (d / "a.txt").read_text()
+    'done'
+    """
+    path = Path(path)
+    if mkdir:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(path)
+    try:
+        yield tmp
+        if tmp.exists():
+            chmod_default(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path) -> Iterator[Path]:
+    """Yield a temporary directory; it replaces ``path`` (a directory) when the block succeeds.
+
+    An existing ``path`` is moved aside first and removed only once the new one is in place.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(path)
+    tmp.mkdir()
+    try:
+        yield tmp
+        chmod_default(tmp)
+        if path.exists():
+            old = temporary_path(path)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            _remove(old)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def write_bytes_atomic(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; returns ``path``."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return Path(path)
+
+
+def write_text_atomic(path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path``."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path, obj, *, indent: int = 2) -> Path:
+    """Write ``obj`` as sorted, indented JSON to ``path`` atomically; returns ``path``."""
+    return write_text_atomic(path, json.dumps(obj, indent=indent, sort_keys=True) + "\n")
