@@ -50,4 +50,37 @@ class ArchiveError(GaiaRVSCNNError):
 
 
 class OutputExistsError(GaiaRVSCNNError, FileExistsError):
-    """An output file exists and overwriting was not requested."""
+    """An output file exists and overwriting was not requested.
+
+    Build it with `for_path`, which writes the one message of the package; the command line
+    reports it with its ``--overwrite`` flag.
+
+    Attributes
+    ----------
+    path : str or None
+        The existing output (set by `for_path`).
+    """
+
+    path = None
+
+    @classmethod
+    def for_path(cls, path, *, what: str = "", hint: str = "") -> "OutputExistsError":
+        """The error for an existing ``path``.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The existing output.
+        what : str, optional
+            What it is (``"catalogue"``, ``"store"``), for the message.
+        hint : str, optional
+            Replaces the default advice (``pass overwrite=True to replace it``).
+
+        Returns
+        -------
+        OutputExistsError
+        """
+        label = f"{what} {path}" if what else str(path)
+        err = cls(f"{label} exists; {hint or 'pass overwrite=True to replace it'}.")
+        err.path = str(path)
+        return err

@@ -21,6 +21,7 @@ from astropy import log
 from astropy.table import Table
 
 from .exceptions import InputDataError
+from .utils.columns import find_column
 
 __all__ = [
     "gaia_quality_cut",
@@ -56,13 +57,12 @@ def _as_table(table) -> Table:
 
 def _column(table: Table, *names: str) -> np.ma.MaskedArray:
     """The first of ``names`` present (case-insensitive) as a masked array (NaN masked)."""
-    lower = {c.lower(): c for c in table.colnames}
-    for name in names:
-        if name.lower() in lower:
-            col = np.ma.asarray(table[lower[name.lower()]])
-            if col.dtype.kind == "f":
-                col = np.ma.masked_invalid(col)
-            return col
+    found = find_column(table.colnames, *names)
+    if found is not None:
+        col = np.ma.asarray(table[found])
+        if col.dtype.kind == "f":
+            col = np.ma.masked_invalid(col)
+        return col
     raise InputDataError(f"Column '{names[0]}' is needed for this cut but the table has "
                          f"none of {list(names)} (case-insensitive); add it to the query.")
 

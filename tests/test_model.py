@@ -160,7 +160,7 @@ def test_bundle_member_with_wrong_input_shape_is_refused(bundle, tmp_path, sim_b
     wrong = TINY.replace(n_pixels=2000)
     build_model(wrong).save(path / "members" / "m1.keras")
     manifest = json.loads((path / "manifest.json").read_text())
-    from gaiarvs_cnn.model.bundle import _sha256
+    from gaiarvs_cnn.utils.checksum import sha256_file as _sha256
 
     manifest["files"]["members/m1.keras"] = _sha256(path / "members" / "m1.keras")
     (path / "manifest.json").write_text(json.dumps(manifest))

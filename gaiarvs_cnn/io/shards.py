@@ -23,7 +23,6 @@ Examples
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -36,6 +35,8 @@ from astropy import log
 from tqdm.auto import tqdm
 
 from ..exceptions import DuplicateSourceError, StoreError
+from ..utils.atomic import write_text_atomic
+from ..utils.checksum import sha256_file
 from .store import ColumnSpec, StarBatch, Store
 
 __all__ = [
@@ -50,44 +51,11 @@ __all__ = [
     "is_manifest",
     "open_source",
     "shard_store",
-    "sha256_file",
 ]
 
 #: Value of the ``format`` key that identifies a gaiarvs-cnn shard manifest.
 MANIFEST_FORMAT = "gaiarvs-cnn-shards"
 MANIFEST_VERSION = 1
-_HASH_BLOCK = 1 << 20
-
-
-def sha256_file(path) -> str:
-    """Return the hexadecimal SHA-256 digest of a file, read in 1 MiB blocks.
-
-    Parameters
-    ----------
-    path : path-like
-        File to hash.
-
-    Returns
-    -------
-    str
-        The SHA-256 digest as 64 lowercase hexadecimal characters.
-
-    Raises
-    ------
-    OSError
-        If the file cannot be opened or read.
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_HASH_BLOCK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------------
@@ -233,9 +201,9 @@ class Manifest:
         from ..exceptions import OutputExistsError
 
         if self.path.exists() and not overwrite:
-            raise OutputExistsError(f"{self.path} exists; pass overwrite=True to replace it.")
+            raise OutputExistsError.for_path(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(self.path, json.dumps(self.to_dict(), indent=1))
+        write_text_atomic(self.path, json.dumps(self.to_dict(), indent=1))
         return self.path
 
     def validate(self, checksums: bool = True, unique_ids: bool = True) -> None:
@@ -864,7 +832,7 @@ def shard_store(store_path, out_dir, stars_per_shard: int, manifest_name: str = 
     out_dir = Path(out_dir)
     manifest_path = out_dir / manifest_name
     if manifest_path.exists() and not overwrite:
-        raise OutputExistsError(f"{manifest_path} exists; pass overwrite=True to replace it.")
+        raise OutputExistsError.for_path(manifest_path)
     out_dir.mkdir(parents=True, exist_ok=True)
     chunk = min(int(chunk_size or conf.chunk_size), stars_per_shard)
     paths = []
@@ -876,7 +844,7 @@ def shard_store(store_path, out_dir, stars_per_shard: int, manifest_name: str = 
             hi = min(lo + stars_per_shard, n)
             path = out_dir / f"shard-{i:05d}.h5"
             if path.exists() and not overwrite:
-                raise OutputExistsError(f"{path} exists; pass overwrite=True to replace it.")
+                raise OutputExistsError.for_path(path)
             _write_shard(path, src.iter_chunks(chunk, start=lo, stop=hi), extra,
                          {**meta, "shard_index": i, "shard_rows": [lo, hi]}, hi - lo)
             paths.append(path)

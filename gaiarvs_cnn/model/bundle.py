@@ -23,9 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,12 +34,13 @@ from astropy import log
 from ..constants import LABELS
 from ..exceptions import ModelBundleError
 from ..preprocess import InputScalers
+from ..utils.atomic import is_temporary, write_json_atomic, write_text_atomic
+from ..utils.checksum import sha256_file
 from .config import NetworkConfig
 from .network import input_shapes
 from .residuals import ResidualFit
 
-__all__ = ["ModelBundle", "BUNDLE_FORMAT_VERSION", "software_versions", "demo_bundle_path",
-           "write_json_atomic"]
+__all__ = ["ModelBundle", "BUNDLE_FORMAT_VERSION", "software_versions", "demo_bundle_path"]
 
 BUNDLE_FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -78,76 +76,6 @@ def demo_bundle_path() -> Path:
         Absolute path of ``gaiarvs_cnn/data/demo_bundle``.
     """
     return Path(__file__).resolve().parent.parent / "data" / "demo_bundle"
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and `os.replace`.
-
-    The temporary file has a unique name, so processes writing the same file at once
-    (parallel training workers) do not collide: the last rename wins, whole.
-
-    Parameters
-    ----------
-    path : str or path-like
-        Destination file; parent directories are created.
-    text : str
-        Content to write.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_json_atomic(path: Path, obj) -> Path:
-    """Write ``obj`` as JSON to ``path`` atomically (see `write_text_atomic`).
-
-    Parameters
-    ----------
-    path : str or path-like
-        Destination file; parent directories are created.
-    obj : object
-        JSON-serialisable object; numpy scalars and arrays are converted.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-
-    Raises
-    ------
-    TypeError
-        If ``obj`` holds something that is not JSON serialisable.
-    """
-    return write_text_atomic(path, json.dumps(obj, indent=1, default=_json_default))
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _major(version: str) -> str:
@@ -283,13 +211,13 @@ class ModelBundle:
                           {k: residuals[k].to_dict() for k in config.labels})
         write_json_atomic(path / "metadata.json", dict(meta))
         files = sorted(str(p.relative_to(path)) for p in path.rglob("*")
-                       if p.is_file() and p.name != MANIFEST and not p.name.endswith(".tmp"))
-        digest = hashlib.sha256("".join(_sha256(path / f) for f in member_files).encode())
+                       if p.is_file() and p.name != MANIFEST and not is_temporary(p))
+        digest = hashlib.sha256("".join(sha256_file(path / f) for f in member_files).encode())
         manifest = {"format_version": BUNDLE_FORMAT_VERSION, "bundle_id": digest.hexdigest()[:16],
                     "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "versions": software_versions(), "members": list(member_files),
                     "input_shapes": {k: list(v) for k, v in input_shapes(config).items()},
-                    "files": {f: _sha256(path / f) for f in files}}
+                    "files": {f: sha256_file(path / f) for f in files}}
         write_json_atomic(path / MANIFEST, manifest)
         return ModelBundle.load(path)
 
@@ -340,7 +268,7 @@ def _check_files(path: Path, files: Mapping[str, str]) -> None:
         f = path / name
         if not f.is_file():
             raise ModelBundleError(f"Model bundle {path} lacks {name} (listed in its manifest).")
-        if _sha256(f) != digest:
+        if sha256_file(f) != digest:
             raise ModelBundleError(f"{f} differs from the checksum in the bundle manifest "
                                    "(modified or truncated); restore or retrain the bundle.")
 
@@ -358,15 +286,3 @@ def _load_member(path: Path, config: NetworkConfig):
         raise ModelBundleError(f"Ensemble member {path.name} has inputs {got}; the bundle "
                                f"config expects {expected}.")
     return model
-
-
-def replace_dir_atomic(tmp: Path, final: Path) -> None:
-    """Move the finished directory ``tmp`` to ``final``, replacing what is there."""
-    final = Path(final)
-    if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=final.name + ".old.", dir=final.parent))
-        os.replace(final, old / final.name)
-        os.replace(tmp, final)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, final)

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from astropy import log
 
-from .bundle import ModelBundle, demo_bundle_path, replace_dir_atomic
+from ..utils.atomic import atomic_directory
+from .bundle import ModelBundle, demo_bundle_path
 from .config import NetworkConfig
 
 __all__ = ["DEMO_CONFIG", "DEMO_SETTINGS", "build_demo_bundle"]
@@ -86,12 +87,9 @@ def build_demo_bundle(out: Path | None = None, work_dir: Path | None = None,
                    description="demo bundle: simulated Gaia-RVS training stars "
                                "(gaiarvs_cnn.simulate.survey), built by "
                                "'python -m gaiarvs_cnn.model.demo'")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".demo_bundle.", dir=out.parent))
-    target = staging / "bundle"
-    shutil.copytree(bundle_work, target, ignore=shutil.ignore_patterns("*.tmp*"))
-    replace_dir_atomic(target, out)
-    shutil.rmtree(staging, ignore_errors=True)
+    with atomic_directory(out) as target:
+        shutil.copytree(bundle_work, target, ignore=shutil.ignore_patterns("*.tmp*"),
+                        dirs_exist_ok=True)
     log.info(f"Demo bundle installed in {out}")
     return ModelBundle.load(out)
 

@@ -26,7 +26,8 @@ from ..exceptions import InputDataError, ModelBundleError
 from ..io.shards import open_source
 from ..io.store import StarBatch
 from ..preprocess import InputScalers, fill_nan_pixels
-from .bundle import ModelBundle, _read_json, software_versions, write_json_atomic
+from ..utils.atomic import atomic_path, write_json_atomic
+from .bundle import ModelBundle, _read_json, software_versions
 from .config import PAPER_CONFIG, NetworkConfig
 from .network import build_model, compile_model
 from .predict import INPUT_COLUMNS, FusedEnsemble, configure_threads, grid_slice
@@ -306,11 +307,10 @@ def _save_member(model, history: dict, out_dir: Path, name: str, config: Network
     """Save the weights in an uncompiled copy (no optimizer state: 3x smaller), then history."""
     members = out_dir / "members"
     members.mkdir(parents=True, exist_ok=True)
-    tmp = members / f"{name}.tmp.keras"
     clean = build_model(config, name=model.name)
     clean.set_weights(model.get_weights())
-    clean.save(tmp)
-    os.replace(tmp, members / f"{name}.keras")
+    with atomic_path(members / f"{name}.keras", suffix=".keras") as tmp:
+        clean.save(tmp)
     write_json_atomic(out_dir / "history" / f"{name}.json", history)  # done-marker, last
 
 

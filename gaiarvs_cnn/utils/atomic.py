@@ -16,35 +16,42 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
+from ..exceptions import OutputExistsError
+
 __all__ = ["TMP_SUFFIX", "temporary_path", "atomic_path", "atomic_directory",
            "write_bytes_atomic", "write_text_atomic", "write_json_atomic", "chmod_default",
-           "is_temporary"]
+           "is_temporary", "refuse_existing", "replace_directory"]
 
 #: Suffix of every temporary file or directory made by this module.
 TMP_SUFFIX = ".tmp"
 
 
-def temporary_path(path) -> Path:
+def temporary_path(path, *, suffix: str = "") -> Path:
     """A unique hidden temporary sibling of ``path`` (nothing is created).
 
     Parameters
     ----------
     path : str or path-like
         The final file name.
+    suffix : str, optional
+        Appended after ``.tmp``, for writers that insist on an extension (Keras: ``.keras``).
 
     Returns
     -------
     `~pathlib.Path`
-        ``<dir>/.<name>.<pid>.<random>.tmp``.
+        ``<dir>/.<name>.<pid>.<random>.tmp<suffix>``.
     """
     path = Path(path)
-    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+    token = f"{os.getpid()}.{secrets.token_hex(4)}"
+    return path.with_name(f".{path.name}.{token}{TMP_SUFFIX}{suffix}")
 
 
 def is_temporary(path) -> bool:
     """Whether ``path`` is a temporary name made by `temporary_path`."""
     name = Path(path).name
-    return name.startswith(".") and name.endswith(TMP_SUFFIX)
+    return name.startswith(".") and TMP_SUFFIX in name
 
 
 def chmod_default(path) -> None:
@@ -67,7 +74,7 @@ def _remove(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path, *, mkdir: bool = True) -> Iterator[Path]:
+def atomic_path(path, *, mkdir: bool = True, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path to write; rename it to ``path`` when the block succeeds.
 
     On an exception the temporary file is removed and ``path`` is left as it was.
@@ -78,6 +85,8 @@ def atomic_path(path, *, mkdir: bool = True) -> Iterator[Path]:
         The final file name (replaced if it exists: callers decide about overwriting).
     mkdir : bool, optional
         Create the parent directory first.
+    suffix : str, optional
+        Extension kept at the end of the temporary name (see `temporary_path`).
 
     Yields
     ------
@@ -96,7 +105,7 @@ def atomic_path(path, *, mkdir: bool = True) -> Iterator[Path]:
     path = Path(path)
     if mkdir:
         path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(path)
+    tmp = temporary_path(path, suffix=suffix)
     try:
         yield tmp
         if tmp.exists():
@@ -119,17 +128,28 @@ def atomic_directory(path) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
-        chmod_default(tmp)
-        if path.exists():
-            old = temporary_path(path)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            _remove(old)
-        else:
-            os.replace(tmp, path)
+        replace_directory(tmp, path)
     except BaseException:
         _remove(tmp)
         raise
+
+
+def replace_directory(finished, path) -> None:
+    """Move the finished directory ``finished`` to ``path``, replacing what is there.
+
+    The old directory is moved aside first and removed only once the new one is in place, so
+    ``path`` always holds a complete directory. ``finished`` must be on the same file system
+    (a `temporary_path` sibling).
+    """
+    path = Path(path)
+    chmod_default(finished)
+    if path.exists():
+        old = temporary_path(path)
+        os.replace(path, old)
+        os.replace(finished, path)
+        _remove(old)
+    else:
+        os.replace(finished, path)
 
 
 def write_bytes_atomic(path, data: bytes) -> Path:
@@ -147,6 +167,58 @@ def write_text_atomic(path, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def write_json_atomic(path, obj, *, indent: int = 2) -> Path:
-    """Write ``obj`` as sorted, indented JSON to ``path`` atomically; returns ``path``."""
-    return write_text_atomic(path, json.dumps(obj, indent=indent, sort_keys=True) + "\n")
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def write_json_atomic(path, obj, *, indent: int = 1, sort_keys: bool = False) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically; returns ``path``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Destination file; parent directories are created.
+    obj : object
+        JSON-serialisable object; numpy scalars and arrays and paths are converted.
+    indent : int, optional
+        JSON indentation.
+    sort_keys : bool, optional
+        Sort the keys of every mapping.
+
+    Returns
+    -------
+    `~pathlib.Path`
+        ``path``.
+
+    Raises
+    ------
+    TypeError
+        If ``obj`` holds something that is not JSON serialisable.
+    """
+    text = json.dumps(obj, indent=indent, sort_keys=sort_keys, default=_json_default)
+    return write_text_atomic(path, text)
+
+
+def refuse_existing(path, *, overwrite: bool, what: str = "") -> None:
+    """Raise `~gaiarvs_cnn.exceptions.OutputExistsError` if ``path`` exists and not ``overwrite``.
+
+    The one "already exists" check of the package; the CLI translates ``overwrite`` into its
+    ``--overwrite`` flag.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The output about to be written.
+    overwrite : bool
+        Whether replacing it was requested.
+    what : str, optional
+        What the file is (``"catalogue"``, ``"store"``), for the message.
+    """
+    if not overwrite and Path(path).exists():
+        raise OutputExistsError.for_path(path, what=what)

@@ -11,8 +11,6 @@ Every file is written atomically (temporary file + `os.replace`).
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ from astropy.table import Table
 from matplotlib.figure import Figure
 
 from ..exceptions import OutputExistsError
+from ..utils.atomic import atomic_path
 from ..version import __version__
 
 #: File listing what a report wrote (so that an overwrite removes stale files only).
@@ -119,15 +118,8 @@ class ValidationResult:
 
 def _atomic(path: Path, write) -> None:
     """Call ``write(tmp_path)`` then move the temporary file onto ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path, suffix=Path(path).suffix) as tmp:
+        write(str(tmp))
 
 
 def _fmt(value, label: str = "") -> str:
