@@ -9,9 +9,12 @@ Nothing here knows about a particular service: the ESA and AIP Gaia archives
   repeated validation run does not download again; ``refresh=True`` bypasses it.
 * `HTTPClient` sends requests with a timeout (``conf.timeout``) and retries transient
   failures (connection errors, timeouts, HTTP 5xx/429, payloads that fail validation)
-  with exponential backoff (``conf.retries``); HTTP 4xx errors are raised at once.
+  with exponential backoff (``conf.retries``), waiting at least as long as an HTTP 429/503
+  ``Retry-After`` header asks; other HTTP 4xx errors are raised at once.
 * `run_tap` runs an ADQL query through `pyvo` (synchronously, or asynchronously when
-  the result overflows the service's synchronous row limit).
+  the result overflows the service's synchronous row limit). An answer without the
+  ``QUERY_STATUS`` INFO that the TAP standard requires is refused with an `ArchiveError`
+  (a truncated result could not be told from a complete one).
 * `ColumnMap` renames a service's columns to the package's canonical names,
   case-insensitively (archives return ``SOURCE_ID`` in some formats, ``source_id`` in
   others).
@@ -20,10 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +35,7 @@ from astropy import log
 from astropy.table import Table
 
 from ..exceptions import ArchiveError, InputDataError
+from ..utils.columns import find_column
 
 __all__ = ["cache_dir", "DiskCache", "HTTPClient", "RetryableError", "ColumnMap",
            "run_tap", "chunked", "id_list_adql", "masked_to_nan", "query_catalogue",
@@ -39,6 +43,44 @@ __all__ = ["cache_dir", "DiskCache", "HTTPClient", "RetryableError", "ColumnMap"
 
 #: HTTP status codes worth retrying (server-side or rate-limit problems).
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+#: Longest ``Retry-After`` wait honoured (s); a service asking for more fails at once.
+MAX_RETRY_AFTER = 600.0
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from an HTTP ``Retry-After`` header value (RFC 9110, Sect. 10.2.3).
+
+    Parameters
+    ----------
+    value : str or None
+        The header: a number of seconds or an HTTP-date.
+    now : float, optional
+        The current POSIX time (default `time.time`), for HTTP-dates.
+
+    Returns
+    -------
+    float or None
+        The wait (>= 0), or None when ``value`` is absent or unreadable.
+
+    Examples
+    --------
+    >>> retry_after_seconds("120")
+    120.0
+    >>> retry_after_seconds("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0)
+    10.0
+    """
+    if value is None:
+        return None
+    value = str(value).strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def cache_dir() -> Path:
@@ -129,7 +171,7 @@ class DiskCache:
         return p.read_bytes()
 
     def put(self, key: str, payload: bytes) -> Path:
-        """Store ``payload`` under ``key`` (temp file + `os.replace`).
+        """Store ``payload`` under ``key`` (`gaiarvs_cnn.utils.atomic.write_bytes_atomic`).
 
         Parameters
         ----------
@@ -143,12 +185,9 @@ class DiskCache:
         pathlib.Path
             The file now holding ``payload``.
         """
-        self.directory.mkdir(parents=True, exist_ok=True)
-        p = self.path(key)
-        tmp = p.with_name(p.name + f".tmp{os.getpid()}")
-        tmp.write_bytes(payload)
-        os.replace(tmp, p)
-        return p
+        from ..utils.atomic import write_bytes_atomic
+
+        return write_bytes_atomic(self.path(key), payload)
 
 
 class RetryableError(ArchiveError):
@@ -180,16 +219,20 @@ class HTTPClient:
     retries : int, optional
         Extra attempts after a transient failure; default ``conf.retries``.
     backoff : float
-        Seconds before the first retry; doubled at each further retry.
+        Seconds before the first retry; doubled at each further retry. A longer
+        ``Retry-After`` (HTTP 429/503) is honoured instead.
+    max_retry_after : float
+        Longest ``Retry-After`` honoured (s); a service asking for more fails at once.
     """
 
     def __init__(self, timeout: float | None = None, retries: int | None = None,
-                 backoff: float = 1.0):
+                 backoff: float = 1.0, *, max_retry_after: float = MAX_RETRY_AFTER):
         from ..settings import conf
 
         self.timeout = float(conf.timeout if timeout is None else timeout)
         self.retries = int(conf.retries if retries is None else retries)
         self.backoff = float(backoff)
+        self.max_retry_after = float(max_retry_after)
         self.session = _TimeoutSession(self.timeout)
 
     def with_retries(self, what: str, func: Callable[[], object]):
@@ -215,13 +258,16 @@ class HTTPClient:
         """
         from pyvo.dal import DALAccessError
 
-        last = None
+        last, wait = None, None
         for attempt in range(self.retries + 1):
             if attempt:
                 delay = self.backoff * 2 ** (attempt - 1)
+                if wait is not None:  # the service said how long to wait (Retry-After)
+                    delay = max(delay, wait)
                 log.warning(f"{what}: attempt {attempt} failed ({last}); retrying in "
                             f"{delay:.2g} s.")
                 time.sleep(delay)
+            wait = None
             try:
                 return func()
             except (requests.Timeout, requests.ConnectionError) as exc:
@@ -235,10 +281,18 @@ class HTTPClient:
                                        f"{exc.body[:300]} Check the query or the "
                                        f"service URL in gaiarvs_cnn.conf.") from None
                 last = f"HTTP {exc.status} {exc.reason}"
+                wait = retry_after_seconds(exc.retry_after)
             except DALAccessError as exc:  # pyvo wraps HTTP problems in its own errors
                 last = _transient_pyvo_problem(exc)
                 if last is None:
                     raise _as_archive_error(what, exc) from exc
+                wait = retry_after_seconds(_pyvo_retry_after(exc))
+            if wait is not None:
+                last += f", Retry-After {wait:.0f} s"
+                if wait > self.max_retry_after:
+                    raise ArchiveError(f"{what}: the service is rate-limiting ({last}), "
+                                       f"longer than {self.max_retry_after:g} s. Try again "
+                                       f"later.")
         raise ArchiveError(f"{what}: failed after {self.retries + 1} attempt(s); last "
                            f"error: {last}. Try again later or raise conf.retries/"
                            f"conf.timeout.")
@@ -274,7 +328,8 @@ class HTTPClient:
         def once() -> bytes:
             resp = self.session.request(method, url, **kwargs)
             if resp.status_code >= 400:
-                raise _HTTPStatus(resp.status_code, resp.reason, resp.text)
+                raise _HTTPStatus(resp.status_code, resp.reason, resp.text,
+                                  resp.headers.get("Retry-After"))
             body = resp.content
             if validate is not None:
                 validate(body)
@@ -284,9 +339,25 @@ class HTTPClient:
 
 
 class _HTTPStatus(Exception):
-    def __init__(self, status: int, reason: str, body: str):
+    def __init__(self, status: int, reason: str, body: str, retry_after: str | None = None):
         super().__init__(f"HTTP {status}")
         self.status, self.reason, self.body = status, reason or "", body or ""
+        self.retry_after = retry_after
+
+
+def _pyvo_retry_after(exc: Exception) -> str | None:
+    """The ``Retry-After`` header of the HTTP response behind a pyvo error, if any."""
+    seen, cur = set(), exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        raw = getattr(cur, "retry_after_raw", None)  # pyvo >= 1.8 DALRateLimitError
+        if raw is not None:
+            return raw
+        response = getattr(cur, "response", None)
+        if response is not None and getattr(response, "headers", None) is not None:
+            return response.headers.get("Retry-After")
+        cur = getattr(cur, "cause", None) or cur.__cause__ or cur.__context__
+    return None
 
 
 def _transient_pyvo_problem(exc: Exception) -> str | None:
@@ -369,7 +440,7 @@ def run_tap(client: HTTPClient, url: str, adql: str, *, sync_max_rows: int | Non
         with warnings.catch_warnings():  # an overflow is handled below (async re-run)
             warnings.simplefilter("ignore", DALOverflowWarning)
             result = client.with_retries(what + " (sync)", lambda: service.run_sync(adql))
-        overflow = result.query_status.upper() == "OVERFLOW" or (
+        overflow = _query_status(result, what) == "OVERFLOW" or (
             sync_max_rows is not None and len(result) >= sync_max_rows)
         if overflow and mode == "auto":
             log.info(f"{what}: synchronous result capped at {len(result)} rows; "
@@ -378,6 +449,10 @@ def run_tap(client: HTTPClient, url: str, adql: str, *, sync_max_rows: int | Non
     if result is None:
         result = client.with_retries(what + " (async)", lambda: service.run_async(
             adql, timeout=async_timeout))
+        if _query_status(result, what) == "OVERFLOW":
+            raise ArchiveError(f"{what}: the asynchronous result was truncated by the "
+                               f"service's row limit (QUERY_STATUS=OVERFLOW, {len(result)} "
+                               f"rows). Select fewer rows per query.")
     with warnings.catch_warnings():  # unit strings such as VizieR's "[cm/s2]"
         warnings.simplefilter("ignore", VOWarning)
         table = result.to_table()
@@ -386,6 +461,19 @@ def run_tap(client: HTTPClient, url: str, adql: str, *, sync_max_rows: int | Non
         table.write(buf, format="ascii.ecsv")
         cache.put(key, buf.getvalue().encode())
     return table
+
+
+def _query_status(result, what: str) -> str:
+    """The upper-case ``QUERY_STATUS`` of a pyvo TAP result; `ArchiveError` when the answer
+    has none (not a standard TAP answer: a complete result cannot be told from a
+    truncated one)."""
+    status = result.query_status
+    if not status:
+        raise ArchiveError(f"{what}: the answer is a VOTable without the QUERY_STATUS INFO "
+                           f"that the TAP standard requires, so a truncated result cannot be "
+                           f"told from a complete one. Check that the URL in gaiarvs_cnn.conf "
+                           f"is the service's TAP base URL (not a proxy or web page).")
+    return str(status).upper()
 
 
 class ColumnMap:
@@ -432,11 +520,7 @@ class ColumnMap:
             The first candidate name found in ``table`` (as the table spells it),
             or None.
         """
-        lower = {c.lower(): c for c in table.colnames}
-        for cand in self.mapping[canonical]:
-            if cand.lower() in lower:
-                return lower[cand.lower()]
-        return None
+        return find_column(table.colnames, *self.mapping[canonical])
 
     def apply(self, table: Table, keep_other: bool = False) -> Table:
         """Return a new Table with canonical column names (units and meta kept).

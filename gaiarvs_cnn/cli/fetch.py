@@ -2,13 +2,23 @@
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 
 import click
 
 from . import main
+
+#: Exit status of ``fetch``: everything requested is done.
+EXIT_OK = 0
+#: Exit status of ``fetch``: an error (network, service, input); nothing more can be done
+#: by re-running unchanged.
+EXIT_ERROR = 1
+#: Exit status of ``fetch``: the command line is wrong (click's usage errors).
+EXIT_USAGE = 2
+#: Exit status of ``fetch gaia``: partial -- some chunks failed after every retry; what was
+#: fetched is stored, and re-running the same command resumes with the failed chunks.
+EXIT_PARTIAL = 3
 
 #: Reference kinds of ``fetch reference`` and what they query.
 REFERENCE_HELP = ("apogee: APOGEE DR17 allStar (VizieR III/286), galah: GALAH DR3 "
@@ -57,7 +67,7 @@ def read_source_ids(path) -> list[int]:
 
 
 def write_table_atomic(table, path: Path, overwrite: bool) -> None:
-    """Write ``table`` (format from the extension) through a temporary file + os.replace.
+    """Write ``table`` (format from the extension) atomically (`gaiarvs_cnn.utils.atomic`).
 
     Non-scalar ``meta`` values are written as JSON strings.
 
@@ -79,24 +89,30 @@ def write_table_atomic(table, path: Path, overwrite: bool) -> None:
     from astropy.io.fits.verify import VerifyWarning
     from astropy.utils.exceptions import AstropyUserWarning
 
-    from ..exceptions import OutputExistsError
+    from ..utils.atomic import atomic_path, refuse_existing
 
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} exists; pass --overwrite to replace it.")
+    refuse_existing(path, overwrite=overwrite, what="output table")
     out = table.copy(copy_data=False)
     for key, value in list(out.meta.items()):
         if not isinstance(value, str | int | float | bool):
             out.meta[key] = json.dumps(value, default=str)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), atomic_path(path, suffix=path.suffix) as tmp:
         # FITS cannot store dex units (check_reference restores them on reading) and
         # long meta keys become HIERARCH cards: both are expected.
         warnings.simplefilter("ignore", AstropyUserWarning)
         warnings.simplefilter("ignore", VerifyWarning)
         out.write(tmp, overwrite=True,
                   **({"format": "votable"} if path.suffix == ".xml" else {}))
-    os.replace(tmp, path)
+
+
+def _library_error(exc) -> click.ClickException:
+    """A library error as a click error (exit status `EXIT_ERROR`), in terms of this
+    command's flags."""
+    from ..exceptions import OutputExistsError
+
+    if isinstance(exc, OutputExistsError) and exc.path is not None:
+        return click.ClickException(f"{exc.path} exists; pass --overwrite to replace it.")
+    return click.ClickException(str(exc))
 
 
 @main.group("fetch")
@@ -131,8 +147,12 @@ def fetch_gaia(query, ids_file, training, output, service, max_ids, no_cuts, ref
     """Select Gaia DR3 stars with RVS spectra and store their spectra and XP coefficients.
 
     Exactly one of --query, --source-ids, --training. Re-running the same command skips
-    the chunks already stored and retries failed ones; the exit status is 1 when a chunk
-    still failed.
+    the chunks already stored and retries failed ones.
+
+    \b
+    Exit status: 0 complete; 3 partial (some chunks failed after every retry: re-run the
+    same command to resume); 1 error (nothing more to gain by re-running unchanged);
+    2 usage error.
 
     \b
     Examples:
@@ -158,10 +178,12 @@ def fetch_gaia(query, ids_file, training, output, service, max_ids, no_cuts, ref
             output, source_ids=read_source_ids(ids_file) if ids_file else None, query=query,
             labels=labels, cuts=not no_cuts, training=labels is not None, overwrite=overwrite)
     except GaiaRVSCNNError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise _library_error(exc) from exc
     click.echo(report.summary())
     if not report.ok:
-        raise SystemExit(1)
+        click.echo(f"Incomplete: {len(report.failed_chunks)} chunk(s) failed; re-run the same "
+                   f"command to resume (exit status {EXIT_PARTIAL}).", err=True)
+        raise SystemExit(EXIT_PARTIAL)
 
 
 @fetch_group.command("reference")
@@ -200,5 +222,5 @@ def fetch_reference(kind, output, ids_file, store, good_flags, refresh, overwrit
         table = query_reference(kind, ids, refresh=refresh, good_flags=good_flags)
         write_table_atomic(table, output, overwrite)
     except GaiaRVSCNNError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise _library_error(exc) from exc
     click.echo(f"{kind}: {len(table)} star(s) written to {output}")

@@ -9,7 +9,9 @@ far as the adapters need: the table after ``FROM``, ``<column> IN (...)`` intege
 
 Failures are injected per test with ``archive.fail(path, mode, times)``: ``"500"`` (HTTP
 500), ``"slow"`` (sleep ``archive.slow_s`` before answering), ``"truncate"`` (half of the
-payload) and ``"malformed"`` (a broken VOTable).
+payload), ``"malformed"`` (a broken VOTable), ``"429"`` (HTTP 429 with
+``Retry-After: archive.retry_after``) and ``"nostatus"`` (a VOTable without the
+``QUERY_STATUS`` INFO).
 """
 from __future__ import annotations
 
@@ -133,6 +135,7 @@ class Archive:
     sync_max_rows: int | None = None
     uppercase: bool = False
     slow_s: float = 1.0
+    retry_after: str = "2"
     failures: list = field(default_factory=list)
     log: list = field(default_factory=list)
     jobs: dict = field(default_factory=dict)
@@ -272,6 +275,9 @@ class _Handler(BaseHTTPRequestHandler):
         mode = arc.take_failure(path, params)
         if mode == "500":
             return self._send(500, b"Internal error (injected)", "text/plain")
+        if mode == "429":
+            return self._send(429, b"Too many requests (injected)", "text/plain",
+                              {"Retry-After": arc.retry_after})
         if mode == "slow":
             time.sleep(arc.slow_s)
         try:
@@ -282,6 +288,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = body[: len(body) // 2]
         if mode == "malformed":
             body = body[: len(body) // 3] + b"<<<"
+        if mode == "nostatus":  # a valid VOTable without the standard QUERY_STATUS INFO
+            body = re.sub(rb'<INFO name="QUERY_STATUS"[^>]*/>', b"", body)
         try:
             self._send(code, body, ctype, headers)
         except (BrokenPipeError, ConnectionResetError):  # client gave up (timeout test)
