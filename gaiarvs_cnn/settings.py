@@ -23,8 +23,9 @@ class Conf(_config.ConfigNamespace):
     """Configuration parameters for `gaiarvs_cnn` (see ``gaiarvs_cnn.conf``).
 
     Items: ``cache_dir``, the service URLs ``gaia_tap_url``, ``gaia_datalink_url``,
-    ``aip_tap_url`` and ``vizier_url``, the request limits ``datalink_max_ids`` and
-    ``aip_datalink_max_ids``, ``timeout`` (s), ``retries``, ``chunk_size`` (stars) and
+    ``aip_tap_url`` and ``vizier_url``, ``datalink_data_structure``, the request limits
+    ``datalink_max_ids`` and ``aip_datalink_max_ids``, the id-list sizes ``tap_upload_max_ids`` and
+    ``tap_in_list_max_ids``, ``timeout`` (s), ``retries``, ``chunk_size`` (stars) and
     ``threads``. Change them for a session with ``conf.set_temp`` or permanently in
     the astropy configuration file.
 
@@ -56,8 +57,21 @@ class Conf(_config.ConfigNamespace):
     datalink_max_ids = _item(
         5000, "Maximum source ids per DataLink request at the ESA archive.", cfgtype="integer"
     )
+    datalink_data_structure = _item(
+        "INDIVIDUAL", "DataLink DATA_STRUCTURE spelling the ESA server accepts: INDIVIDUAL "
+        "(current) or DATAMODEL_STANDARD (announced renaming); the other spelling is tried "
+        "once on an HTTP 400 naming DATA_STRUCTURE."
+    )
     aip_datalink_max_ids = _item(
         2000, "Maximum source ids per spectra request at AIP.", cfgtype="integer"
+    )
+    tap_upload_max_ids = _item(
+        50000, "Most source ids per TAP table upload (a service's published uploadLimit "
+        "and outputLimit lower it).", cfgtype="integer"
+    )
+    tap_in_list_max_ids = _item(
+        1000, "Source ids per ADQL IN list, at services without TAP uploads.",
+        cfgtype="integer"
     )
     timeout = _item(120.0, "Network timeout in seconds.", cfgtype="float")
     retries = _item(4, "Retries (with exponential backoff) per request.",

@@ -22,7 +22,7 @@ import numpy as np
 from ..constants import RVS_NPIX, XP_NCOEFF
 from ..exceptions import InputDataError
 from ..io.store import StarBatch
-from .base import ColumnMap, id_list_adql, masked_to_nan
+from .base import ColumnMap, masked_to_nan, query_by_ids
 from .gaia import PRODUCT_COLUMNS, GaiaArchive, check_product_errors
 
 __all__ = ["AIPArchive", "AIP_SPECTRA_TABLES"]
@@ -93,12 +93,14 @@ class AIPArchive(GaiaArchive):
                                  f"{sorted(AIP_SPECTRA_TABLES)}.")
         self._check_ids(source_ids)
         columns = PRODUCT_COLUMNS[retrieval_type]
-        adql = (f"SELECT source_id, {', '.join(columns)} FROM "
-                f"{AIP_SPECTRA_TABLES[retrieval_type]} WHERE "
-                f"{id_list_adql('source_id', source_ids)}")
+        raw = query_by_ids(self.client, self.tap_url, source_ids,
+                           select=", ".join(f"s.{c}" for c in ("source_id", *columns)),
+                           table=f"{AIP_SPECTRA_TABLES[retrieval_type]} AS s",
+                           id_column="s.source_id", cache=self.cache,
+                           sync_max_rows=self.sync_max_rows, in_list_size=len(source_ids),
+                           upload_size=len(source_ids))
         table = ColumnMap({c: c for c in ("source_id", *columns)},
-                          service=f"AIP {AIP_SPECTRA_TABLES[retrieval_type]}").apply(
-                              self.query(adql))
+                          service=f"AIP {AIP_SPECTRA_TABLES[retrieval_type]}").apply(raw)
         size = RVS_NPIX if retrieval_type == "RVS" else XP_NCOEFF
         rows, rejected = {}, {}
         for i, sid in enumerate(np.asarray(table["source_id"], dtype=np.int64).tolist()):

@@ -26,6 +26,7 @@ import io
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -37,9 +38,11 @@ from astropy.table import Table
 from ..exceptions import ArchiveError, InputDataError
 from ..utils.columns import find_column
 
-__all__ = ["cache_dir", "DiskCache", "HTTPClient", "RetryableError", "ColumnMap",
+__all__ = ["cache_dir", "DiskCache", "HTTPClient", "RetryableError", "HTTPStatusError",
+           "ColumnMap",
            "run_tap", "chunked", "id_list_adql", "masked_to_nan", "query_catalogue",
-           "unique_best", "finish_reference"]
+           "unique_best", "finish_reference", "TAPLimits", "tap_limits", "ids_votable",
+           "query_by_ids", "retry_after_seconds", "MAX_RETRY_AFTER"]
 
 #: HTTP status codes worth retrying (server-side or rate-limit problems).
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -190,6 +193,15 @@ class DiskCache:
         return write_bytes_atomic(self.path(key), payload)
 
 
+class HTTPStatusError(ArchiveError):
+    """A final (not retried) HTTP error answer; ``status`` and ``body`` say what the
+    service answered (e.g. an HTTP 400 naming a rejected parameter)."""
+
+    def __init__(self, message: str, status: int, body: str = ""):
+        super().__init__(message)
+        self.status, self.body = int(status), body
+
+
 class RetryableError(ArchiveError):
     """A response arrived but is unusable in a way a new attempt may fix.
 
@@ -233,6 +245,8 @@ class HTTPClient:
         self.retries = int(conf.retries if retries is None else retries)
         self.backoff = float(backoff)
         self.max_retry_after = float(max_retry_after)
+        #: TAP base URL -> `TAPLimits` read by `tap_limits`.
+        self.tap_limits: dict = {}
         self.session = _TimeoutSession(self.timeout)
 
     def with_retries(self, what: str, func: Callable[[], object]):
@@ -277,9 +291,10 @@ class HTTPClient:
                 last = str(exc)
             except _HTTPStatus as exc:
                 if exc.status not in RETRY_STATUS:
-                    raise ArchiveError(f"{what}: HTTP {exc.status} {exc.reason}. "
-                                       f"{exc.body[:300]} Check the query or the "
-                                       f"service URL in gaiarvs_cnn.conf.") from None
+                    raise HTTPStatusError(f"{what}: HTTP {exc.status} {exc.reason}. "
+                                          f"{exc.body[:300]} Check the query or the "
+                                          f"service URL in gaiarvs_cnn.conf.", exc.status,
+                                          exc.body) from None
                 last = f"HTTP {exc.status} {exc.reason}"
                 wait = retry_after_seconds(exc.retry_after)
             except DALAccessError as exc:  # pyvo wraps HTTP problems in its own errors
@@ -394,7 +409,8 @@ def _as_archive_error(what: str, exc: Exception) -> ArchiveError:
 
 def run_tap(client: HTTPClient, url: str, adql: str, *, sync_max_rows: int | None = None,
             mode: str = "auto", cache: DiskCache | None = None,
-            async_timeout: float = 3600.0) -> Table:
+            async_timeout: float = 3600.0, uploads: Mapping[str, Table] | None = None
+            ) -> Table:
     """Run an ADQL query on a TAP service and return an astropy Table.
 
     Parameters
@@ -415,6 +431,9 @@ def run_tap(client: HTTPClient, url: str, adql: str, *, sync_max_rows: int | Non
         Where results are kept (ECSV), keyed on URL and query.
     async_timeout : float
         Seconds to wait for an asynchronous job.
+    uploads : mapping of str to astropy.table.Table, optional
+        Tables sent with the query (TAP ``UPLOAD``, as VOTables) and visible to the ADQL
+        as ``TAP_UPLOAD.<name>``; part of the cache key.
 
     Returns
     -------
@@ -430,7 +449,10 @@ def run_tap(client: HTTPClient, url: str, adql: str, *, sync_max_rows: int | Non
     from astropy.io.votable.exceptions import VOWarning
     from pyvo.dal.exceptions import DALOverflowWarning
 
-    key = DiskCache.key(url, adql)
+    uploads = dict(uploads or {})
+    key = DiskCache.key(url, adql, *(_table_digest(name, t) for name, t in
+                                     sorted(uploads.items())))
+    extra = {"uploads": uploads} if uploads else {}
     if cache is not None and (hit := cache.get(key)) is not None:
         return Table.read(io.BytesIO(hit), format="ascii.ecsv")
     service = pyvo.dal.TAPService(url, session=client.session)
@@ -439,7 +461,7 @@ def run_tap(client: HTTPClient, url: str, adql: str, *, sync_max_rows: int | Non
     if mode in ("auto", "sync"):
         with warnings.catch_warnings():  # an overflow is handled below (async re-run)
             warnings.simplefilter("ignore", DALOverflowWarning)
-            result = client.with_retries(what + " (sync)", lambda: service.run_sync(adql))
+            result = client.with_retries(what + " (sync)", lambda: service.run_sync(adql, **extra))
         overflow = _query_status(result, what) == "OVERFLOW" or (
             sync_max_rows is not None and len(result) >= sync_max_rows)
         if overflow and mode == "auto":
@@ -448,7 +470,7 @@ def run_tap(client: HTTPClient, url: str, adql: str, *, sync_max_rows: int | Non
             result = None
     if result is None:
         result = client.with_retries(what + " (async)", lambda: service.run_async(
-            adql, timeout=async_timeout))
+            adql, timeout=async_timeout, **extra))
         if _query_status(result, what) == "OVERFLOW":
             raise ArchiveError(f"{what}: the asynchronous result was truncated by the "
                                f"service's row limit (QUERY_STATUS=OVERFLOW, {len(result)} "
@@ -461,6 +483,225 @@ def run_tap(client: HTTPClient, url: str, adql: str, *, sync_max_rows: int | Non
         table.write(buf, format="ascii.ecsv")
         cache.put(key, buf.getvalue().encode())
     return table
+
+
+def _table_digest(name: str, table: Table) -> tuple:
+    """A short stable identity of an upload table (for cache keys)."""
+    h = hashlib.sha256()
+    for c in table.colnames:
+        h.update(c.encode())
+        h.update(np.ascontiguousarray(np.asarray(table[c])).tobytes())
+    return name, h.hexdigest()[:20]
+
+
+#: Table name of the id list in `query_by_ids` uploads (``TAP_UPLOAD.gaiarvs_ids``).
+UPLOAD_NAME = "gaiarvs_ids"
+
+
+@dataclass(frozen=True)
+class TAPLimits:
+    """What a TAP service publishes about uploads and output sizes (TAPRegExt capabilities).
+
+    Parameters
+    ----------
+    uploads : bool
+        The service declares at least one ``uploadMethod`` (TAP_UPLOAD supported).
+    upload_rows : int, optional
+        Hard ``uploadLimit`` in rows, when published in rows.
+    upload_bytes : int, optional
+        Hard ``uploadLimit`` in bytes, when published in bytes.
+    output_rows : int, optional
+        Hard ``outputLimit`` in rows, when published in rows.
+    source : str
+        Where the values come from (``"capabilities"`` or why they are unknown).
+    """
+
+    uploads: bool = False
+    upload_rows: int | None = None
+    upload_bytes: int | None = None
+    output_rows: int | None = None
+    source: str = "unknown"
+
+    def ids_per_upload(self, ceiling: int) -> int:
+        """The largest id list to upload in one query: the service's row and byte limits
+        (one id row of the VOTable costs `ID_ROW_BYTES`; 10 % margin), the output limit
+        (at least one result row per id) and ``ceiling`` (``conf.tap_upload_max_ids``).
+
+        Parameters
+        ----------
+        ceiling : int
+            Upper bound of our own.
+
+        Returns
+        -------
+        int
+            At least 1.
+        """
+        sizes = [int(ceiling)]
+        if self.upload_rows:
+            sizes.append(self.upload_rows)
+        if self.upload_bytes:
+            sizes.append(int(0.9 * (self.upload_bytes - ID_VOTABLE_OVERHEAD) / ID_ROW_BYTES))
+        if self.output_rows:
+            sizes.append(self.output_rows)
+        return max(1, min(sizes))
+
+
+#: Bytes of one ``<TR><TD>id</TD></TR>`` row (19-digit id) and of the VOTable around them.
+ID_ROW_BYTES = 40
+ID_VOTABLE_OVERHEAD = 2048
+
+
+def tap_limits(client: HTTPClient, url: str) -> TAPLimits:
+    """Read (once per client and URL) a TAP service's upload support and limits.
+
+    The VOSI ``<url>/capabilities`` document is parsed by `pyvo`; the TAPRegExt elements
+    ``uploadMethod``, ``uploadLimit`` (hard, ``row`` or ``byte``) and ``outputLimit``
+    (hard, ``row``) are read. A service without a readable capabilities document is
+    reported as not supporting uploads (callers fall back to ``IN`` lists).
+
+    Parameters
+    ----------
+    client : `HTTPClient`
+        Session, timeout and retries.
+    url : str
+        TAP base URL.
+
+    Returns
+    -------
+    TAPLimits
+        What the service publishes.
+    """
+    if url in client.tap_limits:
+        return client.tap_limits[url]
+    import pyvo
+    from pyvo.dal import DALServiceError
+
+    service = pyvo.dal.TAPService(url, session=client.session)
+    try:
+        cap = client.with_retries(f"TAP capabilities at {url}", service.get_tap_capability)
+    except (ArchiveError, DALServiceError) as exc:
+        log.info(f"{url}: no TAP capabilities ({exc}); id lists go as ADQL IN lists.")
+        limits = TAPLimits(source=f"capabilities unreadable: {exc}")
+    else:
+        up = _hard_limit(getattr(cap, "uploadlimit", None))
+        out = _hard_limit(getattr(cap, "outputlimit", None))
+        limits = TAPLimits(uploads=bool(getattr(cap, "uploadmethods", None)),
+                           upload_rows=up.get("row"), upload_bytes=up.get("byte"),
+                           output_rows=out.get("row"), source="capabilities")
+    client.tap_limits[url] = limits
+    return limits
+
+
+def _hard_limit(limits) -> dict:
+    """{unit: value} of the hard (else default) value of a TAPRegExt DataLimits element."""
+    if limits is None:
+        return {}
+    value = getattr(limits, "hard", None) or getattr(limits, "default", None)
+    try:
+        return {value.unit: int(value.content)}
+    except (AttributeError, TypeError, ValueError):
+        return {}
+
+
+def ids_votable(ids: Iterable[int], column: str = "source_id") -> Table:
+    """The id list as a one-column table (sent as a VOTable ``long`` column by `run_tap`).
+
+    Parameters
+    ----------
+    ids : iterable of int
+        The identifiers.
+    column : str
+        Column name (``TAP_UPLOAD.<name>.<column>`` in the ADQL).
+
+    Returns
+    -------
+    astropy.table.Table
+        One int64 column.
+    """
+    return Table({column: np.asarray(list(ids), dtype=np.int64)})
+
+
+def query_by_ids(client: HTTPClient, url: str, ids: Iterable[int], *, select: str,
+                 table: str, id_column: str, joins: str = "", where: str | None = None,
+                 cache: DiskCache | None = None, sync_max_rows: int | None = None,
+                 in_list_size: int | None = None, upload_size: int | None = None,
+                 uploads: bool | None = None) -> Table:
+    """Rows of ``table`` whose ``id_column`` is one of ``ids``, by TAP table upload.
+
+    When the service declares TAP uploads (`tap_limits`), the ids go in chunks as an
+    uploaded VOTable joined in ADQL::
+
+        SELECT <select> FROM TAP_UPLOAD.gaiarvs_ids AS u JOIN <table> ON <id_column> =
+        u.source_id <joins> WHERE <where>
+
+    each chunk at most ``TAPLimits.ids_per_upload(upload_size)`` ids. Otherwise (the
+    documented fallback) they go as ``<id_column> IN (...)`` lists of ``in_list_size``.
+
+    Parameters
+    ----------
+    client : `HTTPClient`
+        Session, timeout and retries.
+    url : str
+        TAP base URL.
+    ids : iterable of int
+        The identifiers (duplicates ignored).
+    select : str
+        ADQL select list (qualified with the alias of ``table`` where needed).
+    table : str
+        ``FROM`` item, with its alias (``gaiadr3.gaia_source AS g``).
+    id_column : str
+        The id column as the ADQL names it (``g.source_id``).
+    joins : str
+        Further ``JOIN`` clauses.
+    where : str, optional
+        Further condition.
+    cache : `DiskCache`, optional
+        Result cache (see `run_tap`).
+    sync_max_rows : int, optional
+        Synchronous row cap (see `run_tap`).
+    in_list_size, upload_size : int, optional
+        Ids per ``IN`` list / per upload; default ``conf.tap_in_list_max_ids`` /
+        ``conf.tap_upload_max_ids``.
+    uploads : bool, optional
+        Force (True) or forbid (False) uploads; default: what the service declares.
+
+    Returns
+    -------
+    astropy.table.Table
+        The rows of every chunk, stacked.
+
+    Raises
+    ------
+    InputDataError
+        If ``ids`` is empty.
+    ArchiveError
+        If a query fails (see `run_tap`).
+    """
+    from astropy.table import vstack
+
+    from ..settings import conf
+
+    ids = np.unique(np.asarray(list(ids), dtype=np.int64))
+    if ids.size == 0:
+        raise InputDataError("Empty list of source ids.")
+    limits = tap_limits(client, url) if uploads is None else TAPLimits(uploads=uploads)
+    cond = f"\nWHERE {where}" if where else ""
+    parts = []
+    if limits.uploads:
+        size = limits.ids_per_upload(upload_size or conf.tap_upload_max_ids)
+        adql = (f"SELECT {select}\nFROM TAP_UPLOAD.{UPLOAD_NAME} AS u\nJOIN {table} ON "
+                f"{id_column} = u.source_id{' ' + joins if joins else ''}{cond}")
+        for group in chunked(ids, size):
+            parts.append(run_tap(client, url, adql, cache=cache, sync_max_rows=sync_max_rows,
+                                 uploads={UPLOAD_NAME: ids_votable(group)}))
+    else:
+        size = in_list_size or conf.tap_in_list_max_ids
+        for group in chunked(ids, size):
+            adql = (f"SELECT {select}\nFROM {table}{' ' + joins if joins else ''}\nWHERE "
+                    f"{id_list_adql(id_column, group)}{' AND ' + where if where else ''}")
+            parts.append(run_tap(client, url, adql, cache=cache, sync_max_rows=sync_max_rows))
+    return vstack(parts, metadata_conflicts="silent") if len(parts) > 1 else parts[0]
 
 
 def _query_status(result, what: str) -> str:
@@ -650,7 +891,8 @@ def query_catalogue(table: str, *, url: str, id_column: str | None = None,
     id_column : str, optional
         Column holding the identifiers of ``ids`` (quoted in the ADQL).
     ids : iterable of int, optional
-        Restrict to these identifiers (queried in groups of ``ids_per_query``).
+        Restrict to these identifiers: uploaded as a table when the service supports
+        it, otherwise in ``IN`` lists of ``ids_per_query`` (see `query_by_ids`).
     columns : str or `ColumnMap`
         ADQL select list; or a column map, in which case one row (``TOP 1 *``) is read
         first and only the columns the map finds (case-insensitively) are selected --
@@ -662,7 +904,7 @@ def query_catalogue(table: str, *, url: str, id_column: str | None = None,
     namespace : str
         Cache sub-directory (see `DiskCache`).
     ids_per_query : int
-        Largest number of identifiers per query.
+        Largest number of identifiers per ``IN`` list (the fallback without uploads).
     sync_max_rows : int, optional
         The service's synchronous row cap (see `run_tap`).
 
@@ -678,8 +920,6 @@ def query_catalogue(table: str, *, url: str, id_column: str | None = None,
     ArchiveError
         If a query fails (see `run_tap`).
     """
-    from astropy.table import vstack
-
     client = client or HTTPClient()
     cache = DiskCache(namespace, refresh=refresh)
     name = f'"{table}"' if "/" in table else table
@@ -693,13 +933,13 @@ def query_catalogue(table: str, *, url: str, id_column: str | None = None,
     if id_column is None:
         raise InputDataError(f"Selecting ids in {table} needs the id column name.")
     ids = np.unique(np.asarray(list(ids), dtype=np.int64))
-    parts = [run_tap(client, url, f"SELECT {columns} FROM {name} WHERE "
-                     f"{id_list_adql(_quote(id_column), group)}", cache=cache,
-                     sync_max_rows=sync_max_rows)
-             for group in chunked(ids, ids_per_query)]
-    if not parts:
+    if ids.size == 0:
         raise InputDataError(f"No identifiers given for {table}.")
-    return vstack(parts, metadata_conflicts="silent")
+    select = columns if columns.strip() == "*" else ", ".join(
+        f"t.{c.strip()}" for c in columns.split(","))
+    return query_by_ids(client, url, ids, select="t.*" if select == "*" else select,
+                        table=f"{name} AS t", id_column=f"t.{_quote(id_column)}",
+                        cache=cache, sync_max_rows=sync_max_rows, in_list_size=ids_per_query)
 
 
 def _quote(column: str) -> str:

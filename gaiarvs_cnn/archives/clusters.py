@@ -23,12 +23,10 @@ from .base import (
     ColumnMap,
     DiskCache,
     HTTPClient,
-    chunked,
     finish_reference,
-    id_list_adql,
     masked_to_nan,
+    query_by_ids,
     query_catalogue,
-    run_tap,
 )
 
 __all__ = ["CLUSTERS_TABLE", "query_clusters", "clusters_from_table", "dr2_to_dr3"]
@@ -76,12 +74,13 @@ def dr2_to_dr3(dr2_ids: Iterable[int], *, tap_url: str | None = None,
     cache = DiskCache("esa", refresh=refresh)
     ids = np.unique(np.asarray(list(dr2_ids), dtype=np.int64))
     out: dict[int, int] = {}
-    for group in chunked(ids, 1000):
-        adql = ("SELECT dr2_source_id, dr3_source_id, angular_distance, magnitude_difference "
-                "FROM gaiadr3.dr2_neighbourhood WHERE "
-                + id_list_adql("dr2_source_id", group))
-        t = _NEIGHBOURS.apply(run_tap(client, tap_url or conf.gaia_tap_url, adql,
-                                      sync_max_rows=2000, cache=cache))
+    if ids.size:
+        raw = query_by_ids(client, tap_url or conf.gaia_tap_url, ids,
+                           select="n.dr2_source_id, n.dr3_source_id, n.angular_distance, "
+                                  "n.magnitude_difference",
+                           table="gaiadr3.dr2_neighbourhood AS n",
+                           id_column="n.dr2_source_id", sync_max_rows=2000, cache=cache)
+        t = _NEIGHBOURS.apply(raw)
         dist = masked_to_nan(t["angular_distance"])
         dmag = np.abs(masked_to_nan(t["magnitude_difference"])) if \
             "magnitude_difference" in t.colnames else np.zeros(len(t))

@@ -12,9 +12,14 @@ Services (URLs from `gaiarvs_cnn.conf`):
   ``FORMAT``, ``RELEASE`` and ``USE_ZIP_ALWAYS=true`` -- the parameters
   `astroquery.gaia.GaiaClass.load_data` sends. The answer is a zip with one product file
   per source (``RVS-Gaia DR3 <id>.csv``, ``XP_CONTINUOUS-Gaia DR3 <id>.csv``).
-  ``DATA_STRUCTURE`` is spelled ``INDIVIDUAL``/``RAW`` by astroquery <= 0.4.11 and
-  ``DATAMODEL_STANDARD``/``DATAMODEL_GAIA`` by newer releases; `data_structure_value`
-  accepts either spelling and sends the one matching the installed astroquery.
+  The valid ``DATA_STRUCTURE`` spelling is decided by the ESA server, not by a client
+  library: ``INDIVIDUAL``/``RAW`` (what the operational server accepts, and what
+  astroquery <= 0.4.11 sends: ``load_data(..., data_structure='INDIVIDUAL')`` in
+  astroquery/gaia/core.py) or ``DATAMODEL_STANDARD``/``DATAMODEL_GAIA`` (the renaming of
+  astroquery pull request #3629, July 2026, merged and then held back until the ESA
+  server is deployed). The value sent is ``conf.datalink_data_structure``; on an HTTP 400
+  that names ``DATA_STRUCTURE`` the request is retried once with the other spelling,
+  which is then kept for the session (`data_structure_value`).
 
 The selection applies the paper's Gaia cuts (Sects. 2.1-2.3; Sect. 2.5 for the training
 sample), see `paper_cuts_adql`. Products are read with `gaiarvs_cnn.io.readers` and a chunk is
@@ -55,18 +60,26 @@ from ..io.readers import (
 )
 from ..io.store import StarBatch, Store
 from ..selection import gaia_quality_adql, training_cut
-from .base import ColumnMap, DiskCache, HTTPClient, RetryableError, chunked, id_list_adql, run_tap
+from .base import (
+    ColumnMap,
+    DiskCache,
+    HTTPClient,
+    HTTPStatusError,
+    RetryableError,
+    chunked,
+    id_list_adql,
+    query_by_ids,
+    run_tap,
+)
 
 __all__ = ["GaiaArchive", "FetchReport", "ESA_SYNC_MAX_ROWS", "RETRIEVAL_TYPES",
-           "data_structure_value", "paper_cuts_adql", "GAIA_SOURCE_COLUMNS",
+           "data_structure_value", "other_spelling", "paper_cuts_adql", "GAIA_SOURCE_COLUMNS",
            "check_product_errors"]
 
 #: Row cap of synchronous TAP queries at the ESA archive.
 ESA_SYNC_MAX_ROWS = 2000
 #: DataLink products used by the method.
 RETRIEVAL_TYPES = ("RVS", "XP_CONTINUOUS")
-#: Ids per ``source_id IN (...)`` TAP query (keeps synchronous answers below the row cap).
-TAP_IDS_PER_QUERY = 1000
 #: Store columns filled from each product.
 PRODUCT_COLUMNS = {"RVS": ("flux", "flux_error"), "XP_CONTINUOUS": XP_COLUMNS}
 
@@ -84,17 +97,6 @@ _SOURCE_ID = ColumnMap({"source_id": "source_id"}, service="Gaia DR3 query")
 _PRODUCT_NAME = re.compile(r"^(?:.*/)?([A-Z_]+)-Gaia DR3 (\d+)\.\w+$")
 
 
-def _astroquery_new_spelling() -> bool:
-    """True when the installed astroquery is newer than 0.4.11."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        parts = re.findall(r"\d+", version("astroquery"))[:3]
-    except PackageNotFoundError:  # pragma: no cover - astroquery is a dependency
-        return True
-    return tuple(int(p) for p in parts) > (0, 4, 11)
-
-
 def data_structure_value(structure: str = "INDIVIDUAL", new_spelling: bool | None = None) -> str:
     """Return the DataLink ``DATA_STRUCTURE`` value for ``structure``.
 
@@ -104,8 +106,8 @@ def data_structure_value(structure: str = "INDIVIDUAL", new_spelling: bool | Non
         ``INDIVIDUAL`` / ``DATAMODEL_STANDARD`` (one file per source) or ``RAW`` /
         ``DATAMODEL_GAIA`` (case-insensitive); either spelling is accepted.
     new_spelling : bool, optional
-        Force the spelling of astroquery > 0.4.11 (True) or <= 0.4.11 (False); default:
-        the installed astroquery's.
+        Force the ``DATAMODEL_*`` spelling (True) or the ``INDIVIDUAL``/``RAW`` one
+        (False); default: the spelling of ``conf.datalink_data_structure``.
 
     Returns
     -------
@@ -115,14 +117,29 @@ def data_structure_value(structure: str = "INDIVIDUAL", new_spelling: bool | Non
     Raises
     ------
     InputDataError
-        If ``structure`` is not a known data structure.
+        If ``structure`` (or ``conf.datalink_data_structure``) is not a known data
+        structure.
     """
+    from ..settings import conf
+
     kind = _STRUCTURES.get(structure.upper())
     if kind is None:
         raise InputDataError(f"Unknown DataLink data structure {structure!r}; use one of "
                              f"{sorted(_STRUCTURES)}.")
-    new = _astroquery_new_spelling() if new_spelling is None else new_spelling
-    return (_SPELLING_NEW if new else _SPELLING_OLD)[kind]
+    if new_spelling is None:
+        configured = str(conf.datalink_data_structure).upper()
+        if configured not in _STRUCTURES:
+            raise InputDataError(f"conf.datalink_data_structure = {configured!r} is not a "
+                                 f"DataLink data structure; use one of "
+                                 f"{sorted(_STRUCTURES)}.")
+        new_spelling = configured.startswith("DATAMODEL_")
+    return (_SPELLING_NEW if new_spelling else _SPELLING_OLD)[kind]
+
+
+def other_spelling(value: str) -> str:
+    """The same ``DATA_STRUCTURE`` in the other spelling (``INDIVIDUAL`` <->
+    ``DATAMODEL_STANDARD``, ``RAW`` <-> ``DATAMODEL_GAIA``)."""
+    return data_structure_value(value, new_spelling=not value.upper().startswith("DATAMODEL_"))
 
 
 def paper_cuts_adql(source_alias: str = "g", ap_alias: str = "ap") -> str:
@@ -223,7 +240,8 @@ class GaiaArchive:
     product_format : str
         DataLink ``FORMAT`` (``csv``, ``ecsv``, ``fits`` or ``votable``).
     data_structure : str
-        ``INDIVIDUAL`` (either spelling, see `data_structure_value`).
+        ``INDIVIDUAL`` (either spelling); sent in the spelling of
+        ``conf.datalink_data_structure`` (see `data_structure_value`).
     """
 
     name = "esa"
@@ -276,7 +294,8 @@ class GaiaArchive:
                        mode=mode, cache=self.cache)
 
     def selection_adql(self, source_ids: Sequence[int], cuts: bool = True) -> str:
-        """ADQL selecting `GAIA_SOURCE_COLUMNS` of ``source_ids`` (with the paper's cuts).
+        """ADQL selecting `GAIA_SOURCE_COLUMNS` of ``source_ids`` (with the paper's cuts),
+        with the ids as an ``IN`` list (the form used where uploads are unavailable).
 
         Parameters
         ----------
@@ -290,18 +309,27 @@ class GaiaArchive:
         str
             The ADQL query.
         """
-        cols = ", ".join(f"g.{c}" for c in GAIA_SOURCE_COLUMNS)
-        where = id_list_adql("g.source_id", source_ids)
-        if cuts:
-            where += "\n  AND " + paper_cuts_adql("g", "ap")
-        return (f"SELECT {cols}\nFROM {self.gaia_source_table} AS g\nLEFT OUTER JOIN "
-                f"{self.ap_table} AS ap ON ap.source_id = g.source_id\nWHERE {where}")
+        spec = self._selection(cuts)
+        return (f"SELECT {spec['select']}\nFROM {spec['table']} {spec['joins']}\nWHERE "
+                f"{id_list_adql(spec['id_column'], source_ids)}"
+                + (f" AND {spec['where']}" if spec["where"] else ""))
+
+    def _selection(self, cuts: bool) -> dict:
+        """The parts of the selection query (see `~gaiarvs_cnn.archives.base.query_by_ids`)."""
+        return {"select": ", ".join(f"g.{c}" for c in GAIA_SOURCE_COLUMNS),
+                "table": f"{self.gaia_source_table} AS g", "id_column": "g.source_id",
+                "joins": f"LEFT OUTER JOIN {self.ap_table} AS ap ON ap.source_id = "
+                         f"g.source_id",
+                "where": paper_cuts_adql("g", "ap") if cuts else None}
 
     def select_sources(self, source_ids: Iterable[int], cuts: bool = True,
                        training: bool = False) -> Table:
         """Return the gaia_source rows of the given ids that pass the cuts.
 
-        The ids are sent in groups of ``TAP_IDS_PER_QUERY``.
+        The ids are uploaded as a table (TAP_UPLOAD) joined to ``gaia_source`` in chunks
+        sized by the service's published limits; at a service without uploads they go
+        as ``IN`` lists of ``conf.tap_in_list_max_ids`` (see
+        `~gaiarvs_cnn.archives.base.query_by_ids`).
 
         Parameters
         ----------
@@ -324,14 +352,11 @@ class GaiaArchive:
         ArchiveError
             If a query fails after the retries.
         """
-        from astropy.table import vstack
-
         ids = np.unique(np.asarray(list(source_ids), dtype=np.int64))
         if ids.size == 0:
             raise InputDataError("No source ids to select.")
-        table = vstack([self.query(self.selection_adql(group, cuts=cuts))
-                        for group in chunked(ids, TAP_IDS_PER_QUERY)],
-                       metadata_conflicts="silent")
+        table = query_by_ids(self.client, self.tap_url, ids, **self._selection(cuts),
+                             cache=self.cache, sync_max_rows=self.sync_max_rows)
         return table[training_cut(table)] if training and len(table) else table
 
     def ids_from_query(self, adql: str) -> np.ndarray:
@@ -397,9 +422,21 @@ class GaiaArchive:
         params = self._datalink_params(source_ids, retrieval_type)
         key = DiskCache.key(self.datalink_url, sorted(params.items()))
         if self.cache.get(key) is None:
-            payload = self.client.fetch("POST", self.datalink_url, data=params,
-                                        what=f"DataLink {retrieval_type}",
-                                        validate=check_zip)
+            try:
+                payload = self.client.fetch("POST", self.datalink_url, data=params,
+                                            what=f"DataLink {retrieval_type}",
+                                            validate=check_zip)
+            except HTTPStatusError as exc:
+                if exc.status != 400 or "DATA_STRUCTURE" not in exc.body.upper():
+                    raise
+                other = other_spelling(self.data_structure)
+                log.warning(f"DataLink refused DATA_STRUCTURE={self.data_structure} "
+                            f"({exc.body[:200].strip()}); retrying with {other}. Set "
+                            f"conf.datalink_data_structure = {other!r} to skip this.")
+                self.data_structure = params["DATA_STRUCTURE"] = other
+                payload = self.client.fetch("POST", self.datalink_url, data=params,
+                                            what=f"DataLink {retrieval_type}",
+                                            validate=check_zip)
             self.cache.put(key, payload)
         return self.cache.path(key)
 

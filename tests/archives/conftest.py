@@ -4,8 +4,14 @@ async/UWS), ESA DataLink and VizieR-TAP to replay real-format responses.
 Its "database" is a dict of astropy Tables built from the real Gaia DR3 files in
 ``../shared/data/real/`` (gaia_source rows, RVS and XP products) and from the reference
 catalogue tables of ``tests/sources/_reference_tables.py``. ADQL is interpreted only as
-far as the adapters need: the table after ``FROM``, ``<column> IN (...)`` integer lists and
-``TOP n``; every column of the table is returned (services may return extra columns).
+far as the adapters need: the table after ``FROM``, ``<column> IN (...)`` integer lists,
+``TOP n``, the select list, and TAP table uploads: the ``multipart/form-data`` request is
+parsed, the uploaded VOTable read with `astropy.io.votable`, and
+``FROM TAP_UPLOAD.<t> AS u JOIN <table> AS x ON x.<col> = u.<col>`` evaluated as a real
+inner join (`astropy.table.join`). Each service publishes a VOSI ``/capabilities``
+document (TAPRegExt ``uploadMethod``, ``uploadLimit``, ``outputLimit``) from
+``Archive.services`` and refuses uploads beyond its published limit (HTTP 400), as a real
+service would.
 
 Failures are injected per test with ``archive.fail(path, mode, times)``: ``"500"`` (HTTP
 500), ``"slow"`` (sleep ``archive.slow_s`` before answering), ``"truncate"`` (half of the
@@ -136,10 +142,22 @@ class Archive:
     uppercase: bool = False
     slow_s: float = 1.0
     retry_after: str = "2"
+    #: DataLink DATA_STRUCTURE values the loopback server accepts.
+    data_structures: tuple = ("INDIVIDUAL", "RAW")
     failures: list = field(default_factory=list)
     log: list = field(default_factory=list)
     jobs: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: per service (first path element): TAP uploads declared, hard upload limit
+    #: (value, unit), hard output limit in rows, and whether /capabilities is served.
+    services: dict = field(default_factory=lambda: {
+        "esa": {"uploads": True, "upload_limit": (5, "row"), "output_limit": 3000000,
+                "capabilities": True},
+        "vizier": {"uploads": True, "upload_limit": (100000, "byte"), "output_limit": None,
+                   "capabilities": True},
+        "aip": {"uploads": False, "upload_limit": None, "output_limit": None,
+                "capabilities": True}})
+    uploads_received: list = field(default_factory=list)
 
     def fail(self, path: str, mode: str, times: int = 1, when: str = "") -> None:
         """Make the next ``times`` requests whose path contains ``path`` (and whose
@@ -159,12 +177,71 @@ class Archive:
         return sum(path in p for p, _ in self.log)
 
     # -- services ----------------------------------------------------------------------
-    def run_adql(self, adql: str) -> tuple[Table, bool]:
+    def capabilities(self, service: str, base: str) -> tuple[int, bytes]:
+        spec = self.services.get(service)
+        if spec is None or not spec["capabilities"]:
+            return 404, b"Not found"
+        upload = ('<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-inline"/>'
+                  if spec["uploads"] else "")
+        if spec["uploads"] and spec["upload_limit"]:
+            value, unit = spec["upload_limit"]
+            upload += f'<uploadLimit><hard unit="{unit}">{value}</hard></uploadLimit>'
+        output = (f'<outputLimit><default unit="row">2000</default><hard unit="row">'
+                  f'{spec["output_limit"]}</hard></outputLimit>' if spec["output_limit"]
+                  else "")
+        return 200, f"""<?xml version="1.0" encoding="UTF-8"?>
+<vosi:capabilities xmlns:vosi="http://www.ivoa.net/xml/VOSICapabilities/v1.0"
+ xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+ xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1"
+ xmlns:tr="http://www.ivoa.net/xml/TAPRegExt/v1.0">
+<capability standardID="ivo://ivoa.net/std/TAP" xsi:type="tr:TableAccess">
+<interface xsi:type="vs:ParamHTTP" role="std"><accessURL use="base">{base}</accessURL>
+</interface>
+<language><name>ADQL</name><version ivo-id="ivo://ivoa.net/std/ADQL#v2.0">2.0</version>
+</language>
+<outputFormat><mime>application/x-votable+xml</mime></outputFormat>
+{upload}{output}
+</capability>
+</vosi:capabilities>""".encode()
+
+    def check_uploads(self, service: str, uploads: dict, raw_sizes: dict) -> None:
+        """Refuse uploads the service does not declare, or beyond its published limit."""
+        spec = self.services[service]
+        if uploads and not spec["uploads"]:
+            raise KeyError("this service does not accept TAP uploads")
+        limit = spec["upload_limit"]
+        for name, table in uploads.items():
+            self.uploads_received.append((service, name, len(table)))
+            if limit and limit[1] == "row" and len(table) > limit[0]:
+                raise KeyError(f"upload {name} has {len(table)} rows; limit {limit[0]}")
+            if limit and limit[1] == "byte" and raw_sizes[name] > limit[0]:
+                raise KeyError(f"upload {name} is {raw_sizes[name]} bytes; limit {limit[0]}")
+
+    def run_adql(self, adql: str, uploads: dict | None = None) -> tuple[Table, bool]:
+        from astropy.table import join
+
+        uploads = uploads or {}
+        up = re.search(r'\bFROM\s+TAP_UPLOAD\.(\w+)\s+AS\s+(\w+)\s+JOIN\s+("[^"]+"|[\w.]+)'
+                       r'\s+AS\s+(\w+)\s+ON\s+(\w+)\.("[^"]+"|\w+)\s*=\s*(\w+)\.(\w+)',
+                       adql, re.I)
         m = re.search(r'\bFROM\s+("[^"]+"|[\w.]+)', adql, re.I)
         if not m:
             raise KeyError(f"no FROM in {adql!r}")
-        name = m.group(1).strip('"').lower()
+        name = (up.group(3) if up else m.group(1)).strip('"').lower()
         table = self.tables[name]
+        if up:  # a real inner join of the uploaded VOTable with the table
+            uploaded = uploads[up.group(1).lower()]
+            col = up.group(6).strip('"')
+            real = next(c for c in table.colnames if c.lower() == col.lower())
+            ucol = next(c for c in uploaded.colnames if c.lower() == up.group(8).lower())
+            keys = Table({real: np.asarray(uploaded[ucol], dtype=np.int64)})
+            base = table.copy(copy_data=False)
+            base[real] = np.asarray(base[real], dtype=np.int64)
+            order = "_row_order_"
+            base[order] = np.arange(len(base))
+            table = join(keys, base, keys=real, join_type="inner")
+            table.sort(order)
+            table.remove_column(order)
         for col, values in re.findall(r'([\w."]+)\s+IN\s*\(([^)]*)\)', adql, re.I):
             col = col.split(".")[-1].strip('"')
             wanted = {int(v) for v in values.split(",") if v.strip()}
@@ -194,6 +271,11 @@ class Archive:
     def datalink_zip(self, params: dict) -> tuple[int, bytes]:
         if params.get("FORMAT", "").lower() != "csv":
             return 400, b"Only FORMAT=csv is served by the test archive."
+        if params.get("DATA_STRUCTURE") not in self.data_structures:
+            # the wording is ours (no recorded ESA answer); like a real 400 it names the
+            # parameter
+            return 400, (f"Invalid value {params.get('DATA_STRUCTURE')!r} for parameter "
+                         f"DATA_STRUCTURE; valid: {', '.join(self.data_structures)}").encode()
         ids = [int(i) for i in params["ID"].split(",")]
         kind = params["RETRIEVAL_TYPE"]
         buf = io.BytesIO()
@@ -242,11 +324,44 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _params(self) -> dict:
-        query = parse_qs(urlparse(self.path).query)
+        """Request parameters; uploaded files (multipart) go to ``self.files``."""
+        query = {k.upper(): v[-1] for k, v in parse_qs(urlparse(self.path).query).items()}
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode() if length else ""
-        query.update(parse_qs(body))
-        return {k.upper(): v[-1] for k, v in query.items()}
+        body = self.rfile.read(length) if length else b""
+        self.files = {}
+        ctype = self.headers.get("Content-Type", "")
+        if ctype.startswith("multipart/form-data"):
+            from email.parser import BytesParser
+            from email.policy import HTTP
+
+            msg = BytesParser(policy=HTTP).parsebytes(
+                b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + body)
+            for part in msg.iter_parts():
+                name = part.get_param("name", header="content-disposition")
+                payload = part.get_payload(decode=True)
+                if part.get_filename() is not None:
+                    self.files[name] = payload
+                else:
+                    query[name.upper()] = payload.decode()
+        else:
+            query.update({k.upper(): v[-1] for k, v in parse_qs(body.decode()).items()})
+        return query
+
+    def _uploads(self, params: dict) -> tuple[dict, dict]:
+        """The TAP ``UPLOAD`` tables (``name,param:part``), read as VOTables."""
+        from astropy.io.votable import parse
+
+        tables, sizes = {}, {}
+        for item in filter(None, params.get("UPLOAD", "").split(";")):
+            name, ref = item.split(",", 1)
+            if not ref.startswith("param:"):
+                raise KeyError(f"only inline uploads are served, not {ref!r}")
+            raw = self.files[ref[len("param:"):]]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tables[name.lower()] = parse(io.BytesIO(raw)).get_first_table().to_table()
+            sizes[name.lower()] = len(raw)
+        return tables, sizes
 
     def _send(self, code: int, body: bytes = b"", ctype: str = "text/xml",
               headers: dict | None = None) -> None:
@@ -300,8 +415,14 @@ class _Handler(BaseHTTPRequestHandler):
         if path.endswith("/data"):
             code, body = arc.datalink_zip(params)
             return code, body, "application/zip", {}
+        service = path.strip("/").split("/")[0]
+        if path.endswith("/capabilities"):
+            code, body = arc.capabilities(service, arc.url + path.rsplit("/", 1)[0])
+            return code, body, "text/xml", {}
         if path.endswith("/sync"):
-            table, overflow = arc.run_adql(params["QUERY"])
+            uploads, sizes = self._uploads(params)
+            arc.check_uploads(service, uploads, sizes)
+            table, overflow = arc.run_adql(params["QUERY"], uploads)
             return 200, arc.votable(table, overflow), "text/xml", {}
         m = re.search(r"^(.*/async)(?:/(\w+))?(/phase|/results/result)?$", path)
         if not m:
@@ -309,12 +430,15 @@ class _Handler(BaseHTTPRequestHandler):
         base, job_id, tail = arc.url + m.group(1), m.group(2), m.group(3)
         if job_id is None:  # job creation
             job_id = f"job{len(arc.jobs) + 1}"
-            arc.jobs[job_id] = {"phase": "PENDING", "query": params["QUERY"]}
+            uploads, sizes = self._uploads(params)
+            arc.check_uploads(service, uploads, sizes)
+            arc.jobs[job_id] = {"phase": "PENDING", "query": params["QUERY"],
+                                "uploads": uploads}
             return 303, b"", "text/plain", {"Location": f"{base}/{job_id}"}
         job = arc.jobs[job_id]
         if tail == "/phase" and method == "POST":
             if params.get("PHASE") == "RUN":
-                table, _ = arc.run_adql(job["query"])
+                table, _ = arc.run_adql(job["query"], job["uploads"])
                 job["result"], job["phase"] = arc.votable(table), "COMPLETED"
             return 303, b"", "text/plain", {"Location": f"{base}/{job_id}"}
         if tail == "/phase":

@@ -229,3 +229,50 @@ def test_identifiers_agree_with_installed_astroquery():
     assert set(RETRIEVAL_TYPES) <= set(aq_conf.VALID_DATALINK_RETRIEVAL_TYPES)
     assert conf.gaia_tap_url.endswith("/tap-server/tap")
     assert conf.gaia_datalink_url.endswith("/data-server/data")
+
+
+def test_data_structure_from_conf():
+    from gaiarvs_cnn import conf
+    from gaiarvs_cnn.archives.gaia import other_spelling
+
+    assert conf.datalink_data_structure == "INDIVIDUAL"  # the operational server's spelling
+    assert data_structure_value("INDIVIDUAL") == "INDIVIDUAL"
+    with conf.set_temp("datalink_data_structure", "DATAMODEL_STANDARD"):
+        assert data_structure_value("INDIVIDUAL") == "DATAMODEL_STANDARD"
+        assert data_structure_value("RAW") == "DATAMODEL_GAIA"
+    with conf.set_temp("datalink_data_structure", "COMBINED"), \
+            pytest.raises(Exception, match="conf.datalink_data_structure"):
+        data_structure_value("INDIVIDUAL")
+    assert other_spelling("INDIVIDUAL") == "DATAMODEL_STANDARD"
+    assert other_spelling("DATAMODEL_GAIA") == "RAW"
+
+
+@pytest.mark.parametrize("server, configured", [
+    (("DATAMODEL_STANDARD", "DATAMODEL_GAIA"), "INDIVIDUAL"),   # the server renamed
+    (("INDIVIDUAL", "RAW"), "DATAMODEL_STANDARD")])            # the renaming is not live
+def test_data_structure_spelling_fallback(archive, fast_client, server, configured):
+    from gaiarvs_cnn import conf
+
+    archive.data_structures = server
+    with conf.set_temp("datalink_data_structure", configured):
+        gaia = GaiaArchive(client=fast_client)
+        batch, _ = gaia.load_products(_sky(archive)[:2], "RVS")
+        assert len(batch) == 2 and gaia.data_structure == server[0]
+        sent = [p["DATA_STRUCTURE"] for path, p in archive.log if path.endswith("/data")]
+        assert sent == [configured, server[0]]  # one automatic retry with the other spelling
+        gaia.load_products(_sky(archive)[2:4], "XP_CONTINUOUS")  # the working one is kept
+        assert archive.log[-1][1]["DATA_STRUCTURE"] == server[0]
+
+
+def test_data_structure_refused_in_both_spellings(archive, fast_client):
+    archive.data_structures = ("COMBINED",)
+    with pytest.raises(ArchiveError, match=r"HTTP 400.*DATA_STRUCTURE"):
+        GaiaArchive(client=fast_client).load_products(_sky(archive)[:1], "RVS")
+    assert archive.count("/data") == 2  # one retry, not a loop
+
+
+def test_other_400_is_not_retried_with_the_other_spelling(archive, fast_client):
+    gaia = GaiaArchive(client=fast_client, product_format="fits")  # the loopback serves csv
+    with pytest.raises(ArchiveError, match="HTTP 400"):
+        gaia.load_products(_sky(archive)[:1], "RVS")
+    assert archive.count("/data") == 1

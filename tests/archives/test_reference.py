@@ -32,6 +32,7 @@ def test_apogee_cuts_and_duplicates(archive, fast_client, sky):
 
 
 def test_apogee_by_ids_and_allstar_names(archive, fast_client, sky):
+    archive.services["vizier"]["uploads"] = False  # the documented IN-list fallback
     t = query_apogee([sky[1], sky[3]], client=fast_client, cuts=False)
     assert sorted(t["source_id"].tolist()) == sorted([sky[1], sky[3]])
     query = archive.log[-1][1]["QUERY"]

@@ -1,0 +1,84 @@
+"""Id selections by TAP table upload (TAP_UPLOAD), chunked by the published limits."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gaiarvs_cnn.archives.base import TAPLimits, query_by_ids, tap_limits
+from gaiarvs_cnn.archives.gaia import GaiaArchive
+from gaiarvs_cnn.exceptions import ArchiveError
+
+NO_SPECTRUM = 1000000000000000001
+
+
+def _ids(archive):
+    return sorted(sorted(archive.rvs) + [NO_SPECTRUM])
+
+
+def test_capabilities_are_read(archive, fast_client):
+    esa = tap_limits(fast_client, archive.url + "/esa/tap")
+    assert esa == TAPLimits(uploads=True, upload_rows=5, output_rows=3000000,
+                            source="capabilities")
+    viz = tap_limits(fast_client, archive.url + "/vizier/tap")
+    assert viz.uploads and viz.upload_bytes == 100000 and viz.upload_rows is None
+    assert not tap_limits(fast_client, archive.url + "/aip/tap").uploads
+
+
+def test_ids_per_upload_follows_the_tightest_limit():
+    assert TAPLimits(uploads=True).ids_per_upload(50000) == 50000
+    assert TAPLimits(uploads=True, upload_rows=2000).ids_per_upload(50000) == 2000
+    assert TAPLimits(uploads=True, upload_bytes=100000).ids_per_upload(50000) == 2203
+    assert TAPLimits(uploads=True, output_rows=10).ids_per_upload(50000) == 10
+
+
+def test_selection_uploads_chunks_within_the_row_limit(archive, fast_client):
+    archive.services["esa"]["upload_limit"] = (2, "row")
+    got = GaiaArchive(client=fast_client).select_sources(_ids(archive), cuts=False)
+    assert sorted(got["source_id"].tolist()) == _ids(archive)
+    sent = [n for svc, _, n in archive.uploads_received if svc == "esa"]
+    assert sent == [2, 2, 1]  # 5 ids, 2 per upload, every upload parsed by the server
+    queries = [p["QUERY"] for path, p in archive.log if path.endswith("/esa/tap/sync")]
+    assert all("FROM TAP_UPLOAD.gaiarvs_ids AS u\nJOIN gaiadr3.gaia_source AS g ON "
+               "g.source_id = u.source_id" in q for q in queries)
+    assert all(" IN (" not in q for q in queries)
+
+
+def test_upload_and_in_list_give_the_same_rows(archive, fast_client):
+    ids = _ids(archive)
+    by_upload = GaiaArchive(client=fast_client).select_sources(ids)
+    archive.services["esa"]["capabilities"] = False  # no capabilities: IN-list fallback
+    from gaiarvs_cnn.archives.base import HTTPClient
+
+    other = HTTPClient(timeout=5, retries=0, backoff=0.01)
+    by_list = GaiaArchive(client=other, refresh=True).select_sources(ids)
+    assert not tap_limits(other, archive.url + "/esa/tap").uploads
+    assert " IN (" in archive.log[-1][1]["QUERY"]
+    for col in ("source_id", "ra", "parallax", "rvs_spec_sig_to_noise"):
+        np.testing.assert_array_equal(np.sort(by_upload[col]), np.sort(by_list[col]))
+
+
+def test_upload_overflowing_sync_runs_async_with_the_upload(archive, fast_client):
+    archive.sync_max_rows = 2
+    got = GaiaArchive(client=fast_client).select_sources(_ids(archive)[:4], cuts=False)
+    assert len(got) == 4
+    assert archive.count("/esa/tap/async") >= 3  # job created, run, result fetched
+    assert [n for _, _, n in archive.uploads_received] == [4, 4]  # sync, then async
+
+
+def test_reference_by_upload_joins_vizier(archive, fast_client):
+    from gaiarvs_cnn.archives.galah import query_galah
+
+    sky = sorted(archive.rvs)
+    t = query_galah([sky[0], sky[3], 12345], client=fast_client)
+    assert t["source_id"].tolist() == [sky[0], sky[3]]
+    assert ("vizier", "gaiarvs_ids", 3) in archive.uploads_received
+    assert 'JOIN "J/MNRAS/506/150/stars" AS t ON t."GaiaEDR3" = u.source_id' in \
+        archive.log[-1][1]["QUERY"]
+
+
+def test_upload_beyond_the_published_limit_is_refused(archive, fast_client):
+    archive.services["esa"]["upload_limit"] = (2, "row")
+    with pytest.raises(ArchiveError, match=r"HTTP 400.*limit 2"):
+        query_by_ids(fast_client, archive.url + "/esa/tap", _ids(archive), select="g.source_id",
+                     table="gaiadr3.gaia_source AS g", id_column="g.source_id",
+                     uploads=True, upload_size=5)
