@@ -1,14 +1,19 @@
 """Settings of `gaiarvs_cnn` (an `astropy.config.ConfigNamespace`).
 
 The values are read from ``gaiarvs_cnn.cfg`` in the Astropy configuration directory
-(``astropy.config.get_config_dir()``) and can be changed for a session with
-``conf.set_temp``. ``gaiarvs_cnn.conf`` is this module's `conf`.
+(``astropy.config.get_config_dir()``, i.e. ``~/.astropy/config`` or
+``$XDG_CONFIG_HOME/astropy``; `config_file` names it) and can be changed for a session
+with ``conf.set_temp``. ``gaiarvs_cnn.conf`` is this module's `conf`; `config_report`
+lists every setting with where its value comes from (``gaiarvs-cnn config``).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 from astropy import config as _config
 
-__all__ = ["Conf", "conf"]
+__all__ = ["Conf", "conf", "config_file", "config_report", "Setting"]
 
 # The items belong to the top-level package, so that they are read from the top (section-less)
 # part of ``gaiarvs_cnn.cfg``, where they have always been, not from a ``[settings]`` section.
@@ -85,3 +90,92 @@ class Conf(_config.ConfigNamespace):
 
 
 conf = Conf()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration item as `config_report` sees it.
+
+    Parameters
+    ----------
+    name : str
+        The item (``conf.<name>``).
+    value : object
+        The value in effect now.
+    origin : str
+        ``"default"``, ``"file"`` (set in `config_file`) or ``"session"`` (changed in
+        this process: ``conf.set_temp`` or assignment).
+    default : object
+        The built-in default.
+    description : str
+        What the item does.
+    """
+
+    name: str
+    value: object
+    origin: str
+    default: object
+    description: str
+
+
+def config_file() -> Path:
+    """The configuration file the settings are read from.
+
+    ``gaiarvs_cnn.cfg`` in the Astropy configuration directory
+    (``astropy.config.get_config_dir()``); it may not exist (then every item has its
+    default). Write a commented template there with
+    ``astropy.config.create_config_file("gaiarvs_cnn")``.
+
+    Returns
+    -------
+    pathlib.Path
+        The file (existing or not).
+    """
+    filename = _config.get_config(_PACKAGE).filename  # what astropy reads
+    return Path(filename) if filename else Path(_config.get_config_dir()) / f"{_PACKAGE}.cfg"
+
+
+def config_report() -> list[Setting]:
+    """Every configuration item, its value in effect and where that value comes from.
+
+    The file is parsed afresh from disk (`config_file`), so that a value changed in this
+    process (``conf.set_temp`` or assignment) is told apart from one set in the file.
+
+    Returns
+    -------
+    list of Setting
+        In the order of `Conf`.
+
+    Raises
+    ------
+    astropy.config.ConfigurationItemError
+        Not raised for a bad file value: such a value is reported with origin
+        ``"file (invalid: ...)"``.
+
+    Examples
+    --------
+    >>> with conf.set_temp("retries", 9):
+    ...     [(s.value, s.origin) for s in config_report() if s.name == "retries"]
+    [(9, 'session')]
+    """
+    from astropy.extern.configobj import configobj
+
+    path = config_file()
+    on_disk = configobj.ConfigObj(str(path), interpolation=False) if path.exists() else {}
+    out = []
+    for name, item in type(conf).__dict__.items():
+        if not isinstance(item, _config.ConfigItem):
+            continue
+        value = getattr(conf, name)
+        origin = "default"
+        if name in on_disk:
+            try:
+                file_value = item._validate_val(on_disk[name])
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
+                origin = f"file (invalid: {exc})"
+            else:
+                origin = "file" if file_value == value else "session"
+        elif value != item.defaultvalue:
+            origin = "session"
+        out.append(Setting(name, value, origin, item.defaultvalue, item.description))
+    return out
