@@ -1,4 +1,4 @@
-"""Tests of gaiarvs_cnn.catalog.schema: data model, FITS/VOTable round trips, atomic writes."""
+"""Tests of gaiarvs_cnn.catalog: data model, format registry, streaming writers, readers."""
 import errno
 import os
 import warnings
@@ -11,11 +11,16 @@ from astropy.io.votable import parse_single_table
 from astropy.table import Table
 
 import gaiarvs_cnn
-from gaiarvs_cnn.catalog.schema import (
+from gaiarvs_cnn.catalog import (
+    CATALOG_FORMATS,
     CatalogWriteError,
     build_catalog_table,
     catalog_columns,
     datamodel,
+    format_of,
+    open_writer,
+    output_paths,
+    parse_formats,
     read_catalog,
     select_good,
     write_catalog,
@@ -84,9 +89,9 @@ def test_plain_astropy_read_gives_17_columns_units_and_values(table, tmp_path, s
         warnings.simplefilter("ignore")
         back = Table.read(path)
     assert back.colnames == TABLE2_ORDER
-    assert str(back["teff"].unit) == "K"
-    assert str(back["logg"].unit) == "dex(cm/s2)"
-    assert str(back["feh"].unit) == "dex"
+    assert back["teff"].unit == u.K
+    assert back["logg"].unit == u.dex(u.cm / u.s**2)
+    assert back["feh"].unit == u.dex
     np.testing.assert_array_equal(back["source_id"], table["source_id"])
     np.testing.assert_array_equal(back["teff"], table["teff"])
     # the flag stays text with its leading zeros
@@ -112,7 +117,10 @@ def test_fits_header_carries_ucds_units_and_provenance(table, tmp_path):
     with fits.open(path) as hdul:
         primary, head = hdul[0].header, hdul[1].header
     assert head["TTYPE17"] == "flag_boundary" and head["TFORM17"] == "8A"
-    assert head["TUNIT5"] == "dex(cm/s2)"
+    # dex is not a FITS unit (a TUNITn 'dex' makes astropy warn): K in TUNITn, dex in the
+    # description for other readers and in astropy's serialized-column header
+    assert head["TUNIT2"] == "K" and "TUNIT5" not in head
+    assert head["TCOMM5"].endswith("[dex(cm/s2)]")
     assert head["TUCD2"] == "phys.temperature.effective"
     assert primary["BUNDLEID"] == "0123abcd"
     assert primary["INPUTSEL"] == "x<1"
@@ -152,7 +160,7 @@ def test_full_disk_leaves_earlier_catalogue_and_no_temporary(table, tmp_path, mo
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("gaiarvs_cnn.catalog.schema._write_tmp", disk_full)
+    monkeypatch.setattr("gaiarvs_cnn.catalog.writers.VOTableWriter._append", disk_full)
     with pytest.raises(CatalogWriteError, match="No space left"):
         write_catalog(table, path, overwrite=True)
     assert path.read_text() == "earlier catalogue"
@@ -172,3 +180,155 @@ def test_read_catalog_refuses_a_table_that_is_not_a_catalogue(tmp_path):
     Table({"a": [1, 2]}).write(path)
     with pytest.raises(InputDataError, match="lacks catalogue column"):
         read_catalog(path)
+
+
+# ---------------------------------------------------------------------------------------
+# every format, streamed, read back by plain astropy (issue 14) and atomic (issue 19)
+# ---------------------------------------------------------------------------------------
+ALL_SUFFIXES = [".fits", ".vot", ".ecsv", ".parquet"]
+
+
+def _streamed(table, path, **meta):
+    with open_writer(path, meta={**table.meta, **meta}) as writer:
+        for start in range(0, len(table), 4):          # chunks of 4 rows, the last of 2
+            writer.write(table[start:start + 4])
+    return path
+
+
+@pytest.mark.parametrize("suffix", ALL_SUFFIXES)
+def test_plain_table_read_of_every_format_has_the_data_model_and_no_warning(
+        table, tmp_path, suffix):
+    path = _streamed(table, tmp_path / f"cat{suffix}", input_selection="gaia_dr3 G<13")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        back = Table.read(path)
+    assert back.colnames == TABLE2_ORDER
+    for spec in catalog_columns():
+        col = back[spec["name"]]
+        assert col.unit == (u.Unit(spec["unit"]) if spec["unit"] else None), spec["name"]
+        assert col.description == spec["description"], spec["name"]
+        assert col.meta["ucd"] == spec["ucd"], spec["name"]
+    assert back["logg"].unit == u.dex(u.cm / u.s**2) and back["mh"].unit == u.dex
+    assert back["flag_boundary"].dtype == np.dtype("U8")
+    # round trip: every value equal
+    for name in TABLE2_ORDER:
+        np.testing.assert_array_equal(np.asarray(back[name]), np.asarray(table[name]))
+        assert back[name].dtype.str[1:] == table[name].dtype.str[1:]     # any byte order
+    # provenance: version, bundle, selection, date, counts
+    meta = back.meta if suffix != ".vot" else {"all": back.meta["description"]}
+    text = " ".join(f"{k} = {v}" for k, v in meta.items())
+    for expected in (f"SWVERS = {gaiarvs_cnn.__version__}", "BUNDLEID = 0123abcd",
+                     "INPUTSEL = gaia_dr3 G<13", "NSTARS = 6", "NGOOD = 2", "DATE = 20"):
+        assert " ".join(expected.split()) in " ".join(text.split()), expected
+    full = read_catalog(path)
+    assert int(full.meta["NSTARS"]) == 6 and int(full.meta["NGOOD"]) == 2
+    assert full.meta["BUNDLEID"] == "0123abcd"
+
+
+def test_fits_file_passes_the_fits_verifier_and_its_checksums(table, tmp_path):
+    entry = {"input_selection": {"source": "store", "cuts": "x" * 150}}   # CONTINUE cards
+    path = _streamed(table, tmp_path / "cat.fits", **entry)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with fits.open(path, checksum=True) as hdul:
+            hdul.verify("exception")
+            head = hdul[1].header
+            assert hdul[0].header["LONGSTRN"] == "OGIP 1.0" == head["LONGSTRN"]
+            assert head["NAXIS2"] == 6 and len(hdul[1].data) == 6
+            assert head["TCOMM17"] == catalog_columns()[-1]["description"]      # not cut
+            assert "x" * 150 in head["INPUTSEL"]
+    assert path.stat().st_size % 2880 == 0
+
+
+def test_votable_passes_the_votable_validator(table, tmp_path):
+    import io
+
+    from astropy.io.votable import validate
+
+    path = _streamed(table, tmp_path / "cat.vot")
+    report = io.StringIO()
+    assert validate(str(path), output=report), report.getvalue()
+    vtab = parse_single_table(str(path))
+    assert {f.name: f.unit for f in vtab.fields}["logg"] == u.dex(u.cm / u.s**2)
+
+
+@pytest.mark.parametrize("suffix", ALL_SUFFIXES)
+def test_streamed_and_one_shot_files_hold_the_same_rows(table, tmp_path, suffix):
+    one = write_catalog(table, tmp_path / f"one{suffix}")
+    many = _streamed(table, tmp_path / f"many{suffix}")
+    a, b = read_catalog(one), read_catalog(many)
+    for name in TABLE2_ORDER:
+        np.testing.assert_array_equal(np.asarray(a[name]), np.asarray(b[name]))
+
+
+@pytest.mark.parametrize("suffix", ALL_SUFFIXES)
+def test_an_error_inside_the_block_leaves_the_earlier_file_and_no_temporary(
+        table, tmp_path, suffix):
+    path = tmp_path / f"cat{suffix}"
+    path.write_text("earlier catalogue")
+    with pytest.raises(RuntimeError, match="crash"):
+        with open_writer(path, overwrite=True) as writer:
+            writer.write(table)
+            raise RuntimeError("crash in the middle of a merge")
+    assert path.read_text() == "earlier catalogue"
+    assert sorted(os.listdir(tmp_path)) == [path.name]
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
+        with open_writer(path):
+            pass
+
+
+def test_writer_refuses_a_bad_flag_naming_the_star(table, tmp_path):
+    bad = table.copy()
+    bad["flag_boundary"] = bad["flag_boundary"].astype("U9")
+    bad["flag_boundary"][3] = "0000001"
+    with pytest.raises(InputDataError, match=f"source_id {bad['source_id'][3]}"):
+        with open_writer(tmp_path / "cat.fits") as writer:
+            writer.write(bad)
+    assert not os.listdir(tmp_path)
+    with pytest.raises(InputDataError, match="columns"):
+        with open_writer(tmp_path / "cat.ecsv") as writer:
+            writer.write(table["source_id", "teff"])
+
+
+def test_format_registry_parses_lists_and_suffixes(tmp_path):
+    assert CATALOG_FORMATS["parquet"] == ".parquet" and CATALOG_FORMATS["ecsv"] == ".ecsv"
+    assert parse_formats("both") == ["fits", "votable"]
+    assert parse_formats("fits,votable, parquet") == ["fits", "votable", "parquet"]
+    assert parse_formats(["ecsv", "ecsv"]) == ["ecsv"]
+    with pytest.raises(InputDataError, match="Unknown catalogue format 'hdf5'"):
+        parse_formats("fits,hdf5")
+    assert [p.name for p in output_paths(tmp_path, "ecsv,parquet")] == [
+        "gaiarvs_cnn_catalog.ecsv", "gaiarvs_cnn_catalog.parquet"]
+    assert format_of("x/CAT.FITS.GZ") == "fits" and format_of("c.xml") == "votable"
+    with pytest.raises(InputDataError, match="Cannot tell the catalogue format"):
+        format_of("cat.txt")
+
+
+@pytest.mark.parametrize("suffix", [".fits", ".ecsv"])
+def test_read_catalog_zero_pads_integer_flags_of_the_paper(table, tmp_path, suffix):
+    paper = Table(table, copy=True)
+    paper["flag_boundary"] = np.array([int(f) for f in FLAGS], dtype=np.int64)
+    path = tmp_path / f"paper{suffix}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")        # astropy: 'dex' is not a FITS unit
+        paper.write(path)
+    back = read_catalog(path)
+    assert back["flag_boundary"].tolist() == FLAGS.tolist()
+    assert back["logg"].unit == u.dex(u.cm / u.s**2)
+
+
+def test_read_catalog_names_the_file_and_column_of_a_foreign_catalogue(table, tmp_path):
+    wide = Table(table, copy=True)
+    wide["flag_boundary"] = np.array([f + "0" for f in FLAGS])
+    path = tmp_path / "foreign.ecsv"
+    wide.write(path)
+    with pytest.raises(InputDataError, match=r"foreign\.ecsv: column flag_boundary"):
+        read_catalog(path)
+    text = Table(table, copy=True)
+    text["teff"] = np.array(["hot"] * len(text))
+    text.write(tmp_path / "text.parquet")
+    with pytest.raises(InputDataError, match=r"text\.parquet: column teff"):
+        read_catalog(tmp_path / "text.parquet")
+    (tmp_path / "junk.fits").write_bytes(b"not a FITS file")
+    with pytest.raises(InputDataError, match=r"junk\.fits"):
+        read_catalog(tmp_path / "junk.fits")

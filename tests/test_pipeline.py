@@ -6,6 +6,7 @@ import errno
 import shutil
 import warnings
 
+import astropy.units as u
 import numpy as np
 import pytest
 from astropy.table import Table
@@ -62,7 +63,7 @@ def test_run_writes_fits_and_votable_with_17_columns_and_units(uninterrupted,
             warnings.simplefilter("ignore")
             plain = Table.read(out / name)
         assert len(plain.colnames) == 17 and len(plain) == LIMIT
-        assert str(plain["teff"].unit) == "K" and str(plain["logg"].unit) == "dex(cm/s2)"
+        assert plain["teff"].unit == u.K and plain["logg"].unit == u.dex(u.cm / u.s**2)
     assert_same_catalogue(table, read_catalog(out / NAMES[1]))
     assert summary.n_good == int(np.sum(table["flag_boundary"] == "00000000"))
     with Store.open(tiny_observed_store) as store:
@@ -114,16 +115,12 @@ def test_full_disk_while_writing_keeps_earlier_catalogues(tiny_observed_store, t
                                                          tmp_path, monkeypatch):
     for name in NAMES:
         (tmp_path / name).write_text(f"earlier {name}")
-    from gaiarvs_cnn.catalog import schema as catalog
+    from gaiarvs_cnn.catalog.writers import VOTableWriter
 
-    real = catalog._write_tmp
+    def fail_on_votable(self, columns, n):
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    def fail_on_votable(table, tmp, fmt):
-        if fmt == "votable":
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real(table, tmp, fmt)
-
-    monkeypatch.setattr(catalog, "_write_tmp", fail_on_votable)
+    monkeypatch.setattr(VOTableWriter, "_append", fail_on_votable)
     with pytest.raises(CatalogWriteError, match="No space left"):
         produce_catalog(files_run(tiny_observed_store, tiny_bundle, tmp_path, overwrite=True,
                                   limit=40))

@@ -1,3 +1,36 @@
-"""The catalogue: the 17-column data model (paper Table 2) and its readers and writers."""
-from .schema import *  # noqa: F401,F403
-from .schema import __all__  # noqa: F401
+"""The catalogue: the 17-column data model (paper Table 2), its formats, readers and writers.
+
+>>> from gaiarvs_cnn.catalog import open_writer, output_paths, format_of, CATALOG_FORMATS
+>>> sorted(CATALOG_FORMATS)[:4]
+['ecsv', 'fits', 'parquet', 'votable']
+"""
+from .datamodel import (
+    DEFAULT_NAME,
+    build_catalog_table,
+    catalog_columns,
+    datamodel,
+    select_good,
+)
+from .readers import read_catalog
+from .registry import (
+    BOTH,
+    CATALOG_FORMATS,
+    FORMATS,
+    format_of,
+    output_paths,
+    parse_formats,
+    register_format,
+)
+from .writers import (
+    WRITERS,
+    CatalogWriteError,
+    CatalogWriter,
+    open_writer,
+    register_writer,
+    write_catalog,
+)
+
+__all__ = ["BOTH", "CATALOG_FORMATS", "CatalogWriteError", "CatalogWriter", "DEFAULT_NAME",
+           "FORMATS", "WRITERS", "build_catalog_table", "catalog_columns", "datamodel",
+           "format_of", "open_writer", "output_paths", "parse_formats", "read_catalog",
+           "register_format", "register_writer", "select_good", "write_catalog"]

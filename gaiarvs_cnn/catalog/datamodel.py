@@ -1,0 +1,176 @@
+"""The catalogue data model: the 17 columns of paper Table 2, their table, the flag selection.
+
+The 17 columns, their order, dtypes, units, UCDs and descriptions come from one data-model
+file, ``catalog/datamodel.json`` (installed as ``gaiarvs_cnn.catalog_model``), which this
+module reads. The writers (`gaiarvs_cnn.catalog.writers`) and the reader
+(`gaiarvs_cnn.catalog.readers`) carry them into and out of every file format.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+from astropy.table import Table
+
+from ..exceptions import InputDataError
+from ..flags.boundary import FLAG_POSITIONS
+
+__all__ = [
+    "DEFAULT_NAME",
+    "build_catalog_table",
+    "catalog_columns",
+    "datamodel",
+    "select_good",
+]
+
+#: Default base name of a catalogue (the format's suffix is appended).
+DEFAULT_NAME = "gaiarvs_cnn_catalog"
+_DATAMODEL = "datamodel.json"
+
+
+@lru_cache(maxsize=1)
+def datamodel() -> dict:
+    """The catalogue data model (``catalog/datamodel.json``) as a dict.
+
+    Read through `importlib.resources` from ``gaiarvs_cnn.catalog_model`` (the installed
+    ``catalog/`` directory); in a source checkout that is not installed, from
+    ``<repository>/catalog/``.
+    """
+    try:
+        text = resources.files("gaiarvs_cnn.catalog_model").joinpath(_DATAMODEL).read_text()
+    except ModuleNotFoundError:
+        text = (Path(__file__).resolve().parent.parent / "catalog" / _DATAMODEL).read_text()
+    return json.loads(text)
+
+
+def catalog_columns() -> list[dict]:
+    """The column entries of the data model, in catalogue order.
+
+    Returns
+    -------
+    list of dict
+        ``name``, ``dtype``, ``unit``, ``ucd``, ``format``, ``description`` per column.
+    """
+    return list(datamodel()["columns"])
+
+
+def _unit(spec: Mapping) -> u.UnitBase | None:
+    return u.Unit(spec["unit"]) if spec["unit"] else None
+
+
+def _dtype(spec: Mapping) -> str:
+    return "U8" if spec["dtype"] == "str8" else spec["dtype"]
+
+
+def _as_list(obj) -> list:
+    return [obj] if isinstance(obj, Mapping | np.ndarray) else list(obj)
+
+
+def build_catalog_table(pred_chunks, flags, provenance: Mapping | None = None) -> Table:
+    """Assemble the 17-column catalogue table from prediction chunks and flags.
+
+    Parameters
+    ----------
+    pred_chunks : mapping or iterable of mappings
+        `gaiarvs_cnn.model.predict_batch` dicts (``source_id`` and the 15 label columns in
+        physical units: K, dex(cm/s2), dex).
+    flags : array of str or iterable of arrays
+        ``flag_boundary`` strings matching the rows of ``pred_chunks``.
+    provenance : mapping, optional
+        Provenance items stored in ``table.meta`` (see `write_catalog`).
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        Columns, dtypes, units, descriptions and UCDs (``col.meta['ucd']``) as in the data
+        model.
+
+    Raises
+    ------
+    InputDataError
+        If a column is missing, or the number of flags differs from the number of stars.
+    """
+    chunks = _as_list(pred_chunks)
+    flag_arr = np.concatenate([np.asarray(f, dtype="U8") for f in _as_list(flags)]
+                              ) if len(_as_list(flags)) else np.zeros(0, "U8")
+    n_stars = sum(len(np.atleast_1d(c.get("source_id", ()))) for c in chunks)
+    if len(flag_arr) != n_stars:
+        raise InputDataError(f"{len(flag_arr)} flags for {n_stars} stars.")
+    table = Table(meta=_provenance_meta(provenance or {}))
+    for spec in catalog_columns():
+        name = spec["name"]
+        if name == "flag_boundary":
+            values = flag_arr
+        else:
+            missing = [i for i, c in enumerate(chunks) if name not in c]
+            if missing:
+                raise InputDataError(f"Prediction chunk {missing[0]} has no '{name}' column; "
+                                     "expected the keys of gaiarvs_cnn.model.predict_batch.")
+            values = (np.concatenate([np.asarray(c[name]) for c in chunks]) if chunks
+                      else np.zeros(0))
+        table[name] = np.asarray(values, dtype=_dtype(spec))
+        _describe(table[name], spec)
+    return table
+
+
+def _describe(col, spec: Mapping) -> None:
+    col.unit = _unit(spec)
+    col.description = spec["description"]
+    col.format = "{:" + spec["format"] + "}"
+    col.meta["ucd"] = spec["ucd"]
+
+
+def _provenance_meta(provenance: Mapping) -> dict:
+    """FITS-style keywords (see data model ``provenance_keywords``) from provenance items."""
+    from ..version import __version__
+
+    dm = datamodel()
+    meta = {"CATNAME": dm["name"], "DMVERS": dm["version"], "SWVERS": __version__,
+            "DATE": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())}
+    keys = {"bundle_id": "BUNDLEID", "bundle": "BUNDLE", "input_selection": "INPUTSEL",
+            "n_input": "NINPUT", "date": "DATE"}
+    for key, value in provenance.items():
+        meta[keys.get(key, key.upper()[:8])] = value if isinstance(
+            value, int | float | str | bool) else json.dumps(value)
+    return meta
+
+
+def _check_columns(table: Table) -> None:
+    names = [c["name"] for c in catalog_columns()]
+    if list(table.colnames) != names:
+        raise InputDataError(
+            f"Catalogue columns {table.colnames} differ from the data model's {names}; "
+            "build the table with gaiarvs_cnn.catalog.build_catalog_table.")
+
+
+def select_good(table: Table, ignore: Sequence[str] = ()) -> Table:
+    """Rows with ``flag_boundary == "00000000"`` (the paper's recommendation).
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+    ignore : sequence of str
+        Flag positions to disregard (names from `gaiarvs_cnn.flags.FLAG_POSITIONS`, e.g.
+        ``("tsne",)``).
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        The selected rows.
+    """
+    unknown = set(ignore) - set(FLAG_POSITIONS)
+    if unknown:
+        raise InputDataError(f"Unknown flag position(s) {sorted(unknown)}; use "
+                             f"{list(FLAG_POSITIONS)}.")
+    keep = [i for i, name in enumerate(FLAG_POSITIONS) if name not in ignore]
+    flags = np.asarray(table["flag_boundary"]).astype("U8")
+    chars = flags.view("U1").reshape(len(flags), len(FLAG_POSITIONS)) if len(flags) else (
+        np.zeros((0, len(FLAG_POSITIONS)), "U1"))
+    return table[np.all(chars[:, keep] == "0", axis=1)]
+

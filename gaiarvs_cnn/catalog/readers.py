@@ -1,0 +1,130 @@
+"""Reading a catalogue back: `read_catalog`, for every format and for older and foreign files.
+
+Files written by this version read with a plain `astropy.table.Table.read`; `read_catalog`
+also reads catalogues written by earlier versions (units as ``UnrecognizedUnit``,
+``flag_boundary`` as bytes, provenance in the FITS primary header or VOTable ``INFO``
+elements) and the paper's released catalogue, whose flag may be an integer
+(``flag_boundary == 0``), returned as zero-padded 8-character text.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+from astropy.utils.exceptions import AstropyWarning
+
+from ..exceptions import InputDataError
+from ..utils.formats import ASTROPY_FORMATS
+from .datamodel import _describe, catalog_columns
+from .registry import format_of
+
+__all__ = ["read_catalog"]
+
+_FLAG_WIDTH = 8
+#: Header keywords that describe the FITS structure, not the provenance.
+_STRUCTURE = {"SIMPLE", "BITPIX", "NAXIS", "EXTEND", "CHECKSUM", "DATASUM", "LONGSTRN",
+              "COMMENT", "HISTORY", ""}
+
+
+def _read_fits(path: Path) -> Table:
+    table = Table.read(path, format="fits", hdu=1)
+    primary = fits.getheader(path, 0)
+    for key, value in primary.items():
+        if key not in _STRUCTURE and key not in table.meta:
+            table.meta[key] = value
+    return table
+
+
+def _read_votable(path: Path) -> Table:
+    from astropy.io.votable import parse
+
+    vot = parse(str(path))
+    vtab = vot.get_first_table()
+    table = vtab.to_table()
+    for info in [i for r in vot.resources for i in r.infos] + list(vtab.infos):
+        table.meta[info.name] = info.value
+    return table
+
+
+def _flags(path: Path, values) -> np.ndarray:
+    """``flag_boundary`` as 8-character text; integers (the paper's form) are zero-padded."""
+    values = np.asarray(values)
+    if values.dtype.kind == "S":
+        values = np.char.decode(values, "ascii")
+    elif values.dtype.kind in "iu":
+        if len(values) and (values.min() < 0 or values.max() >= 10**_FLAG_WIDTH):
+            raise InputDataError(f"{path}: column flag_boundary holds integers outside "
+                                 f"0..{'1' * _FLAG_WIDTH}; not a boundary flag.")
+        values = np.char.zfill(values.astype(str), _FLAG_WIDTH)
+    elif values.dtype.kind not in "UO":
+        raise InputDataError(f"{path}: column flag_boundary is of type {values.dtype}; "
+                             f"expected {_FLAG_WIDTH}-character text such as '00000000'.")
+    values = values.astype(str)
+    bad = (np.char.str_len(values) != _FLAG_WIDTH) | ~np.char.isdigit(values)
+    if bad.any():
+        raise InputDataError(
+            f"{path}: column flag_boundary holds {values[np.flatnonzero(bad)[0]]!r}; a "
+            f"gaiarvs-cnn flag is {_FLAG_WIDTH} characters '0'/'1' (wrong flag width: not a "
+            "gaiarvs-cnn catalogue).")
+    return values.astype(f"U{_FLAG_WIDTH}")
+
+
+def read_catalog(path) -> Table:
+    """Read a gaiarvs-cnn catalogue (FITS, VOTable, ECSV, Parquet) with its data-model units.
+
+    ``flag_boundary`` is returned as text (``str``), the ``dex`` columns get astropy units,
+    every column its description and UCD (``col.meta['ucd']``).
+
+    Parameters
+    ----------
+    path : path-like
+        A catalogue written by `gaiarvs_cnn.catalog.write_catalog` or
+        `gaiarvs_cnn.catalog.open_writer` (this or an earlier version), or the paper's
+        catalogue with the same columns.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        The 17 columns with data-model units, descriptions and UCDs; the provenance
+        (header keywords, VOTable ``INFO`` elements, ECSV/Parquet meta) in ``meta``.
+
+    Raises
+    ------
+    InputDataError
+        If the file is missing or unreadable, lacks a data-model column, or a column has
+        the wrong type (e.g. a flag that is not 8 characters); the message names the file
+        and the column.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputDataError(f"No catalogue at {path}.")
+    fmt = format_of(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyWarning)
+            if fmt == "fits":
+                table = _read_fits(path)
+            elif fmt == "votable":
+                table = _read_votable(path)
+            else:
+                table = Table.read(path, format=ASTROPY_FORMATS[fmt])
+    except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
+        raise InputDataError(f"Could not read {path} as a {fmt} catalogue ({exc}).") from exc
+    specs = catalog_columns()
+    missing = [s["name"] for s in specs if s["name"] not in table.colnames]
+    if missing:
+        raise InputDataError(f"{path} lacks catalogue column(s) {missing}: not a gaiarvs-cnn "
+                             "catalogue (or written by an incompatible version).")
+    table["flag_boundary"] = _flags(path, table["flag_boundary"])
+    for spec in specs[:-1]:
+        name = spec["name"]
+        kind = np.asarray(table[name]).dtype.kind
+        if kind not in ("iu" if spec["dtype"].startswith("int") else "iuf"):
+            raise InputDataError(f"{path}: column {name} is of type {table[name].dtype}; "
+                                 f"expected {spec['dtype']} (not a gaiarvs-cnn catalogue).")
+    for spec in specs:
+        _describe(table[spec["name"]], spec)
+    return table
