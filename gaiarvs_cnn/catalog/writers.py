@@ -180,8 +180,7 @@ class CatalogWriter:
     # -- context manager ----------------------------------------------------------------
     def __enter__(self):
         if self.path.exists() and not self.overwrite:
-            raise OutputExistsError(f"{self.path} exists; pass overwrite=True to replace it, "
-                                    "or choose another output path.")
+            raise OutputExistsError.for_path(self.path, what="catalogue")
         self._stack = contextlib.ExitStack()
         self.tmp = self._stack.enter_context(atomic_path(self.path))
         try:
