@@ -30,9 +30,9 @@ class Conf(_config.ConfigNamespace):
     Items: ``cache_dir``, the service URLs ``gaia_tap_url``, ``gaia_datalink_url``,
     ``aip_tap_url`` and ``vizier_url``, ``datalink_data_structure``, the request limits
     ``datalink_max_ids`` and ``aip_datalink_max_ids``, the id-list sizes ``tap_upload_max_ids`` and
-    ``tap_in_list_max_ids``, ``timeout`` (s), ``retries``, ``chunk_size`` (stars) and
-    ``threads``. Change them for a session with ``conf.set_temp`` or permanently in
-    the astropy configuration file.
+    ``tap_in_list_max_ids``, ``timeout`` (s), ``retries``, ``chunk_size`` (stars),
+    ``threads`` and ``on_error`` (the bad-star policy of the readers). Change them for a
+    session with ``conf.set_temp`` or permanently in the astropy configuration file.
 
     Examples
     --------
@@ -86,6 +86,11 @@ class Conf(_config.ConfigNamespace):
     )
     threads = _item(
         0, "TensorFlow intra-op threads (0 = all cores).", cfgtype="integer"
+    )
+    on_error = _item(
+        ["raise", "skip"],
+        "What readers and ingest do with a bad star: 'raise' stops at the first one, "
+        "'skip' leaves it out and logs its source_id and reason.",
     )
 
 

@@ -1,17 +1,142 @@
 """The ``gaiarvs-cnn`` command line (click). It only parses options and calls the library.
 
 Each sub-command lives in its own module of this package and is registered here.
+
+**Errors and exit codes** are handled in one place, `GaiaRVSCNNGroup.invoke`: every
+command ends with one line on stderr and an exit code:
+
+=====  ===================================================================================
+code   meaning
+=====  ===================================================================================
+0      success
+1      error: a `~gaiarvs_cnn.exceptions.GaiaRVSCNNError` (bad input, unreadable store,
+       existing output, ...) or an operating-system error (``cannot write FILE: reason``)
+2      usage error: a bad option or value (click)
+3      partial fetch: some stars could not be downloaded (``fetch``; resumable)
+130    interrupted (Ctrl-C / SIGINT)
+=====  ===================================================================================
+
+Library messages speak in parameter names (``overwrite=True``, ``on_error='skip'``); they
+are translated here into the command's flags (``--overwrite``, ``--on-error skip``).
 """
 from __future__ import annotations
 
+import errno
+import re
+
 import click
+from astropy import log
 
 from ..version import __version__
 
+__all__ = ["main", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL", "EXIT_INTERRUPTED",
+           "Interrupted", "translate_message", "set_output"]
+
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
+#: Exit codes of every command.
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+#: Library parameter spellings -> command-line flags (applied to every error message).
+_FLAG_TRANSLATIONS = (
+    (re.compile(r"overwrite=True \((?:CLI: )?--overwrite\)"), "--overwrite"),
+    (re.compile(r"--overwrite \(overwrite=True\)"), "--overwrite"),
+    (re.compile(r"\(or overwrite=True\)"), "(or --overwrite)"),
+    (re.compile(r"overwrite=True"), "--overwrite"),
+    (re.compile(r"on_error=['\"](raise|skip)['\"]"), r"--on-error \1"),
+)
+#: errno values that mean the output could not be written.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS,
+                 getattr(errno, "EDQUOT", errno.ENOSPC)}
+_OUTPUT_KEY = "gaiarvs_cnn.output"
+
+
+def translate_message(message: str) -> str:
+    """A library message with parameter names replaced by the command's flags.
+
+    Parameters
+    ----------
+    message : str
+        E.g. ``"sim.h5 exists; pass overwrite=True to replace it."``.
+
+    Returns
+    -------
+    str
+        E.g. ``"sim.h5 exists; pass --overwrite to replace it."``.
+    """
+    for pattern, flag in _FLAG_TRANSLATIONS:
+        message = pattern.sub(flag, message)
+    return message
+
+
+def set_output(path) -> None:
+    """Record the file the running command writes, for "cannot write FILE" messages.
+
+    Operating-system errors raised while writing (a full disk, ``ulimit -f``) often carry
+    no file name; the error handler then names this one.
+    """
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[_OUTPUT_KEY] = str(path)
+
+
+class Interrupted(click.ClickException):
+    """The command was interrupted (SIGINT); exits with code 130."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, message: str = "Interrupted."):
+        super().__init__(message)
+
+
+def _os_error_message(exc: OSError, output: str | None) -> str:
+    reason = exc.strerror or str(exc)
+    filename = exc.filename or output
+    verb = "write" if exc.errno in _WRITE_ERRNOS else "read"
+    return f"cannot {verb} {filename or 'a file'}: {reason}."
+
+
+def _hdf5_error_message(exc: Exception, output: str | None) -> str:
+    log.debug(f"HDF5 error: {exc}")
+    match = re.search(r"error message = '([^']+)'", str(exc))
+    reason = match.group(1) if match else "HDF5 write error (disk full or file too large?)"
+    return f"cannot write {output or 'the HDF5 store'}: {reason}."
+
+
+def _is_hdf5_error(exc: Exception) -> bool:
+    return type(exc).__module__.split(".")[0] == "tables"
+
+
+class GaiaRVSCNNGroup(click.Group):
+    """The root command group: maps every error of a command to a message and exit code."""
+
+    def invoke(self, ctx: click.Context):
+        from ..exceptions import GaiaRVSCNNError
+
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            exc.message = translate_message(exc.message)
+            raise
+        except (click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise Interrupted() from None
+        except GaiaRVSCNNError as exc:
+            log.debug("error", exc_info=True)
+            raise click.ClickException(translate_message(str(exc))) from None
+        except OSError as exc:
+            log.debug("OS error", exc_info=True)
+            raise click.ClickException(_os_error_message(exc, ctx.meta.get(_OUTPUT_KEY))
+                                       ) from None
+        except Exception as exc:
+            if _is_hdf5_error(exc):
+                raise click.ClickException(
+                    _hdf5_error_message(exc, ctx.meta.get(_OUTPUT_KEY))) from None
+            raise
+
+
+@click.group(cls=GaiaRVSCNNGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "-V", "--version", prog_name="gaiarvs-cnn")
 def main():
     """gaiarvs-cnn: Teff, log g, [M/H], [alpha/M], [Fe/H] for Gaia-RVS stars with a hybrid

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from . import main
+from . import Interrupted, main
 from .distributed_cmds import dask_options, run_distributed_predict
 
 _FORMAT = click.Choice(["both", "fits", "votable"])
@@ -43,10 +43,10 @@ def _run(**options) -> None:
         summary = run_catalog(**options)
     except GaiaRVSCNNError as exc:
         raise click.ClickException(str(exc)) from exc
-    except KeyboardInterrupt as exc:
-        raise click.ClickException(
+    except KeyboardInterrupt:
+        raise Interrupted(
             "Interrupted. Completed chunks are kept; run the same command with --resume to "
-            "continue from the last completed chunk.") from exc
+            "continue from the last completed chunk.") from None
     click.echo("\n".join(["produce-catalog summary:", *("  " + s for s in summary.lines())]))
 
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import click
 
-from . import main
+from . import main, set_output
 
 
 @main.command("simulate")
 @click.option("--n", "n", type=click.IntRange(min=1), default=100_000, show_default=True,
               help="Number of stars.")
-@click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")
+@click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Random seed.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="sim.h5",
               show_default=True, help="Output HDF5 store.")
 @click.option("--kind", type=click.Choice(["observed", "training", "out-of-range"]),
@@ -41,6 +42,7 @@ def simulate(n, seed, output, kind, snr, snr_range, rv_sigma, chunk_size, overwr
     if snr is not None and snr_range is not None:
         raise click.UsageError("Give either --snr or --snr-range, not both.")
     draw = LogUniformSNR(*snr_range) if snr_range is not None else snr
+    set_output(output)
     path = simulate_store(output, n, seed=seed, kind=kind, chunk_size=chunk_size,
                           overwrite=overwrite, snr=draw, rv_sigma=rv_sigma,
                           progress=not quiet)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from . import main
+from . import main, set_output
 
 
 @main.group("store")
@@ -21,16 +21,19 @@ def store_group():
     """
 
 
-def store_summary(path) -> dict:
+def store_summary(path, *, allow_incomplete: bool = False) -> dict:
     """`~gaiarvs_cnn.io.store.Store.summary` of the store at ``path``."""
     from ..io.store import Store
 
-    with Store.open(path) as store:
+    with Store.open(path, allow_incomplete=allow_incomplete) as store:
         return store.summary()
 
 
 def _print_summary(info: dict) -> None:
     click.echo(f"Store: {info['path']}")
+    if not info.get("complete", True):
+        click.echo("Status: INCOMPLETE - its writer stopped before finishing (killed or "
+                   "failed); readers refuse it. Write it again.")
     click.echo(f"Stars: {info['n_stars']}")
     click.echo("Columns:")
     for name, spec in info["columns"].items():
@@ -57,12 +60,7 @@ def info(store, as_json):
     Example:
       gaiarvs-cnn store info stars.h5
     """
-    from ..exceptions import StoreError
-
-    try:
-        summary = store_summary(store)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
+    summary = store_summary(store, allow_incomplete=True)
     if as_json:
         click.echo(json.dumps(summary, indent=1, default=str))
     else:
@@ -81,10 +79,13 @@ def info(store, as_json):
                    "parallax, ruwe and rvs_spec_sig_to_noise.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Output HDF5 store.")
-@click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise",
-              show_default=True, help="Stop at the first bad star, or skip and log bad stars.")
+@click.option("--on-error", type=click.Choice(["raise", "skip"]), default=None,
+              help="Stop at the first bad star or unusable file (raise), or skip and log "
+                   "each one with its reason (skip) [default: gaiarvs_cnn.conf.on_error = "
+                   "raise].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output store.")
-@click.option("--chunk-size", type=int, default=None, help="Stars per chunk (default: conf).")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=None,
+              help="Stars per chunk [default: gaiarvs_cnn.conf.chunk_size = 4096].")
 def ingest(rvs, xp, gaia_source, output, on_error, overwrite, chunk_size):
     """Read real Gaia files (RVS, XP continuous, gaia_source) into a new store.
 
@@ -93,14 +94,11 @@ def ingest(rvs, xp, gaia_source, output, on_error, overwrite, chunk_size):
       gaiarvs-cnn store ingest --rvs "RVS-Gaia DR3 863983115982280448.fits" \\
           --xp XP_CONTINUOUS.csv --gaia-source result.vot -o stars.h5
     """
-    from ..exceptions import GaiaRVSCNNError
     from ..io.ingest import ingest_to_store
 
-    try:
-        path = ingest_to_store(rvs, xp, output, gaia_source=gaia_source, on_error=on_error,
-                               overwrite=overwrite, chunk_size=chunk_size)
-    except GaiaRVSCNNError as exc:
-        raise click.ClickException(str(exc)) from exc
+    set_output(output)
+    path = ingest_to_store(rvs, xp, output, gaia_source=gaia_source, on_error=on_error,
+                           overwrite=overwrite, chunk_size=chunk_size)
     summary = store_summary(path)
     click.echo(f"Wrote {path}: {summary['n_stars']} stars "
                f"({summary['meta'].get('n_skipped', 0)} skipped).")

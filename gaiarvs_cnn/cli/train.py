@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from . import main
+from . import main, set_output
 
 
 def parse_index_list(spec: str) -> list[int]:
@@ -44,14 +44,16 @@ def parse_index_list(spec: str) -> list[int]:
               help="HDF5 store of training stars (with labels).")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
               help="Bundle directory to create (or resume).")
-@click.option("--splits", default=7, show_default=True, help="Random 75/25 train/validation "
-              "splits.")
-@click.option("--models", default=4, show_default=True, help="Members trained per split.")
-@click.option("--epochs", default=200, show_default=True, help="Maximum epochs per member "
-              "(early stopping, patience from the config).")
-@click.option("--seed", default=0, show_default=True, help="Seed of splits and members.")
-@click.option("--max-stars", type=int, default=None, help="Use only the first N labelled "
-              "stars.")
+@click.option("--splits", type=click.IntRange(min=1), default=7, show_default=True,
+              help="Random 75/25 train/validation splits.")
+@click.option("--models", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Members trained per split.")
+@click.option("--epochs", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Maximum epochs per member (early stopping, patience from the config).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of splits and members.")
+@click.option("--max-stars", type=click.IntRange(min=1), default=None,
+              help="Use only the first N labelled stars.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False,
                                                          path_type=Path),
               help="NetworkConfig JSON (e.g. the 'config.json' of a bundle); default: "
@@ -91,6 +93,7 @@ def train(store, out, splits, models, epochs, seed, max_stars, config_file, rvs_
     else:
         if store is None or out is None:
             raise click.UsageError("--store and --out are required (or use --demo).")
+        set_output(out)
         from ..model import NetworkConfig, train_ensemble, train_members
 
         config = (NetworkConfig.from_json(config_file.read_text()) if config_file

@@ -19,13 +19,11 @@ Examples
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import gzip
 import io
-import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,24 +32,23 @@ from astropy.table import Table
 from tqdm.auto import tqdm
 
 from ..constants import RVS_NPIX, XP_NCOEFF
-from ..exceptions import BadStarError, InputDataError, OutputExistsError
-from ..preprocess import continuum_mask
+from ..exceptions import BadStarError, InputDataError
+from ..utils.atomic import refuse_existing
+from ..utils.columns import find_column
+from .policy import BadStarPolicy, as_policy, duplicate_error
 from .readers import (
     PHOT_COLUMNS,
     XP_COLUMNS,
-    BadStarPolicy,
-    _as_policy,
-    _batch_from_rows,
-    _complete,
-    _concatenate,
-    _drop_duplicates,
-    _duplicate,
-    _find,
-    _vector,
+    check_rvs_flux,
+    complete_from,
     gaia_source_to_batch,
+    join_batches,
+    parse_source_id,
+    parse_vector,
     read_products,
+    rows_to_batch,
 )
-from .store import StarBatch, Store
+from .store import StarBatch, Store, atomic_store
 
 __all__ = ["iter_bulk_rvs", "iter_bulk_xp", "bulk_to_store", "ingest_to_store"]
 
@@ -89,24 +86,36 @@ def _read_bulk_header(fh, path) -> list[str]:
     return [n.strip() for n in names]
 
 
-def _bulk_rows(path, wanted: set | None = None, required: Sequence[str] = ()
+def _bulk_rows(path, wanted: set | None = None, required: Sequence[str] = (),
+               bad_id: Callable[[InputDataError], None] | None = None
                ) -> Iterator[tuple[int, dict[str, str]]]:
-    """(source_id, {column: cell}) for every row (only ``wanted`` source_ids if given)."""
+    """(source_id, {column: cell}) for every row (only ``wanted`` source_ids if given).
+
+    A row whose source_id is neither an integer nor a Gaia designation goes to ``bad_id``
+    (a policy's ``handle``); without it, it is left out silently (a first pass over ids).
+    """
     try:
         with _open_text(path) as fh:
             names = _read_bulk_header(fh, path)
-            missing = [c for c in ("source_id", *required) if _find(names, c) is None]
+            missing = [c for c in ("source_id", *required) if find_column(names, c) is None]
             if missing:
                 raise InputDataError(f"{path}: no column(s) {missing}; it has {names}. Is "
                                      "this a Gaia DR3 bulk file of the right table?")
-            i_sid = names.index(_find(names, "source_id"))
+            i_sid = names.index(find_column(names, "source_id"))
             for row, cells in enumerate(csv.reader(fh), start=1):
                 if not cells:
                     continue
                 if len(cells) != len(names):
                     raise InputDataError(f"{path}: data row {row} has {len(cells)} fields, "
                                          f"expected {len(names)} (truncated file?).")
-                sid = int(cells[i_sid])
+                try:
+                    sid = parse_source_id(cells[i_sid])
+                except ValueError as exc:
+                    if bad_id is not None:
+                        bad = InputDataError(f"{path}: data row {row}: {exc}.")
+                        bad.problem = str(bad)
+                        bad_id(bad)
+                    continue
                 if wanted is None or sid in wanted:
                     yield sid, dict(zip(names, cells))
     except (OSError, EOFError, ValueError, csv.Error) as exc:
@@ -115,20 +124,20 @@ def _bulk_rows(path, wanted: set | None = None, required: Sequence[str] = ()
         raise InputDataError(f"{path}: unreadable bulk file ({exc}).") from exc
 
 
-def _scalar(text: str) -> float:
+def _scalar(text: str, sid: int, name: str, where: str) -> float:
     text = text.strip()
-    return float(text) if text and text.lower() != "null" else np.nan
+    try:
+        return float(text) if text and text.lower() != "null" else np.nan
+    except ValueError:
+        raise BadStarError(sid, f"non-numeric {name} {text!r} in {where}.") from None
 
 
 def _bulk_rvs_row(sid: int, cells: dict, where: str) -> dict:
-    row = {"source_id": sid, "ra": _scalar(cells.get("ra", "")),
-           "dec": _scalar(cells.get("dec", ""))}
-    flux = _vector(cells["flux"], RVS_NPIX, sid, "RVS flux (all-NaN spectrum)", where)
-    if not np.isfinite(flux[continuum_mask()]).any():
-        raise BadStarError(sid, f"all-NaN RVS spectrum in {where} (no finite flux in the "
-                                "continuum windows).")
-    row["flux"] = flux
-    row["flux_error"] = _vector(cells["flux_error"], RVS_NPIX, sid, "RVS flux_error", where,
+    row = {"source_id": sid, "ra": _scalar(cells.get("ra", ""), sid, "ra", where),
+           "dec": _scalar(cells.get("dec", ""), sid, "dec", where)}
+    flux = parse_vector(cells["flux"], RVS_NPIX, sid, "RVS flux (all-NaN spectrum)", where)
+    row["flux"] = check_rvs_flux(sid, flux, where)
+    row["flux_error"] = parse_vector(cells["flux_error"], RVS_NPIX, sid, "RVS flux_error", where,
                                 required=False)
     return row
 
@@ -136,7 +145,7 @@ def _bulk_rvs_row(sid: int, cells: dict, where: str) -> dict:
 def _bulk_xp_row(sid: int, cells: dict, where: str) -> dict:
     row = {"source_id": sid}
     for name in XP_COLUMNS:
-        row[name] = _vector(cells[name], XP_NCOEFF, sid, f"XP continuous {name}", where)
+        row[name] = parse_vector(cells[name], XP_NCOEFF, sid, f"XP continuous {name}", where)
     return row
 
 
@@ -147,24 +156,22 @@ def _iter_bulk(path, chunk_size, build, required, policy: BadStarPolicy,
     chunk_size = int(chunk_size or conf.chunk_size)
     where = Path(path).name
     rows, n_raw = [], 0
-    for sid, cells in _bulk_rows(path, wanted, required):
+    for sid, cells in _bulk_rows(path, wanted, required, policy.handle):
         try:
             rows.append(build(sid, cells, where))
         except BadStarError as exc:
             policy.handle(exc)
-        except ValueError as exc:   # a malformed scalar cell
-            raise InputDataError(f"{path}: unreadable row of Gaia DR3 {sid} ({exc}).") from exc
         n_raw += 1
         if n_raw == chunk_size:
             if rows:
-                yield _batch_from_rows(rows)
+                yield rows_to_batch(rows)
             rows, n_raw = [], 0
     if rows:
-        yield _batch_from_rows(rows)
+        yield rows_to_batch(rows)
 
 
 def iter_bulk_rvs(path, chunk_size: int | None = None,
-                  on_error: str = "raise") -> Iterator[StarBatch]:
+                  on_error: str | BadStarPolicy | None = None) -> Iterator[StarBatch]:
     """Stream a Gaia DR3 ``RvsMeanSpectrum_*.csv.gz`` file chunk by chunk.
 
     The file is ECSV: a ``#`` YAML header, then one star per row with columns
@@ -195,10 +202,11 @@ def iter_bulk_rvs(path, chunk_size: int | None = None,
         If the file cannot be read or a row is malformed (raised while iterating).
     """
     return _iter_bulk(path, chunk_size, _bulk_rvs_row, ("flux", "flux_error"),
-                      _as_policy(on_error))
+                      as_policy(on_error))
 
 
-def iter_bulk_xp(path, chunk_size: int | None = None, on_error: str = "raise",
+def iter_bulk_xp(path, chunk_size: int | None = None,
+                 on_error: str | BadStarPolicy | None = None,
                  source_ids: Iterable[int] | None = None) -> Iterator[StarBatch]:
     """Stream a Gaia DR3 ``XpContinuousMeanSpectrum_*.csv.gz`` file chunk by chunk.
 
@@ -225,7 +233,7 @@ def iter_bulk_xp(path, chunk_size: int | None = None, on_error: str = "raise",
         If the file cannot be read or a row is malformed (raised while iterating).
     """
     wanted = None if source_ids is None else {int(s) for s in source_ids}
-    return _iter_bulk(path, chunk_size, _bulk_xp_row, XP_COLUMNS, _as_policy(on_error),
+    return _iter_bulk(path, chunk_size, _bulk_xp_row, XP_COLUMNS, as_policy(on_error),
                       wanted)
 
 
@@ -243,35 +251,31 @@ def _paired_xp(rvs_file, xp_files: Sequence) -> list:
 
 def _bulk_xp_lookup(xp_files: Sequence, ids: set, policy: BadStarPolicy) -> StarBatch:
     batches = [b for f in xp_files for b in iter_bulk_xp(f, on_error=policy, source_ids=ids)]
-    return _drop_duplicates(_concatenate(batches), policy, "the XP bulk files")
-
-
-@contextlib.contextmanager
-def _atomic_store(path, overwrite: bool, meta: Mapping) -> Iterator[Store]:
-    """A new store written under a temporary name and moved into place on success."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} exists; pass overwrite=True (CLI: --overwrite).")
-    part = path.with_name(path.name + ".part")
-    store = Store.create(part, meta=meta, overwrite=True)
-    try:
-        yield store
-    except BaseException:
-        store.close()
-        part.unlink(missing_ok=True)
-        raise
-    store.close()
-    os.replace(part, path)
+    return policy.drop_duplicates(join_batches(batches), "the XP bulk files")
 
 
 def _append_new(store: Store, batch: StarBatch, seen: set, policy: BadStarPolicy) -> None:
     """Append the stars not ``seen`` before; repeated source_ids are bad stars."""
     known = np.array([sid in seen for sid in batch["source_id"].tolist()], dtype=bool)
     for sid in batch["source_id"][known].tolist():
-        policy.handle(_duplicate(sid, "already read from an earlier file; repeated "
+        policy.handle(duplicate_error(sid, "already read from an earlier file; repeated "
                                       "source_id not written again."))
     store.append(batch[~known])
     seen.update(batch["source_id"][~known].tolist())
+
+
+def _refuse_empty(store: Store, store_path, policy: BadStarPolicy) -> None:
+    """An ingest that ends with 0 stars is an error (nothing is written)."""
+    if len(store):
+        return
+    reasons = "; ".join(f"{r}" for _, r in policy.reasons[:3])
+    detail = (f"{policy.n_skipped} bad star(s) skipped (first: {reasons})" if policy.skipped
+              else "the inputs hold no star with an RVS spectrum")
+    if policy.skipped_files:
+        detail += (f"; {len(policy.skipped_files)} file(s) skipped (first: "
+                   f"{policy.skipped_files[0]})")
+    raise InputDataError(f"No star to write to {store_path}: {detail}. Nothing was written; "
+                         "check the inputs (see the log for each skipped star and file).")
 
 
 def _describe(source) -> str | None:
@@ -284,7 +288,7 @@ def _provenance(rvs, xp, gaia_source, policy: BadStarPolicy, n: int) -> dict:
     return {"inputs": {"rvs": [str(p) for p in rvs], "xp": [str(p) for p in xp],
                        "gaia_source": _describe(gaia_source)},
             "reader": "gaiarvs_cnn.io.ingest", "on_error": policy.on_error, "n_stars": n,
-            "n_skipped": len(policy.skipped)}
+            "n_skipped": len(policy.skipped), "n_skipped_files": len(policy.skipped_files)}
 
 
 def _gaia_batch(gaia_source, policy: BadStarPolicy) -> StarBatch | None:
@@ -333,11 +337,12 @@ def bulk_to_store(rvs_files: Sequence, xp_files: Sequence, store_path, gaia_sour
     BadStarError
         A bad star, with ``on_error='raise'``.
     """
-    policy = _as_policy(on_error)
-    gaia = _gaia_batch(gaia_source, policy)
+    policy = as_policy(on_error)
     store_path = Path(store_path)
+    refuse_existing(store_path, overwrite=overwrite, what="store")
+    gaia = _gaia_batch(gaia_source, policy)
     seen: set = set()
-    with _atomic_store(store_path, overwrite, {}) as store, tqdm(
+    with atomic_store(store_path, overwrite=overwrite) as store, tqdm(
             desc="Bulk RVS spectra", unit="star") as bar:
         for rvs_file in rvs_files:
             bar.set_postfix_str(Path(rvs_file).name)
@@ -345,10 +350,11 @@ def bulk_to_store(rvs_files: Sequence, xp_files: Sequence, store_path, gaia_sour
             xp = _bulk_xp_lookup(_paired_xp(rvs_file, xp_files), ids, policy)
             for chunk in iter_bulk_rvs(rvs_file, chunk_size, policy):
                 bar.update(len(chunk))
-                chunk = _complete(chunk, xp, XP_COLUMNS, "XP continuous coefficients",
+                chunk = complete_from(chunk, xp, XP_COLUMNS, "XP continuous coefficients",
                                   policy)
-                _append_new(store, _complete(chunk, gaia, PHOT_COLUMNS, "gaia_source row",
+                _append_new(store, complete_from(chunk, gaia, PHOT_COLUMNS, "gaia_source row",
                                              policy), seen, policy)
+        _refuse_empty(store, store_path, policy)
         store.update_meta(**_provenance(rvs_files, xp_files, gaia_source, policy,
                                         len(store)))
     log.info(f"Wrote {store_path} ({len(policy.skipped)} star(s) skipped).")
@@ -361,7 +367,7 @@ def _is_bulk(path) -> bool:
 
 
 def ingest_to_store(rvs_files: Sequence, xp_files: Sequence, store_path, gaia_source=None,
-                    on_error: str = "raise", overwrite: bool = False,
+                    on_error: str | BadStarPolicy | None = None, overwrite: bool = False,
                     chunk_size: int | None = None) -> Path:
     """Read real-format RVS + XP (+ gaia_source) files into a new store.
 
@@ -407,16 +413,18 @@ def ingest_to_store(rvs_files: Sequence, xp_files: Sequence, store_path, gaia_so
     if rvs_files and all(_is_bulk(p) for p in rvs_files):
         return bulk_to_store(rvs_files, xp_files, store_path, gaia_source, chunk_size,
                              on_error, overwrite)
-    policy = _as_policy(on_error)
+    policy = as_policy(on_error)
+    refuse_existing(store_path, overwrite=overwrite, what="store")
     rvs = read_products(rvs_files, "RVS", policy)
     xp = read_products(xp_files, "XP_CONTINUOUS", policy)
-    batch = _complete(rvs, xp, XP_COLUMNS, "XP continuous coefficients", policy)
-    batch = _complete(batch, _gaia_batch(gaia_source, policy), PHOT_COLUMNS,
-                      "gaia_source row", policy)
+    batch = complete_from(rvs, xp, XP_COLUMNS, "XP continuous coefficients", policy)
+    batch = complete_from(batch, _gaia_batch(gaia_source, policy), PHOT_COLUMNS,
+                          "gaia_source row", policy)
     step = int(chunk_size or conf.chunk_size)
-    with _atomic_store(store_path, overwrite, {}) as store:
+    with atomic_store(store_path, overwrite=overwrite) as store:
         for lo in tqdm(range(0, len(batch), step), desc="Writing store", unit="chunk"):
             store.append(batch[lo:lo + step])
+        _refuse_empty(store, store_path, policy)
         store.update_meta(**_provenance(rvs_files, xp_files, gaia_source, policy,
                                         len(store)))
     return Path(store_path)

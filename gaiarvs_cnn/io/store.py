@@ -16,6 +16,7 @@ Examples
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -25,12 +26,14 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 import tables
+from astropy import log
 from astropy.table import Table
 
 from ..constants import LABEL_UNITS, LABELS, RVS_NPIX, XP_NCOEFF
 from ..exceptions import DuplicateSourceError, InputDataError, StoreError
 
-__all__ = ["ColumnSpec", "CORE_COLUMNS", "StarBatch", "Store", "open_store", "match_ids"]
+__all__ = ["ColumnSpec", "CORE_COLUMNS", "StarBatch", "Store", "open_store", "match_ids",
+           "atomic_store"]
 
 STORE_FORMAT_VERSION = 1
 _TABLE = "/stars"
@@ -360,9 +363,12 @@ class Store:
         HDF5 file.
     mode : {'r', 'a'}
         Read-only or append.
+    allow_incomplete : bool, optional
+        Open a store marked incomplete (its writer stopped before finishing) read-only
+        anyway, e.g. to inspect it; by default such a store is refused.
     """
 
-    def __init__(self, path, mode: str = "r"):
+    def __init__(self, path, mode: str = "r", *, allow_incomplete: bool = False):
         self.path = Path(path)
         if mode not in ("r", "a"):
             raise ValueError("mode must be 'r' or 'a'; use Store.create for new files")
@@ -370,8 +376,16 @@ class Store:
             raise StoreError(f"No store at {self.path}.")
         try:
             self._h5 = tables.open_file(str(self.path), mode=mode)
+        except OSError as exc:
+            if isinstance(exc, tables.HDF5ExtError) or exc.errno is None:
+                log.debug(f"HDF5 error opening {self.path}: {exc}")
+                raise StoreError(f"{self.path} is not a readable HDF5 store (truncated?); "
+                                 "write it again.") from None
+            raise
         except Exception as exc:  # HDF5 raises many types for corrupt files
-            raise StoreError(f"Cannot open {self.path} as an HDF5 store: {exc}") from exc
+            log.debug(f"HDF5 error opening {self.path}: {exc!r}")
+            raise StoreError(f"{self.path} is not a readable HDF5 store (truncated?); "
+                             "write it again.") from None
         if _TABLE not in self._h5:
             self._h5.close()
             raise StoreError(f"{self.path} is an HDF5 file but not a gaiarvs-cnn store "
@@ -384,13 +398,21 @@ class Store:
             self._h5.close()
             raise StoreError(f"{self.path} has no valid column specifications ({exc}); it "
                              "was not written by gaiarvs_cnn.io.store.") from exc
+        attrs = self._table.attrs
+        # stores written before the marker existed (version 0.1) have none: complete
+        self.complete = bool(attrs["complete"]) if "complete" in attrs._v_attrnames else True
+        if not self.complete and mode == "r" and not allow_incomplete:
+            self._h5.close()
+            raise StoreError(f"{self.path} is an incomplete store: its writer stopped before "
+                             "finishing (killed or failed). Write it again.")
         self.mode = mode
         self._ids: set[int] | None = None
 
     # -- creation ------------------------------------------------------------------
     @classmethod
     def create(cls, path, extra_columns: Sequence[ColumnSpec] = (), meta: Mapping | None = None,
-               overwrite: bool = False, expected_rows: int = 100_000) -> Store:
+               overwrite: bool = False, expected_rows: int = 100_000, *,
+               complete: bool = True) -> Store:
         """Create an empty store and return it open for appending.
 
         Parameters
@@ -405,6 +427,9 @@ class Store:
             Replace an existing file.
         expected_rows : int
             Hint for the HDF5 chunk layout.
+        complete : bool, optional
+            False marks the store incomplete until `mark_complete` is called: readers
+            refuse it (see `atomic_store`, which does this for long writes).
 
         Returns
         -------
@@ -436,6 +461,7 @@ class Store:
                 tab.attrs.column_specs = json.dumps([s.to_dict() for s in specs])
                 tab.attrs.format_version = STORE_FORMAT_VERSION
                 tab.attrs.meta = json.dumps(dict(meta or {}))
+                tab.attrs.complete = bool(complete)
                 tab.cols.source_id.create_csindex()
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -444,7 +470,7 @@ class Store:
         return cls(path, mode="a")
 
     @classmethod
-    def open(cls, path, mode: str = "r") -> Store:
+    def open(cls, path, mode: str = "r", *, allow_incomplete: bool = False) -> Store:
         """Open an existing store read-only (``'r'``) or for appending (``'a'``).
 
         Parameters
@@ -453,6 +479,8 @@ class Store:
             HDF5 file written by `Store.create`.
         mode : {'r', 'a'}, optional
             Read-only (default) or append.
+        allow_incomplete : bool, optional
+            Open a store marked incomplete anyway (to inspect it).
 
         Returns
         -------
@@ -462,11 +490,12 @@ class Store:
         Raises
         ------
         StoreError
-            If ``path`` does not exist or is not a gaiarvs-cnn store.
+            If ``path`` does not exist, is not a readable gaiarvs-cnn store (truncated?),
+            or is marked incomplete (read-only, unless ``allow_incomplete``).
         ValueError
             If ``mode`` is neither ``'r'`` nor ``'a'``.
         """
-        return cls(path, mode)
+        return cls(path, mode, allow_incomplete=allow_incomplete)
 
     # -- context manager -----------------------------------------------------------
     def __enter__(self) -> Store:
@@ -498,6 +527,20 @@ class Store:
     def meta(self) -> dict:
         """Store metadata (a dict, JSON round-tripped)."""
         return json.loads(self._table.attrs.meta)
+
+    def mark_complete(self) -> None:
+        """Mark the store complete (readers refuse a store created with ``complete=False``).
+
+        Raises
+        ------
+        StoreError
+            If the store is open read-only.
+        """
+        if self.mode != "a":
+            raise StoreError(f"{self.path.name} is open read-only; use Store.open(path, 'a').")
+        self._table.attrs.complete = True
+        self._h5.flush()
+        self.complete = True
 
     def update_meta(self, **items) -> None:
         """Merge ``items`` (JSON-serialisable) into the metadata.
@@ -542,7 +585,8 @@ class Store:
         Returns
         -------
         dict
-            ``path``, ``n_stars``, ``columns`` (name -> shape/dtype/unit),
+            ``path``, ``n_stars``, ``complete`` (False: the writer did not finish),
+            ``columns`` (name -> shape/dtype/unit),
             ``extra_columns``, ``meta``, ``label_coverage`` (fraction of stars with a finite
             value, per label) and ``snr_quantiles`` (percentile -> rvs_snr, finite values
             only; empty when none).
@@ -555,7 +599,7 @@ class Store:
             snr.append(chunk["rvs_snr"][np.isfinite(chunk["rvs_snr"])])
         snr = np.concatenate(snr) if snr else np.zeros(0)
         return {
-            "path": str(self.path), "n_stars": n,
+            "path": str(self.path), "n_stars": n, "complete": self.complete,
             "columns": {s.name: {"shape": list(s.shape), "dtype": s.dtype, "unit": s.unit}
                         for s in self.specs},
             "extra_columns": [s.name for s in self.extra_columns],
@@ -654,7 +698,12 @@ class Store:
         StoreError
             If a requested column is not in the store.
         """
-        rec = self._table.read(start=start, stop=stop)
+        try:
+            rec = self._table.read(start=start, stop=stop)
+        except tables.HDF5ExtError as exc:
+            log.debug(f"HDF5 error reading {self.path}: {exc}")
+            raise StoreError(f"{self.path} is not a readable HDF5 store (truncated?): rows "
+                             f"{start}-{stop} cannot be read; write it again.") from None
         return self._to_batch(rec, columns)
 
     def iter_chunks(self, chunk_size: int | None = None, columns: Sequence[str] | None = None,
@@ -754,6 +803,48 @@ def match_ids(wanted: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarr
     rows = sorter[pos]
     found = ids[rows] == wanted
     return found, rows[found]
+
+
+@contextlib.contextmanager
+def atomic_store(path, *, overwrite: bool = False, extra_columns: Sequence[ColumnSpec] = (),
+                 meta: Mapping | None = None, expected_rows: int = 100_000
+                 ) -> Iterator[Store]:
+    """A new store written under a temporary name, marked complete and renamed on success.
+
+    While the block runs the store sits under a hidden temporary name (see
+    `gaiarvs_cnn.utils.atomic`) and is marked incomplete; a killed writer leaves only that
+    hidden file, which `Store.open` refuses. On an exception it is removed.
+
+    Parameters
+    ----------
+    path : path-like
+        Final store file.
+    overwrite : bool, optional
+        Replace an existing ``path`` (only once the new store is complete).
+    extra_columns, meta, expected_rows
+        As for `Store.create`.
+
+    Yields
+    ------
+    Store
+        The new store, open for appending.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    """
+    from ..utils.atomic import atomic_path, refuse_existing
+
+    refuse_existing(path, overwrite=overwrite, what="store")
+    with atomic_path(path) as tmp:
+        store = Store.create(tmp, extra_columns=extra_columns, meta=meta, overwrite=True,
+                             expected_rows=expected_rows, complete=False)
+        try:
+            yield store
+            store.mark_complete()
+        finally:
+            store.close()
 
 
 def open_store(path, mode: str = "r") -> Store:

@@ -24,7 +24,7 @@ from .config import NetworkConfig
 from .network import input_shapes
 
 __all__ = ["FusedEnsemble", "predict_batch", "predict_store", "prepare_inputs",
-           "output_keys", "INPUT_COLUMNS", "DEFAULT_BATCH_SIZE"]
+           "output_keys", "usable_inputs", "INPUT_COLUMNS", "DEFAULT_BATCH_SIZE"]
 
 #: Store columns prediction reads.
 INPUT_COLUMNS = ("source_id", "flux", *PHOT_INPUTS, "bp_coefficients", "rp_coefficients")
@@ -75,6 +75,36 @@ def configure_threads(threads: int | None = None) -> None:
     except RuntimeError:  # TensorFlow already initialised: keep its setting
         if explicit:
             log.warning(f"TensorFlow already started: cannot limit it to {threads} threads.")
+
+
+def usable_inputs(batch: StarBatch) -> np.ndarray:
+    """Stars whose inputs the network can use (the input cuts of every prediction).
+
+    A star needs an RVS spectrum that passes `~gaiarvs_cnn.io.readers.usable_rvs_flux`
+    (finite continuum flux, no infinite or absurd pixels, at most a few negative ones,
+    normalised), both XP spectra (non-zero first coefficients, all 2 x 55 coefficients
+    finite) and finite G, BP, RP and parallax.
+
+    Parameters
+    ----------
+    batch : `~gaiarvs_cnn.io.store.StarBatch`
+        Stars with the columns of ``INPUT_COLUMNS``.
+
+    Returns
+    -------
+    ndarray of bool
+        True for stars the network can parameterise.
+    """
+    from ..io.readers import usable_rvs_flux
+    from ..preprocess import xp_available
+
+    ok = usable_rvs_flux(batch["flux"])
+    ok &= xp_available(batch["bp_coefficients"], batch["rp_coefficients"])
+    for col in ("bp_coefficients", "rp_coefficients"):
+        ok &= np.isfinite(np.asarray(batch[col])).all(axis=1)
+    for col in PHOT_INPUTS:
+        ok &= np.isfinite(np.asarray(batch[col], dtype=float))
+    return ok
 
 
 def grid_slice(config: NetworkConfig) -> slice:
@@ -219,7 +249,9 @@ def predict_batch(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarray
     -------
     dict of str to ndarray
         ``source_id`` (int64) and, per label, ``<label>``, ``e<label>``, ``sigma_<label>``
-        (float32): teff [K], logg [dex], mh, alpham, feh [dex].
+        (float32): teff [K], logg [dex], mh, alpham, feh [dex]. Stars whose inputs are
+        unusable (`usable_inputs`) get NaN values, are counted in a log warning, and never
+        affect the other stars.
 
     Examples
     --------
@@ -229,8 +261,24 @@ def predict_batch(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarray
     if len(batch) == 0:
         return {k: np.zeros(0, np.int64 if k == "source_id" else np.float32)
                 for k in output_keys(bundle.config.labels)}
-    stacked = fused(bundle)(prepare_inputs(bundle, batch))
-    return summarise(bundle, stacked, batch["source_id"])
+    ok = usable_inputs(batch)
+    if ok.all():
+        return summarise(bundle, fused(bundle)(prepare_inputs(bundle, batch)),
+                         batch["source_id"])
+    bad_ids = batch["source_id"][~ok]
+    log.warning(f"{bad_ids.size} of {len(batch)} star(s) have unusable inputs (implausible RVS "
+                "flux, missing XP coefficients or photometry) and get NaN labels: "
+                f"{bad_ids[:10].tolist()}{' ...' if bad_ids.size > 10 else ''}.")
+    out = {k: np.full(len(batch), np.nan, np.float32) for k in output_keys(bundle.config.labels)}
+    out["source_id"] = np.asarray(batch["source_id"], dtype=np.int64)
+    if ok.any():
+        good = batch[ok]
+        part = summarise(bundle, fused(bundle)(prepare_inputs(bundle, good)),
+                         good["source_id"])
+        for key, values in part.items():
+            if key != "source_id":
+                out[key][ok] = values
+    return out
 
 
 def predict_store(bundle: ModelBundle, store_or_path, chunk_size: int | None = None,

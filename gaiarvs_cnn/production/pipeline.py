@@ -41,10 +41,8 @@ from ..catalog.schema import (
     output_paths,
     write_catalog,
 )
-from ..constants import PHOT_INPUTS
 from ..exceptions import InputDataError, OutputExistsError, StoreError
 from ..flags import GOOD_FLAG, TSNEReference, flag_boundary
-from ..preprocess import continuum_mask, xp_available
 
 __all__ = [
     "CatalogRun",
@@ -210,8 +208,9 @@ def _stage(name: str, summary: RunSummary) -> Iterator[None]:
 def usable_mask(batch) -> np.ndarray:
     """Stars the network can parameterise (the pipeline's input cuts).
 
-    A star needs an RVS spectrum with finite flux in the continuum windows, both XP
-    spectra (non-zero first coefficients, all 2 x 55 coefficients finite) and finite G,
+    `gaiarvs_cnn.model.predict.usable_inputs`: an RVS spectrum that passes the physical
+    sanity rules (finite continuum, no absurd or many negative pixels, normalised), both
+    XP spectra (non-zero first coefficients, all 2 x 55 coefficients finite) and finite G,
     BP, RP and parallax.
 
     Parameters
@@ -224,14 +223,9 @@ def usable_mask(batch) -> np.ndarray:
     ndarray of bool
         True for stars kept.
     """
-    flux = np.asarray(batch["flux"])
-    ok = np.isfinite(flux[:, continuum_mask()]).any(axis=1)
-    ok &= xp_available(batch["bp_coefficients"], batch["rp_coefficients"])
-    for col in ("bp_coefficients", "rp_coefficients"):
-        ok &= np.isfinite(np.asarray(batch[col])).all(axis=1)
-    for col in PHOT_INPUTS:
-        ok &= np.isfinite(np.asarray(batch[col], dtype=float))
-    return ok
+    from ..model.predict import usable_inputs
+
+    return usable_inputs(batch)
 
 
 def load_tsne_reference(bundle) -> TSNEReference | None:

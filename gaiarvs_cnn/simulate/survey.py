@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from ..constants import LABELS, PAPER_TRAINING_RANGES, RVS_NPIX, XP_NCOEFF
 from ..exceptions import InputDataError
-from ..io.store import CORE_COLUMNS, ColumnSpec, StarBatch, Store
+from ..io.store import CORE_COLUMNS, ColumnSpec, StarBatch, atomic_store
 from .figures import plot_calcium_triplet, plot_kiel_spectra, plot_real_comparison
 from .photometry import astrometry_and_photometry, rvs_snr_from_grvs, xp_coefficients
 from .population import CLUSTERS, FEH_ALPHA_COEFF, POPULATION_CODES, draw_population
@@ -354,13 +354,15 @@ def simulate_store(path, n: int, seed=0, kind: str = "observed", chunk_size: int
     Parameters
     ----------
     path : path-like
-        New store file (see `~gaiarvs_cnn.io.store.Store.create`).
+        New store file, written under a temporary name and renamed when complete (see
+        `~gaiarvs_cnn.io.store.atomic_store`): a killed run never leaves a partial store
+        under ``path``.
     n, seed, kind, snr, rv_sigma
         As for `simulate_batch`; chunk ``i`` uses the seed ``[seed, i]``.
     chunk_size : int
         Stars per chunk.
     overwrite : bool
-        Replace an existing file.
+        Replace an existing file (once the new one is complete).
     progress : bool
         Show a tqdm progress bar.
 
@@ -368,6 +370,11 @@ def simulate_store(path, n: int, seed=0, kind: str = "observed", chunk_size: int
     -------
     `pathlib.Path`
         The store path. ``store.meta`` records the kind, seed, n and simulator version.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``path`` exists and ``overwrite`` is False.
     """
     from ..version import __version__
 
@@ -375,7 +382,7 @@ def simulate_store(path, n: int, seed=0, kind: str = "observed", chunk_size: int
     meta = {"source": "simulated", "kind": kind, "seed": repr(seed), "n": int(n),
             "snr": repr(snr), "rv_sigma": float(rv_sigma),
             "simulator_version": __version__, "label_order": list(LABELS)}
-    with Store.create(path, extra_columns=SIM_EXTRA_COLUMNS, meta=meta, overwrite=overwrite,
+    with atomic_store(path, extra_columns=SIM_EXTRA_COLUMNS, meta=meta, overwrite=overwrite,
                       expected_rows=int(n)) as store:
         bar = tqdm(total=int(n), unit="star", desc=f"simulate {kind}", disable=not progress)
         for i, lo in enumerate(range(0, int(n), int(chunk_size))):

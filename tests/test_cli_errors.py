@@ -1,0 +1,166 @@
+"""The command line's one error handler (issue 18): one-line messages and exit codes.
+
+0 ok, 1 error, 2 usage, 3 partial fetch (``fetch``), 130 interrupted.
+"""
+import errno
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from gaiarvs_cnn.cli import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    main,
+    translate_message,
+)
+from gaiarvs_cnn.io.store import StarBatch, Store
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).parent / "data" / "gaia_real"
+
+
+def _run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _one_line_error(result, code, *parts):
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    error_lines = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(error_lines) == 1, result.output
+    for part in parts:
+        assert part in error_lines[0], result.output
+
+
+def test_translate_message_uses_flags():
+    assert translate_message("a.h5 exists; pass overwrite=True to replace it.") == \
+        "a.h5 exists; pass --overwrite to replace it."
+    assert translate_message("x exists; pass overwrite=True (CLI: --overwrite).") == \
+        "x exists; pass --overwrite."
+    assert translate_message("remove them (on_error='skip' keeps the first)") == \
+        "remove them (--on-error skip keeps the first)"
+
+
+def test_simulate_onto_existing_file_says_pass_overwrite(tmp_path):
+    out = tmp_path / "sim.h5"
+    assert _run("simulate", "--n", 20, "--quiet", "-o", out).exit_code == 0
+    _one_line_error(_run("simulate", "--n", 20, "--quiet", "-o", out), EXIT_ERROR,
+                    "exists; pass --overwrite")
+
+
+@pytest.mark.parametrize("args, option", [
+    (["train", "--splits", "0"], "--splits"),
+    (["train", "--epochs", "-1"], "--epochs"),
+    (["train", "--models", "0"], "--models"),
+    (["store", "ingest", "--chunk-size", "0"], "--chunk-size"),
+])
+def test_option_ranges_are_usage_errors(tmp_path, args, option):
+    store = tmp_path / "s.h5"
+    with Store.create(store) as s:
+        s.append(StarBatch({"source_id": np.arange(1, 3)}))
+    extra = (["--store", store, "--out", tmp_path / "b"] if args[0] == "train" else
+             ["--rvs", DATA / "rvs_datalink_csv" / "KOI-001.csv", "-o", tmp_path / "o.h5"])
+    result = _run(*args, *extra)
+    assert result.exit_code == EXIT_USAGE, result.output
+    assert option in result.output and "Traceback" not in result.output
+
+
+def test_store_info_of_an_incomplete_store_says_so(tmp_path):
+    path = tmp_path / "partial.h5"
+    store = Store.create(path, complete=False)
+    store.append(StarBatch({"source_id": np.arange(1, 4)}))
+    store.close()
+    result = _run("store", "info", path)
+    assert result.exit_code == 0, result.output
+    assert "INCOMPLETE" in result.output and "Stars: 3" in result.output
+
+
+def test_store_info_of_a_truncated_store_is_one_line(tmp_path):
+    from gaiarvs_cnn.simulate.survey import simulate_store
+
+    data = simulate_store(tmp_path / "full.h5", 30, progress=False).read_bytes()
+    (tmp_path / "cut.h5").write_bytes(data[: len(data) // 3])
+    result = _run("store", "info", tmp_path / "cut.h5")
+    _one_line_error(result, EXIT_ERROR, "is not a readable HDF5 store (truncated?)")
+    assert "HDF5-DIAG" not in result.output
+
+
+def test_ingest_of_a_folder_of_foreign_files_names_them(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "notes.txt").write_text("not a product\n")
+    result = _run("store", "ingest", "--rvs", tmp_path / "in", "-o", tmp_path / "o.h5",
+                  "--on-error", "skip")
+    _one_line_error(result, EXIT_ERROR, "No star to write", "notes.txt")
+    assert not (tmp_path / "o.h5").exists()
+
+
+def test_keyboard_interrupt_exits_130(tmp_path, monkeypatch):
+    from gaiarvs_cnn.simulate import survey
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(survey, "simulate_store", interrupted)
+    result = _run("simulate", "--n", 10, "-o", tmp_path / "x.h5")
+    assert result.exit_code == EXIT_INTERRUPTED, result.output
+    assert "Interrupted" in result.output
+
+
+@pytest.mark.parametrize("code, verb", [(errno.ENOSPC, "write"), (errno.EFBIG, "write"),
+                                        (errno.EACCES, "write"), (errno.ENOENT, "read")])
+def test_os_errors_name_the_file(tmp_path, monkeypatch, code, verb):
+    from gaiarvs_cnn.simulate import survey
+
+    def failing(path, *args, **kwargs):
+        raise OSError(code, os.strerror(code))      # as write() raises it: no file name
+
+    monkeypatch.setattr(survey, "simulate_store", failing)
+    result = _run("simulate", "--n", 10, "-o", tmp_path / "x.h5")
+    _one_line_error(result, EXIT_ERROR, f"cannot {verb} {tmp_path / 'x.h5'}: "
+                                        f"{os.strerror(code)}")
+
+
+def _cli(args, **kwargs):
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.Popen([sys.executable, "-m", "gaiarvs_cnn", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, **kwargs)
+
+
+def test_file_size_limit_gives_cannot_write(tmp_path):
+    """``ulimit -f``: the write fails with EFBIG (Python ignores SIGXFSZ)."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    proc = _cli(["simulate", "--n", 3000, "--chunk-size", 200, "--quiet", "-o",
+                 tmp_path / "sim.h5"],
+                cwd=tmp_path, preexec_fn=limit)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == EXIT_ERROR, err
+    assert "cannot write" in err and "File too large" in err, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "sim.h5").exists()
+    assert not list(tmp_path.iterdir())             # no temporary left either
+
+
+def test_sigint_during_simulate_exits_130_and_leaves_no_store(tmp_path):
+    proc = _cli(["simulate", "--n", 200_000, "--chunk-size", 500, "--quiet",
+                 "-o", tmp_path / "sim.h5"], cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".sim.h5.*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert list(tmp_path.glob(".sim.h5.*")), "the writer never started"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert "Interrupted" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
