@@ -7,18 +7,10 @@ from pathlib import Path
 
 import click
 
-from . import main
-
-#: Exit status of ``fetch``: everything requested is done.
-EXIT_OK = 0
-#: Exit status of ``fetch``: an error (network, service, input); nothing more can be done
-#: by re-running unchanged.
-EXIT_ERROR = 1
-#: Exit status of ``fetch``: the command line is wrong (click's usage errors).
-EXIT_USAGE = 2
-#: Exit status of ``fetch gaia``: partial -- some chunks failed after every retry; what was
-#: fetched is stored, and re-running the same command resumes with the failed chunks.
-EXIT_PARTIAL = 3
+# Exit statuses (defined once for every command in cli/__init__.py): EXIT_OK, EXIT_ERROR
+# (network, service, input), EXIT_USAGE (click's usage errors), EXIT_PARTIAL (``fetch gaia``:
+# some chunks failed after every retry; re-running the same command resumes them).
+from . import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main  # noqa: F401
 
 #: Reference kinds of ``fetch reference`` and what they query.
 REFERENCE_HELP = ("apogee: APOGEE DR17 allStar (VizieR III/286), galah: GALAH DR3 "
