@@ -26,6 +26,7 @@ from .utils.columns import find_column
 __all__ = [
     "gaia_quality_cut",
     "apogee_quality_cut",
+    "galah_quality_cut",
     "training_cut",
     "gaia_quality_adql",
     "apply_cuts",
@@ -49,6 +50,10 @@ TRAINING_MAX_RUWE = 1.4
 APOGEE_STAR_WARN_BIT = 7
 APOGEE_STAR_BAD_BIT = 23
 APOGEE_MAX_CHI2 = 25.0
+#: GALAH DR3: snr_c3_iraf must exceed this (paper Sect. 6.3).
+GALAH_MIN_SNR_C3 = 40.0
+#: GALAH DR3 flags that must be 0 where present (GALAH DR3 best practice, paper Sect. 6.3).
+GALAH_FLAGS = ("flag_sp", "flag_fe_h", "flag_alpha_fe", "flag_guess")
 
 
 def _as_table(table) -> Table:
@@ -212,6 +217,37 @@ def apogee_quality_cut(table) -> np.ndarray:
     keep &= _error_below(t, "M_H_ERR", "M_H", 0.2, 0.1)
     keep &= _error_below(t, "FE_H_ERR", "FE_H", 0.2, 0.1)
     keep &= _passes(_column(t, "ALPHA_M_ERR") < 0.1)
+    return keep
+
+
+def galah_quality_cut(table) -> np.ndarray:
+    """GALAH DR3 selection of the paper (Sect. 6.3).
+
+    Keeps stars with ``snr_c3_iraf > 40`` and every flag of `GALAH_FLAGS` present in the
+    table equal to 0 (``flag_sp``, ``flag_fe_h``, ``flag_alpha_fe``, ``flag_guess``; the
+    GALAH DR3 recommendation is ``flag_sp == 0`` and ``flag_fe_h == 0``,
+    galah-survey.org/dr3/flags).
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        GALAH DR3 rows with GALAH's own column names (column case does not matter).
+
+    Returns
+    -------
+    ndarray of bool
+        One value per row; True where the star passes every condition.
+
+    Raises
+    ------
+    InputDataError
+        If ``snr_c3_iraf`` is missing.
+    """
+    t = _as_table(table)
+    keep = _passes(_column(t, "snr_c3_iraf") > GALAH_MIN_SNR_C3)
+    for flag in GALAH_FLAGS:
+        if find_column(t.colnames, flag) is not None:
+            keep &= _passes(_column(t, flag) == 0)
     return keep
 
 

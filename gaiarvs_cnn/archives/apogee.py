@@ -33,12 +33,12 @@ from collections.abc import Iterable
 import numpy as np
 from astropy.table import Table
 
-from ..io.reference import check_reference
 from ..selection import APOGEE_STAR_BAD_BIT, APOGEE_STAR_WARN_BIT, apogee_quality_cut
-from .base import ColumnMap, HTTPClient, finish_reference, query_catalogue
+from .base import ColumnMap, HTTPClient
+from .specs import ReferenceSpec
 
-__all__ = ["APOGEE_TABLE", "APOGEE_COLUMNS", "query_apogee", "apogee_from_table",
-           "apogee_quality_mask"]
+__all__ = ["APOGEE_TABLE", "APOGEE_COLUMNS", "APOGEE_SPEC", "query_apogee",
+           "apogee_from_table", "apogee_quality_mask"]
 
 APOGEE_TABLE = "III/286/catalog"
 APOGEE_ID_COLUMN = "GaiaEDR3"
@@ -92,6 +92,14 @@ def apogee_quality_mask(t: Table) -> np.ndarray:
     return apogee_quality_cut(view)
 
 
+#: The survey's specification (see `gaiarvs_cnn.archives.specs`).
+APOGEE_SPEC = ReferenceSpec(
+    kind="apogee", title="APOGEE DR17 allStar", table=APOGEE_TABLE, columns=APOGEE_COLUMNS,
+    id_column=APOGEE_ID_COLUMN, cut=apogee_quality_mask, score="snr",
+    verified="allStar names: SDSS DR17 allStar data model; VizieR labels of III/286 not "
+             "verified from a stored source (tests/data/reference_schemas/README.md)")
+
+
 def apogee_from_table(raw: Table, cuts: bool = True) -> Table:
     """Canonical APOGEE reference table from an allStar-like table (FITS or VizieR names).
 
@@ -108,11 +116,7 @@ def apogee_from_table(raw: Table, cuts: bool = True) -> Table:
         ``source_id``, ``teff``, ``logg``, ``mh``, ``alpham``, ``feh`` and ``e_*`` (K, dex),
         checked by `~gaiarvs_cnn.io.reference.check_reference` (kind ``apogee``).
     """
-    t = APOGEE_COLUMNS.apply(raw)
-    return check_reference(finish_reference(t, apogee_quality_mask if cuts else None,
-                                            score="snr",
-                                            meta={"reference": "APOGEE DR17 allStar",
-                                                  "table": APOGEE_TABLE}), "apogee")
+    return APOGEE_SPEC.finish(raw, cuts=cuts)
 
 
 def query_apogee(source_ids: Iterable[int] | None = None, *, url: str | None = None,
@@ -143,9 +147,5 @@ def query_apogee(source_ids: Iterable[int] | None = None, *, url: str | None = N
     ArchiveError
         If the query fails after the retries.
     """
-    from ..settings import conf
-
-    raw = query_catalogue(APOGEE_TABLE, url=url or conf.vizier_url,
-                          id_column=APOGEE_ID_COLUMN, ids=source_ids, client=client,
-                          refresh=refresh, columns=APOGEE_COLUMNS)
-    return apogee_from_table(raw, cuts=cuts)
+    return APOGEE_SPEC.finish(APOGEE_SPEC.query(source_ids, url=url, client=client,
+                                                refresh=refresh), cuts=cuts)

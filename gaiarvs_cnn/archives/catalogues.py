@@ -20,8 +20,9 @@ from astropy.table import Table
 from ..exceptions import InputDataError
 from ..io.reference import REFERENCE_KINDS
 from .base import HTTPClient
+from .specs import ProbeReport, ReferenceSpec
 
-__all__ = ["query_reference"]
+__all__ = ["query_reference", "reference_specs", "probe_reference"]
 
 
 def query_reference(kind: str, source_ids: Iterable[int] | None = None, *,
@@ -72,3 +73,53 @@ def query_reference(kind: str, source_ids: Iterable[int] | None = None, *,
     if kind not in queries:
         raise InputDataError(f"Unknown reference kind {kind!r}; use one of {REFERENCE_KINDS}.")
     return queries[kind]()
+
+
+def reference_specs() -> dict[str, ReferenceSpec]:
+    """Every reference survey's specification, by kind (``gsp-spec`` and ``gsp-phot``
+    included).
+
+    Returns
+    -------
+    dict of str to ReferenceSpec
+        In the order of `~gaiarvs_cnn.archives.catalogues`.
+    """
+    from .apogee import APOGEE_SPEC
+    from .clusters import CLUSTERS_SPEC
+    from .gaia_ap import GSPPHOT_SPEC, GSPSPEC_SPEC
+    from .galah import GALAH_SPEC
+    from .k2gap import K2GAP_SPEC
+
+    specs = (APOGEE_SPEC, GALAH_SPEC, K2GAP_SPEC, CLUSTERS_SPEC, GSPSPEC_SPEC, GSPPHOT_SPEC)
+    return {s.kind: s for s in specs}
+
+
+def probe_reference(kind: str, *, url: str | None = None,
+                    client: HTTPClient | None = None) -> ProbeReport:
+    """`~gaiarvs_cnn.archives.specs.ReferenceSpec.probe` of the survey of ``kind``.
+
+    Parameters
+    ----------
+    kind : str
+        A key of `reference_specs`.
+    url : str, optional
+        TAP URL (default from ``conf``).
+    client : `~gaiarvs_cnn.archives.base.HTTPClient`, optional
+        Retry policy and timeout.
+
+    Returns
+    -------
+    ProbeReport
+        Mapped and missing columns.
+
+    Raises
+    ------
+    InputDataError
+        If ``kind`` is unknown.
+    ArchiveError
+        If the query fails.
+    """
+    specs = reference_specs()
+    if kind not in specs:
+        raise InputDataError(f"Unknown reference kind {kind!r}; use one of {sorted(specs)}.")
+    return specs[kind].probe(url=url, client=client)

@@ -14,27 +14,33 @@ in ``table.meta["unmatched_dr2"]``.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 import numpy as np
 from astropy.table import Table
 
-from ..io.reference import check_reference
 from .base import (
     ColumnMap,
     DiskCache,
     HTTPClient,
-    finish_reference,
     masked_to_nan,
     query_by_ids,
-    query_catalogue,
 )
+from .specs import ReferenceSpec
 
-__all__ = ["CLUSTERS_TABLE", "query_clusters", "clusters_from_table", "dr2_to_dr3"]
+__all__ = ["CLUSTERS_TABLE", "CLUSTERS_SPEC", "query_clusters", "clusters_from_table",
+           "dr2_to_dr3"]
 
 CLUSTERS_TABLE = "J/A+A/640/A1/nodup"
 CLUSTER_COLUMNS = ColumnMap({"dr2_source_id": ("GaiaDR2", "Source", "source_id"),
                              "cluster": ("Cluster",), "proba": ("proba",)},
                             service="Cantat-Gaudin+2020 members")
+#: The survey's specification (see `gaiarvs_cnn.archives.specs`); downloaded whole, DR2 ids.
+CLUSTERS_SPEC = ReferenceSpec(
+    kind="clusters", title="Cantat-Gaudin et al. 2020 members", table=CLUSTERS_TABLE,
+    columns=CLUSTER_COLUMNS, score="proba", unique=False,
+    verified="not verified from a stored source (VizieR J/A+A/640/A1 ReadMe not stored); "
+             "run the probe")
 _NEIGHBOURS = ColumnMap({"dr2_source_id": "dr2_source_id", "dr3_source_id": "dr3_source_id",
                          "angular_distance": "angular_distance",
                          "magnitude_difference": "magnitude_difference"},
@@ -113,18 +119,21 @@ def clusters_from_table(raw: Table, mapping: dict[int, int], min_proba: float = 
     ArchiveError
         If a required column is missing.
     """
-    t = CLUSTER_COLUMNS.apply(raw)
-    dr2 = np.asarray(t["dr2_source_id"], dtype=np.int64)
-    t["dr2_source_id"] = dr2
-    t["source_id"] = np.array([mapping.get(int(i), 0) for i in dr2], dtype=np.int64)
-    t["cluster"] = np.char.strip(np.asarray(t["cluster"]).astype(str))
-    t["proba"] = masked_to_nan(t["proba"])
-    unmatched = sorted(set(dr2.tolist()) - set(mapping))
-    t = finish_reference(t, (lambda x: x["proba"] >= min_proba), score="proba",
-                         meta={"reference": "Cantat-Gaudin et al. 2020 members",
-                               "table": CLUSTERS_TABLE, "min_proba": min_proba,
-                               "unmatched_dr2": unmatched[:1000]}, unique=False)
-    return check_reference(t, "clusters")
+    unmatched = []
+
+    def gaia_ids(t: Table) -> Table:
+        dr2 = np.asarray(t["dr2_source_id"], dtype=np.int64)
+        t["dr2_source_id"] = dr2
+        t["source_id"] = np.array([mapping.get(int(i), 0) for i in dr2], dtype=np.int64)
+        t["cluster"] = np.char.strip(np.asarray(t["cluster"]).astype(str))
+        t["proba"] = masked_to_nan(t["proba"])
+        unmatched.extend(sorted(set(dr2.tolist()) - set(mapping)))
+        t.meta["unmatched_dr2"] = unmatched[:1000]
+        return t
+
+    spec = replace(CLUSTERS_SPEC, prepare=gaia_ids, cut=lambda x: x["proba"] >= min_proba,
+                   extra_meta={"min_proba": min_proba})
+    return spec.finish(raw)
 
 
 def query_clusters(*, clusters: Iterable[str] | None = None, min_proba: float = 0.0,
@@ -155,10 +164,7 @@ def query_clusters(*, clusters: Iterable[str] | None = None, min_proba: float = 
     ArchiveError
         If a query fails after the retries or lacks required columns.
     """
-    from ..settings import conf
-
-    raw = query_catalogue(CLUSTERS_TABLE, url=url or conf.vizier_url, client=client,
-                          refresh=refresh, columns=CLUSTER_COLUMNS)
+    raw = CLUSTERS_SPEC.query(url=url, client=client, refresh=refresh)
     if clusters is not None:
         name = CLUSTER_COLUMNS.find(raw, "cluster")
         keep = set(clusters)

@@ -17,16 +17,17 @@ Kind ``gsp-phot``: ``teff`` <- ``teff_gspphot``, ``logg`` <- ``logg_gspphot``, `
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 import numpy as np
 from astropy.table import Table
 
 from ..exceptions import InputDataError
-from ..io.reference import check_reference
-from .base import ColumnMap, HTTPClient, finish_reference, masked_to_nan, query_catalogue
+from .base import ColumnMap, HTTPClient, masked_to_nan
+from .specs import ReferenceSpec
 
-__all__ = ["AP_TABLE", "query_gsp", "gspspec_from_table", "gspphot_from_table",
-           "good_gspspec_flags"]
+__all__ = ["AP_TABLE", "GSPSPEC_SPEC", "GSPPHOT_SPEC", "query_gsp", "gspspec_from_table",
+           "gspphot_from_table", "good_gspspec_flags"]
 
 AP_TABLE = "gaiadr3.astrophysical_parameters"
 _SPEC = ("teff_gspspec", "logg_gspspec", "mh_gspspec", "alphafe_gspspec", "fem_gspspec",
@@ -38,6 +39,40 @@ GSPSPEC_COLUMNS = ColumnMap({"source_id": "source_id", **{c: c for c in _SPEC}},
                             service="Gaia DR3 astrophysical_parameters (GSP-Spec)")
 GSPPHOT_COLUMNS = ColumnMap({"source_id": "source_id", **{c: c for c in _PHOT}},
                             service="Gaia DR3 astrophysical_parameters (GSP-Phot)")
+
+
+def _gspspec_labels(t: Table) -> Table:
+    for name, src in (("teff", "teff_gspspec"), ("logg", "logg_gspspec"),
+                      ("mh", "mh_gspspec"), ("alpham", "alphafe_gspspec")):
+        t[name] = masked_to_nan(t[src])
+    if "fem_gspspec" in t.colnames:
+        t["feh"] = t["mh"] + masked_to_nan(t["fem_gspspec"])
+    t["flags_gspspec"] = np.asarray(np.ma.filled(np.ma.asarray(t["flags_gspspec"]).astype(
+        str), "")).astype(str)
+    return t
+
+
+def _gspphot_labels(t: Table) -> Table:
+    for name in ("teff", "logg", "mh"):
+        t[name] = masked_to_nan(t[f"{name}_gspphot"])
+    return t
+
+
+_VERIFIED = ("Gaia DR3 data model, astrophysical_parameters (gea.esac.esa.int/archive/"
+             "documentation/GDR3, Chapter 20.2); flags_gspspec characters: Recio-Blanco et "
+             "al. 2023, Table 2")
+#: GSP-Spec of ``gaiadr3.astrophysical_parameters`` (see `gaiarvs_cnn.archives.specs`).
+GSPSPEC_SPEC = ReferenceSpec(
+    kind="gsp-spec", title="Gaia DR3 GSP-Spec (uncalibrated)", table=AP_TABLE,
+    columns=GSPSPEC_COLUMNS, id_column="source_id", url_setting="gaia_tap_url",
+    namespace="esa", sync_max_rows=2000, prepare=_gspspec_labels,
+    cut=lambda x: np.isfinite(masked_to_nan(x["teff"])),
+    extra_meta={"calibrated": False, "good_flags": False}, verified=_VERIFIED)
+#: GSP-Phot of ``gaiadr3.astrophysical_parameters``.
+GSPPHOT_SPEC = ReferenceSpec(
+    kind="gsp-phot", title="Gaia DR3 GSP-Phot", table=AP_TABLE, columns=GSPPHOT_COLUMNS,
+    id_column="source_id", url_setting="gaia_tap_url", namespace="esa", sync_max_rows=2000,
+    prepare=_gspphot_labels, cut=lambda x: np.isfinite(x["teff"]), verified=_VERIFIED)
 #: Leading characters of flags_gspspec that must be '0' for a "good" star (paper Sect. 3.3).
 GOOD_FLAG_DIGITS = 13
 
@@ -84,23 +119,12 @@ def gspspec_from_table(raw: Table, good_flags: bool = False) -> Table:
     ArchiveError
         If a required column is missing.
     """
-    t = GSPSPEC_COLUMNS.apply(raw)
-    for name, src in (("teff", "teff_gspspec"), ("logg", "logg_gspspec"),
-                      ("mh", "mh_gspspec"), ("alpham", "alphafe_gspspec")):
-        t[name] = masked_to_nan(t[src])
-    if "fem_gspspec" in t.colnames:
-        t["feh"] = t["mh"] + masked_to_nan(t["fem_gspspec"])
-    t["flags_gspspec"] = np.asarray(np.ma.filled(np.ma.asarray(t["flags_gspspec"]).astype(
-        str), "")).astype(str)
-
     def cut(x):
         ok = np.isfinite(masked_to_nan(x["teff"]))
         return ok & good_gspspec_flags(x["flags_gspspec"]) if good_flags else ok
 
-    t = finish_reference(t, cut, meta={"reference": "Gaia DR3 GSP-Spec (uncalibrated)",
-                                       "table": AP_TABLE, "calibrated": False,
-                                       "good_flags": good_flags})
-    return check_reference(t, "gsp-spec")
+    return replace(GSPSPEC_SPEC, cut=cut,
+                   extra_meta={"calibrated": False, "good_flags": good_flags}).finish(raw)
 
 
 def gspphot_from_table(raw: Table) -> Table:
@@ -123,12 +147,7 @@ def gspphot_from_table(raw: Table) -> Table:
     ArchiveError
         If a required column is missing.
     """
-    t = GSPPHOT_COLUMNS.apply(raw)
-    for name in ("teff", "logg", "mh"):
-        t[name] = masked_to_nan(t[f"{name}_gspphot"])
-    t = finish_reference(t, lambda x: np.isfinite(x["teff"]),
-                         meta={"reference": "Gaia DR3 GSP-Phot", "table": AP_TABLE})
-    return check_reference(t, "gsp-phot")
+    return GSPPHOT_SPEC.finish(raw)
 
 
 def query_gsp(kind: str, source_ids: Iterable[int], *, url: str | None = None,
@@ -165,13 +184,9 @@ def query_gsp(kind: str, source_ids: Iterable[int], *, url: str | None = None,
     ArchiveError
         If a query fails after the retries.
     """
-    from ..settings import conf
-
     if kind not in ("gsp-spec", "gsp-phot"):
         raise InputDataError(f"kind must be 'gsp-spec' or 'gsp-phot', not {kind!r}.")
-    cols = ", ".join(("source_id",) + (_SPEC if kind == "gsp-spec" else _PHOT))
-    raw = query_catalogue(AP_TABLE, url=url or conf.gaia_tap_url, id_column="source_id",
-                          ids=source_ids, columns=cols, client=client, refresh=refresh,
-                          namespace="esa", sync_max_rows=2000)
+    spec = GSPSPEC_SPEC if kind == "gsp-spec" else GSPPHOT_SPEC
+    raw = spec.query(source_ids, url=url, client=client, refresh=refresh)
     return gspspec_from_table(raw, good_flags) if kind == "gsp-spec" else \
         gspphot_from_table(raw)

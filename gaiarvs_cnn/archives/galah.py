@@ -15,7 +15,11 @@ the paper); ``snr_c3_iraf`` <- ``snr_c3_iraf`` / ``snrc3``; flags ``flag_sp``,
 ``f_sp``, ``f_[Fe/H]``, ``f_[alpha/Fe]``, ``f_guess``.
 
 Cuts (paper Sect. 6.3, GALAH DR3 best practice): ``flag_sp = 0``, ``flag_fe_h = 0``,
-``flag_alpha_fe = 0``, ``flag_guess = 0`` where the column exists, ``snr_c3_iraf > 40``.
+``flag_alpha_fe = 0``, ``flag_guess = 0`` where the column exists, ``snr_c3_iraf > 40``
+(`gaiarvs_cnn.selection.galah_quality_cut`). The GALAH names ``flag_sp``, ``flag_fe_h``
+and ``snr_c3_iraf`` are those of the GALAH DR3 documentation (galah-survey.org/dr3/flags);
+the VizieR labels were not verified from a stored source (the probe,
+``gaiarvs-cnn fetch reference --kind galah --probe``, checks them on the service).
 """
 from __future__ import annotations
 
@@ -24,10 +28,11 @@ from collections.abc import Iterable
 import numpy as np
 from astropy.table import Table
 
-from ..io.reference import check_reference
-from .base import ColumnMap, HTTPClient, finish_reference, masked_to_nan, query_catalogue
+from ..selection import galah_quality_cut
+from .base import ColumnMap, HTTPClient
+from .specs import ReferenceSpec
 
-__all__ = ["GALAH_TABLE", "GALAH_COLUMNS", "query_galah", "galah_from_table",
+__all__ = ["GALAH_TABLE", "GALAH_COLUMNS", "GALAH_SPEC", "query_galah", "galah_from_table",
            "galah_quality_mask"]
 
 GALAH_TABLE = "J/MNRAS/506/150/stars"
@@ -44,11 +49,11 @@ GALAH_COLUMNS = ColumnMap({
              "e_alpha_fe", "snr_c3_iraf", "flag_sp", "flag_fe_h", "flag_alpha_fe"),
     service="GALAH DR3")
 
-_FLAGS = ("flag_sp", "flag_fe_h", "flag_alpha_fe", "flag_guess")
-
 
 def galah_quality_mask(t: Table) -> np.ndarray:
     """Boolean mask of the paper's GALAH DR3 cuts on a canonical-named table.
+
+    `gaiarvs_cnn.selection.galah_quality_cut` (kept here under its former name).
 
     Parameters
     ----------
@@ -60,11 +65,27 @@ def galah_quality_mask(t: Table) -> np.ndarray:
     numpy.ndarray
         Boolean mask, True where ``snr_c3_iraf > 40`` and every present flag is 0.
     """
-    ok = masked_to_nan(t["snr_c3_iraf"]) > 40
-    for flag in _FLAGS:
-        if flag in t.colnames:
-            ok &= masked_to_nan(t[flag]) == 0
-    return ok
+    return galah_quality_cut(t)
+
+
+def _alpha_as_alpham(t: Table) -> Table:
+    """``alpham``/``e_alpham`` are [alpha/Fe] (compared with [alpha/M] as in the paper)."""
+    from ..io.reference import COLUMN_UNITS
+
+    t["alpham"], t["e_alpham"] = t["alpha_fe"], t["e_alpha_fe"]
+    for name in ("alpha_fe", "e_alpha_fe"):
+        t[name] = np.ma.filled(np.ma.asarray(t[name], dtype=float), np.nan)
+        t[name].unit = COLUMN_UNITS["alpham"]
+    return t
+
+
+#: The survey's specification (see `gaiarvs_cnn.archives.specs`).
+GALAH_SPEC = ReferenceSpec(
+    kind="galah", title="GALAH DR3", table=GALAH_TABLE, columns=GALAH_COLUMNS,
+    id_column=GALAH_ID_COLUMN, prepare=_alpha_as_alpham, cut=galah_quality_cut,
+    score="snr_c3_iraf",
+    verified="GALAH names flag_sp, flag_fe_h, snr_c3_iraf: galah-survey.org/dr3/flags; "
+             "VizieR labels and table name not verified from a stored source")
 
 
 def galah_from_table(raw: Table, cuts: bool = True) -> Table:
@@ -93,13 +114,7 @@ def galah_from_table(raw: Table, cuts: bool = True) -> Table:
     InputDataError
         If the result fails `~gaiarvs_cnn.io.reference.check_reference`.
     """
-    t = GALAH_COLUMNS.apply(raw)
-    t["alpham"], t["e_alpham"] = t["alpha_fe"], t["e_alpha_fe"]
-    t = finish_reference(t, galah_quality_mask if cuts else None, score="snr_c3_iraf",
-                         meta={"reference": "GALAH DR3", "table": GALAH_TABLE})
-    for name in ("alpha_fe", "e_alpha_fe"):
-        t[name].unit = t["alpham"].unit
-    return check_reference(t, "galah")
+    return GALAH_SPEC.finish(raw, cuts=cuts)
 
 
 def query_galah(source_ids: Iterable[int] | None = None, *, url: str | None = None,
@@ -130,9 +145,5 @@ def query_galah(source_ids: Iterable[int] | None = None, *, url: str | None = No
     ArchiveError
         If the query fails after the retries or lacks required columns.
     """
-    from ..settings import conf
-
-    raw = query_catalogue(GALAH_TABLE, url=url or conf.vizier_url, id_column=GALAH_ID_COLUMN,
-                          ids=source_ids, client=client, refresh=refresh,
-                          columns=GALAH_COLUMNS)
-    return galah_from_table(raw, cuts=cuts)
+    return GALAH_SPEC.finish(GALAH_SPEC.query(source_ids, url=url, client=client,
+                                              refresh=refresh), cuts=cuts)

@@ -12,15 +12,17 @@ computed by the validation suite, `gaiarvs_cnn.validation.seismic.seismic_logg`.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from astropy.table import Table
 
 from ..exceptions import ArchiveError
-from ..io.reference import check_reference
-from .base import ColumnMap, HTTPClient, finish_reference, masked_to_nan, query_catalogue
+from .base import ColumnMap, HTTPClient, masked_to_nan
 from .clusters import dr2_to_dr3
+from .specs import ReferenceSpec
 
-__all__ = ["K2GAP_TABLE", "query_k2gap", "k2gap_from_table"]
+__all__ = ["K2GAP_TABLE", "K2GAP_SPEC", "query_k2gap", "k2gap_from_table"]
 
 K2GAP_TABLE = "J/ApJ/926/191/table2"
 K2GAP_COLUMNS = ColumnMap({
@@ -29,6 +31,18 @@ K2GAP_COLUMNS = ColumnMap({
     "dr3_id": ("GaiaDR3", "GaiaEDR3", "source_id"), "dr2_id": ("GaiaDR2", "Gaia"),
     "epic": ("EPIC",),
 }, required=("numax", "e_numax"), service="K2-GAP DR3")
+
+
+def _finite_numax(t: Table) -> np.ndarray:
+    return np.isfinite(masked_to_nan(t["numax"]))
+
+
+#: The survey's specification (see `gaiarvs_cnn.archives.specs`); downloaded whole.
+K2GAP_SPEC = ReferenceSpec(
+    kind="seismic", title="K2-GAP DR3 (Zinn et al. 2022)", table=K2GAP_TABLE,
+    columns=K2GAP_COLUMNS, cut=_finite_numax,
+    verified="not verified from a stored source: the table name and its columns are "
+             "assumptions (tests/data/reference_schemas/README.md); run the probe")
 
 def k2gap_from_table(raw: Table, mapping: dict[int, int] | None = None) -> Table:
     """Canonical seismic table from K2-GAP rows (DR3 ids, or DR2 ids with ``mapping``).
@@ -52,20 +66,19 @@ def k2gap_from_table(raw: Table, mapping: dict[int, int] | None = None) -> Table
     ArchiveError
         If ``raw`` lacks the numax columns or a usable Gaia id column.
     """
-    t = K2GAP_COLUMNS.apply(raw)
-    if "dr3_id" in t.colnames:
-        t["source_id"] = np.ma.filled(np.ma.asarray(t["dr3_id"]), 0).astype(np.int64)
-    elif "dr2_id" in t.colnames and mapping is not None:
-        dr2 = np.ma.filled(np.ma.asarray(t["dr2_id"]), 0).astype(np.int64)
-        t["source_id"] = np.array([mapping.get(int(i), 0) for i in dr2], dtype=np.int64)
-    else:
-        raise ArchiveError("K2-GAP table has no Gaia id column (GaiaDR3/GaiaEDR3/source_id, "
-                           "or GaiaDR2 with a DR2->DR3 mapping); cross-match it by position "
-                           "first.")
-    t = finish_reference(t, lambda x: np.isfinite(masked_to_nan(x["numax"])),
-                         score=None, meta={"reference": "K2-GAP DR3 (Zinn et al. 2022)",
-                                           "table": K2GAP_TABLE})
-    return check_reference(t, "seismic")
+    def gaia_ids(t: Table) -> Table:
+        if "dr3_id" in t.colnames:
+            t["source_id"] = np.ma.filled(np.ma.asarray(t["dr3_id"]), 0).astype(np.int64)
+        elif "dr2_id" in t.colnames and mapping is not None:
+            dr2 = np.ma.filled(np.ma.asarray(t["dr2_id"]), 0).astype(np.int64)
+            t["source_id"] = np.array([mapping.get(int(i), 0) for i in dr2], dtype=np.int64)
+        else:
+            raise ArchiveError("K2-GAP table has no Gaia id column (GaiaDR3/GaiaEDR3/"
+                               "source_id, or GaiaDR2 with a DR2->DR3 mapping); cross-match "
+                               "it by position first.")
+        return t
+
+    return replace(K2GAP_SPEC, prepare=gaia_ids).finish(raw)
 
 
 def query_k2gap(*, table: str = K2GAP_TABLE, url: str | None = None,
@@ -96,10 +109,8 @@ def query_k2gap(*, table: str = K2GAP_TABLE, url: str | None = None,
     ArchiveError
         If a query fails or the table has no usable Gaia id column.
     """
-    from ..settings import conf
-
-    raw = query_catalogue(table, url=url or conf.vizier_url, client=client, refresh=refresh,
-                          columns=K2GAP_COLUMNS)
+    spec = K2GAP_SPEC if table == K2GAP_SPEC.table else replace(K2GAP_SPEC, table=table)
+    raw = spec.query(url=url, client=client, refresh=refresh)
     mapping = None
     if K2GAP_COLUMNS.find(raw, "dr3_id") is None and K2GAP_COLUMNS.find(raw, "dr2_id"):
         dr2 = masked_to_nan(raw[K2GAP_COLUMNS.find(raw, "dr2_id")])

@@ -182,8 +182,12 @@ def fetch_gaia(query, ids_file, training, output, service, max_ids, no_cuts, ref
 @click.option("--kind", required=True,
               type=click.Choice(["apogee", "galah", "seismic", "clusters", "gsp-spec",
                                  "gsp-phot"]), help=REFERENCE_HELP)
-@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
-              help="Output table (.fits, .ecsv, .xml/.vot); units and source_id included.")
+@click.option("-o", "--output", "output", type=click.Path(path_type=Path),
+              help="Output table (.fits, .ecsv, .xml/.vot); units and source_id included. "
+                   "Required unless --probe.")
+@click.option("--probe", is_flag=True,
+              help="Read one row (SELECT TOP 1 *) of the real table and report which "
+                   "columns map and which are missing; exit 1 if a required one is missing.")
 @click.option("--source-ids", "ids_file", type=click.Path(exists=True, path_type=Path),
               help="Restrict to these Gaia DR3 ids (text file or table).")
 @click.option("--store", "store", type=click.Path(exists=True, path_type=Path),
@@ -192,18 +196,30 @@ def fetch_gaia(query, ids_file, training, output, service, max_ids, no_cuts, ref
               help="gsp-spec: keep stars with the first 13 flags_gspspec digits = 0.")
 @click.option("--refresh", is_flag=True, help="Bypass the download cache.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
-def fetch_reference(kind, output, ids_file, store, good_flags, refresh, overwrite):
+def fetch_reference(kind, output, probe, ids_file, store, good_flags, refresh, overwrite):
     """Download a reference catalogue in the canonical schema (quality cuts applied).
 
     \b
     Examples:
       gaiarvs-cnn fetch reference --kind galah -o galah.fits
       gaiarvs-cnn fetch reference --kind gsp-spec --store stars.h5 --good-flags -o gsp.fits
+      gaiarvs-cnn fetch reference --kind apogee --probe
     """
     from ..archives.catalogues import query_reference
     from ..exceptions import GaiaRVSCNNError
     from ..io.store import Store
 
+    if probe:
+        from ..archives.catalogues import probe_reference
+
+        try:
+            report = probe_reference(kind)
+        except GaiaRVSCNNError as exc:
+            raise _library_error(exc) from exc
+        click.echo(report.summary())
+        raise SystemExit(EXIT_OK if report.ok else EXIT_ERROR)
+    if output is None:
+        raise click.UsageError("Give -o/--output (or --probe).")
     try:
         ids = None
         if ids_file is not None:

@@ -61,3 +61,24 @@ def test_gsp_spec_columns(client):
 
     table = query_gsp("gsp-spec", [HD176650], client=client, refresh=True)
     assert {"teff", "logg", "mh", "alpham", "flags_gspspec"} <= set(table.colnames)
+
+
+@pytest.mark.parametrize("kind", ["apogee", "galah", "seismic", "clusters", "gsp-spec",
+                                  "gsp-phot"])
+def test_reference_schema_probe(client, kind):
+    """Catches a renamed table or column on the real service (SELECT TOP 1 *)."""
+    from gaiarvs_cnn.archives.catalogues import probe_reference
+
+    report = probe_reference(kind, client=client)
+    assert report.ok, report.summary()
+
+
+def test_services_publish_upload_support(client):
+    """The real ESA and VizieR TAP services declare TAP_UPLOAD (else id lists fall back
+    to IN lists: slow but correct)."""
+    from gaiarvs_cnn import conf
+    from gaiarvs_cnn.archives.base import tap_limits
+
+    for url in (conf.gaia_tap_url, conf.vizier_url):
+        assert tap_limits(client, url).source == "capabilities", url
+    assert tap_limits(client, conf.gaia_tap_url).uploads
