@@ -10,8 +10,24 @@ from astropy import log
 
 from . import main
 
-AGAINST = ("galah", "seismic", "clusters", "gsp-spec", "gsp-phot", "precision", "bimodality",
-           "all")
+
+class _ComparisonChoice(click.Choice):
+    """``--against`` choices: the registered comparisons (gaiarvs_cnn.validation.registry)
+    and ``all``, read when first needed (the comparison modules are heavy to import)."""
+
+    def __init__(self):
+        self.case_sensitive = True
+
+    @property
+    def choices(self):
+        from ..validation.registry import comparison_names
+
+        return (*comparison_names(), "all")
+
+
+def against_choices() -> tuple[str, ...]:
+    """The names ``--against`` accepts: every registered comparison, then ``all``."""
+    return tuple(_ComparisonChoice().choices)
 
 
 def _parse_reference_files(values) -> dict[str, str]:
@@ -100,7 +116,7 @@ def _collect_references(kinds, required, source, files, store, seed, ids) -> dic
 @main.command("validate")
 @click.option("--catalog", "catalog_path", required=True, type=click.Path(exists=True,
               dir_okay=False), help="CNN catalogue (FITS or VOTable, 17 columns).")
-@click.option("--against", "against", multiple=True, type=click.Choice(AGAINST),
+@click.option("--against", "against", multiple=True, type=_ComparisonChoice(),
               default=("all",), show_default=True,
               help="Comparison(s) to run; repeat the option for several.")
 @click.option("--source", type=click.Choice(("simulated", "archive")), default="simulated",
@@ -142,16 +158,12 @@ def validate(catalog_path, against, source, reference_files, store, seed, outdir
     """
     from ..exceptions import GaiaRVSCNNError
     from ..validation.crossmatch import add_store_columns
+    from ..validation.registry import comparison_names, needed_references
     from ..validation.report import write_report
-    from ..validation.runner import (
-        COMPARISONS,
-        has_truth,
-        needed_references,
-        run_validation,
-        simulator_bounds,
-    )
+    from ..validation.runner import has_truth, run_validation, simulator_bounds
 
-    wanted = list(COMPARISONS) if "all" in against else [a for a in AGAINST if a in against]
+    names = comparison_names()
+    wanted = list(names) if "all" in against else [a for a in names if a in against]
     files = _parse_reference_files(reference_files)
     try:
         catalog = _read(catalog_path)

@@ -7,8 +7,10 @@ When the catalogue carries the simulation truth (``true_<label>`` columns, from 
 simulated store) the science checks of `gaiarvs_cnn.validation.truth` are added: the
 injected reference offsets and scatters must be recovered.
 
-`run_validation` runs several comparisons; `REQUIRED_REFERENCES` and
-`OPTIONAL_REFERENCES` say which reference kinds each needs.
+`run_validation` runs several comparisons. Each comparison is registered once in
+`gaiarvs_cnn.validation.registry` (name, required and optional reference kinds, report
+order); `COMPARISONS`, `REQUIRED_REFERENCES` and `OPTIONAL_REFERENCES` are views of that
+registry, kept for the existing API.
 """
 from __future__ import annotations
 
@@ -35,27 +37,18 @@ from .precision import (
     plot_precision_vs_snr,
     precision_vs_snr,
 )
+from .registry import comparisons, register_comparison
+from .registry import needed_references as _needed_references
 from .report import ValidationResult
 from .seismic import add_seismic_logg, compare_seismic, plot_seismic, seismic_logg
 from .stats import as_float, column, comparison_table, difference_stats
 from .truth import offset_recovery, sequence_recovery, truth_comparison
 
-__all__ = ["COMPARISONS", "REQUIRED_REFERENCES", "OPTIONAL_REFERENCES", "has_truth",
+__all__ = ["COMPARISONS", "REQUIRED_REFERENCES", "OPTIONAL_REFERENCES", "has_truth",  # noqa: F822
            "validate_galah", "validate_seismic", "validate_clusters", "validate_gsp",
            "validate_precision", "validate_bimodality", "validate_truth", "run_validation",
            "needed_references", "simulator_bounds"]
 
-#: Comparisons, in report order.
-COMPARISONS = ("galah", "seismic", "clusters", "gsp-spec", "gsp-phot", "precision",
-               "bimodality")
-#: Reference kinds without which a comparison cannot run.
-REQUIRED_REFERENCES = {"galah": ("galah",), "seismic": ("seismic",), "clusters": ("clusters",),
-                       "gsp-spec": ("gsp-spec",), "gsp-phot": ("gsp-phot",), "precision": (),
-                       "bimodality": ()}
-#: Reference kinds a comparison uses when available.
-OPTIONAL_REFERENCES = {"seismic": ("apogee", "gsp-spec"), "clusters": ("galah",),
-                       "gsp-spec": ("apogee",), "gsp-phot": ("apogee",),
-                       "precision": ("apogee", "gsp-spec")}
 _SUMMARY_SUBSETS = ("all", "snr 15-25", "snr 25-50", "snr >=50", "giants", "dwarfs",
                     "logg<2.2", "metal-poor [Fe/H]<-1", "[Fe/H]>=-1", "logg<2.3",
                     "2.3<=logg<2.6", "logg>=2.6", "metal-poor snr 15-25")
@@ -78,6 +71,8 @@ def has_truth(table: Table) -> bool:
 def needed_references(against: Sequence[str], optional: bool = True) -> tuple[list, list]:
     """Reference kinds (required, optional) of a list of comparisons.
 
+    `gaiarvs_cnn.validation.registry.needed_references`.
+
     Parameters
     ----------
     against : sequence of str
@@ -89,9 +84,7 @@ def needed_references(against: Sequence[str], optional: bool = True) -> tuple[li
     -------
     required, optional : list of str
     """
-    req = sorted({k for c in against for k in REQUIRED_REFERENCES[c]})
-    opt = sorted({k for c in against for k in OPTIONAL_REFERENCES.get(c, ())} - set(req))
-    return req, (opt if optional else [])
+    return _needed_references(against, optional)
 
 
 def _summary(stats: Table) -> Table:
@@ -467,31 +460,76 @@ def run_validation(data: Table, against: Sequence[str], references: Mapping[str,
     InputDataError
         If a required reference is missing from ``references``.
     """
-    unknown = sorted(set(against) - set(COMPARISONS))
+    registered = comparisons()
+    unknown = sorted(set(against) - {c.name for c in registered})
     if unknown:
-        raise InputDataError(f"Unknown comparison(s) {unknown}; choose from {COMPARISONS}.")
+        raise InputDataError(f"Unknown comparison(s) {unknown}; choose from "
+                             f"{[c.name for c in registered]}.")
     req, _ = needed_references(against)
     missing = [k for k in req if k not in references]
     if missing:
         raise InputDataError(f"Reference catalogue(s) {missing} needed for {list(against)} "
                              "were not provided.")
-    ref = references.get
-    runners = {"galah": lambda: validate_galah(data, ref("galah")),
-               "seismic": lambda: validate_seismic(data, ref("seismic"), ref("apogee"),
-                                                   ref("gsp-spec")),
-               "clusters": lambda: validate_clusters(data, ref("clusters"), ref("galah")),
-               "gsp-spec": lambda: validate_gsp(data, ref("gsp-spec"), "gsp-spec",
-                                                ref("apogee")),
-               "gsp-phot": lambda: validate_gsp(data, ref("gsp-phot"), "gsp-phot",
-                                                ref("apogee")),
-               "precision": lambda: validate_precision(data, ref("apogee"), ref("gsp-spec"),
-                                                       bounds),
-               "bimodality": lambda: validate_bimodality(data)}
     results = []
-    for name in COMPARISONS:
-        if name in against:
-            log.info(f"Validation: {name}")
-            results.append(runners[name]())
+    for comparison in registered:
+        if comparison.name in against:
+            log.info(f"Validation: {comparison.name}")
+            results.append(comparison.run(data, references, bounds))
     if has_truth(data):
         results.append(validate_truth(data))
     return results
+
+
+# -- registration: one entry per comparison (gaiarvs_cnn.validation.registry) -------------
+@register_comparison("galah", required=("galah",), order=10,
+                     description="CNN vs GALAH DR3 (paper Sect. 6.3)")
+def _run_galah(data, refs, bounds):
+    return validate_galah(data, refs["galah"])
+
+
+@register_comparison("seismic", required=("seismic",), optional=("apogee", "gsp-spec"),
+                     order=20, description="log g vs K2-GAP asteroseismology (Sect. 6.2)")
+def _run_seismic(data, refs, bounds):
+    return validate_seismic(data, refs["seismic"], refs.get("apogee"), refs.get("gsp-spec"))
+
+
+@register_comparison("clusters", required=("clusters",), optional=("galah",), order=30,
+                     description="open clusters, Cantat-Gaudin+2020 (Sect. 6.4)")
+def _run_clusters(data, refs, bounds):
+    return validate_clusters(data, refs["clusters"], refs.get("galah"))
+
+
+@register_comparison("gsp-spec", required=("gsp-spec",), optional=("apogee",), order=40,
+                     description="CNN vs Gaia DR3 GSP-Spec (Sect. 6.1)")
+def _run_gsp_spec(data, refs, bounds):
+    return validate_gsp(data, refs["gsp-spec"], "gsp-spec", refs.get("apogee"))
+
+
+@register_comparison("gsp-phot", required=("gsp-phot",), optional=("apogee",), order=50,
+                     description="CNN vs Gaia DR3 GSP-Phot (Sect. 6.1)")
+def _run_gsp_phot(data, refs, bounds):
+    return validate_gsp(data, refs["gsp-phot"], "gsp-phot", refs.get("apogee"))
+
+
+@register_comparison("precision", optional=("apogee", "gsp-spec"), order=60,
+                     description="precision vs S/N, uncertainty calibration (Sect. 4)")
+def _run_precision(data, refs, bounds):
+    return validate_precision(data, refs.get("apogee"), refs.get("gsp-spec"), bounds)
+
+
+@register_comparison("bimodality", order=70,
+                     description="[alpha/M]-[M/H] bimodality of giants (Sect. 7, Fig. 24)")
+def _run_bimodality(data, refs, bounds):
+    return validate_bimodality(data)
+
+
+def __getattr__(name: str):
+    """``COMPARISONS``, ``REQUIRED_REFERENCES``, ``OPTIONAL_REFERENCES``: views of the
+    registry, computed on access so that every registered comparison is included."""
+    if name == "COMPARISONS":  # comparisons, in report order
+        return tuple(c.name for c in comparisons())
+    if name == "REQUIRED_REFERENCES":  # kinds without which a comparison cannot run
+        return {c.name: c.required for c in comparisons()}
+    if name == "OPTIONAL_REFERENCES":  # kinds a comparison uses when available
+        return {c.name: c.optional for c in comparisons() if c.optional}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
