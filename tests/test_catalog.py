@@ -332,3 +332,12 @@ def test_read_catalog_names_the_file_and_column_of_a_foreign_catalogue(table, tm
     (tmp_path / "junk.fits").write_bytes(b"not a FITS file")
     with pytest.raises(InputDataError, match=r"junk\.fits"):
         read_catalog(tmp_path / "junk.fits")
+
+
+@pytest.mark.parametrize("suffix", ALL_SUFFIXES)
+def test_nan_and_infinite_labels_round_trip(table, tmp_path, suffix):
+    odd = Table(table, copy=True)
+    odd["teff"][0], odd["sigma_logg"][1], odd["feh"][2] = np.nan, np.inf, -1e-30
+    back = read_catalog(_streamed(odd, tmp_path / f"cat{suffix}"))
+    for name in TABLE2_ORDER:
+        np.testing.assert_array_equal(np.asarray(back[name]), np.asarray(odd[name]))

@@ -28,7 +28,7 @@ VOTable
     are ``INFO`` elements after the data.
 ECSV
     astropy's ECSV header (YAML: units, descriptions, UCDs, provenance in ``meta``), then one
-    line per star (floats in their shortest exact representation).
+    line per star, written by `pyarrow.csv` (floats in their shortest exact form).
 Parquet
     pyarrow row groups (`pyarrow.parquet.ParquetWriter`), astropy's ``table_meta_yaml``
     footer metadata (so ``Table.read`` restores units, descriptions and ``meta``).
@@ -529,10 +529,13 @@ class ECSVWriter(_PatchedHeaderWriter):
         self._write_header(buf.getvalue().encode("utf-8"))
 
     def _append(self, columns: dict, n: int) -> None:
-        if not n:
-            return
-        text = [np.asarray(v).astype(str) for v in columns.values()]
-        self._fh.write(("\n".join(map(" ".join, zip(*text))) + "\n").encode("utf-8"))
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+
+        # Arrow writes each float in its shortest exact form (a float32 reads back equal);
+        # the flags are digits only, so no value needs quoting.
+        pa_csv.write_csv(pa.table(columns), self._fh, pa_csv.WriteOptions(
+            include_header=False, delimiter=" ", quoting_style="none"))
 
     def _close(self) -> None:
         self._patch_counts()
