@@ -341,3 +341,25 @@ def test_nan_and_infinite_labels_round_trip(table, tmp_path, suffix):
     back = read_catalog(_streamed(odd, tmp_path / f"cat{suffix}"))
     for name in TABLE2_ORDER:
         np.testing.assert_array_equal(np.asarray(back[name]), np.asarray(odd[name]))
+
+
+def test_cli_writes_a_list_of_formats_that_read_back_equal(tiny_observed_store, tiny_bundle,
+                                                           tmp_path):
+    from click.testing import CliRunner
+
+    from gaiarvs_cnn.cli import main
+
+    result = CliRunner().invoke(main, [
+        "predict", "--store", str(tiny_observed_store), "--model", str(tiny_bundle),
+        "--out", str(tmp_path), "--format", "fits,ecsv,parquet", "--limit", "30", "--quiet"])
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in tmp_path.iterdir() if p.is_file())
+    assert names == ["gaiarvs_cnn_catalog.ecsv", "gaiarvs_cnn_catalog.fits",
+                     "gaiarvs_cnn_catalog.parquet"]
+    first, *others = [read_catalog(tmp_path / n) for n in names]
+    for other in others:
+        for name in TABLE2_ORDER:
+            np.testing.assert_array_equal(np.asarray(other[name]), np.asarray(first[name]))
+    bad = CliRunner().invoke(main, ["predict", "--store", str(tiny_observed_store), "--out",
+                                    str(tmp_path / "x"), "--format", "fits,hdf5"])
+    assert bad.exit_code == 2 and "Unknown catalogue format 'hdf5'" in bad.output

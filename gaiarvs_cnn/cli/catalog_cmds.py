@@ -8,7 +8,17 @@ import click
 from . import Interrupted, main
 from .distributed_cmds import dask_options, run_distributed_predict
 
-_FORMAT = click.Choice(["both", "fits", "votable"])
+
+def _check_formats(ctx, param, value: str) -> str:
+    """``--format``: one catalogue format, ``both`` or a comma-separated list."""
+    from ..catalog import parse_formats
+    from ..exceptions import InputDataError
+
+    try:
+        parse_formats(value)
+    except InputDataError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    return value
 
 
 def _common_options(func):
@@ -16,10 +26,13 @@ def _common_options(func):
     opts = [
         click.option("--out", type=click.Path(path_type=Path), default=Path("catalog"),
                      show_default=True,
-                     help="Output directory (gaiarvs_cnn_catalog.fits/.vot inside it) or a "
-                          "file name ending in .fits/.vot."),
-        click.option("--format", "formats", type=_FORMAT, default="both", show_default=True,
-                     help="Catalogue format(s): FITS binary table, VOTable (BINARY2), both."),
+                     help="Output directory (gaiarvs_cnn_catalog.fits/.vot/... inside it) or "
+                          "a file name ending in .fits, .vot, .ecsv or .parquet."),
+        click.option("--format", "formats", default="both", show_default=True,
+                     callback=_check_formats,
+                     help="Catalogue format(s): fits (binary table), votable (BINARY2), ecsv, "
+                          "parquet, both (fits and votable) or a list such as "
+                          "fits,votable,parquet."),
         click.option("--chunk-size", type=click.IntRange(min=1), default=None,
                      help="Stars per chunk [default: gaiarvs_cnn.conf.chunk_size = 4096]."),
         click.option("--resume", is_flag=True,

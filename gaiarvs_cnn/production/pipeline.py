@@ -34,15 +34,17 @@ import numpy as np
 from astropy import log
 from tqdm import tqdm
 
-from ..catalog.schema import (
-    FORMATS,
+from ..catalog import (
+    CATALOG_FORMATS,
     build_catalog_table,
     format_of,
     output_paths,
+    parse_formats,
     write_catalog,
 )
 from ..exceptions import InputDataError, OutputExistsError, StoreError
 from ..flags import GOOD_FLAG, TSNEReference, flag_boundary
+from ..utils.formats import format_from_suffix
 
 __all__ = [
     "CatalogRun",
@@ -83,7 +85,8 @@ class CatalogRun:
         Train a fresh (demo-size) ensemble on simulated training stars instead.
     out : path
         Output directory, or a file name ending in ``.fits`` / ``.vot``.
-    formats : {'both', 'fits', 'votable'}
+    formats : str
+        ``'both'`` (FITS and VOTable), a format or a list (`gaiarvs_cnn.catalog.parse_formats`).
     chunk_size : int, optional
         Stars per chunk (default ``gaiarvs_cnn.conf.chunk_size``).
     resume : bool
@@ -125,10 +128,8 @@ class CatalogRun:
             One per format, from ``out`` and ``formats``.
         """
         out = Path(self.out)
-        if out.suffix.lower() in (".fits", ".vot", ".xml", ".fit"):
-            if self.formats == "both":
-                return [out.with_suffix(s) for s in FORMATS.values()]
-            return [out.with_suffix(FORMATS[format_of(out, self.formats)])]
+        if format_from_suffix(out) in CATALOG_FORMATS:        # a file name, not a directory
+            return [out.with_suffix(CATALOG_FORMATS[f]) for f in parse_formats(self.formats)]
         return output_paths(out, self.formats)
 
     @property
