@@ -16,7 +16,7 @@ and ``rss_growth_mb`` = peak RSS of the largest merge minus that of the 10^5-row
 
 Run (``nice``; 10^7 rows x 4 formats takes a while on 2 shared cores)::
 
-    nice -n 10 python benchmarks/bench_merge.py [--rows 10000000] [--formats fits,votable,ecsv,parquet]
+    nice -n 10 python benchmarks/bench_merge.py [--rows 10000000] [--formats fits,ecsv]
 
 A single (format, rows) merge: ``python benchmarks/bench_merge.py --one FORMAT ROWS DIR``.
 """

@@ -363,3 +363,17 @@ def test_cli_writes_a_list_of_formats_that_read_back_equal(tiny_observed_store, 
     bad = CliRunner().invoke(main, ["predict", "--store", str(tiny_observed_store), "--out",
                                     str(tmp_path / "x"), "--format", "fits,hdf5"])
     assert bad.exit_code == 2 and "Unknown catalogue format 'hdf5'" in bad.output
+
+
+def test_pandas_reads_ecsv_and_parquet_with_text_flags(table, tmp_path):
+    pd = pytest.importorskip("pandas")
+    write_catalog(table, tmp_path / "cat.ecsv")
+    write_catalog(table, tmp_path / "cat.parquet")
+    ecsv = pd.read_csv(tmp_path / "cat.ecsv", comment="#", sep=" ",
+                       dtype={"flag_boundary": str})               # as docs/datamodel.rst
+    parquet = pd.read_parquet(tmp_path / "cat.parquet")
+    for frame in (ecsv, parquet):
+        assert list(frame.columns) == TABLE2_ORDER
+        assert frame["flag_boundary"].tolist() == FLAGS.tolist()
+        np.testing.assert_array_equal(frame["source_id"], table["source_id"])
+        np.testing.assert_array_equal(frame["logg"].astype(np.float32), table["logg"])

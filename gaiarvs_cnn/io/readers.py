@@ -52,6 +52,7 @@ from ..constants import RVS_NPIX, XP_NCOEFF
 from ..exceptions import BadStarError, DuplicateSourceError, InputDataError
 from ..preprocess import check_rvs_grid, continuum_mask
 from ..utils.columns import find_column
+from ..utils.formats import ASTROPY_FORMATS, format_from_suffix
 from .policy import BadStarPolicy, as_policy
 from .store import StarBatch, match_ids
 
@@ -91,9 +92,6 @@ _MAG_PER_REL_FLUX = 2.5 / math.log(10.0)
 _FORMAT_ALIASES = {"csv": "ascii.csv", "ecsv": "ascii.ecsv", "xml": "votable",
                    "vot": "votable", "votable": "votable", "fits": "fits",
                    "ascii.csv": "ascii.csv", "ascii.ecsv": "ascii.ecsv"}
-_EXT_FORMATS = {".fits": "fits", ".fit": "fits", ".fits.gz": "fits", ".csv": "ascii.csv",
-                ".ecsv": "ascii.ecsv", ".xml": "votable", ".vot": "votable",
-                ".votable": "votable"}
 
 
 # ---------------------------------------------------------------------------------------
@@ -344,10 +342,9 @@ _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 def _infer_format(name: str, head: bytes) -> str:
-    lname = name.lower()
-    for ext, fmt in sorted(_EXT_FORMATS.items(), key=lambda kv: -len(kv[0])):
-        if lname.endswith(ext):
-            return fmt
+    by_suffix = format_from_suffix(name)             # the package's one suffix table
+    if by_suffix is not None:
+        return ASTROPY_FORMATS[by_suffix]
     if head.startswith(b"SIMPLE"):
         return "fits"
     if head.lstrip().startswith(b"# %ECSV"):
