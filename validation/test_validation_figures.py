@@ -101,3 +101,14 @@ def test_plot_bimodality(data):
     table = add_galactocentric(data.copy())
     return plot_bimodality(table, select_giants(table, logg_max=3.0, snr_range=(15, 60)),
                            r_edges=(0.0, 8.0, 9.0, 16.0), z_edges=(0.0, 0.5, 4.0))
+
+
+@pytest.mark.mpl_image_compare(filename="validation_plot_flag_agreement.png", **MPL)
+def test_plot_flag_agreement():
+    from gaiarvs_cnn.validation.published import flag_agreement, plot_flag_agreement
+
+    rng = np.random.default_rng(301)
+    ours = np.where(rng.random(400) < 0.1, "10000000", "00000000")
+    theirs = np.array([f[:6] + ("1" if rng.random() < 0.05 else "0") + f[7] for f in ours])
+    theirs[:15] = "00000001"
+    return plot_flag_agreement(flag_agreement(ours, theirs))

@@ -9,6 +9,7 @@ seismic    K2-GAP DR3, Zinn+2022 (VizieR J/ApJ/926/191)   `.k2gap.query_k2gap`
 clusters   Cantat-Gaudin+2020 members (J/A+A/640/A1)      `.clusters.query_clusters`
 gsp-spec   Gaia DR3 astrophysical_parameters (ESA)        `.gaia_ap.query_gsp`
 gsp-phot   Gaia DR3 astrophysical_parameters (ESA)        `.gaia_ap.query_gsp`
+published  the paper's RVS-CNN catalogue (AIP TAP)        `.published.query_published`
 ========== ============================================== ==========================
 """
 from __future__ import annotations
@@ -57,7 +58,7 @@ def query_reference(kind: str, source_ids: Iterable[int] | None = None, *,
     ArchiveError
         The service failed after retries.
     """
-    from . import apogee, clusters, gaia_ap, galah, k2gap
+    from . import apogee, clusters, gaia_ap, galah, k2gap, published
 
     ids = None if source_ids is None else [int(i) for i in source_ids]
     common = {"refresh": refresh, "client": client}
@@ -69,7 +70,8 @@ def query_reference(kind: str, source_ids: Iterable[int] | None = None, *,
     queries = {"apogee": lambda: apogee.query_apogee(ids, **common),
                "galah": lambda: galah.query_galah(ids, **common),
                "seismic": lambda: k2gap.query_k2gap(**common),
-               "clusters": lambda: clusters.query_clusters(**common)}
+               "clusters": lambda: clusters.query_clusters(**common),
+               "published": lambda: published.query_published(ids, **common)}
     if kind not in queries:
         raise InputDataError(f"Unknown reference kind {kind!r}; use one of {REFERENCE_KINDS}.")
     return queries[kind]()
@@ -89,8 +91,10 @@ def reference_specs() -> dict[str, ReferenceSpec]:
     from .gaia_ap import GSPPHOT_SPEC, GSPSPEC_SPEC
     from .galah import GALAH_SPEC
     from .k2gap import K2GAP_SPEC
+    from .published import PUBLISHED_SPEC
 
-    specs = (APOGEE_SPEC, GALAH_SPEC, K2GAP_SPEC, CLUSTERS_SPEC, GSPSPEC_SPEC, GSPPHOT_SPEC)
+    specs = (APOGEE_SPEC, GALAH_SPEC, K2GAP_SPEC, CLUSTERS_SPEC, GSPSPEC_SPEC, GSPPHOT_SPEC,
+             PUBLISHED_SPEC)
     return {s.kind: s for s in specs}
 
 

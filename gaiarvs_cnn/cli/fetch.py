@@ -16,7 +16,8 @@ from . import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main  # noqa: F401
 REFERENCE_HELP = ("apogee: APOGEE DR17 allStar (VizieR III/286), galah: GALAH DR3 "
                   "(J/MNRAS/506/150), seismic: K2-GAP DR3 (J/ApJ/926/191), clusters: "
                   "Cantat-Gaudin+2020 members (J/A+A/640/A1), gsp-spec / gsp-phot: Gaia DR3 "
-                  "astrophysical_parameters (needs --source-ids or --store).")
+                  "astrophysical_parameters (needs --source-ids or --store), published: "
+                  "the paper's RVS-CNN catalogue (AIP gaiadr3_contrib).")
 
 
 def read_source_ids(path) -> list[int]:
@@ -181,7 +182,7 @@ def fetch_gaia(query, ids_file, training, output, service, max_ids, no_cuts, ref
 @fetch_group.command("reference")
 @click.option("--kind", required=True,
               type=click.Choice(["apogee", "galah", "seismic", "clusters", "gsp-spec",
-                                 "gsp-phot"]), help=REFERENCE_HELP)
+                                 "gsp-phot", "published"]), help=REFERENCE_HELP)
 @click.option("-o", "--output", "output", type=click.Path(path_type=Path),
               help="Output table (.fits, .ecsv, .xml/.vot); units and source_id included. "
                    "Required unless --probe.")

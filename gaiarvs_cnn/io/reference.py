@@ -22,7 +22,8 @@ from ..exceptions import InputDataError
 __all__ = ["REFERENCE_KINDS", "REQUIRED_COLUMNS", "COLUMN_UNITS", "check_reference"]
 
 #: Known reference kinds.
-REFERENCE_KINDS = ("apogee", "galah", "seismic", "clusters", "gsp-spec", "gsp-phot")
+REFERENCE_KINDS = ("apogee", "galah", "seismic", "clusters", "gsp-spec", "gsp-phot",
+                   "published")
 
 #: Columns each kind must have (besides optional ``e_*`` and extra columns).
 REQUIRED_COLUMNS = {
@@ -34,6 +35,8 @@ REQUIRED_COLUMNS = {
     "clusters": ("source_id", "cluster", "proba"),
     "gsp-spec": ("source_id", "teff", "logg", "mh", "alpham", "flags_gspspec"),
     "gsp-phot": ("source_id", "teff", "logg", "mh"),
+    # the paper's released RVS-CNN catalogue (Guiglion, Nepal et al. 2024, Table 2)
+    "published": ("source_id", "teff", "logg", "mh", "alpham", "feh", "flag_boundary"),
 }
 
 #: Units of the canonical columns.

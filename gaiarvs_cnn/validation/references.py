@@ -6,7 +6,8 @@
   `gaiarvs_cnn.archives.catalogues.query_reference` (GALAH DR3 and APOGEE DR17 at VizieR,
   K2-GAP, the Cantat-Gaudin 2020 members, Gaia DR3 GSP-Spec/GSP-Phot at the ESA archive);
 * ``file``: a Table already in the canonical schema (ECSV, FITS, VOTable), e.g. saved by
-  ``gaiarvs-cnn fetch``.
+  ``gaiarvs-cnn fetch``; for kind ``published``, the released catalogue file (paper
+  Table 2 layout, `gaiarvs_cnn.archives.published.read_published`).
 
 Every path returns a Table checked with
 `~gaiarvs_cnn.io.reference.check_reference`.
@@ -94,7 +95,12 @@ def get_reference(kind: str, source: str = "simulated", *, store=None, seed=0,
         if path is None or not Path(path).exists():
             raise InputDataError(f"No {kind} reference file at {path!r}; give an existing "
                                  f"ECSV/FITS/VOTable in the canonical schema.")
-        table = Table.read(path)
+        if kind == "published":  # the released layout (paper Table 2, integer flags)
+            from ..archives.published import read_published
+
+            table = read_published(path)
+        else:
+            table = Table.read(path)
     else:
         raise InputDataError(f"Unknown reference source {source!r}; use one of "
                              f"{REFERENCE_SOURCES}.")

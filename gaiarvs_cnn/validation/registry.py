@@ -30,7 +30,7 @@ __all__ = ["Comparison", "register_comparison", "comparisons", "comparison_names
            "get_comparison", "needed_references", "COMPARISON_MODULES"]
 
 #: Modules whose import registers comparisons (the built-in ones, then the others).
-COMPARISON_MODULES = ("gaiarvs_cnn.validation.runner",)
+COMPARISON_MODULES = ("gaiarvs_cnn.validation.runner", "gaiarvs_cnn.validation.published")
 
 
 @dataclass(frozen=True)

@@ -115,10 +115,25 @@ def _astrophysical_parameters(s: list[int]) -> Table:
         "classlabel_espels": np.ma.masked_all(n, dtype="U8")})
 
 
+def _published(s: list[int]) -> Table:
+    # the paper's Table 2 layout: sourceid, labels with e*/sigma_*, integer flag_boundary
+    n = len(s)
+    t = Table({"sourceid": np.array(s, dtype=np.int64)})
+    values = {"teff": (4800.0, u.K), "logg": (2.5, LOGG), "mh": (-0.2, DEX), "feh": (-0.25, DEX),
+              "alpham": (0.1, DEX)}
+    for k, (v, unit) in values.items():
+        t[k] = np.full(n, v) * unit
+        t[f"e{k}"] = np.full(n, 0.01 * abs(v) + 0.01) * unit
+        t[f"sigma_{k}"] = np.full(n, 0.02 * abs(v) + 0.02) * unit
+    t["flag_boundary"] = np.array([0, 10, 1000000, 0, 11000000, 1][:n], dtype=np.int64)
+    return t
+
+
 def reference_tables(sky: list[int]) -> dict[str, Table]:
     """The loopback archive's reference tables, keyed by lower-case table name."""
     sky = reference_ids(sky)
     return {"iii/286/catalog": _apogee(sky), "j/mnras/506/150/stars": _galah(sky),
             "j/a+a/640/a1/nodup": _clusters(), "j/apj/926/191/table2": _k2gap(),
             "gaiadr3.dr2_neighbourhood": _dr2_neighbourhood(sky),
-            "gaiadr3.astrophysical_parameters": _astrophysical_parameters(sky)}
+            "gaiadr3.astrophysical_parameters": _astrophysical_parameters(sky),
+            "gaiadr3_contrib.cnn_gaia_rvs_catalog": _published(sky)}

@@ -64,7 +64,7 @@ def test_gsp_spec_columns(client):
 
 
 @pytest.mark.parametrize("kind", ["apogee", "galah", "seismic", "clusters", "gsp-spec",
-                                  "gsp-phot"])
+                                  "gsp-phot", "published"])
 def test_reference_schema_probe(client, kind):
     """Catches a renamed table or column on the real service (SELECT TOP 1 *)."""
     from gaiarvs_cnn.archives.catalogues import probe_reference

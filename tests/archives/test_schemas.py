@@ -44,7 +44,7 @@ def test_every_reference_table_has_a_recorded_provenance():
 
 
 @pytest.mark.parametrize("kind", ["apogee", "galah", "seismic", "clusters", "gsp-spec",
-                                  "gsp-phot"])
+                                  "gsp-phot", "published"])
 def test_probe_maps_every_column_of_the_loopback(archive, fast_client, kind):
     report = probe_reference(kind, client=fast_client)
     assert report.ok and not report.missing_required, report.summary()
@@ -73,3 +73,19 @@ def test_probe_command(archive):
     assert bad.exit_code == 1 and "MISSING  teff" in bad.output
     usage = CliRunner().invoke(main, ["fetch", "reference", "--kind", "apogee"])
     assert usage.exit_code == 2 and "--probe" in usage.output
+
+
+def test_fetch_reference_published_from_aip(archive, tmp_path, fast_client):
+    from gaiarvs_cnn.archives.published import query_published
+
+    from ._reference_tables import reference_ids
+
+    sky = reference_ids(sorted(archive.rvs))
+    t = query_published([sky[1], sky[4]], client=fast_client)
+    assert t["source_id"].tolist() == [sky[1], sky[4]]
+    assert t["flag_boundary"].tolist() == ["00000010", "11000000"]  # integers zero-padded
+    out = tmp_path / "published.ecsv"
+    result = CliRunner().invoke(main, ["fetch", "reference", "--kind", "published", "-o",
+                                       str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(Table.read(out)) == 6
