@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from astropy.table import Table
 
 from ..exceptions import InputDataError
-from ..io.reference import REFERENCE_KINDS
+from ..io.reference import ALL_KINDS
 from .base import HTTPClient
 from .specs import ProbeReport, ReferenceSpec
 
@@ -34,7 +34,7 @@ def query_reference(kind: str, source_ids: Iterable[int] | None = None, *,
     Parameters
     ----------
     kind : str
-        One of `~gaiarvs_cnn.io.reference.REFERENCE_KINDS`.
+        One of `~gaiarvs_cnn.io.reference.ALL_KINDS`.
     source_ids : iterable of int, optional
         Restrict to these Gaia DR3 ids (required for ``gsp-spec``/``gsp-phot``; ignored
         by ``seismic`` and ``clusters``, which are small and downloaded whole).
@@ -73,7 +73,7 @@ def query_reference(kind: str, source_ids: Iterable[int] | None = None, *,
                "clusters": lambda: clusters.query_clusters(**common),
                "published": lambda: published.query_published(ids, **common)}
     if kind not in queries:
-        raise InputDataError(f"Unknown reference kind {kind!r}; use one of {REFERENCE_KINDS}.")
+        raise InputDataError(f"Unknown reference kind {kind!r}; use one of {ALL_KINDS}.")
     return queries[kind]()
 
 

@@ -31,14 +31,14 @@ def against_choices() -> tuple[str, ...]:
 
 
 def _parse_reference_files(values) -> dict[str, str]:
-    from ..io.reference import REFERENCE_KINDS
+    from ..io.reference import ALL_KINDS
 
     out = {}
     for value in values:
         kind, sep, path = value.partition("=")
-        if not sep or kind not in REFERENCE_KINDS:
+        if not sep or kind not in ALL_KINDS:
             raise click.BadParameter(f"{value!r}: use KIND=PATH with KIND one of "
-                                     f"{', '.join(REFERENCE_KINDS)}.", param_hint="--reference")
+                                     f"{', '.join(ALL_KINDS)}.", param_hint="--reference")
         out[kind] = path
     return out
 
@@ -123,7 +123,8 @@ def _collect_references(kinds, required, source, files, store, seed, ids) -> dic
               show_default=True, help="Where the reference catalogues come from.")
 @click.option("--reference", "reference_files", multiple=True, metavar="KIND=PATH",
               help="Use a canonical-schema reference file for KIND (galah, seismic, clusters, "
-                   "gsp-spec, gsp-phot, apogee); overrides --source for that kind.")
+                   "gsp-spec, gsp-phot, apogee; published: the paper's released CSV); "
+                   "overrides --source for that kind.")
 @click.option("--store", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Store (.h5) or shard manifest (.json) the catalogue was produced from "
                    "(S/N, positions, parallaxes; truth for a simulated store). Default: "

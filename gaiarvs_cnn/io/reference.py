@@ -19,11 +19,13 @@ from astropy.table import Table
 from ..constants import LABEL_UNITS, LABELS
 from ..exceptions import InputDataError
 
-__all__ = ["REFERENCE_KINDS", "REQUIRED_COLUMNS", "COLUMN_UNITS", "check_reference"]
+__all__ = ["REFERENCE_KINDS", "ALL_KINDS", "REQUIRED_COLUMNS", "COLUMN_UNITS", "check_reference"]
 
 #: Known reference kinds.
-REFERENCE_KINDS = ("apogee", "galah", "seismic", "clusters", "gsp-spec", "gsp-phot",
-                   "published")
+REFERENCE_KINDS = ("apogee", "galah", "seismic", "clusters", "gsp-spec", "gsp-phot")
+#: Every kind `check_reference` knows: the reference surveys, and ``published`` (the paper's
+#: own RVS-CNN catalogue, compared star by star; no simulated counterpart).
+ALL_KINDS = (*REFERENCE_KINDS, "published")
 
 #: Columns each kind must have (besides optional ``e_*`` and extra columns).
 REQUIRED_COLUMNS = {
@@ -75,7 +77,7 @@ def check_reference(table: Table, kind: str) -> Table:
         is unknown.
     """
     if kind not in REQUIRED_COLUMNS:
-        raise InputDataError(f"Unknown reference kind {kind!r}; known: {REFERENCE_KINDS}")
+        raise InputDataError(f"Unknown reference kind {kind!r}; known: {ALL_KINDS}")
     missing = [c for c in REQUIRED_COLUMNS[kind] if c not in table.colnames]
     if missing:
         raise InputDataError(f"{kind} reference lacks column(s) {missing}.")

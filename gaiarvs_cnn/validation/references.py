@@ -20,7 +20,7 @@ from pathlib import Path
 from astropy.table import Table
 
 from ..exceptions import ArchiveError, GaiaRVSCNNError, InputDataError
-from ..io.reference import REFERENCE_KINDS, check_reference
+from ..io.reference import ALL_KINDS, check_reference
 
 __all__ = ["REFERENCE_SOURCES", "get_reference"]
 
@@ -54,7 +54,7 @@ def get_reference(kind: str, source: str = "simulated", *, store=None, seed=0,
     Parameters
     ----------
     kind : str
-        One of `~gaiarvs_cnn.io.reference.REFERENCE_KINDS`.
+        One of `~gaiarvs_cnn.io.reference.ALL_KINDS`.
     source : {"simulated", "archive", "file"}
     store : path-like or `~gaiarvs_cnn.io.store.Store`, optional
         Simulated store (``source="simulated"``).
@@ -77,8 +77,8 @@ def get_reference(kind: str, source: str = "simulated", *, store=None, seed=0,
     ArchiveError
         The archive could not be reached or answered badly (message names the service).
     """
-    if kind not in REFERENCE_KINDS:
-        raise InputDataError(f"Unknown reference kind {kind!r}; known: {REFERENCE_KINDS}.")
+    if kind not in ALL_KINDS:
+        raise InputDataError(f"Unknown reference kind {kind!r}; known: {ALL_KINDS}.")
     if source == "simulated":
         table = _simulated(kind, store, seed)
     elif source == "archive":
