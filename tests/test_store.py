@@ -215,3 +215,136 @@ def test_store_summary_reports_coverage_and_snr(tmp_path):
     assert info["snr_quantiles"] == {"50": 20.0}
     assert info["columns"]["parallax"]["unit"] == "mas"
     assert info["meta"] == {"a": 1}
+
+
+# -- layouts: column-wise (format 2) and compound rows (format 1) ----------------------
+CUT_COLUMNS = ["rvs_snr", "phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag",
+               "parallax", "parallax_error", "ruwe"]
+
+
+class _Untouchable:
+    """Stands in for a wide column's HDF5 array: any read fails the test."""
+
+    nrows = 10 ** 9
+
+    def __getitem__(self, key):
+        raise AssertionError("a spectrum array was read")
+
+
+def test_column_store_keeps_wide_columns_apart_and_reads_scalars_without_them(tmp_path):
+    path = tmp_path / "s.h5"
+    batch = make_batch(150, extra=EXTRA)
+    with Store.create(path, extra_columns=EXTRA) as store:
+        store.append(batch[:70])
+        store.append(batch[70:])
+    with tables.open_file(str(path)) as h5:
+        assert sorted(h5.get_node("/arrays")._v_children) == sorted(
+            ["flux", "flux_error", "bp_coefficients", "bp_coefficient_errors",
+             "rp_coefficients", "rp_coefficient_errors"])
+        assert "flux" not in h5.get_node("/stars").colnames
+        assert "labels" in h5.get_node("/stars").colnames       # 5 values: in the table
+        assert h5.get_node("/arrays/flux").chunkshape == (store_module.ARRAY_CHUNK_ROWS,
+                                                         RVS_NPIX)
+    with Store.open(path) as store:
+        assert store.layout == "columns" and store.format_version == 2
+        for name in list(store._arrays):
+            store._arrays[name] = _Untouchable()
+        cuts = store.read(columns=CUT_COLUMNS)
+        ids = store.read_ids([1149, 1003], columns=["ruwe", "labels"])
+        chunks = list(store.iter_chunks(40, columns=["parallax"]))
+    for name in CUT_COLUMNS:
+        np.testing.assert_array_equal(cuts[name], batch[name])
+    np.testing.assert_array_equal(ids["labels"], batch["labels"][[149, 3]])
+    assert [len(c) for c in chunks] == [40, 40, 40, 30]
+    with Store.open(path) as store:
+        back = store.read()
+        got = store.read_ids([1149, 1003, 1149, 1071, 1000])
+        part = store.read(65, 130, columns=["flux", "rp_coefficients"])
+    for spec in (*CORE_COLUMNS, *EXTRA):
+        np.testing.assert_array_equal(back[spec.name], batch[spec.name], err_msg=spec.name)
+    np.testing.assert_array_equal(got["flux"], batch["flux"][[149, 3, 149, 71, 0]])
+    np.testing.assert_array_equal(got["bp_coefficients"],
+                                  batch["bp_coefficients"][[149, 3, 149, 71, 0]])
+    np.testing.assert_array_equal(part["rp_coefficients"], batch["rp_coefficients"][65:130])
+
+
+def test_row_store_of_format_1_still_opens_reads_appends_and_converts(tmp_path):
+    old = tmp_path / "old.h5"
+    batch = make_batch(30, extra=EXTRA)
+    with Store.create(old, extra_columns=EXTRA, meta={"survey": "v1"}, layout="rows") as store:
+        store.append(batch[:20])
+    with tables.open_file(str(old)) as h5:
+        assert "/arrays" not in h5 and "flux" in h5.get_node("/stars").colnames
+        assert h5.get_node("/stars").attrs.format_version == 1
+    with Store.open(old, "a") as store:
+        assert store.layout == "rows"
+        store.append(batch[20:])
+    new = store_module.convert_store(old, tmp_path / "new.h5", chunk_size=7)
+    with Store.open(old) as a, Store.open(new) as b:
+        assert (a.layout, b.layout) == ("rows", "columns")
+        assert b.meta == {"survey": "v1"} and b.colnames == a.colnames
+        assert b.specs == a.specs
+        ra, rb = a.read(), b.read()
+        for name in a.colnames:
+            np.testing.assert_array_equal(rb[name], ra[name], err_msg=name)
+        np.testing.assert_array_equal(rb["flux"], batch["flux"])
+        assert b._table.cols.source_id.is_indexed
+    with pytest.raises(StoreError, match="exists"):
+        store_module.convert_store(old, new)
+    with pytest.raises(StoreError, match="is the source"):
+        store_module.convert_store(old, old, overwrite=True)
+    with pytest.raises(ValueError, match="layout"):
+        Store.create(tmp_path / "x.h5", layout="hdf5")
+
+
+def test_store_of_unknown_version_or_missing_array_is_a_clear_error(tmp_path):
+    path = tmp_path / "s.h5"
+    with Store.create(path) as store:
+        store.append(make_batch(3))
+    with tables.open_file(str(path), "a") as h5:
+        h5.get_node("/stars").attrs.format_version = 7
+    with pytest.raises(StoreError, match="s.h5 has store format version 7.*Upgrade"):
+        Store.open(path)
+    with tables.open_file(str(path), "a") as h5:
+        h5.get_node("/stars").attrs.format_version = 2
+        h5.remove_node("/arrays/flux_error")
+    with pytest.raises(StoreError, match="lacks the array /arrays/flux_error"):
+        Store.open(path)
+
+
+def test_interrupted_append_keeps_only_complete_stars(tmp_path):
+    """A crash between the array appends and the table append leaves longer arrays."""
+    path = tmp_path / "s.h5"
+    batch = make_batch(12)
+    with Store.create(path) as store:
+        store.append(batch[:8])
+    with tables.open_file(str(path), "a") as h5:   # what a killed append leaves behind
+        h5.get_node("/arrays/flux").append(batch["flux"][8:])
+    with Store.open(path) as store:
+        assert len(store) == 8
+        np.testing.assert_array_equal(store.read()["flux"], batch["flux"][:8])
+    with Store.open(path, "a") as store:
+        store.append(batch[8:])
+    with Store.open(path) as store:
+        assert len(store) == 12
+        np.testing.assert_array_equal(store.read()["flux"], batch["flux"])
+
+
+def test_store_convert_command(tmp_path):
+    from click.testing import CliRunner
+
+    from gaiarvs_cnn.cli import main
+
+    old = tmp_path / "old.h5"
+    batch = make_batch(9)
+    with Store.create(old, layout="rows") as store:
+        store.append(batch)
+    runner = CliRunner()
+    result = runner.invoke(main, ["store", "convert", str(old), "-o", str(tmp_path / "n.h5")])
+    assert result.exit_code == 0, result.output
+    assert "columns layout, 9 stars" in result.output
+    with Store.open(tmp_path / "n.h5") as store:
+        assert store.layout == "columns"
+        np.testing.assert_array_equal(store.read()["flux"], batch["flux"])
+    again = runner.invoke(main, ["store", "convert", str(old), "-o", str(tmp_path / "n.h5")])
+    assert again.exit_code != 0 and "--overwrite" in again.output

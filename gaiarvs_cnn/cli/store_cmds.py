@@ -102,3 +102,31 @@ def ingest(rvs, xp, gaia_source, output, on_error, overwrite, chunk_size):
     summary = store_summary(path)
     click.echo(f"Wrote {path}: {summary['n_stars']} stars "
                f"({summary['meta'].get('n_skipped', 0)} skipped).")
+
+
+@store_group.command("convert")
+@click.argument("store", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="New HDF5 store (the input is left as it is).")
+@click.option("--layout", type=click.Choice(["columns", "rows"]), default="columns",
+              show_default=True,
+              help="columns: spectra and XP in their own chunked arrays (format 2, fast "
+                   "column reads); rows: one compound row per star (format 1).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output store.")
+@click.option("--chunk-size", type=int, default=None, help="Stars per chunk (default: conf).")
+def convert(store, output, layout, overwrite, chunk_size):
+    """Rewrite STORE in another layout (default: the column-wise format 2).
+
+    \b
+    Example:
+      gaiarvs-cnn store convert old_stars.h5 -o stars.h5
+    """
+    from ..exceptions import StoreError
+    from ..io.store import convert_store
+
+    try:
+        path = convert_store(store, output, layout=layout, overwrite=overwrite,
+                             chunk_size=chunk_size, progress=True)
+    except StoreError as exc:
+        raise click.ClickException(str(exc).replace("overwrite=True", "--overwrite")) from exc
+    click.echo(f"Wrote {path} ({layout} layout, {store_summary(path)['n_stars']} stars).")

@@ -1,9 +1,17 @@
 """In-memory star container (`StarBatch`) and the chunked HDF5 store (`Store`).
 
-The store is one PyTables table with one row per star: fixed-shape array columns for
-the RVS flux (2401 pixels) and the 55+55 XP coefficients, scalar columns for the
-photometry and astrometry, and a 5-vector of labels (NaN where unknown). It is chunked,
-blosc-compressed, appendable, readable chunk by chunk, and indexed on ``source_id``.
+Layout (format version 2, column-wise): the per-star scalars (source_id, position,
+photometry, astrometry, S/N) and short vectors (the 5 labels) are one PyTables table
+``/stars``, indexed on ``source_id``; every wide column (the RVS flux and its error,
+2401 pixels each, and the four 55-coefficient XP arrays: any column of at least
+``ARRAY_COLUMN_MIN_SIZE`` values per star) is its own chunked array under ``/arrays``.
+Reading the columns of the cuts (`gaiarvs_cnn.selection`) therefore never decompresses a
+spectrum: see ``benchmarks/bench_store.py`` (``benchmarks/results/store.json``). Everything
+is blosc-compressed, appendable and readable chunk by chunk.
+
+Stores of format version 1 (every column in the one ``/stars`` table, one compound row
+per star) open, read and append as before; `convert_store` (CLI: ``store convert``)
+rewrites one in the column-wise layout.
 
 Examples
 --------
@@ -18,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +40,22 @@ from ..constants import LABEL_UNITS, LABELS, RVS_NPIX, XP_NCOEFF
 from ..exceptions import DuplicateSourceError, InputDataError, StoreError
 
 __all__ = ["ColumnSpec", "CORE_COLUMNS", "StarBatch", "Store", "open_store", "match_ids",
-           "atomic_store"]
+           "atomic_store", "convert_store", "STORE_FORMAT_VERSION", "STORE_LAYOUTS"]
 
-STORE_FORMAT_VERSION = 1
+#: Format of new stores: 2 = column-wise (wide columns in their own arrays).
+STORE_FORMAT_VERSION = 2
+#: Layout name -> format version (``'rows'``: version 1, one compound row per star).
+STORE_LAYOUTS = {"rows": 1, "columns": 2}
 _TABLE = "/stars"
+_ARRAYS = "/arrays"
+#: Columns of at least this many values per star are stored as their own chunked array.
+ARRAY_COLUMN_MIN_SIZE = 16
+#: Stars per HDF5 chunk of a wide column (RVS flux: 64 x 2401 x 4 B = 600 kB raw).
+ARRAY_CHUNK_ROWS = 64
+
+
+def _is_wide(spec: ColumnSpec) -> bool:
+    return int(np.prod(spec.shape, dtype=np.int64)) >= ARRAY_COLUMN_MIN_SIZE
 
 
 @dataclass(frozen=True)
@@ -405,14 +424,35 @@ class Store:
             self._h5.close()
             raise StoreError(f"{self.path} is an incomplete store: its writer stopped before "
                              "finishing (killed or failed). Write it again.")
+        self.format_version = int(getattr(self._table.attrs, "format_version", 1))
+        if self.format_version not in STORE_LAYOUTS.values():
+            self._h5.close()
+            raise StoreError(
+                f"{self.path} has store format version {self.format_version}; this "
+                f"gaiarvs-cnn reads versions {sorted(STORE_LAYOUTS.values())}. Upgrade "
+                "gaiarvs-cnn to read it.")
+        self._arrays: dict[str, tables.EArray] = {}
+        if self.format_version >= 2:
+            for spec in self.specs:
+                if _is_wide(spec):
+                    node = f"{_ARRAYS}/{spec.name}"
+                    if node not in self._h5:
+                        self._h5.close()
+                        raise StoreError(f"{self.path} lacks the array {node} of column "
+                                         f"'{spec.name}'; the file is damaged.")
+                    self._arrays[spec.name] = self._h5.get_node(node)
         self.mode = mode
         self._ids: set[int] | None = None
+        self._nrows = min([int(self._table.nrows)]
+                          + [int(a.nrows) for a in self._arrays.values()])
+        if mode == "a":
+            self._truncate_to_complete_rows()
 
     # -- creation ------------------------------------------------------------------
     @classmethod
     def create(cls, path, extra_columns: Sequence[ColumnSpec] = (), meta: Mapping | None = None,
                overwrite: bool = False, expected_rows: int = 100_000, *,
-               complete: bool = True) -> Store:
+               complete: bool = True, layout: str = "columns") -> Store:
         """Create an empty store and return it open for appending.
 
         Parameters
@@ -430,6 +470,10 @@ class Store:
         complete : bool, optional
             False marks the store incomplete until `mark_complete` is called: readers
             refuse it (see `atomic_store`, which does this for long writes).
+        layout : {'columns', 'rows'}, optional
+            ``'columns'`` (default, format version 2): wide columns (spectra, XP) in their
+            own chunked arrays; ``'rows'`` (format version 1): one compound row per star,
+            for readers of gaiarvs-cnn 0.1.
 
         Returns
         -------
@@ -442,31 +486,38 @@ class Store:
             If ``path`` exists and ``overwrite`` is False, or an extra column has the
             name of a core column.
         """
+        from ..utils.atomic import atomic_path
+
         path = Path(path)
         if path.exists() and not overwrite:
             raise StoreError(f"{path} exists; pass overwrite=True to replace it.")
+        if layout not in STORE_LAYOUTS:
+            raise ValueError(f"layout must be one of {sorted(STORE_LAYOUTS)}, not {layout!r}")
+        version = STORE_LAYOUTS[layout]
         specs = tuple(CORE_COLUMNS) + tuple(extra_columns)
         dupl = {s.name for s in extra_columns} & set(_CORE_NAMES)
         if dupl:
             raise StoreError(f"Extra columns {sorted(dupl)} clash with core columns.")
+        wide = [s for s in specs if version >= 2 and _is_wide(s)]
         description = {s.name: tables.Col.from_dtype(np.dtype((s.dtype, s.shape)), pos=i)
-                       for i, s in enumerate(specs)}
+                       for i, s in enumerate(specs) if s not in wide}
         filters = tables.Filters(complevel=5, complib="blosc:lz4", shuffle=True)
-        tmp = path.with_name(path.name + ".tmp")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with tables.open_file(str(tmp), mode="w", title="gaiarvs-cnn star store") as h5:
-                tab = h5.create_table("/", _TABLE[1:], description, filters=filters,
-                                      expectedrows=expected_rows)
-                tab.attrs.column_specs = json.dumps([s.to_dict() for s in specs])
-                tab.attrs.format_version = STORE_FORMAT_VERSION
-                tab.attrs.meta = json.dumps(dict(meta or {}))
-                tab.attrs.complete = bool(complete)
-                tab.cols.source_id.create_csindex()
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp, tables.open_file(
+                str(tmp), mode="w", title="gaiarvs-cnn star store") as h5:
+            tab = h5.create_table("/", _TABLE[1:], description, filters=filters,
+                                  expectedrows=expected_rows)
+            tab.attrs.column_specs = json.dumps([s.to_dict() for s in specs])
+            tab.attrs.format_version = version
+            tab.attrs.meta = json.dumps(dict(meta or {}))
+            tab.attrs.complete = bool(complete)
+            tab.cols.source_id.create_csindex()
+            if wide:
+                group = h5.create_group("/", _ARRAYS[1:], "wide per-star columns")
+                for s in wide:
+                    h5.create_earray(group, s.name, tables.Atom.from_dtype(np.dtype(s.dtype)),
+                                     shape=(0, *s.shape), title=s.description,
+                                     filters=filters, expectedrows=expected_rows,
+                                     chunkshape=(ARRAY_CHUNK_ROWS, *s.shape))
         return cls(path, mode="a")
 
     @classmethod
@@ -511,7 +562,24 @@ class Store:
 
     # -- metadata ------------------------------------------------------------------
     def __len__(self) -> int:
-        return int(self._table.nrows)
+        return self._nrows
+
+    @property
+    def layout(self) -> str:
+        """``'columns'`` (format version 2) or ``'rows'`` (version 1, see `convert_store`)."""
+        return {v: k for k, v in STORE_LAYOUTS.items()}[self.format_version]
+
+    def _truncate_to_complete_rows(self) -> None:
+        """Drop rows that an interrupted append wrote to some columns only."""
+        nodes = [self._table, *self._arrays.values()]
+        if all(int(n.nrows) == self._nrows for n in nodes):
+            return
+        log.warning(f"{self.path.name}: an earlier append was interrupted; keeping the "
+                    f"{self._nrows} stars stored in every column.")
+        for node in nodes:
+            if int(node.nrows) > self._nrows:
+                node.truncate(self._nrows)
+        self._h5.flush()
 
     @property
     def colnames(self) -> list[str]:
@@ -586,7 +654,7 @@ class Store:
         -------
         dict
             ``path``, ``n_stars``, ``complete`` (False: the writer did not finish),
-            ``columns`` (name -> shape/dtype/unit),
+            ``layout`` (`Store.layout`), ``columns`` (name -> shape/dtype/unit),
             ``extra_columns``, ``meta``, ``label_coverage`` (fraction of stars with a finite
             value, per label) and ``snr_quantiles`` (percentile -> rvs_snr, finite values
             only; empty when none).
@@ -600,6 +668,7 @@ class Store:
         snr = np.concatenate(snr) if snr else np.zeros(0)
         return {
             "path": str(self.path), "n_stars": n, "complete": self.complete,
+            "layout": self.layout,
             "columns": {s.name: {"shape": list(s.shape), "dtype": s.dtype, "unit": s.unit}
                         for s in self.specs},
             "extra_columns": [s.name for s in self.extra_columns],
@@ -620,7 +689,7 @@ class Store:
         ndarray of int64
             One source_id per stored star.
         """
-        return self._table.col("source_id")
+        return self._table.read(stop=self._nrows, field="source_id")
 
     def append(self, batch: StarBatch) -> None:
         """Append a batch; refuse (and write nothing) if any source_id is duplicated.
@@ -657,23 +726,37 @@ class Store:
         if clash:
             raise DuplicateSourceError(
                 f"source_id(s) {clash[:10]} already in {self.path.name}; nothing appended.")
+        for name, array in self._arrays.items():   # the table row last: it makes the star
+            array.append(batch[name])
         rec = np.empty(len(batch), dtype=self._table.dtype)
-        for name in self.colnames:
+        for name in rec.dtype.names:
             rec[name] = batch[name]
         self._table.append(rec)
-        self._table.flush()
+        self._h5.flush()
+        self._nrows += len(batch)
         self._ids.update(batch["source_id"].tolist())
 
     # -- reading -------------------------------------------------------------------
-    def _to_batch(self, rec: np.ndarray, columns: Sequence[str] | None) -> StarBatch:
+    def _names(self, columns: Sequence[str] | None) -> list[str]:
         names = self.colnames if columns is None else ["source_id", *[
             c for c in columns if c != "source_id"]]
         unknown = set(names) - set(self.colnames)
         if unknown:
             raise StoreError(f"{self.path.name} has no column(s) {sorted(unknown)}; "
                              f"it has {self.colnames}.")
+        return names
+
+    def _to_batch(self, data: Mapping[str, np.ndarray], names: Sequence[str]) -> StarBatch:
         specs = [s for s in self.specs if s.name in names]
-        return StarBatch({n: rec[n] for n in names}, specs)
+        return StarBatch({n: data[n] for n in names}, specs)
+
+    def _read_table(self, names: Sequence[str], start: int, stop: int) -> dict:
+        """Columns ``names`` of the ``/stars`` table, rows ``start:stop``."""
+        in_table = [n for n in names if n not in self._arrays]
+        if len(in_table) == 1:
+            return {in_table[0]: self._table.read(start, stop, field=in_table[0])}
+        rec = self._table.read(start, stop)
+        return {n: rec[n] for n in in_table}
 
     def read(self, start: int = 0, stop: int | None = None,
              columns: Sequence[str] | None = None) -> StarBatch:
@@ -698,13 +781,19 @@ class Store:
         StoreError
             If a requested column is not in the store.
         """
+        names = self._names(columns)
+        start, stop, _ = slice(start, stop).indices(len(self))
+        stop = max(start, stop)
         try:
-            rec = self._table.read(start=start, stop=stop)
+            data = self._read_table(names, start, stop)
+            for name in names:
+                if name in self._arrays:
+                    data[name] = self._arrays[name][start:stop]
         except tables.HDF5ExtError as exc:
             log.debug(f"HDF5 error reading {self.path}: {exc}")
             raise StoreError(f"{self.path} is not a readable HDF5 store (truncated?): rows "
                              f"{start}-{stop} cannot be read; write it again.") from None
-        return self._to_batch(rec, columns)
+        return self._to_batch(data, names)
 
     def iter_chunks(self, chunk_size: int | None = None, columns: Sequence[str] | None = None,
                     start: int = 0, stop: int | None = None) -> Iterator[StarBatch]:
@@ -771,13 +860,130 @@ class Store:
                 (rows.append(int(hit[0])) if len(hit) else missing.append(sid))
         if missing:
             raise StoreError(f"source_id(s) {missing[:10]} not in {self.path.name}.")
-        rec = self._table.read_coordinates(np.asarray(rows, dtype=np.int64))
-        return self._to_batch(rec, columns)
+        rows = np.asarray(rows, dtype=np.int64)
+        names = self._names(columns)
+        rec = self._table.read_coordinates(rows)
+        data = {n: rec[n] for n in names if n not in self._arrays}
+        wanted = [n for n in names if n in self._arrays]
+        if wanted:
+            order = np.argsort(rows, kind="stable")
+            for name in wanted:
+                out = np.empty((len(rows), *self._arrays[name].shape[1:]),
+                               dtype=self._arrays[name].dtype)
+                out[order] = _read_rows(self._arrays[name], rows[order])
+                data[name] = out
+        return self._to_batch(data, names)
 
 
 #: Above this many requested stars, `Store.read_ids` scans the source_id column once
 #: instead of querying the index star by star.
 _INDEX_LOOKUP_MAX = 2000
+
+
+def _read_rows(array, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` (sorted, may repeat) of a chunked array, one contiguous read per run."""
+    if rows.size == 0:
+        return array[0:0]
+    breaks = np.flatnonzero(np.diff(rows) > ARRAY_CHUNK_ROWS) + 1
+    parts = []
+    for run in np.split(rows, breaks):
+        block = array[int(run[0]):int(run[-1]) + 1]
+        parts.append(block[run - run[0]])
+    return np.concatenate(parts)
+
+
+def convert_store(source, destination, *, layout: str = "columns", overwrite: bool = False,
+                  chunk_size: int | None = None, progress: bool = False) -> Path:
+    """Rewrite a store in another layout (e.g. a version-1 store as column-wise).
+
+    Streams ``source`` chunk by chunk (memory bounded by one chunk); the columns, values,
+    metadata and star order are unchanged. ``destination`` appears only when complete.
+
+    Parameters
+    ----------
+    source : path-like
+        Existing store (any layout).
+    destination : path-like
+        New store; must differ from ``source``.
+    layout : {'columns', 'rows'}, optional
+        Layout of the new store (default column-wise, format version 2).
+    overwrite : bool, optional
+        Replace an existing ``destination``.
+    chunk_size : int, optional
+        Stars per read/write; default ``gaiarvs_cnn.conf.chunk_size``.
+    progress : bool, optional
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    Path
+        ``destination``.
+
+    Raises
+    ------
+    StoreError
+        If ``source`` is not a store, ``destination`` is ``source`` or exists (and not
+        ``overwrite``).
+    """
+    from tqdm.auto import tqdm
+
+    source, destination = Path(source), Path(destination)
+    if destination.resolve() == source.resolve():
+        raise StoreError(f"convert_store: destination {destination} is the source; write "
+                         "the converted store to a new file, then rename it.")
+    if destination.exists() and not overwrite:
+        raise StoreError(f"{destination} exists; pass overwrite=True to replace it.")
+    with Store.open(source) as src, atomic_store(
+            destination, overwrite=True, extra_columns=src.extra_columns, meta=src.meta,
+            expected_rows=max(len(src), 1), layout=layout) as dst, \
+            tqdm(total=len(src), unit="star", disable=not progress,
+                 desc=f"convert {source.name}") as bar:
+        for chunk in src.iter_chunks(chunk_size):
+            dst.append(chunk)
+            bar.update(len(chunk))
+    return destination
+
+
+@contextlib.contextmanager
+def atomic_store(path, *, overwrite: bool = False, extra_columns: Sequence[ColumnSpec] = (),
+                 meta: Mapping | None = None, expected_rows: int = 100_000,
+                 layout: str = "columns") -> Iterator[Store]:
+    """A new store written under a temporary name, marked complete and renamed on success.
+
+    While the block runs the store sits under a hidden temporary name (see
+    `gaiarvs_cnn.utils.atomic`) and is marked incomplete; a killed writer leaves only that
+    hidden file, which `Store.open` refuses. On an exception it is removed.
+
+    Parameters
+    ----------
+    path : path-like
+        Final store file.
+    overwrite : bool, optional
+        Replace an existing ``path`` (only once the new store is complete).
+    extra_columns, meta, expected_rows, layout
+        As for `Store.create`.
+
+    Yields
+    ------
+    Store
+        The new store, open for appending.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    """
+    from ..utils.atomic import atomic_path, refuse_existing
+
+    refuse_existing(path, overwrite=overwrite, what="store")
+    with atomic_path(path) as tmp:
+        store = Store.create(tmp, extra_columns=extra_columns, meta=meta, overwrite=True,
+                             expected_rows=expected_rows, complete=False, layout=layout)
+        try:
+            yield store
+            store.mark_complete()
+        finally:
+            store.close()
 
 
 def match_ids(wanted: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -803,48 +1009,6 @@ def match_ids(wanted: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarr
     rows = sorter[pos]
     found = ids[rows] == wanted
     return found, rows[found]
-
-
-@contextlib.contextmanager
-def atomic_store(path, *, overwrite: bool = False, extra_columns: Sequence[ColumnSpec] = (),
-                 meta: Mapping | None = None, expected_rows: int = 100_000
-                 ) -> Iterator[Store]:
-    """A new store written under a temporary name, marked complete and renamed on success.
-
-    While the block runs the store sits under a hidden temporary name (see
-    `gaiarvs_cnn.utils.atomic`) and is marked incomplete; a killed writer leaves only that
-    hidden file, which `Store.open` refuses. On an exception it is removed.
-
-    Parameters
-    ----------
-    path : path-like
-        Final store file.
-    overwrite : bool, optional
-        Replace an existing ``path`` (only once the new store is complete).
-    extra_columns, meta, expected_rows
-        As for `Store.create`.
-
-    Yields
-    ------
-    Store
-        The new store, open for appending.
-
-    Raises
-    ------
-    OutputExistsError
-        If ``path`` exists and ``overwrite`` is False.
-    """
-    from ..utils.atomic import atomic_path, refuse_existing
-
-    refuse_existing(path, overwrite=overwrite, what="store")
-    with atomic_path(path) as tmp:
-        store = Store.create(tmp, extra_columns=extra_columns, meta=meta, overwrite=True,
-                             expected_rows=expected_rows, complete=False)
-        try:
-            yield store
-            store.mark_complete()
-        finally:
-            store.close()
 
 
 def open_store(path, mode: str = "r") -> Store:
