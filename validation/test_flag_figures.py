@@ -1,10 +1,10 @@
 """Figure test of the t-SNE classification (after paper Fig. 17) on a seeded simulation."""
 import numpy as np
 import pytest
-from gaiarvs_cnn.flags.figures import plot_tsne_classification
 
 from gaiarvs_cnn import conf
 from gaiarvs_cnn.flags import TSNEReference
+from gaiarvs_cnn.flags.figures import plot_tsne_classification
 from gaiarvs_cnn.simulate.survey import simulate_batch
 
 
