@@ -15,37 +15,55 @@ as close to the training set as 99 % of the training stars sit to each other; it
 training-like only if this holds at **every** perplexity.
 
 *Scaling.* `TSNEReference` embeds the training set once (at training time, stored in
-the model bundle) and places new spectra with `openTSNE.TSNEEmbedding.transform`
-(each new point optimised against the fixed training map only), so the cost is linear in
-the number of observed stars and chunks are independent: this is the production path
-(10^5 stars in minutes, 10^6+ by chunks, resumable). ``transform`` cannot create new
-islands for spectra unlike any training spectrum -- it pulls every new point towards its
-nearest training neighbours -- so the reference adds the same geometric rule in the
-space t-SNE starts from: a spectrum whose nearest training spectrum (in the 50-PC space)
-is farther than the 99 % quantile of the training stars' own nearest-neighbour distances
-(times ``PCA_DISTANCE_FACTOR`` = 1) is not training-like. Both distances are
-noise-corrected, ``d_c^2 = d^2 - n_pca * sigma^2`` with ``sigma`` the spectrum's pixel
-noise estimated from its second differences (`estimate_noise`), so that low-S/N spectra
-of ordinary stars are not rejected for their noise alone.
+the model bundle) and places new spectra in the fixed training maps, so the cost is
+linear in the number of observed stars and chunks are independent (resumable, parallel).
+Placing cannot create new islands for spectra unlike any training spectrum -- it pulls
+every new point towards its nearest training neighbours -- so the reference adds the same
+geometric rule in the space t-SNE starts from: a spectrum whose nearest training spectrum
+(in the 50-PC space) is farther than the 99 % quantile of the training stars' own
+nearest-neighbour distances (times ``PCA_DISTANCE_FACTOR`` = 1) is not training-like. Both
+distances are noise-corrected, ``d_c^2 = d^2 - n_pca * sigma^2`` with ``sigma`` the
+spectrum's pixel noise estimated from its second differences (`estimate_noise`), so that
+low-S/N spectra of ordinary stars are not rejected for their noise alone.
 
-*Measured agreement* (``benchmarks/tsne_agreement.py``; simulated survey, 2000 training
-and 1650 observed spectra of which 139 hot / M-giant stars, perplexities 30-100): the
-transform path agrees with the joint embedding for 85 % of the stars. Nearly all
-disagreements are ordinary stars at S/N 15-25, which the joint map sets apart for their
-noise (joint: 75 % training-like at S/N 15-25, 99 % above S/N 40; transform: 99 %), and
-mild out-of-range stars (hot stars of 7000-7500 K, M giants with weak TiO bands), of
-which the transform path passes 14-22 % against 0-9 % for the joint map; their Teff
-digit is set anyway when the CNN places them outside the training range. Without the
-PC-space guard the map criterion alone passes 98 % of the hot stars: ``transform`` is
-not enough by itself. `joint_training_like` runs the paper's joint embedding (training
-and observed spectra together; cost super-linear, for up to ~10^4-10^5 spectra).
+*Placement.* A new spectrum is placed at the median map position of its ``PLACEMENT_K``
+(25, at most the perplexity) nearest training spectra in PC space: the point where
+`openTSNE.TSNEEmbedding.transform` starts. Up to version 0.1 it was then optimised with 100
+``transform`` steps in each of the four maps (``n_iter=100``, still available), which cost
+~2 ms per star, 80 % of the flags stage and more than the CNN. Profile of the 0.1 flags
+stage (2200 stars, shipped bundle, one idle core): PCA projection + noise 0.20 ms/star,
+the one shared neighbour search 0.06 ms/star, ``transform`` 0.46 / 0.52 / 0.62 / 0.68
+ms/star at perplexities 30 / 50 / 75 / 100 (Barnes-Hut repulsion and the ``3 p``-neighbour
+attraction, 100 steps each). The median placement costs < 0.01 ms/star per map. What it
+costs in agreement: the map criterion only rejects stars the PC-space guard passes for
+~0.5 % of the sample, and which of those it rejects depends on the placement's details (a
+few ``transform`` steps more or less change them too: 99.3-99.8 % agreement for 10-50
+steps against 100). Measured in ``benchmarks/tsne_agreement.py``
+(``benchmarks/results/tsne_agreement.json``): the default run's flags stage (21 000 stars
+of the simulated survey incl. 1000 out-of-range, shipped bundle) agrees with the 100-step
+classification for 99.3 % of the stars, at 11x less time; the agreement with the paper's
+joint embedding is unchanged (85.9 % both, 2000 training + 1650 observed spectra).
 
-*Timing* (``benchmarks/results/tsne_agreement.json``; 2-core machine shared with other
-jobs, load ~6): fitting the reference on 2000 training spectra, 90 s (BH gradients,
-200 + 300 iterations, 4 maps); placing new spectra (100 ``transform`` steps in each of
-the 4 maps, one thread per map), 6.7 ms per star, i.e. 10^5 stars in ~11 min there and
-a few minutes on idle cores. Chunks are independent, so 10^6+ stars run chunk by chunk
-(resumable) or in parallel (`gaiarvs_cnn.production`).
+*Measured agreement with the joint embedding* (same benchmark; 139 of the observed
+spectra are hot / M-giant stars, perplexities 30-100): the placement path agrees with the
+joint embedding for 86 % of the stars. Nearly all disagreements are ordinary stars at
+S/N 15-25, which the joint map sets apart for their noise (joint: 75 % training-like at
+S/N 15-25, 99 % above S/N 40; placement: 99 %), and mild out-of-range stars (hot stars of
+7000-7500 K, M giants with weak TiO bands), of which the placement path passes 14-22 %
+against 0-9 % for the joint map; their Teff digit is set anyway when the CNN places them
+outside the training range. Without the PC-space guard the map criterion alone passes
+99 % of the hot stars: the maps are not enough by themselves. `joint_training_like` runs
+the paper's joint embedding (training and observed spectra together; cost super-linear,
+for up to ~10^4-10^5 spectra).
+
+*Reproducibility.* The PCA of `TSNEReference.fit` and `joint_training_like` and the
+projection of new spectra run on one BLAS thread: multi-threaded BLAS sums in an order
+that depends on the thread count, and t-SNE turns last-bit differences into a different
+map (the figure test's map differed between 1 and 2 OpenBLAS threads).
+
+*Timing* (``benchmarks/results/tsne_agreement.json``, 2-core machine shared with other
+jobs): fitting the reference on 2000 training spectra, ~90 s (BH gradients, 200 + 300
+iterations, 4 maps).
 """
 from __future__ import annotations
 
