@@ -105,3 +105,19 @@ def test_refuses_existing_and_leaves_nothing_on_failure(chunks, hats_catalog, tm
         with HATSWriter(target):
             pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_registered_in_the_catalogue_format_registry(chunks, tmp_path):
+    from dask.distributed import Client
+
+    from gaiarvs_cnn.catalog import CATALOG_FORMATS, open_writer, output_paths
+
+    assert CATALOG_FORMATS["hats"] == ""
+    path, = output_paths(tmp_path, "hats")
+    assert path == tmp_path / "gaiarvs_cnn_catalog"
+    with Client(processes=False, n_workers=1, threads_per_worker=1,
+                dashboard_address=None) as client:
+        with open_writer(path, "hats", meta={"bundle_id": "b"}, client=client) as writer:
+            assert isinstance(writer, HATSWriter) and writer.client is client
+            writer.write(chunks[2])
+    assert len(lsdb.open_catalog(path).compute()) == len(chunks[2])

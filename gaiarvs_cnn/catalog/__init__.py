@@ -1,8 +1,8 @@
 """The catalogue: the 17-column data model (paper Table 2), its formats, readers and writers.
 
 >>> from gaiarvs_cnn.catalog import open_writer, output_paths, format_of, CATALOG_FORMATS
->>> sorted(CATALOG_FORMATS)[:4]
-['ecsv', 'fits', 'parquet', 'votable']
+>>> sorted(CATALOG_FORMATS)
+['ecsv', 'fits', 'hats', 'parquet', 'votable']
 """
 from .datamodel import (
     DEFAULT_NAME,
@@ -11,6 +11,7 @@ from .datamodel import (
     datamodel,
     select_good,
 )
+from .hats import HATSWriter, read_hats  # registers the 'hats' format and writer
 from .readers import read_catalog
 from .registry import (
     BOTH,
@@ -31,6 +32,7 @@ from .writers import (
 )
 
 __all__ = ["BOTH", "CATALOG_FORMATS", "CatalogWriteError", "CatalogWriter", "DEFAULT_NAME",
-           "FORMATS", "WRITERS", "build_catalog_table", "catalog_columns", "datamodel",
-           "format_of", "open_writer", "output_paths", "parse_formats", "read_catalog",
-           "register_format", "register_writer", "select_good", "write_catalog"]
+           "FORMATS", "HATSWriter", "WRITERS", "build_catalog_table", "catalog_columns",
+           "datamodel", "format_of", "open_writer", "output_paths", "parse_formats",
+           "read_catalog", "read_hats", "register_format", "register_writer", "select_good",
+           "write_catalog"]

@@ -315,3 +315,14 @@ def read_hats(path) -> Table:
             table[name].unit = u.Unit(unit, parse_strict="silent")
     table.meta.update(meta)
     return table
+
+
+def _register() -> None:
+    from .registry import register_format
+    from .writers import register_writer
+
+    register_format(HATSWriter.format, "")        # a directory named after the catalogue
+    register_writer(HATSWriter.format, HATSWriter)
+
+
+_register()
