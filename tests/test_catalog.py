@@ -2,6 +2,7 @@
 import errno
 import os
 import warnings
+from pathlib import Path
 
 import astropy.units as u
 import numpy as np
@@ -377,3 +378,29 @@ def test_pandas_reads_ecsv_and_parquet_with_text_flags(table, tmp_path):
         assert frame["flag_boundary"].tolist() == FLAGS.tolist()
         np.testing.assert_array_equal(frame["source_id"], table["source_id"])
         np.testing.assert_array_equal(frame["logg"].astype(np.float32), table["logg"])
+
+
+@pytest.mark.parametrize("suffix", [".fits", ".vot"])
+def test_read_catalog_reads_files_of_the_earlier_writer(table, suffix):
+    old = read_catalog(Path(__file__).parent / "data" / f"catalog_4a1b5a8{suffix}")
+    assert old.colnames == TABLE2_ORDER
+    assert old["logg"].unit == u.dex(u.cm / u.s**2) and old["mh"].unit == u.dex
+    assert old["flag_boundary"].dtype == np.dtype("U8")
+    assert old["flag_boundary"].tolist() == FLAGS.tolist()
+    assert old["teff"].meta["ucd"] == "phys.temperature.effective"
+    assert old.meta["BUNDLEID"] == "0123abcd" and str(old.meta["INPUTSEL"]) == "x<1"
+    for name in TABLE2_ORDER[:-1]:
+        np.testing.assert_array_equal(np.asarray(old[name]), np.asarray(table[name]))
+
+
+def test_validate_names_the_file_and_columns_of_a_foreign_catalogue(tmp_path):
+    from click.testing import CliRunner
+
+    from gaiarvs_cnn.cli import main
+
+    Table({"source_id": [1, 2], "teff": [1.0, 2.0]}).write(tmp_path / "foreign.fits")
+    result = CliRunner().invoke(main, ["validate", "--catalog", str(tmp_path / "foreign.fits"),
+                                       "--out", str(tmp_path / "report")])
+    assert result.exit_code != 0
+    assert "foreign.fits lacks catalogue column(s)" in result.output and "logg" in result.output
+    assert "Traceback" not in result.output

@@ -115,7 +115,7 @@ def _collect_references(kinds, required, source, files, store, seed, ids) -> dic
 
 @main.command("validate")
 @click.option("--catalog", "catalog_path", required=True, type=click.Path(exists=True,
-              dir_okay=False), help="CNN catalogue (FITS or VOTable, 17 columns).")
+              dir_okay=False), help="CNN catalogue (FITS, VOTable, ECSV or Parquet; 17 columns).")
 @click.option("--against", "against", multiple=True, type=_ComparisonChoice(),
               default=("all",), show_default=True,
               help="Comparison(s) to run; repeat the option for several.")
