@@ -28,10 +28,11 @@ class Conf(_config.ConfigNamespace):
     """Configuration parameters for `gaiarvs_cnn` (see ``gaiarvs_cnn.conf``).
 
     Items: ``cache_dir``, the service URLs ``gaia_tap_url``, ``gaia_datalink_url``,
-    ``aip_tap_url`` and ``vizier_url``, ``datalink_data_structure``, the request limits
-    ``datalink_max_ids`` and ``aip_datalink_max_ids``, the id-list sizes ``tap_upload_max_ids`` and
-    ``tap_in_list_max_ids``, ``timeout`` (s), ``retries``, ``chunk_size`` (stars),
-    ``threads`` and ``on_error`` (the bad-star policy of the readers). Change them for a
+    ``aip_tap_url``, ``vizier_url`` and ``gaia_bulk_url``, ``datalink_data_structure``,
+    the request limits ``datalink_max_ids`` and ``aip_datalink_max_ids``, the id-list
+    sizes ``tap_upload_max_ids`` and ``tap_in_list_max_ids``, ``timeout`` (s),
+    ``retries``, ``chunk_size`` (stars), ``threads`` and ``on_error`` (the bad-star policy
+    of the readers). Change them for a
     session with ``conf.set_temp`` or permanently in the astropy configuration file.
 
     Examples
@@ -58,6 +59,11 @@ class Conf(_config.ConfigNamespace):
     )
     vizier_url = _item(
         "https://tapvizier.cds.unistra.fr/TAPVizieR/tap", "VizieR TAP service."
+    )
+    gaia_bulk_url = _item(
+        "https://cdn.gea.esac.esa.int/Gaia/gdr3/Spectroscopy",
+        "Gaia DR3 bulk-download area holding rvs_mean_spectrum/ and "
+        "xp_continuous_mean_spectrum/ (each with an _MD5SUM.txt); assumed layout."
     )
     datalink_max_ids = _item(
         5000, "Maximum source ids per DataLink request at the ESA archive.", cfgtype="integer"

@@ -233,3 +233,41 @@ def fetch_reference(kind, output, probe, ids_file, store, good_flags, refresh, o
     except GaiaRVSCNNError as exc:
         raise _library_error(exc) from exc
     click.echo(f"{kind}: {len(table)} star(s) written to {output}")
+
+
+@fetch_group.command("bulk")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False,
+              path_type=Path), help="Directory of the shards (one per bulk range) and "
+              "manifest.json; re-running resumes.")
+@click.option("--range", "ranges", multiple=True, metavar="FIRST-LAST",
+              help="Only this source_id range of the bulk files (e.g. 000000-003111); "
+                   "repeat for several. Default: every range.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="At most this many ranges (a trial run).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def fetch_bulk_command(out_dir, ranges, limit, quiet):
+    """Download Gaia DR3 bulk RVS and XP files (MD5-checked, cached) into a sharded store.
+
+    Each RvsMeanSpectrum_<range>.csv.gz and XpContinuousMeanSpectrum_<range>.csv.gz pair
+    becomes the shard OUT/<range>.h5; OUT/manifest.json lists them once every range is
+    complete. The URL is conf.gaia_bulk_url.
+
+    \b
+    Exit status: 0 complete; 3 partial (re-run to resume); 1 error; 2 usage error.
+
+    \b
+    Examples:
+      gaiarvs-cnn fetch bulk -o dr3_bulk --limit 2
+      gaiarvs-cnn fetch bulk -o dr3_bulk --range 000000-003111
+    """
+    from ..archives.bulk import fetch_bulk
+    from ..exceptions import GaiaRVSCNNError
+
+    try:
+        report = fetch_bulk(out_dir, ranges=list(ranges) or None, limit=limit,
+                            progress=not quiet)
+    except GaiaRVSCNNError as exc:
+        raise _library_error(exc) from exc
+    click.echo(report.summary())
+    if not report.ok:
+        raise SystemExit(EXIT_PARTIAL)

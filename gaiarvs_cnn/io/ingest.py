@@ -55,7 +55,9 @@ __all__ = ["iter_bulk_rvs", "iter_bulk_xp", "bulk_to_store", "ingest_to_store"]
 
 def _open_text(path) -> io.TextIOBase:
     path = Path(path)
-    if path.name.endswith(".gz"):
+    with open(path, "rb") as fh:  # gzip by content too (cached downloads have no suffix)
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    if path.name.endswith(".gz") or gzipped:
         return gzip.open(path, "rt", newline="", encoding="utf-8")
     return open(path, newline="", encoding="utf-8")
 
