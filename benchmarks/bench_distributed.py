@@ -78,14 +78,20 @@ def _tiny_bundle(work: Path) -> Path:
 def _serial(bundle_path: Path, store: Path, chunk: int):
     """Single-process loop (same per-chunk work as a Dask task): (wall s, CPU s, outputs)."""
     from gaiarvs_cnn.io.shards import open_source
+    from gaiarvs_cnn.model import predict_and_flag
     from gaiarvs_cnn.model.predict import INPUT_COLUMNS
-    from gaiarvs_cnn.production.distributed import _predict_and_flag, worker_resources
+    from gaiarvs_cnn.production.task import load_bundle
+    from gaiarvs_cnn.selection import usable_mask
 
-    bundle, ref = worker_resources(bundle_path)
+    bundle = load_bundle(bundle_path)
+
+    def run(batch):
+        return predict_and_flag(bundle, batch[usable_mask(batch)])
+
     with open_source(store) as src:
-        _predict_and_flag(bundle, ref, src.read(0, min(chunk, 32), INPUT_COLUMNS))  # warm-up
+        run(src.read(0, min(chunk, 32), INPUT_COLUMNS))  # warm-up
         t0, c0 = time.perf_counter(), time.process_time()
-        out = [_predict_and_flag(bundle, ref, b) for b in src.iter_chunks(chunk, INPUT_COLUMNS)]
+        out = [run(b) for b in src.iter_chunks(chunk, INPUT_COLUMNS)]
         return time.perf_counter() - t0, time.process_time() - c0, out
 
 
@@ -99,15 +105,15 @@ def _cluster(n_workers: int):
 
 
 def _dask_run(client, bundle_path, store, chunk, work: Path) -> dict:
-    from gaiarvs_cnn.production.distributed import predict_distributed
+    from gaiarvs_cnn.production import CatalogRun, DaskExecutor, produce_catalog
 
     out = work / f"cat_{chunk}_{len(client.scheduler_info()['workers'])}.fits"
-    shutil.rmtree(out.with_name(out.name + ".partitions"), ignore_errors=True)
-    run = predict_distributed(store, bundle_path, out, chunk_size=chunk, client=client,
-                              progress=False, overwrite=True)
+    run = produce_catalog(CatalogRun(source="files", store=store, model=bundle_path, out=out,
+                                     formats="fits", chunk_size=chunk, progress=False,
+                                     overwrite=True), executor=DaskExecutor(client=client))
     n_workers = len(client.scheduler_info()["workers"])
     n_in = sum(r["n_stars"] for r in run.tasks)
-    return {"chunk_size": chunk, "workers": n_workers, "tasks": run.n_partitions,
+    return {"chunk_size": chunk, "workers": n_workers, "tasks": run.n_chunks,
             "stars": n_in, "compute_wall_s": round(run.compute_seconds, 3),
             "stars_per_s": round(n_in / run.compute_seconds, 2),
             "task_wall_s_total": round(sum(r["seconds"] for r in run.tasks), 3),
@@ -139,10 +145,10 @@ def _noop_roundtrip(client, n: int = 200) -> float:
 
 
 def _warm(client, bundle_path) -> float:
-    from gaiarvs_cnn.production.distributed import BundlePreload
+    from gaiarvs_cnn.production.executors import BundlePreload
 
     t0 = time.perf_counter()
-    client.register_plugin(BundlePreload(str(bundle_path), True, 1))
+    client.register_plugin(BundlePreload(str(bundle_path), 1))
     return time.perf_counter() - t0
 
 
@@ -254,7 +260,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--overhead-chunks", default="25,50,100,200")
     args = parser.parse_args(argv)
     conf.threads = 1
-    from gaiarvs_cnn.production.distributed import worker_resources
+    from gaiarvs_cnn.production.task import load_bundle
     from gaiarvs_cnn.simulate.survey import simulate_store
 
     work = Path(tempfile.mkdtemp(prefix="bench_distributed_"))
@@ -297,7 +303,7 @@ def main(argv=None) -> dict:
                 "cpu_efficiency_vs_serial": round(serial_cpu_star / run["cpu_ms_per_star"], 3)}
         result["throughput"] = throughput
         result["overhead"] = _overhead_fit(overhead, noop)
-        bundle, ref = worker_resources(bundle_path)
+        ref = load_bundle(bundle_path).tsne_reference()
         result["agreement"] = _agreement(serial_out, Path(runs[2]["catalogue"]), ref, store,
                                          args.chunk)
         cat = Path(runs[2]["catalogue"])

@@ -20,7 +20,9 @@ import numpy as np
 from astropy import log
 from astropy.table import Table
 
+from .constants import PHOT_INPUTS
 from .exceptions import InputDataError
+from .preprocess import xp_available
 from .utils.columns import find_column
 
 __all__ = [
@@ -30,6 +32,8 @@ __all__ = [
     "training_cut",
     "gaia_quality_adql",
     "apply_cuts",
+    "usable_mask",
+    "USABLE_CUTS",
     "GAIA_MIN_FLUX_OVER_ERROR",
     "TRAINING_MIN_SNR",
     "TRAINING_MIN_PARALLAX_OVER_ERROR",
@@ -313,3 +317,38 @@ def apply_cuts(table, *cuts: Callable[[Table], np.ndarray]) -> Table:
     out = t[keep]
     out.meta["cuts"] = list(t.meta.get("cuts", [])) + counts
     return out
+
+
+#: What `usable_mask` requires of a star (recorded in the catalogue provenance).
+USABLE_CUTS = ("plausible RVS flux (finite normalised continuum, no absurd or many negative "
+               "pixels), XP coefficients, G, BP, RP, parallax")
+
+
+def usable_mask(batch) -> np.ndarray:
+    """Stars the network can parameterise (the input cuts of every prediction).
+
+    A star needs an RVS spectrum that passes `gaiarvs_cnn.io.readers.usable_rvs_flux`
+    (finite continuum flux, no infinite or absurd pixels, at most a few negative ones,
+    normalised), both XP spectra (non-zero first coefficients, all 2 x 55 coefficients
+    finite) and finite G, BP, RP and parallax (see `USABLE_CUTS`).
+
+    Parameters
+    ----------
+    batch : `~gaiarvs_cnn.io.store.StarBatch` or mapping
+        Stars read from a store (``flux``, ``bp_coefficients``, ``rp_coefficients`` and the
+        photometric inputs).
+
+    Returns
+    -------
+    ndarray of bool
+        True for stars kept.
+    """
+    from .io.readers import usable_rvs_flux
+
+    ok = usable_rvs_flux(batch["flux"])
+    ok &= xp_available(batch["bp_coefficients"], batch["rp_coefficients"])
+    for col in ("bp_coefficients", "rp_coefficients"):
+        ok &= np.isfinite(np.asarray(batch[col])).all(axis=1)
+    for col in PHOT_INPUTS:
+        ok &= np.isfinite(np.asarray(batch[col], dtype=float))
+    return ok

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from . import Interrupted, main
-from .distributed_cmds import dask_options, run_distributed_predict
+from .distributed_cmds import dask_options
 
 
 def _check_formats(ctx, param, value: str) -> str:
@@ -48,19 +48,16 @@ def _common_options(func):
     return func
 
 
-def _run(**options) -> None:
-    from ..exceptions import GaiaRVSCNNError
-    from ..production.pipeline import run_catalog
+def _run(command: str, **options) -> None:
+    from ..production import run_catalog
 
     try:
         summary = run_catalog(**options)
-    except GaiaRVSCNNError as exc:
-        raise click.ClickException(str(exc)) from exc
     except KeyboardInterrupt:
         raise Interrupted(
             "Interrupted. Completed chunks are kept; run the same command with --resume to "
             "continue from the last completed chunk.") from None
-    click.echo("\n".join(["produce-catalog summary:", *("  " + s for s in summary.lines())]))
+    click.echo("\n".join([f"{command} summary:", *("  " + s for s in summary.lines())]))
 
 
 @main.command("produce-catalog")
@@ -94,11 +91,11 @@ def produce_catalog(source, store, model, train, n_stars, seed, out, formats, ch
       gaiarvs-cnn produce-catalog --source gaia --store gaia_rvs.h5 --model my_bundle/
       gaiarvs-cnn produce-catalog --source files --store big.h5 --resume
     """
-    from ..production.pipeline import DEFAULT_N_STARS, DEFAULT_SEED
+    from ..production import DEFAULT_N_STARS, DEFAULT_SEED
 
     if source == "simulated" and store is not None:
         raise click.UsageError("--store needs --source gaia or --source files.")
-    _run(source=source, store=store, model=model, train=train,
+    _run("produce-catalog", source=source, store=store, model=model, train=train,
          n_stars=n_stars or DEFAULT_N_STARS, seed=DEFAULT_SEED if seed is None else seed,
          out=out, formats=formats, chunk_size=chunk_size, resume=resume, limit=limit,
          overwrite=overwrite, progress=not quiet)
@@ -116,22 +113,15 @@ def predict(store, bundle, out, formats, chunk_size, resume, limit, overwrite, q
     """Parameterise the stars of a store with a model bundle; write the catalogue.
 
     For users with their own trained bundle ('gaiarvs-cnn train'). With --scheduler or
-    --workers the chunks are computed on a Dask cluster.
+    --workers the chunks are computed on a Dask cluster; the catalogue is the same.
 
     \b
     Examples:
       gaiarvs-cnn predict --store gaia_rvs.h5 --model my_bundle/ --out results/
       gaiarvs-cnn predict --store shards/manifest.json --model my_bundle/ --workers 4
     """
-    from ..production.pipeline import CatalogRun
-
-    if scheduler or workers:
-        outputs = CatalogRun(out=out, formats=formats).targets()
-        run_distributed_predict(store, bundle, outputs, scheduler=scheduler, workers=workers,
-                                threads_per_worker=threads_per_worker, work_dir=work_dir,
-                                retries=retries, performance_report=performance_report,
-                                chunk_size=chunk_size, overwrite=overwrite)
-        return
-    _run(source="files", store=store, model=bundle, out=out, formats=formats,
+    _run("predict", source="files", store=store, model=bundle, out=out, formats=formats,
          chunk_size=chunk_size, resume=resume, limit=limit, overwrite=overwrite,
-         progress=not quiet)
+         progress=not quiet, scheduler=scheduler, workers=workers,
+         threads_per_worker=threads_per_worker, work_dir=work_dir, retries=retries,
+         performance_report=performance_report)

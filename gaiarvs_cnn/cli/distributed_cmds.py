@@ -1,7 +1,7 @@
 """``gaiarvs-cnn shard`` and ``gaiarvs-cnn manifest``: sharded stores for large surveys.
 
 Also provides `dask_options`, the ``--scheduler/--workers/...`` options that the
-``predict`` command uses to run on a Dask cluster (`gaiarvs_cnn.production.distributed`).
+``predict`` command uses to run on a Dask cluster (`gaiarvs_cnn.production.DaskExecutor`).
 """
 from __future__ import annotations
 
@@ -113,8 +113,8 @@ def dask_options(func):
     """Add the Dask options (``--scheduler``, ``--workers``, ...) to a click command.
 
     The decorated command receives ``scheduler``, ``workers``, ``threads_per_worker``,
-    ``work_dir``, ``retries`` and ``performance_report``; when ``scheduler`` or
-    ``workers`` is given it should call `run_distributed_predict`.
+    ``work_dir``, ``retries`` and ``performance_report`` (options of
+    `gaiarvs_cnn.production.CatalogRun`).
     """
     options = [
         click.option("--scheduler", default=None, metavar="ADDRESS",
@@ -125,34 +125,13 @@ def dask_options(func):
         click.option("--threads-per-worker", type=click.IntRange(min=1), default=1,
                      show_default=True, help="Threads (TensorFlow) per Dask worker."),
         click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path),
-                     default=None, help="Per-partition results (kept to resume; must be on "
-                                        "a disk all workers see). Default: OUTPUT.partitions/"),
+                     default=None, help="Work directory of the chunk results (kept, and reused "
+                                        "by the same run; must be on a disk all workers see). "
+                                        "Default: a per-run directory beside the output, "
+                                        "removed once the catalogue is written."),
         click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
-                     help="Extra attempts of a failing partition."),
+                     help="Extra attempts of a failing chunk (Dask)."),
         click.option("--performance-report", type=click.Path(dir_okay=False, path_type=Path),
                      default=None, help="Write Dask's HTML performance report here."),
     ]
     return functools.reduce(lambda f, opt: opt(f), reversed(options), func)
-
-
-def run_distributed_predict(store, bundle, outputs, *, scheduler=None, workers=None,
-                            threads_per_worker=1, work_dir=None, retries=2,
-                            performance_report=None, chunk_size=None, overwrite=False,
-                            tsne=True):
-    """Run `~gaiarvs_cnn.production.distributed.predict_distributed` for a command; report it."""
-    from ..production.distributed import predict_distributed
-
-    if bundle is None:
-        from ..model import demo_bundle_path
-
-        bundle = demo_bundle_path()
-    with _errors_as_click():
-        run = predict_distributed(store, bundle, outputs, work_dir=work_dir,
-                                  scheduler=scheduler, workers=workers,
-                                  threads_per_worker=threads_per_worker, chunk_size=chunk_size,
-                                  retries=retries, tsne=tsne, overwrite=overwrite,
-                                  performance_report=performance_report)
-    click.echo(f"{run.n_stars} stars in {run.n_partitions} partition(s) "
-               f"({run.n_computed} computed, {run.n_skipped} already done) -> "
-               f"{', '.join(map(str, run.outputs))} in {run.wall_seconds:.1f} s")
-    return run

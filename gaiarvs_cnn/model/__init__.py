@@ -4,8 +4,8 @@ Public API (see the module of each name):
 
 - `NetworkConfig` (config), `build_model` (network)
 - `train_member`, `train_members`, `train_ensemble`, `make_splits` (training)
-- `ModelBundle`, `demo_bundle_path` (bundle)
-- `predict_batch`, `predict_store`, `FusedEnsemble` (predict)
+- `ModelBundle`, `demo_bundle_path`, `read_bundle_id` (bundle)
+- `predict_batch`, `predict_and_flag`, `predict_store`, `FusedEnsemble` (predict)
 - `label_gradients`, `plot_rvs_gradients`, `xp_label_correlation`, `plot_xp_gradients`
   (gradients)
 - `ResidualFit`, `fit_residual_dispersion` (residuals)
@@ -31,6 +31,8 @@ _EXPORTS = {
     "ModelBundle": "bundle",
     "demo_bundle_path": "bundle",
     "predict_batch": "predict",
+    "predict_and_flag": "predict",
+    "read_bundle_id": "bundle",
     "predict_store": "predict",
     "FusedEnsemble": "predict",
     "output_keys": "predict",

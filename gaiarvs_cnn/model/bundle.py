@@ -40,7 +40,8 @@ from .config import NetworkConfig
 from .network import input_shapes
 from .residuals import ResidualFit
 
-__all__ = ["ModelBundle", "BUNDLE_FORMAT_VERSION", "software_versions", "demo_bundle_path"]
+__all__ = ["ModelBundle", "BUNDLE_FORMAT_VERSION", "software_versions", "demo_bundle_path",
+           "read_bundle_id"]
 
 BUNDLE_FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -134,6 +135,8 @@ class ModelBundle:
         Identifier of the bundle (digest of the member files, from the manifest).
     _fused : object
         Internal cache of the fused ensemble used for prediction; leave as None.
+    _tsne : object
+        Internal cache of `tsne_reference`; leave as None.
     """
 
     path: Path
@@ -145,6 +148,7 @@ class ModelBundle:
     members: list = field(default_factory=list)
     bundle_id: str = ""
     _fused: object = field(default=None, repr=False)
+    _tsne: object = field(default=None, repr=False)
 
     @property
     def n_members(self) -> int:
@@ -155,6 +159,32 @@ class ModelBundle:
     def tsne_dir(self) -> Path:
         """The bundle's ``tsne/`` directory (may not exist)."""
         return Path(self.path) / "tsne"
+
+    def tsne_reference(self):
+        """The bundle's t-SNE reference (digit 8 of ``flag_boundary``), loaded once.
+
+        Returns
+        -------
+        `~gaiarvs_cnn.flags.TSNEReference` or None
+            None (with a warning, once) when the bundle has no ``tsne/`` directory: the
+            t-SNE digit is then ``"1"`` (not tested) for every star.
+
+        Raises
+        ------
+        ModelBundleError
+            If the reference exists but cannot be read.
+        """
+        if self._tsne is None:
+            if not (self.tsne_dir / "tsne_reference.json").exists():
+                log.warning(f"Model bundle {self.path} has no t-SNE reference (tsne/): the "
+                            "t-SNE digit of flag_boundary will be '1' (not tested) for every "
+                            "star.")
+                self._tsne = False
+            else:
+                from ..flags import TSNEReference
+
+                self._tsne = TSNEReference.load(self.tsne_dir)
+        return self._tsne or None
 
     # -- writing -------------------------------------------------------------------
     @staticmethod
@@ -261,6 +291,31 @@ class ModelBundle:
         members = [_load_member(path / f, config) for f in manifest["members"]]
         return cls(path, config, scalers, ranges, residuals, meta, members,
                    manifest["bundle_id"])
+
+
+def read_bundle_id(path) -> str:
+    """The ``bundle_id`` of a bundle directory, read from its manifest (no model is loaded).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Bundle directory.
+
+    Returns
+    -------
+    str
+        The identifier `ModelBundle.load` would give the bundle.
+
+    Raises
+    ------
+    ModelBundleError
+        If the directory holds no readable manifest with a ``bundle_id``.
+    """
+    path = Path(path)
+    manifest = _read_json(path / MANIFEST, "its manifest (unfinished or not a bundle?)")
+    if "bundle_id" not in manifest:
+        raise ModelBundleError(f"{path / MANIFEST} has no bundle_id: not a model bundle.")
+    return str(manifest["bundle_id"])
 
 
 def _check_files(path: Path, files: Mapping[str, str]) -> None:

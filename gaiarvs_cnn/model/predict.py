@@ -10,6 +10,7 @@ call per sub-batch of ``batch_size`` stars returns the (members, stars, labels) 
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -19,12 +20,14 @@ from ..constants import PHOT_INPUTS, RVS_NPIX, RVS_WAVE_START, RVS_WAVE_STEP
 from ..exceptions import InputDataError
 from ..io.shards import open_source
 from ..io.store import StarBatch
+from ..selection import usable_mask
 from .bundle import ModelBundle
 from .config import NetworkConfig
 from .network import input_shapes
 
-__all__ = ["FusedEnsemble", "predict_batch", "predict_store", "prepare_inputs",
-           "output_keys", "usable_inputs", "INPUT_COLUMNS", "DEFAULT_BATCH_SIZE"]
+__all__ = ["FusedEnsemble", "predict_batch", "predict_and_flag", "predict_store",
+           "prepare_inputs", "output_keys", "usable_inputs", "INPUT_COLUMNS",
+           "DEFAULT_BATCH_SIZE", "FLAG_COLUMN"]
 
 #: Store columns prediction reads.
 INPUT_COLUMNS = ("source_id", "flux", *PHOT_INPUTS, "bp_coefficients", "rp_coefficients")
@@ -32,6 +35,8 @@ INPUT_COLUMNS = ("source_id", "flux", *PHOT_INPUTS, "bp_coefficients", "rp_coeff
 #: activation (64 x 2394 x 32 float32, 20 MB) stays in the CPU caches: measured 1.2-1.3x
 #: faster than 256 for the paper network (``benchmarks/bench_model.py``).
 DEFAULT_BATCH_SIZE = 64
+#: Name of the flag column `predict_and_flag` adds.
+FLAG_COLUMN = "flag_boundary"
 
 
 def output_keys(labels) -> list[str]:
@@ -77,34 +82,8 @@ def configure_threads(threads: int | None = None) -> None:
             log.warning(f"TensorFlow already started: cannot limit it to {threads} threads.")
 
 
-def usable_inputs(batch: StarBatch) -> np.ndarray:
-    """Stars whose inputs the network can use (the input cuts of every prediction).
-
-    A star needs an RVS spectrum that passes `~gaiarvs_cnn.io.readers.usable_rvs_flux`
-    (finite continuum flux, no infinite or absurd pixels, at most a few negative ones,
-    normalised), both XP spectra (non-zero first coefficients, all 2 x 55 coefficients
-    finite) and finite G, BP, RP and parallax.
-
-    Parameters
-    ----------
-    batch : `~gaiarvs_cnn.io.store.StarBatch`
-        Stars with the columns of ``INPUT_COLUMNS``.
-
-    Returns
-    -------
-    ndarray of bool
-        True for stars the network can parameterise.
-    """
-    from ..io.readers import usable_rvs_flux
-    from ..preprocess import xp_available
-
-    ok = usable_rvs_flux(batch["flux"])
-    ok &= xp_available(batch["bp_coefficients"], batch["rp_coefficients"])
-    for col in ("bp_coefficients", "rp_coefficients"):
-        ok &= np.isfinite(np.asarray(batch[col])).all(axis=1)
-    for col in PHOT_INPUTS:
-        ok &= np.isfinite(np.asarray(batch[col], dtype=float))
-    return ok
+#: The input cuts of every prediction: `gaiarvs_cnn.selection.usable_mask` (one home).
+usable_inputs = usable_mask
 
 
 def grid_slice(config: NetworkConfig) -> slice:
@@ -279,6 +258,47 @@ def predict_batch(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarray
             if key != "source_id":
                 out[key][ok] = values
     return out
+
+
+def predict_and_flag(bundle: ModelBundle, batch: StarBatch, *, tsne: bool = True,
+                     timings: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+    """Labels, uncertainties and ``flag_boundary`` of a batch of (usable) stars.
+
+    The per-chunk work of catalogue production: `predict_batch`, then
+    `~gaiarvs_cnn.flags.flag_boundary` with the bundle's training ranges and its own t-SNE
+    reference (`ModelBundle.tsne_reference`; each star is placed independently on the
+    fixed training maps, so the result does not depend on how stars are chunked).
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+        The trained ensemble.
+    batch : `~gaiarvs_cnn.io.store.StarBatch`
+        Stars passing `gaiarvs_cnn.selection.usable_mask`.
+    tsne : bool, optional
+        Test the spectra against the t-SNE reference; False (or a bundle without one)
+        sets the t-SNE digit to ``"1"`` (not tested).
+    timings : dict, optional
+        Seconds spent are added to its ``predict`` (CNN) and ``flags`` entries.
+
+    Returns
+    -------
+    dict of str to ndarray
+        The `predict_batch` columns and ``flag_boundary`` (``U8``).
+    """
+    from ..flags import flag_boundary
+
+    timings = {} if timings is None else timings
+    t0 = time.perf_counter()
+    pred = predict_batch(bundle, batch)
+    t1 = time.perf_counter()
+    ref = bundle.tsne_reference() if tsne else None
+    like = (ref.training_like(batch["flux"]) if ref is not None and len(batch)
+            else np.zeros(len(batch), dtype=bool))
+    pred[FLAG_COLUMN] = np.asarray(flag_boundary(pred, batch, bundle.ranges, like), dtype="U8")
+    timings["predict"] = timings.get("predict", 0.0) + t1 - t0
+    timings["flags"] = timings.get("flags", 0.0) + time.perf_counter() - t1
+    return pred
 
 
 def predict_store(bundle: ModelBundle, store_or_path, chunk_size: int | None = None,

@@ -13,7 +13,7 @@ from astropy.table import Table
 
 from gaiarvs_cnn import conf
 from gaiarvs_cnn.catalog import read_catalog
-from gaiarvs_cnn.production.pipeline import run_catalog
+from gaiarvs_cnn.production import run_catalog
 
 PINNED = Path(__file__).parent.parent / "data" / "pinned_default_catalog.ecsv"
 

@@ -1,4 +1,4 @@
-"""Tests of gaiarvs_cnn.production.pipeline and the produce-catalog / predict commands.
+"""Tests of the production engine in this process and the produce-catalog / predict commands.
 
 They use the tiny bundle and stores of tests/conftest.py; every run takes a few seconds.
 """
@@ -17,7 +17,8 @@ from gaiarvs_cnn.catalog.schema import CatalogWriteError, read_catalog
 from gaiarvs_cnn.cli import main
 from gaiarvs_cnn.exceptions import InputDataError, ModelBundleError, OutputExistsError
 from gaiarvs_cnn.io.store import Store
-from gaiarvs_cnn.production.pipeline import CatalogRun, produce_catalog, usable_mask
+from gaiarvs_cnn.production import CatalogRun, produce_catalog
+from gaiarvs_cnn.selection import usable_mask
 
 LIMIT = 120
 CHUNK = 40
@@ -57,7 +58,7 @@ def test_run_writes_fits_and_votable_with_17_columns_and_units(uninterrupted,
     summary, table, out = uninterrupted
     assert summary.n_input == LIMIT and summary.n_written == LIMIT and summary.n_cut == 0
     assert list(summary.timings) == ["model", "read+cuts", "predict", "flags", "write"]
-    assert not (out / "gaiarvs_cnn_catalog.partial").exists()
+    assert sorted(p.name for p in out.iterdir()) == sorted(NAMES)  # no work dir or lock left
     for name in NAMES:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -82,8 +83,8 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(uninterrupted, tiny_ob
     with pytest.raises(KeyboardInterrupt):
         produce_catalog(run, on_chunk=stop_after_second_chunk)
     assert not any((tmp_path / n).exists() for n in NAMES)
-    assert sorted(p.name for p in run.partial_dir.glob("chunk_*.npz")) == [
-        "chunk_000000.npz", "chunk_000001.npz"]
+    assert sorted(p.name for p in run.partial_dir.glob("part-*.npz")) == [
+        "part-000000.npz", "part-000001.npz"]
     computed = []
     summary = produce_catalog(files_run(tiny_observed_store, tiny_bundle, tmp_path,
                                         resume=True), on_chunk=computed.append)
@@ -108,7 +109,7 @@ def test_existing_catalogue_is_refused_before_any_work(tiny_observed_store, tiny
     with pytest.raises(OutputExistsError, match="--overwrite"):
         produce_catalog(files_run(tiny_observed_store, tiny_bundle, tmp_path))
     assert (tmp_path / NAMES[1]).read_text() == "earlier"
-    assert not (tmp_path / "gaiarvs_cnn_catalog.partial").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [NAMES[1]]  # no work dir, no lock
 
 
 def test_full_disk_while_writing_keeps_earlier_catalogues(tiny_observed_store, tiny_bundle,

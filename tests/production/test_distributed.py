@@ -1,8 +1,9 @@
-"""Tests of gaiarvs_cnn.production.distributed: Dask LocalCluster (2 worker processes on loopback).
+"""The production engine on Dask: a LocalCluster (2 worker processes on loopback).
 
 The tiny bundle and the 200-star observed store are the shared fixtures of conftest.py;
-the catalogue computed on the cluster is compared with the single-process pipeline
-(`gaiarvs_cnn.production.pipeline.run_catalog`, the code behind ``produce-catalog``/``predict``).
+the catalogue computed on the cluster (`gaiarvs_cnn.production.DaskExecutor`) is compared with
+the in-process run of the same engine (`gaiarvs_cnn.production.run_catalog`, the code behind
+``produce-catalog``/``predict``).
 """
 import os
 
@@ -12,10 +13,12 @@ import pytest
 from gaiarvs_cnn.catalog.schema import read_catalog
 from gaiarvs_cnn.exceptions import InputDataError, OutputExistsError
 from gaiarvs_cnn.io.shards import open_source, shard_store
-from gaiarvs_cnn.production.distributed import (
-    PartitionFailedError,
-    predict_distributed,
-    read_partition,
+from gaiarvs_cnn.production import (
+    CatalogRun,
+    ChunkFailedError,
+    DaskExecutor,
+    produce_catalog,
+    read_chunk,
 )
 
 distributed = pytest.importorskip("distributed")
@@ -34,7 +37,7 @@ def obs_store(tiny_observed_store):
 @pytest.fixture(scope="module")
 def single_process_table(tiny_bundle, obs_store, tmp_path_factory):
     """The catalogue of the single-process pipeline with the same chunk size."""
-    from gaiarvs_cnn.production.pipeline import run_catalog
+    from gaiarvs_cnn.production import run_catalog
 
     out = tmp_path_factory.mktemp("single_process") / "cat.fits"
     run_catalog(source="files", store=obs_store, model=tiny_bundle, out=out, formats="fits",
@@ -52,6 +55,13 @@ def client():
     cluster.close()
 
 
+def dask_run(store, bundle, out, *, client=None, retries=2, **options):
+    """The engine with the Dask executor (``out``: a file name; ``formats`` as CatalogRun)."""
+    options = {"chunk_size": CHUNK, "formats": "fits", "progress": False, **options}
+    run = CatalogRun(source="files", store=store, model=bundle, out=out, **options)
+    return produce_catalog(run, executor=DaskExecutor(client=client, retries=retries))
+
+
 def _assert_same_catalogue(table, reference):
     np.testing.assert_array_equal(table["source_id"], reference["source_id"])
     for name in LABEL_COLUMNS:  # bitwise: same chunks, same compiled function
@@ -64,10 +74,10 @@ def _assert_same_catalogue(table, reference):
 def test_cluster_catalogue_identical_to_single_process(tiny_bundle, obs_store, client,
                                                        single_process_table, tmp_path):
     outputs = [tmp_path / "cat.fits", tmp_path / "cat.vot"]
-    run = predict_distributed(obs_store, tiny_bundle, outputs, chunk_size=CHUNK,
-                              client=client, progress=False)
-    assert (run.n_partitions, run.n_computed, run.n_skipped) == (4, 4, 0)
-    assert run.n_stars == len(single_process_table) > 0.9 * N_OBS
+    run = dask_run(obs_store, tiny_bundle, outputs[0], formats="both", client=client)
+    assert (run.n_chunks, run.n_computed, run.resumed_chunks) == (4, 4, 0)
+    assert run.executor == "dask"
+    assert run.n_written == len(single_process_table) > 0.9 * N_OBS
     for path in outputs:
         _assert_same_catalogue(read_catalog(path), single_process_table)
     # the t-SNE digit is not trivially constant on this sample
@@ -79,9 +89,8 @@ def test_sharded_input_with_other_chunking_agrees_within_float32_rounding(
         tiny_bundle, obs_store, client, single_process_table, tmp_path):
     # shards of 70 stars -> partitions of 50, 20, 50, 20, 50, 10 (single process: 4 x 50)
     manifest = shard_store(obs_store, tmp_path / "shards", stars_per_shard=70)
-    run = predict_distributed(manifest, tiny_bundle, tmp_path / "cat.fits", chunk_size=CHUNK,
-                              client=client, progress=False)
-    assert run.n_partitions == 6
+    run = dask_run(manifest, tiny_bundle, tmp_path / "cat.fits", client=client)
+    assert run.n_chunks == 6
     table = read_catalog(tmp_path / "cat.fits")
     np.testing.assert_array_equal(table["source_id"], single_process_table["source_id"])
     for name in LABEL_COLUMNS:
@@ -96,33 +105,31 @@ def test_resumed_run_recomputes_nothing_already_written(tiny_bundle, obs_store, 
                                                         single_process_table, tmp_path):
     out = tmp_path / "cat.fits"
     work = tmp_path / "work"
-    predict_distributed(obs_store, tiny_bundle, out, work_dir=work, chunk_size=CHUNK,
-                        client=client, progress=False)
+    dask_run(obs_store, tiny_bundle, out, work_dir=work, client=client)
     parts = sorted(work.glob("part-*.npz"))
     assert len(parts) == 4
     before = {p.name: p.stat().st_mtime_ns for p in parts}
     parts[2].unlink()  # as if the run had been interrupted before this partition
-    run = predict_distributed(obs_store, tiny_bundle, out, work_dir=work, chunk_size=CHUNK,
-                              client=client, progress=False, overwrite=True)
-    assert (run.n_computed, run.n_skipped) == (1, 3)
+    run = dask_run(obs_store, tiny_bundle, out, work_dir=work, client=client,
+                              overwrite=True)
+    assert (run.n_computed, run.resumed_chunks) == (1, 3)
     assert [r["key"] for r in run.tasks] == ["part-000002"]
     after = {p.name: p.stat().st_mtime_ns for p in work.glob("part-*.npz")}
     assert {k: v for k, v in after.items() if k != parts[2].name} == {
         k: v for k, v in before.items() if k != parts[2].name}
     _assert_same_catalogue(read_catalog(out), single_process_table)
     # everything done: no task at all, not even a cluster (client=None, workers unset)
-    run = predict_distributed(obs_store, tiny_bundle, out, work_dir=work, chunk_size=CHUNK,
-                              progress=False, overwrite=True)
-    assert (run.n_computed, run.n_skipped, run.tasks) == (0, 4, [])
+    run = dask_run(obs_store, tiny_bundle, out, work_dir=work, overwrite=True)
+    assert (run.n_computed, run.resumed_chunks, run.tasks) == (0, 4, [])
 
 
 def test_work_dir_of_another_run_is_refused(tiny_bundle, obs_store, client, tmp_path):
     work = tmp_path / "work"
-    predict_distributed(obs_store, tiny_bundle, tmp_path / "a.fits", work_dir=work,
-                        chunk_size=2 * CHUNK, client=client, progress=False)
+    dask_run(obs_store, tiny_bundle, tmp_path / "a.fits", work_dir=work,
+                        chunk_size=2 * CHUNK, client=client)
     with pytest.raises(OutputExistsError, match="another run"):
-        predict_distributed(obs_store, tiny_bundle, tmp_path / "b.fits", work_dir=work,
-                            chunk_size=CHUNK, client=client, progress=False)
+        dask_run(obs_store, tiny_bundle, tmp_path / "b.fits", work_dir=work,
+                            chunk_size=CHUNK, client=client)
 
 
 class FailOnSource(distributed.WorkerPlugin):
@@ -135,22 +142,22 @@ class FailOnSource(distributed.WorkerPlugin):
 
     def setup(self, worker):
         from gaiarvs_cnn.exceptions import BadStarError
-        from gaiarvs_cnn.production import pipeline
+        from gaiarvs_cnn.model import predict
 
-        self._original = original = pipeline.predict_chunk
+        self._original = original = predict.predict_and_flag
         bad = self.source_id
 
-        def failing(bundle, ref, batch, *args, **kwargs):
+        def failing(bundle, batch, *args, **kwargs):
             if bad in np.asarray(batch["source_id"]).tolist():
                 raise BadStarError(bad, "injected failure")
-            return original(bundle, ref, batch, *args, **kwargs)
+            return original(bundle, batch, *args, **kwargs)
 
-        pipeline.predict_chunk = failing
+        predict.predict_and_flag = failing
 
     def teardown(self, worker):
-        from gaiarvs_cnn.production import pipeline
+        from gaiarvs_cnn.model import predict
 
-        pipeline.predict_chunk = self._original
+        predict.predict_and_flag = self._original
 
 
 def test_failing_partition_is_retried_reported_and_others_kept(tiny_bundle, obs_store, client,
@@ -159,14 +166,13 @@ def test_failing_partition_is_retried_reported_and_others_kept(tiny_bundle, obs_
         bad_id = int(src.read(CHUNK + 3, CHUNK + 4)["source_id"][0])
     client.register_plugin(FailOnSource(bad_id))
     try:
-        with pytest.raises(PartitionFailedError, match=f"part-000001.*{bad_id}") as err:
-            predict_distributed(obs_store, tiny_bundle, tmp_path / "bad.fits",
-                                work_dir=tmp_path / "w", chunk_size=CHUNK, client=client,
-                                retries=1, progress=False)
+        with pytest.raises(ChunkFailedError, match=f"part-000001.*{bad_id}") as err:
+            dask_run(obs_store, tiny_bundle, tmp_path / "bad.fits",
+                                work_dir=tmp_path / "w", client=client, retries=1)
     finally:
         client.unregister_worker_plugin(FailOnSource.name)
     assert list(err.value.failures) == ["part-000001"]
-    cols, meta = read_partition(tmp_path / "w" / "part-000000.npz")
+    cols, meta = read_chunk(tmp_path / "w" / "part-000000.npz")
     with open_source(obs_store) as src:
         np.testing.assert_array_equal(cols["source_id"], src.read(0, CHUNK)["source_id"])
     assert not (tmp_path / "bad.fits").exists()
@@ -181,7 +187,7 @@ class KillFirstTask(distributed.WorkerPlugin):
         self.marker = str(marker)
 
     def transition(self, key, start, finish, **kwargs):
-        if finish != "executing" or "predict_partition" not in str(key):
+        if finish != "executing" or "compute_chunk" not in str(key):
             return
         try:
             os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
@@ -195,8 +201,7 @@ def test_killed_worker_still_yields_the_full_catalogue(tiny_bundle, obs_store, c
     marker = tmp_path / "killed"
     client.register_plugin(KillFirstTask(marker))
     try:
-        run = predict_distributed(obs_store, tiny_bundle, tmp_path / "cat.fits",
-                                  chunk_size=CHUNK, client=client, progress=False)
+        run = dask_run(obs_store, tiny_bundle, tmp_path / "cat.fits", client=client)
     finally:
         client.unregister_worker_plugin(KillFirstTask.name)
     assert marker.exists()  # a worker really died mid-run
@@ -210,13 +215,13 @@ def test_parquet_output_needs_pyarrow_or_matches_fits(tiny_bundle, obs_store, cl
         import pyarrow  # noqa: F401
     except ImportError:
         with pytest.raises(InputDataError, match="pyarrow"):
-            predict_distributed(obs_store, tiny_bundle, out, chunk_size=4 * CHUNK,
-                                client=client, progress=False)
+            dask_run(obs_store, tiny_bundle, out[0], formats="fits,parquet",
+                                chunk_size=4 * CHUNK, client=client)
         return
     from astropy.table import Table
 
-    predict_distributed(obs_store, tiny_bundle, out, chunk_size=4 * CHUNK, client=client,
-                        progress=False)
+    dask_run(obs_store, tiny_bundle, out[0], formats="fits,parquet",
+                        chunk_size=4 * CHUNK, client=client)
     pq = Table.read(out[1], format="parquet")
     np.testing.assert_array_equal(pq["teff"], read_catalog(out[0])["teff"])
 
@@ -233,7 +238,7 @@ def test_predict_cli_runs_on_a_scheduler_address(tiny_bundle, obs_store, client,
             client.scheduler.address, "--work-dir", str(tmp_path / "parts")]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert f"{len(single_process_table)} stars in 4 partition(s) (4 computed" in result.output
+    assert f"{len(single_process_table)} stars in 4 chunk(s) (4 computed" in result.output
     _assert_same_catalogue(read_catalog(out), single_process_table)
     assert len(list((tmp_path / "parts").glob("part-*.npz"))) == 4
 
@@ -252,4 +257,4 @@ def test_predict_cli_refuses_existing_catalogue_before_starting_a_cluster(tiny_b
     assert result.exit_code == 1
     assert "cat.fits exists" in result.output and "--overwrite" in result.output
     assert out.read_text() == "an earlier catalogue"
-    assert not (tmp_path / "cat.fits.partitions").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.fits"]  # no work dir, no lock

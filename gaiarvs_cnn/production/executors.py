@@ -1,0 +1,261 @@
+"""Executors: they only decide WHERE the chunk tasks run.
+
+Both run `gaiarvs_cnn.production.task.compute_chunk` on the same partitions with the same
+arguments, so they write the same chunk files and the merge gives the same catalogue:
+
+* `LocalExecutor` -- in this process, one chunk after the other;
+* `DaskExecutor` -- on a `dask.distributed` cluster: a `~distributed.LocalCluster` of
+  ``workers`` processes, a running scheduler (``scheduler="tcp://host:8786"``) or a given
+  ``client``. Workers load the bundle once (`BundlePreload`); tasks are retried, and tasks
+  of a lost worker are re-run by the scheduler.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+from astropy import log
+from distributed import WorkerPlugin
+
+from ..exceptions import GaiaRVSCNNError
+from ..io.shards import Partition
+from .task import compute_chunk, load_bundle
+
+__all__ = ["ChunkFailedError", "LocalExecutor", "DaskExecutor", "BundlePreload",
+           "make_client"]
+
+
+class ChunkFailedError(GaiaRVSCNNError):
+    """Chunks still failed after their retries; the others were written.
+
+    Parameters
+    ----------
+    failures : mapping of str to str
+        Chunk key (e.g. ``part-000012``) -> error message; must not be empty.
+    work_dir : path-like
+        Directory holding the finished chunks (named in the message).
+
+    Attributes
+    ----------
+    failures : dict of str to str
+        Chunk key -> error message.
+    """
+
+    def __init__(self, failures: Mapping[str, str], work_dir):
+        self.failures = dict(failures)
+        first = next(iter(self.failures.items()))
+        super().__init__(
+            f"{len(self.failures)} chunk(s) failed after retries (first: {first[0]}: "
+            f"{first[1]}). The finished chunks are kept in {work_dir}; fix the cause and "
+            "run the same command again (resume) to compute only the missing ones.")
+
+
+class LocalExecutor:
+    """Run the chunk tasks in this process, in order (the default executor)."""
+
+    name = "local"
+
+    def run(self, parts: Sequence[Partition], args: tuple, *, progress=None,
+            on_chunk: Callable[[int], None] | None = None) -> Iterator[dict]:
+        """Compute ``parts``; yield each task's record as it finishes.
+
+        Parameters
+        ----------
+        parts : sequence of `~gaiarvs_cnn.io.shards.Partition`
+            Chunks to compute.
+        args : tuple
+            ``(bundle_path, work_dir, token, tsne)`` of `compute_chunk`.
+        progress : callable, optional
+            Called with the number of stars of each finished chunk.
+        on_chunk : callable, optional
+            Called with the index of each finished chunk.
+
+        Yields
+        ------
+        dict
+            The records of `compute_chunk`.
+        """
+        for part in parts:
+            record = compute_chunk(part, *args)
+            if progress is not None:
+                progress(len(part))
+            if on_chunk is not None:
+                on_chunk(part.index)
+            yield record
+
+
+class BundlePreload(WorkerPlugin):
+    """Dask worker plugin: set the worker's TensorFlow threads and load the bundle at start-up.
+
+    It also runs on workers that join (or are restarted) later, so every worker holds the
+    bundle before its first task.
+
+    Parameters
+    ----------
+    bundle_path : str
+        Model bundle directory (readable by the workers).
+    threads : int
+        TensorFlow threads per worker.
+    """
+
+    name = "gaiarvs-cnn-bundle"
+
+    def __init__(self, bundle_path: str, threads: int = 1):
+        self.bundle_path = str(bundle_path)
+        self.threads = threads
+
+    def setup(self, worker=None) -> None:
+        """Set the threads and load the bundle (called by Dask when a worker starts).
+
+        Parameters
+        ----------
+        worker : `distributed.Worker`, optional
+            The worker being set up (unused).
+        """
+        from ..model.predict import configure_threads
+        from ..settings import conf
+
+        conf.threads = self.threads
+        configure_threads(self.threads)
+        bundle = load_bundle(self.bundle_path)
+        bundle.tsne_reference()
+
+    def teardown(self, worker=None) -> None:
+        """Nothing to release (the bundle cache lives as long as the worker)."""
+
+
+def make_client(scheduler: str | None = None, workers: int | None = None,
+                threads_per_worker: int = 1, host: str = "127.0.0.1", **cluster_kwargs):
+    """Connect to a Dask scheduler, or start a `~distributed.LocalCluster`.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Address such as ``tcp://10.0.0.1:8786`` (``dask scheduler``, dask-jobqueue,
+        dask-gateway, ...). If None, a LocalCluster of worker processes is started.
+    workers : int, optional
+        Worker processes of the LocalCluster (default: number of CPU cores).
+    threads_per_worker : int
+        Threads per LocalCluster worker (1 is best for TensorFlow inference).
+    host : str
+        Interface of the LocalCluster (loopback by default).
+    **cluster_kwargs
+        Passed to `~distributed.LocalCluster` (e.g. ``dashboard_address=":8787"``).
+
+    Returns
+    -------
+    (client, cluster_or_None)
+        Close both when done (the cluster is None for a remote scheduler).
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        return Client(scheduler, timeout="30s"), None
+    kwargs = {"dashboard_address": None, **cluster_kwargs}
+    cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1,
+                           threads_per_worker=threads_per_worker, processes=True, host=host,
+                           **kwargs)
+    return Client(cluster), cluster
+
+
+def _dashboard(client) -> str | None:
+    """The dashboard URL, or None when the scheduler runs no (working) dashboard."""
+    import importlib.util
+
+    try:
+        if (importlib.util.find_spec("bokeh") is None
+                or "dashboard" not in client.scheduler_info().get("services", {})):
+            return None
+        return client.dashboard_link
+    except (KeyError, AttributeError):
+        return None
+
+
+class DaskExecutor:
+    """Run the chunk tasks on a `dask.distributed` cluster.
+
+    Parameters
+    ----------
+    client : `distributed.Client`, optional
+        Use this client (``scheduler`` and ``workers`` are then ignored; it is not closed).
+    scheduler : str, optional
+        Address of a running scheduler, e.g. ``tcp://10.0.0.1:8786``.
+    workers : int, optional
+        Start a `~distributed.LocalCluster` of this many worker processes (default: the
+        number of CPU cores) when neither ``client`` nor ``scheduler`` is given.
+    threads_per_worker : int
+        Threads per LocalCluster worker, and TensorFlow threads of every worker.
+    retries : int
+        Extra attempts of a failing task.
+    performance_report : path-like, optional
+        Write Dask's HTML performance report here.
+    """
+
+    name = "dask"
+
+    def __init__(self, *, client=None, scheduler: str | None = None,
+                 workers: int | None = None, threads_per_worker: int = 1, retries: int = 2,
+                 performance_report=None):
+        self.client = client
+        self.scheduler = scheduler
+        self.workers = workers
+        self.threads_per_worker = threads_per_worker
+        self.retries = retries
+        self.performance_report = performance_report
+
+    def run(self, parts: Sequence[Partition], args: tuple, *, progress=None,
+            on_chunk: Callable[[int], None] | None = None) -> Iterator[dict]:
+        """Compute ``parts`` on the cluster; yield each task's record as it finishes.
+
+        Same parameters as `LocalExecutor.run`. A cluster is started (or connected to)
+        only when there is something to compute.
+
+        Raises
+        ------
+        ChunkFailedError
+            After every task ended, if some still failed after their retries.
+        """
+        if not parts:
+            return
+        from distributed import as_completed
+
+        failures: dict[str, str] = {}
+        with contextlib.ExitStack() as stack:
+            client = self.client
+            if client is None:
+                client, cluster = make_client(self.scheduler, self.workers,
+                                              self.threads_per_worker)
+                stack.callback(client.close)
+                if cluster is not None:
+                    stack.callback(cluster.close)
+            link = _dashboard(client)
+            if link:
+                log.info(f"Dask dashboard (task stream, progress): {link}")
+            client.register_plugin(BundlePreload(args[0], self.threads_per_worker))
+            if self.performance_report:
+                from distributed import performance_report as report
+
+                stack.enter_context(report(filename=str(self.performance_report)))
+            futures = {client.submit(compute_chunk, p, *args, retries=self.retries,
+                                     pure=False): p
+                       for p in parts}
+            for fut in as_completed(futures):
+                part = futures[fut]
+                if fut.status == "finished":
+                    record = fut.result()
+                else:
+                    exc = fut.exception()
+                    failures[part.key] = f"{type(exc).__name__}: {exc}"
+                    log.error(f"Chunk {part.key} ({part.path} rows {part.start}:{part.stop}) "
+                              f"failed: {failures[part.key]}")
+                    record = None
+                fut.release()
+                if progress is not None:
+                    progress(len(part))
+                if record is not None:
+                    if on_chunk is not None:
+                        on_chunk(part.index)
+                    yield record
+        if failures:
+            raise ChunkFailedError(failures, args[1])
