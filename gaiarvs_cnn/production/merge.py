@@ -1,8 +1,11 @@
-"""The merge: chunk results, in chunk order, into the catalogue file(s).
+"""The streaming merge: chunk results, in chunk order, into the catalogue writers.
 
-Every format is written to a hidden temporary sibling of its final name first; only when all of
-them are complete are they renamed to their final names (all or nothing), so a failure
-leaves earlier catalogues untouched and the run resumable.
+One chunk file at a time is read, turned into the 17-column table
+(`gaiarvs_cnn.catalog.build_catalog_table`) and appended to one streaming writer per format
+(`gaiarvs_cnn.catalog.open_writer`): memory is bounded by one chunk, whatever the number of
+stars and the format. Every format is written under a hidden temporary sibling of its final
+name; only when all of them are complete are they renamed into place (all or nothing), so a
+failure leaves earlier catalogues untouched and the run resumable.
 """
 from __future__ import annotations
 
@@ -11,48 +14,30 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
-from ..catalog.schema import build_catalog_table, format_of, write_catalog
-from ..exceptions import InputDataError
-from ..flags import GOOD_FLAG
+from ..catalog import CatalogWriteError, build_catalog_table, format_of, open_writer
 from ..io.shards import Partition
 from ..model.predict import FLAG_COLUMN
-from ..utils.atomic import temporary_path
+from ..utils.atomic import replace_directory, temporary_path
 from .task import chunk_path, read_chunk
 
-__all__ = ["merge_chunks", "target_format", "PARQUET"]
-
-#: The Parquet format name (written with astropy's Parquet writer, needs pyarrow).
-PARQUET = "parquet"
+__all__ = ["merge_chunks"]
 
 
-def target_format(path) -> str:
-    """The catalogue format of an output path (``.parquet`` or a `format_of` suffix)."""
-    if Path(path).suffix.lower() != ".parquet":
-        return format_of(path)
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError as exc:
-        raise InputDataError(f"Writing {path} (Parquet) needs pyarrow: `pip install pyarrow`, "
-                             "or choose a .fits / .vot output.") from exc
-    return PARQUET
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        import shutil
 
-
-def _table(work_dir, parts: Sequence[Partition], provenance: Mapping):
-    cols, flags = [], []
-    for part in parts:
-        chunk, _ = read_chunk(chunk_path(work_dir, part))
-        flags.append(chunk.pop(FLAG_COLUMN))
-        cols.append(chunk)
-    flag = np.concatenate(flags) if flags else np.zeros(0, dtype="U8")
-    return build_catalog_table(cols, flag, dict(provenance))
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def merge_chunks(work_dir, parts: Sequence[Partition], targets: Sequence, provenance: Mapping,
-                 *, progress: bool = False) -> tuple[int, int]:
-    """Write the chunks of ``parts`` (in order) to every target; return (rows, good rows).
+                 *, progress: bool = False, client=None) -> tuple[int, int]:
+    """Stream the chunks of ``parts`` (in order) into every target; return (rows, good rows).
 
     Parameters
     ----------
@@ -61,11 +46,13 @@ def merge_chunks(work_dir, parts: Sequence[Partition], targets: Sequence, proven
     parts : sequence of `~gaiarvs_cnn.io.shards.Partition`
         All chunks of the run, in output order.
     targets : sequence of path-like
-        Catalogue files; the format follows the suffix (`target_format`).
+        Catalogue files; the format follows the suffix (`gaiarvs_cnn.catalog.format_of`).
     provenance : mapping
-        Written into every catalogue's header (`gaiarvs_cnn.catalog.write_catalog`).
+        Written into every catalogue (``Table.meta`` when read back).
     progress : bool
-        Show a progress bar over the files.
+        Show a progress bar over the chunks.
+    client : `distributed.Client`, optional
+        Passed to the writers (used by partitioned formats only).
 
     Returns
     -------
@@ -77,26 +64,41 @@ def merge_chunks(work_dir, parts: Sequence[Partition], targets: Sequence, proven
     CatalogWriteError
         If a file cannot be written; no final name has changed.
     """
-    table = _table(work_dir, parts, provenance)
-    staged: list[tuple[Path, Path]] = []
+    targets = [Path(t) for t in targets]
+    staged = [(temporary_path(t), t, format_of(t)) for t in targets]
     try:
-        for target in tqdm(targets, desc="write", unit="file", disable=not progress):
-            target = Path(target)
-            fmt = target_format(target)
-            tmp = temporary_path(target)
-            if fmt == PARQUET:
-                out = table.copy(copy_data=False)
-                out.meta["NSTARS"] = len(table)
-                out.write(tmp, format="parquet")
-            else:
-                write_catalog(table, tmp, format=fmt, overwrite=True, provenance=provenance)
-            staged.append((tmp, target))
-        for tmp, target in staged:
+        with contextlib.ExitStack() as stack:
+            writers = []
+            for tmp, target, fmt in staged:
+                try:
+                    writers.append(stack.enter_context(open_writer(
+                        tmp, fmt, meta=provenance, overwrite=True, client=client)))
+                except CatalogWriteError as exc:
+                    raise _named(exc, target) from exc
+            for part in tqdm(parts, desc="write", unit="chunk", disable=not progress):
+                cols, _ = read_chunk(chunk_path(work_dir, part))
+                flags = cols.pop(FLAG_COLUMN)
+                table = build_catalog_table(cols, flags)
+                for writer, (_, target, _) in zip(writers, staged):
+                    try:
+                        writer.write(table)
+                    except CatalogWriteError as exc:
+                        raise _named(exc, target) from exc
+        counts = (writers[0].n_rows, writers[0].n_good)
+        for tmp, target, _ in staged:
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, target)
+            if tmp.is_dir():
+                replace_directory(tmp, target)
+            else:
+                os.replace(tmp, target)
     finally:
-        for tmp, _ in staged:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-    n_good = int(np.sum(np.asarray(table["flag_boundary"]) == GOOD_FLAG))
-    return len(table), n_good
+        for tmp, _, _ in staged:
+            _remove(tmp)
+    return counts
+
+
+def _named(exc: CatalogWriteError, target: Path) -> CatalogWriteError:
+    """The writer's error, naming the final file rather than its temporary name."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    return CatalogWriteError(f"Could not write {target} ({cause}); nothing was written under "
+                             "that name. Free disk space or choose another output.")

@@ -37,14 +37,14 @@ import numpy as np
 from astropy import log
 from tqdm import tqdm
 
-from ..catalog.schema import FORMATS, format_of, output_paths
+from ..catalog import CATALOG_FORMATS, format_of, output_paths, parse_formats
 from ..exceptions import InputDataError, OutputExistsError, StoreError
 from ..flags import GOOD_FLAG
 from ..io.shards import Partition, open_source
 from ..selection import USABLE_CUTS
 from .executors import DaskExecutor, LocalExecutor
 from .lock import RunLock
-from .merge import PARQUET, merge_chunks, target_format
+from .merge import merge_chunks
 from .state import (
     RUN_FILE,
     STATE_VERSION,
@@ -64,8 +64,6 @@ SOURCES = ("simulated", "gaia", "files")
 DEFAULT_N_STARS = 20_000
 #: Seed of the default simulated survey.
 DEFAULT_SEED = 7
-_SUFFIXES = {**FORMATS, PARQUET: ".parquet"}
-_FILE_SUFFIXES = (".fits", ".fit", ".vot", ".xml", ".parquet")
 _REPLACE_HINT = ("pass overwrite=True (the CLI's --overwrite) to replace it (the old catalogue "
                  "stays until the new one is complete), or choose another output")
 
@@ -85,10 +83,11 @@ class CatalogRun:
     train : bool
         Train a fresh (demo-size) ensemble on simulated training stars instead.
     out : path
-        Output directory, or a file name ending in ``.fits`` / ``.vot`` / ``.parquet``.
+        Output directory, or a file name with a catalogue suffix (``.fits``, ``.vot``,
+        ``.ecsv``, ``.parquet``): then each format's file is that name with its suffix.
     formats : str or sequence of str
         ``'both'`` (FITS and VOTable), one format name, or several (``'fits,parquet'`` or a
-        list); names: ``fits``, ``votable``, ``parquet``.
+        list); names of `gaiarvs_cnn.catalog.CATALOG_FORMATS`.
     chunk_size : int, optional
         Stars per chunk (default ``gaiarvs_cnn.conf.chunk_size``).
     resume : bool
@@ -144,17 +143,6 @@ class CatalogRun:
     retries: int = 2
     performance_report: Path | None = None
 
-    def _format_names(self) -> list[str]:
-        formats = self.formats
-        if isinstance(formats, str):
-            formats = list(FORMATS) if formats == "both" else formats.split(",")
-        names = [f.strip().lower() for f in formats if f.strip()]
-        unknown = [f for f in names if f not in _SUFFIXES]
-        if unknown or not names:
-            raise InputDataError(f"Unknown catalogue format(s) {unknown or formats}; use "
-                                 f"'both' or names from {sorted(_SUFFIXES)}.")
-        return list(dict.fromkeys(names))
-
     def targets(self) -> list[Path]:
         """The final catalogue paths.
 
@@ -164,14 +152,12 @@ class CatalogRun:
             One per format, from ``out`` and ``formats``.
         """
         out = Path(self.out)
-        if out.suffix.lower() in _FILE_SUFFIXES:
-            if self.formats in ("fits", "votable"):
-                return [out.with_suffix(FORMATS[format_of(out, self.formats)])]
-            return [out.with_suffix(_SUFFIXES[f]) for f in self._format_names()]
-        if isinstance(self.formats, str) and self.formats in ("both", *FORMATS):
-            return output_paths(out, self.formats)
-        base = output_paths(out, "fits")[0].with_suffix("")
-        return [base.with_suffix(_SUFFIXES[f]) for f in self._format_names()]
+        names = parse_formats(self.formats)
+        try:
+            format_of(out)
+        except InputDataError:  # a directory
+            return output_paths(out, names)
+        return [out.with_suffix(CATALOG_FORMATS[f]) for f in names]
 
     @property
     def trained_bundle_dir(self) -> Path:
@@ -520,7 +506,6 @@ def produce_catalog(run: CatalogRun, on_chunk: Callable[[int], None] | None = No
     t_start = time.perf_counter()
     targets = run.targets()
     for target in targets:
-        target_format(target)
         if target.exists() and not run.overwrite:
             raise OutputExistsError.for_path(target, what="catalogue", hint=_REPLACE_HINT)
     executor = executor or run.executor()
@@ -561,8 +546,9 @@ def produce_catalog(run: CatalogRun, on_chunk: Callable[[int], None] | None = No
                                      f"({USABLE_CUTS}).")
             provenance = _provenance(run, store, bundle_path, summary.bundle_id,
                                      summary.n_input)
-            summary.n_written, summary.n_good = merge_chunks(work_dir, parts, targets,
-                                                             provenance, progress=run.progress)
+            summary.n_written, summary.n_good = merge_chunks(
+                work_dir, parts, targets, provenance, progress=run.progress,
+                client=getattr(executor, "client", None))
             summary.outputs = [str(t) for t in targets]
         summary.n_cut = summary.n_input - summary.n_written
         if run.work_dir is None:
