@@ -404,3 +404,32 @@ def test_validate_names_the_file_and_columns_of_a_foreign_catalogue(tmp_path):
     assert result.exit_code != 0
     assert "foreign.fits lacks catalogue column(s)" in result.output and "logg" in result.output
     assert "Traceback" not in result.output
+
+
+def test_cfitsio_reads_units_descriptions_data_and_verifies_the_checksums(table, tmp_path):
+    fitsio = pytest.importorskip("fitsio")          # cfitsio: a reader that is not astropy
+    path = _streamed(table, tmp_path / "cat.fits", input_selection="x" * 150)
+    with fitsio.FITS(str(path)) as fits_file:
+        for hdu in fits_file:
+            hdu.verify_checksum()                      # raises ValueError on a bad sum
+        head = fits_file[1].read_header()
+        data = fits_file[1].read()
+    assert head["TUNIT2"] == "K" and head["TUCD5"] == "phys.gravity"
+    assert head["TCOMM5"] == "Surface gravity log10(g / (cm s-2)) [dex(cm/s2)]"
+    assert head["INPUTSEL"] == "x" * 150 and head["NSTARS"] == 6
+    assert data["flag_boundary"].tolist() == FLAGS.tolist()
+    for name in TABLE2_ORDER[:-1]:
+        np.testing.assert_array_equal(data[name], np.asarray(table[name]))
+
+
+def test_a_writer_with_a_row_limit_refuses_beyond_it_and_names_parquet(table, tmp_path):
+    from gaiarvs_cnn.catalog.writers import FITSWriter
+
+    class SmallWriter(FITSWriter):
+        max_rows = 4
+
+    with pytest.raises(InputDataError, match="at most 4 rows.*Parquet"):
+        with SmallWriter(tmp_path / "cat.fits") as writer:
+            writer.write(table[:4])
+            writer.write(table[4:])
+    assert not os.listdir(tmp_path)

@@ -240,7 +240,7 @@ class CatalogWriter:
         _check_columns(table)
         if self.max_rows is not None and self.n_rows + len(table) > self.max_rows:
             raise InputDataError(
-                f"The {self.format} writer holds at most {self.max_rows} rows in memory; "
+                f"The {self.format} writer holds at most {self.max_rows} rows; "
                 "write a catalogue this large as Parquet (format='parquet') or HATS.")
         columns = {spec["name"]: _values(table, spec) for spec in catalog_columns()}
         try:
