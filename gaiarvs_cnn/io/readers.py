@@ -234,8 +234,10 @@ def _ids(col, where: str, policy: BadStarPolicy) -> tuple[np.ndarray, np.ndarray
         return values.astype(np.int64), good
     out = np.zeros(len(values), dtype=np.int64)
     bad: dict[str, list[int]] = {}
-    for value in np.unique(values[good]):
-        rows = np.flatnonzero(good & (values == value))
+    index = np.flatnonzero(good)
+    uniq, inverse = np.unique(values[good], return_inverse=True)
+    for k, value in enumerate(uniq):
+        rows = index[inverse.ravel() == k]
         try:
             out[rows] = parse_source_id(value.item() if hasattr(value, "item") else value)
         except (ValueError, OverflowError, TypeError):
@@ -927,7 +929,7 @@ def _bundle_items(bundle, policy: BadStarPolicy
         return
     try:
         archive = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as exc:
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError, NotImplementedError) as exc:
         raise InputDataError(f"{path} is not a DataLink zip bundle or a directory ({exc}); "
                              "if it is a download, it may be incomplete.") from exc
     with archive:
@@ -939,7 +941,8 @@ def _bundle_items(bundle, policy: BadStarPolicy
             def read(m=member, label=label):
                 try:
                     data = archive.read(m)
-                except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+                except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
+                        zlib.error) as exc:
                     raise InputDataError(f"{label} cannot be extracted ({exc}); the zip "
                                          "archive is damaged, download it again.") from exc
                 return _read_tables(data, name=label)
