@@ -113,7 +113,8 @@ def ingest(rvs, xp, gaia_source, output, on_error, overwrite, chunk_size):
               help="columns: spectra and XP in their own chunked arrays (format 2, fast "
                    "column reads); rows: one compound row per star (format 1).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output store.")
-@click.option("--chunk-size", type=int, default=None, help="Stars per chunk (default: conf).")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=None,
+              help="Stars per chunk [default: gaiarvs_cnn.conf.chunk_size = 4096].")
 def convert(store, output, layout, overwrite, chunk_size):
     """Rewrite STORE in another layout (default: the column-wise format 2).
 
