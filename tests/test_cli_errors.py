@@ -48,6 +48,8 @@ def test_translate_message_uses_flags():
         "x exists; pass --overwrite."
     assert translate_message("remove them (on_error='skip' keeps the first)") == \
         "remove them (--on-error skip keeps the first)"
+    assert translate_message("re-create the manifest with create_manifest.") == \
+        "re-create the manifest with 'gaiarvs-cnn manifest create'."
 
 
 def test_simulate_onto_existing_file_says_pass_overwrite(tmp_path):

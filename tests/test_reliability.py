@@ -146,7 +146,7 @@ def test_io_messages_do_not_name_cli_flags():
     for path in Path(io_pkg.__file__).parent.glob("*.py"):
         text = path.read_text()
         assert "--overwrite" not in text and "--on-error" not in text, path.name
-        assert "gaiarvs-cnn ingest" not in text, path.name
+        assert "gaiarvs-cnn ingest" not in text and "`gaiarvs-cnn " not in text, path.name
 
 
 # ---------------------------------------------------------------------------------------

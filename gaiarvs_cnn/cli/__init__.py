@@ -44,6 +44,7 @@ _FLAG_TRANSLATIONS = (
     (re.compile(r"\(or overwrite=True\)"), "(or --overwrite)"),
     (re.compile(r"overwrite=True"), "--overwrite"),
     (re.compile(r"on_error=['\"](raise|skip)['\"]"), r"--on-error \1"),
+    (re.compile(r"with create_manifest\b"), "with 'gaiarvs-cnn manifest create'"),
 )
 #: errno values that mean the output could not be written.
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS,

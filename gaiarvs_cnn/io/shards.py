@@ -235,7 +235,7 @@ class Manifest:
         where = f"shard {shard.path} of manifest {self.path}"
         if not path.exists():
             raise StoreError(f"{where} is missing; restore the file or re-create the manifest "
-                             "with `gaiarvs-cnn manifest create`.")
+                             "with create_manifest.")
         if path.stat().st_size != shard.bytes:
             raise StoreError(f"{where} has {path.stat().st_size} bytes, the manifest says "
                              f"{shard.bytes}: the file was modified or truncated.")
