@@ -693,8 +693,10 @@ def query_by_ids(client: HTTPClient, url: str, ids: Iterable[int], *, select: st
         adql = (f"SELECT {select}\nFROM TAP_UPLOAD.{UPLOAD_NAME} AS u\nJOIN {table} ON "
                 f"{id_column} = u.source_id{' ' + joins if joins else ''}{cond}")
         for group in chunked(ids, size):
+            # more ids than the synchronous row cap: go asynchronous at once
+            mode = "async" if sync_max_rows and len(group) > sync_max_rows else "auto"
             parts.append(run_tap(client, url, adql, cache=cache, sync_max_rows=sync_max_rows,
-                                 uploads={UPLOAD_NAME: ids_votable(group)}))
+                                 uploads={UPLOAD_NAME: ids_votable(group)}, mode=mode))
     else:
         size = in_list_size or conf.tap_in_list_max_ids
         for group in chunked(ids, size):

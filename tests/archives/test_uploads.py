@@ -82,3 +82,12 @@ def test_upload_beyond_the_published_limit_is_refused(archive, fast_client):
         query_by_ids(fast_client, archive.url + "/esa/tap", _ids(archive), select="g.source_id",
                      table="gaiadr3.gaia_source AS g", id_column="g.source_id",
                      uploads=True, upload_size=5)
+
+
+def test_chunk_larger_than_the_sync_cap_goes_async_at_once(archive, fast_client):
+    archive.sync_max_rows = 3  # 5 ids per upload (published limit) > 3 rows per sync query
+    got = query_by_ids(fast_client, archive.url + "/esa/tap", _ids(archive),
+                       select="g.source_id", table="gaiadr3.gaia_source AS g",
+                       id_column="g.source_id", sync_max_rows=3)
+    assert len(got) == 5
+    assert archive.count("/esa/tap/sync") == 0 and archive.count("/esa/tap/async") >= 3
