@@ -433,3 +433,13 @@ def test_a_writer_with_a_row_limit_refuses_beyond_it_and_names_parquet(table, tm
             writer.write(table[:4])
             writer.write(table[4:])
     assert not os.listdir(tmp_path)
+
+
+def test_flag_text_is_the_one_flag_check_of_writers_and_readers():
+    from gaiarvs_cnn.catalog import flag_text
+
+    flags, bad = flag_text(np.array([0, 10000, 11111111]))
+    assert flags.tolist() == ["00000000", "00010000", "11111111"] and bad is None
+    assert flag_text(np.array([b"00000001"]))[0].tolist() == ["00000001"]
+    for odd in (["000000000"], ["0000002x"], [12], [-1]):
+        assert flag_text(np.array(odd))[1] == 0, odd

@@ -6,9 +6,11 @@
 """
 from .datamodel import (
     DEFAULT_NAME,
+    FLAG_WIDTH,
     build_catalog_table,
     catalog_columns,
     datamodel,
+    flag_text,
     select_good,
 )
 from .hats import HATSWriter, read_hats  # registers the 'hats' format and writer
@@ -32,7 +34,7 @@ from .writers import (
 )
 
 __all__ = ["BOTH", "CATALOG_FORMATS", "CatalogWriteError", "CatalogWriter", "DEFAULT_NAME",
-           "FORMATS", "HATSWriter", "WRITERS", "build_catalog_table", "catalog_columns",
-           "datamodel", "format_of", "open_writer", "output_paths", "parse_formats",
-           "read_catalog", "read_hats", "register_format", "register_writer", "select_good",
-           "write_catalog"]
+           "FLAG_WIDTH", "FORMATS", "HATSWriter", "WRITERS", "build_catalog_table",
+           "catalog_columns", "datamodel", "flag_text", "format_of", "open_writer",
+           "output_paths", "parse_formats", "read_catalog", "read_hats", "register_format",
+           "register_writer", "select_good", "write_catalog"]

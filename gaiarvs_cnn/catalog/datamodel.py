@@ -26,9 +26,12 @@ __all__ = [
     "build_catalog_table",
     "catalog_columns",
     "datamodel",
+    "flag_text",
     "select_good",
 ]
 
+#: Characters of ``flag_boundary`` (one per position of `FLAG_POSITIONS`).
+FLAG_WIDTH = len(FLAG_POSITIONS)
 #: Default base name of a catalogue (the format's suffix is appended).
 DEFAULT_NAME = "gaiarvs_cnn_catalog"
 _DATAMODEL = "datamodel.json"
@@ -147,6 +150,42 @@ def _check_columns(table: Table) -> None:
         raise InputDataError(
             f"Catalogue columns {table.colnames} differ from the data model's {names}; "
             "build the table with gaiarvs_cnn.catalog.build_catalog_table.")
+
+
+def flag_text(values) -> tuple[np.ndarray, int | None]:
+    """``flag_boundary`` values as 8-character text, and the index of the first bad one.
+
+    Bytes are decoded; integers (the paper's catalogue read by pandas: ``0``, ``10000``)
+    are zero-padded. A value is bad unless it is `FLAG_WIDTH` characters ``0``/``1``.
+
+    Parameters
+    ----------
+    values : array-like
+        Text, bytes or non-negative integers.
+
+    Returns
+    -------
+    flags : `numpy.ndarray` of ``U8``
+    bad : int or None
+        Index of the first bad value (None when all are good).
+
+    Examples
+    --------
+    >>> flag_text([0, 10000])[0].tolist()
+    ['00000000', '00010000']
+    >>> flag_text(["0000000"])[1]
+    0
+    """
+    values = np.asarray(values)
+    if values.dtype.kind == "S":
+        values = np.char.decode(values, "ascii", errors="replace")
+    elif values.dtype.kind in "iu":
+        values = np.char.zfill(values.astype(str), FLAG_WIDTH)
+    text = values.astype(str)
+    good = (np.char.str_len(text) == FLAG_WIDTH) & np.isin(
+        np.char.replace(np.char.replace(text, "0", ""), "1", ""), "")
+    bad = np.flatnonzero(~good)
+    return text.astype(f"U{FLAG_WIDTH}"), (int(bad[0]) if bad.size else None)
 
 
 def select_good(table: Table, ignore: Sequence[str] = ()) -> Table:

@@ -18,12 +18,11 @@ from astropy.utils.exceptions import AstropyWarning
 
 from ..exceptions import InputDataError
 from ..utils.formats import ASTROPY_FORMATS
-from .datamodel import _describe, catalog_columns
+from .datamodel import FLAG_WIDTH, _describe, catalog_columns, flag_text
 from .registry import format_of
 
 __all__ = ["read_catalog"]
 
-_FLAG_WIDTH = 8
 #: Header keywords that describe the FITS structure, not the provenance.
 _STRUCTURE = {"SIMPLE", "BITPIX", "NAXIS", "EXTEND", "CHECKSUM", "DATASUM", "LONGSTRN",
               "COMMENT", "HISTORY", ""}
@@ -52,24 +51,16 @@ def _read_votable(path: Path) -> Table:
 def _flags(path: Path, values) -> np.ndarray:
     """``flag_boundary`` as 8-character text; integers (the paper's form) are zero-padded."""
     values = np.asarray(values)
-    if values.dtype.kind == "S":
-        values = np.char.decode(values, "ascii")
-    elif values.dtype.kind in "iu":
-        if len(values) and (values.min() < 0 or values.max() >= 10**_FLAG_WIDTH):
-            raise InputDataError(f"{path}: column flag_boundary holds integers outside "
-                                 f"0..{'1' * _FLAG_WIDTH}; not a boundary flag.")
-        values = np.char.zfill(values.astype(str), _FLAG_WIDTH)
-    elif values.dtype.kind not in "UO":
+    if values.dtype.kind not in "SUOiu":
         raise InputDataError(f"{path}: column flag_boundary is of type {values.dtype}; "
-                             f"expected {_FLAG_WIDTH}-character text such as '00000000'.")
-    values = values.astype(str)
-    bad = (np.char.str_len(values) != _FLAG_WIDTH) | ~np.char.isdigit(values)
-    if bad.any():
+                             f"expected {FLAG_WIDTH}-character text such as '00000000'.")
+    flags, bad = flag_text(values)
+    if bad is not None:
         raise InputDataError(
-            f"{path}: column flag_boundary holds {values[np.flatnonzero(bad)[0]]!r}; a "
-            f"gaiarvs-cnn flag is {_FLAG_WIDTH} characters '0'/'1' (wrong flag width: not a "
-            "gaiarvs-cnn catalogue).")
-    return values.astype(f"U{_FLAG_WIDTH}")
+            f"{path}: column flag_boundary holds {str(flags[bad])!r}; a gaiarvs-cnn flag is "
+            f"{FLAG_WIDTH} characters '0'/'1' (wrong flag width: not a gaiarvs-cnn "
+            "catalogue).")
+    return flags
 
 
 def read_catalog(path) -> Table:

@@ -58,7 +58,14 @@ from astropy.utils.exceptions import AstropyWarning
 from ..exceptions import GaiaRVSCNNError, InputDataError, OutputExistsError
 from ..flags.boundary import GOOD_FLAG
 from ..utils.atomic import atomic_path
-from .datamodel import _check_columns, _provenance_meta, catalog_columns, datamodel
+from .datamodel import (
+    FLAG_WIDTH,
+    _check_columns,
+    _provenance_meta,
+    catalog_columns,
+    datamodel,
+    flag_text,
+)
 from .registry import CATALOG_FORMATS, format_of
 
 __all__ = ["CatalogWriteError", "CatalogWriter", "FITSWriter", "VOTableWriter", "ECSVWriter",
@@ -67,7 +74,6 @@ __all__ = ["CatalogWriteError", "CatalogWriter", "FITSWriter", "VOTableWriter", 
 #: Counts patched into a header on close are first written as these 15-digit placeholders.
 _ROWS, _GOOD = 999_999_999_999_901, 999_999_999_999_902
 _COUNT_WIDTH = 15
-_FLAG_WIDTH = 8
 
 
 class CatalogWriteError(GaiaRVSCNNError, OSError):
@@ -95,17 +101,13 @@ def _cds_unit(unit: str) -> str:
 
 def _flag_values(table: Table) -> np.ndarray:
     """``flag_boundary`` as 8-character text; a clear error naming the first bad star."""
-    flags = np.asarray(table["flag_boundary"])
-    if flags.dtype.kind == "S":
-        flags = np.char.decode(flags, "ascii")
-    flags = flags.astype(str)
-    bad = (np.char.str_len(flags) != _FLAG_WIDTH) | ~np.char.isdigit(flags)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
+    flags, bad = flag_text(table["flag_boundary"])
+    if bad is not None:
         raise InputDataError(
-            f"flag_boundary of source_id {table['source_id'][i]} is {flags[i]!r}; a boundary "
-            f"flag is {_FLAG_WIDTH} characters '0'/'1' (gaiarvs_cnn.flags.flag_boundary).")
-    return flags.astype(f"U{_FLAG_WIDTH}")
+            f"flag_boundary of source_id {table['source_id'][bad]} is "
+            f"{str(flags[bad])!r}; a boundary flag is {FLAG_WIDTH} characters "
+            "'0'/'1' (gaiarvs_cnn.flags.flag_boundary).")
+    return flags
 
 
 def _values(table: Table, spec: Mapping) -> np.ndarray:
@@ -299,7 +301,7 @@ class FITSWriter(CatalogWriter):
 
     def _headers(self) -> tuple[fits.Header, fits.Header]:
         specs = catalog_columns()
-        tform = {"int64": "K", "float32": "E", "str8": f"{_FLAG_WIDTH}A"}
+        tform = {"int64": "K", "float32": "E", "str8": f"{FLAG_WIDTH}A"}
         cols = [fits.Column(name=s["name"], format=tform[s["dtype"]],
                             unit=s["unit"] if s["unit"] and _is_fits_unit(s["unit"]) else None)
                 for s in specs]
@@ -338,7 +340,7 @@ class FITSWriter(CatalogWriter):
         self._fh.write(_with_checksum(primary, 0).tostring().encode("ascii"))
         self._fh.write(table_hdr.tostring().encode("ascii"))
         self._dtype = np.dtype([(s["name"], {"int64": ">i8", "float32": ">f4",
-                                             "str8": f"S{_FLAG_WIDTH}"}[s["dtype"]])
+                                             "str8": f"S{FLAG_WIDTH}"}[s["dtype"]])
                                 for s in catalog_columns()])
         self._datasum = 0
         self._nbytes = 0
@@ -374,7 +376,7 @@ def _serialized_column_comments() -> list[str]:
     `~astropy.table.Table` turns back into columns with that unit) and ``flag_boundary`` as
     text (a `~astropy.table.Column` of dtype ``U8`` built from the ``8A`` bytes).
     """
-    table = _model_table(flag_dtype=f"S{_FLAG_WIDTH}")
+    table = _model_table(flag_dtype=f"S{FLAG_WIDTH}")
     serialized = {}
     for spec in catalog_columns():
         name = spec["name"]
@@ -387,7 +389,7 @@ def _serialized_column_comments() -> list[str]:
         elif name == "flag_boundary":
             serialized[name] = {"__class__": "astropy.table.column.Column",
                                 "data": SerializedColumn({"name": name}),
-                                "dtype": f"U{_FLAG_WIDTH}"}
+                                "dtype": f"U{FLAG_WIDTH}"}
     table.meta = {"__serialized_columns__": serialized}
     lines = ["--BEGIN-ASTROPY-SERIALIZED-COLUMNS--"]
     for line in table_meta.get_yaml_from_table(table):
@@ -457,7 +459,7 @@ class VOTableWriter(_PatchedHeaderWriter):
         from astropy.io.votable.tree import Info
 
         specs = catalog_columns()
-        template = _model_table(flag_dtype=f"S{_FLAG_WIDTH}")
+        template = _model_table(flag_dtype=f"S{FLAG_WIDTH}")
         template.add_row()                 # astropy writes no DATA element for no rows
         vot = from_table(template)
         vot.version = "1.3"
@@ -470,7 +472,7 @@ class VOTableWriter(_PatchedHeaderWriter):
             field.description = spec["description"]
             field._unit = u.UnrecognizedUnit(_cds_unit(spec["unit"])) if spec["unit"] else None
             if spec["name"] == "flag_boundary":
-                field.datatype, field.arraysize = "char", str(_FLAG_WIDTH)
+                field.datatype, field.arraysize = "char", str(FLAG_WIDTH)
         for key, value in self.meta.items():
             resource.infos.append(Info(name=key, value=str(_meta_value(value))))
         buf = io.BytesIO()
@@ -487,7 +489,7 @@ class VOTableWriter(_PatchedHeaderWriter):
         self._write_header(text[:start] + b"\n")
         n_null = (len(specs) + 7) // 8
         self._dtype = np.dtype([("__null__", f"V{n_null}")] + [
-            (s["name"], {"int64": ">i8", "float32": ">f4", "str8": f"S{_FLAG_WIDTH}"}[s["dtype"]])
+            (s["name"], {"int64": ">i8", "float32": ">f4", "str8": f"S{FLAG_WIDTH}"}[s["dtype"]])
             for s in specs])
         self._carry = b""
 
@@ -586,7 +588,7 @@ class ParquetWriter(CatalogWriter):
         table = _model_table({**self.meta, **self.counts()})
         yaml = "\n".join(table_meta.get_yaml_from_table(table))
         self._writer.add_key_value_metadata({"table_meta_yaml": yaml,
-                                             "table::len::flag_boundary": str(_FLAG_WIDTH)})
+                                             "table::len::flag_boundary": str(FLAG_WIDTH)})
         self._writer.close()
 
     def _abort(self) -> None:
