@@ -96,6 +96,14 @@ def test_store_info_of_a_truncated_store_is_one_line(tmp_path):
     assert "HDF5-DIAG" not in result.output
 
 
+def test_ingest_of_an_rvs_file_given_as_xp_says_which_flag(tmp_path):
+    csv = DATA / "rvs_datalink_csv"
+    result = _run("store", "ingest", "--rvs", csv / "KOI-001.csv", "--xp", csv / "HD176650.csv",
+                  "-o", tmp_path / "o.h5")
+    _one_line_error(result, EXIT_ERROR, "HD176650.csv holds RVS spectra, not XP continuous "
+                                        "coefficients; pass it with --rvs.")
+
+
 def test_ingest_of_a_folder_of_foreign_files_names_them(tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "notes.txt").write_text("not a product\n")

@@ -197,6 +197,8 @@ def test_file_of_another_product_is_named(tmp_path):
         read_products([XP / "XP_CONTINUOUS_RAW.ecsv"], "RVS")
     with pytest.raises(InputDataError, match="Kepler-93.csv holds RVS spectra"):
         read_xp_continuous(_csv("Kepler-93.csv"))
+    with pytest.raises(InputDataError, match="KOI-001.csv holds RVS spectra, not gaia_source"):
+        gaia_source_to_batch(CSV / "KOI-001.csv")
 
 
 def test_header_only_rvs_file_is_an_error(tmp_path):

@@ -45,6 +45,9 @@ _FLAG_TRANSLATIONS = (
     (re.compile(r"overwrite=True"), "--overwrite"),
     (re.compile(r"on_error=['\"](raise|skip)['\"]"), r"--on-error \1"),
     (re.compile(r"with create_manifest\b"), "with 'gaiarvs-cnn manifest create'"),
+    (re.compile(r"pass it as rvs_files"), "pass it with --rvs"),
+    (re.compile(r"pass it as xp_files"), "pass it with --xp"),
+    (re.compile(r"pass it as gaia_source"), "pass it with --gaia-source"),
 )
 #: errno values that mean the output could not be written.
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS,

@@ -531,6 +531,10 @@ _KIND_NAMES = {"RVS": "RVS spectra", "XP_CONTINUOUS": "XP continuous coefficient
                "MCMC_MSC": "MCMC_MSC samples", "MCMC_GSPPHOT": "MCMC_GSPPHOT samples"}
 
 
+#: The argument of `~gaiarvs_cnn.io.ingest.ingest_to_store` each product belongs to.
+_KIND_ARGS = {"RVS": "rvs_files", "XP_CONTINUOUS": "xp_files", "GAIA_SOURCE": "gaia_source"}
+
+
 def _no_rows(table: Table, where: str, what: str) -> None:
     if len(table) == 0:
         raise InputDataError(f"{where} has a header but no rows (no {what}); download the "
@@ -782,9 +786,10 @@ def _read_product(source, product: str, format: str | None, policy: BadStarPolic
     tables = _read_tables(source, format, name)
     kind = classify_tables(tables, name)
     if kind != product:
+        hint = (f"; pass it as {_KIND_ARGS[kind]}" if kind in _KIND_ARGS
+                else "; gaiarvs-cnn does not read this product")
         raise InputDataError(f"{name} holds {_KIND_NAMES.get(kind, kind)}, not "
-                             f"{_KIND_NAMES[product]}; give it with the "
-                             f"{_KIND_NAMES.get(kind, kind)} inputs.")
+                             f"{_KIND_NAMES[product]}{hint}.")
     batch = join_batches([PRODUCTS[product](t, name, policy) for t in tables])
     return policy.drop_duplicates(batch, name)
 
@@ -1136,6 +1141,10 @@ def gaia_source_to_batch(table, on_error: str | BadStarPolicy | None = None) -> 
     """
     policy = as_policy(on_error)
     table, where = _as_table(table)
+    kind = classify_table(table)
+    if kind in ("RVS", "XP_CONTINUOUS"):
+        raise InputDataError(f"{where} holds {_KIND_NAMES[kind]}, not gaia_source rows; pass "
+                             f"it as {_KIND_ARGS[kind]}.")
     for name in _GAIA_SOURCE_REQUIRED:
         _require(table, name, where)
     missing = [c for c in _GAIA_SOURCE_WARN if find_column(table.colnames, c) is None]
