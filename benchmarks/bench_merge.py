@@ -10,6 +10,7 @@ rows:
   merge runs in a fresh subprocess, so the peaks do not mix);
 * ``seconds`` and ``rows_per_s``: wall time of the merge (writer open to rename);
 * ``file_mb``: size of the catalogue written;
+* ``writers_sha256``: the sha256 of ``gaiarvs_cnn/catalog/writers.py`` measured;
 
 and ``rss_growth_mb`` = peak RSS of the largest merge minus that of the 10^5-row merge
 (target <= 300 MB: memory must not grow with the number of stars).
@@ -38,7 +39,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 RESULTS = Path(__file__).resolve().parent / "results" / "merge.json"
-SCRIPT_VERSION = 1
+#: The writers measured (its sha256 is recorded with each run).
+WRITERS_FILE = Path(__file__).resolve().parents[1] / "gaiarvs_cnn" / "catalog" / "writers.py"
+SCRIPT_VERSION = 2
 BASE_ROWS = 100_000
 CHUNK_ROWS = 100_000
 SEED = 19
@@ -114,6 +117,7 @@ def main(argv=None) -> None:
         fmt, rows, work = args.one
         print(json.dumps(merge_once(fmt, int(rows), Path(work))))
         return
+    from gaiarvs_cnn.utils.checksum import sha256_file
     from gaiarvs_cnn.version import __version__
 
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": {}}
@@ -123,7 +127,7 @@ def main(argv=None) -> None:
             base = run_subprocess(fmt, BASE_ROWS, work)
             big = run_subprocess(fmt, args.rows, work)
             results["runs"][fmt] = {
-                "base": base, "large": big,
+                "base": base, "large": big, "writers_sha256": sha256_file(WRITERS_FILE),
                 "rss_growth_mb": round(big["peak_rss_mb"] - base["peak_rss_mb"], 1),
                 "target_mb": TARGET_MB, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "within_target": big["peak_rss_mb"] - base["peak_rss_mb"] <= TARGET_MB}

@@ -548,8 +548,8 @@ class ParquetWriter(CatalogWriter):
     """Parquet: pyarrow row groups, astropy's ``table_meta_yaml`` footer metadata."""
 
     format = "parquet"
-    #: Rows buffered per Parquet row group.
-    row_group_rows = 1 << 19
+    #: Rows buffered per Parquet row group (about 10 MB of catalogue).
+    row_group_rows = 1 << 17
 
     def _open(self) -> None:
         try:
