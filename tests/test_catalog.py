@@ -443,3 +443,13 @@ def test_flag_text_is_the_one_flag_check_of_writers_and_readers():
     assert flag_text(np.array([b"00000001"]))[0].tolist() == ["00000001"]
     for odd in (["000000000"], ["0000002x"], [12], [-1]):
         assert flag_text(np.array(odd))[1] == 0, odd
+
+
+def test_votable_is_valid_against_the_ivoa_votable_1_3_schema(table, tmp_path):
+    etree = pytest.importorskip("lxml.etree")
+    import astropy.io.votable
+
+    xsd = Path(astropy.io.votable.__file__).parent / "data" / "VOTable.v1.3.xsd"
+    schema = etree.XMLSchema(etree.parse(str(xsd)))     # astropy's copy of the IVOA XSD
+    path = _streamed(table, tmp_path / "cat.vot", input_selection="a & b < c")
+    assert schema.validate(etree.parse(str(path))), list(schema.error_log)
