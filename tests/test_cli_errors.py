@@ -139,6 +139,24 @@ def test_os_errors_name_the_file(tmp_path, monkeypatch, code, verb):
                                         f"{os.strerror(code)}")
 
 
+def test_hdf5_write_error_names_the_file_and_reason(tmp_path, monkeypatch):
+    import tables
+
+    from gaiarvs_cnn.simulate import survey
+
+    def failing(path, *args, **kwargs):
+        raise tables.HDF5ExtError("Problems appending the records.\nHDF5-DIAG: Error detected "
+                                  "in HDF5 (1.14.2):\n  #000: H5Dio.c line 1 in H5Dwrite(): "
+                                  "file write failed: errno = 28, error message = 'No space "
+                                  "left on device'")
+
+    monkeypatch.setattr(survey, "simulate_store", failing)
+    result = _run("simulate", "--n", 10, "-o", tmp_path / "x.h5")
+    _one_line_error(result, EXIT_ERROR, f"cannot write {tmp_path / 'x.h5'}: No space left on "
+                                        "device")
+    assert "HDF5-DIAG" not in result.output
+
+
 def _cli(args, **kwargs):
     env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.Popen([sys.executable, "-m", "gaiarvs_cnn", *map(str, args)],

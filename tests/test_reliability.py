@@ -482,3 +482,19 @@ def test_predict_gives_nan_to_bad_stars_and_keeps_the_others(tiny_bundle, tiny_o
     others[[3, 7]] = False
     np.testing.assert_allclose(pred["teff"][others], clean["teff"][others], rtol=1e-5)
     assert pred["source_id"].tolist() == batch["source_id"].tolist()
+
+
+def test_bulk_ingest_ending_with_zero_stars_is_an_error(tmp_path):
+    from test_readers import XP_ARRAYS, _real_rvs_rows, _real_xp_rows, write_bulk
+
+    from gaiarvs_cnn.io.ingest import bulk_to_store
+
+    rvs = write_bulk(tmp_path / "RvsMeanSpectrum_000000-003111.csv.gz", _real_rvs_rows(),
+                     ("flux", "flux_error"))
+    xp = write_bulk(tmp_path / "XpContinuousMeanSpectrum_000000-003111.csv.gz",
+                    _real_xp_rows([1, 2]), XP_ARRAYS)          # XP of other stars only
+    out = tmp_path / "bulk.h5"
+    with pytest.raises(InputDataError, match=r"No star to write.*3 bad star\(s\) skipped"):
+        bulk_to_store([rvs], [xp], out, on_error="skip")
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([rvs.name, xp.name])
