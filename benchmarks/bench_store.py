@@ -65,26 +65,28 @@ def _chunks(n_stars: int, chunk: int, seed: int):
 
 
 def _write(path: Path, layout: str, n_stars: int, chunk: int, seed: int) -> dict:
-    t0 = time.perf_counter()
+    seconds = cpu = 0.0
     with Store.create(path, overwrite=True, expected_rows=n_stars, layout=layout) as store:
-        for batch in _chunks(n_stars, chunk, seed):
+        for batch in _chunks(n_stars, chunk, seed):        # making the stars is not timed
+            t0, c0 = time.perf_counter(), time.process_time()
             store.append(batch)
-    seconds = time.perf_counter() - t0
-    return {"seconds": round(seconds, 2), "stars_per_s": round(n_stars / seconds, 1),
-            "bytes": path.stat().st_size}
+            seconds += time.perf_counter() - t0
+            cpu += time.process_time() - c0
+    return {"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
+            "stars_per_s": round(n_stars / seconds, 1), "bytes": path.stat().st_size}
 
 
 def _read(path: Path, columns, chunk: int, stop: int | None = None) -> dict:
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     n = 0
     checksum = 0.0
     with Store.open(path) as store:
         for batch in store.iter_chunks(chunk, columns=columns, stop=stop):
             n += len(batch)
             checksum += float(np.nansum(batch["parallax"])) if "parallax" in batch else 0.0
-    seconds = time.perf_counter() - t0
-    return {"n_stars": n, "seconds": round(seconds, 3), "stars_per_s": round(n / seconds, 1),
-            "checksum_parallax": checksum}
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"n_stars": n, "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3),
+            "stars_per_s": round(n / seconds, 1), "checksum_parallax": checksum}
 
 
 def main(argv=None) -> None:
@@ -124,6 +126,8 @@ def main(argv=None) -> None:
         new["read_cut_columns"]["checksum_parallax"]
     result["cut_column_read_speedup"] = round(
         old["read_cut_columns"]["seconds"] / new["read_cut_columns"]["seconds"], 1)
+    result["cut_column_read_cpu_speedup"] = round(
+        old["read_cut_columns"]["cpu_seconds"] / new["read_cut_columns"]["cpu_seconds"], 1)
     result["all_column_read_ratio_columns_over_rows"] = round(
         new["read_all_columns"]["stars_per_s"] / old["read_all_columns"]["stars_per_s"], 2)
     result["load_average_end"] = list(os.getloadavg())
