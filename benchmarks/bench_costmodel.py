@@ -5,7 +5,7 @@ Runs the production stages one after the other on a simulated column-wise store 
 intra/inter-op thread), and records per stage the CPU time of the process (and wall time):
 
 * ``read``: `Store.iter_chunks` (every column) of the store;
-* ``cuts``: `gaiarvs_cnn.production.pipeline.usable_mask`;
+* ``cuts``: `gaiarvs_cnn.selection.usable_mask`;
 * ``ensemble``: `gaiarvs_cnn.model.predict_batch` (shipped demo bundle, fused members);
 * ``flags``: the bundle's `TSNEReference.training_like` + `flag_boundary`;
 * ``write``: `build_catalog_table` + `open_writer` (Parquet and FITS, streamed chunks).
@@ -94,7 +94,7 @@ def main(argv=None) -> None:
     from gaiarvs_cnn.flags import flag_boundary
     from gaiarvs_cnn.io.store import Store
     from gaiarvs_cnn.model import ModelBundle, predict_batch
-    from gaiarvs_cnn.production.pipeline import load_tsne_reference, usable_mask
+    from gaiarvs_cnn.selection import usable_mask
     from gaiarvs_cnn.simulate.survey import simulate_store
     from gaiarvs_cnn.utils.atomic import write_text_atomic
 
@@ -110,7 +110,7 @@ def main(argv=None) -> None:
         store_path = simulate_store(work / "obs.h5", args.n_stars, seed=args.seed,
                                     kind="observed", progress=False)
         bundle = ModelBundle.load()
-        tsne = load_tsne_reference(bundle)
+        tsne = bundle.tsne_reference()
         stages = {name: _Stage() for name in ("read", "cuts", "ensemble", "flags",
                                               "write_parquet", "write_fits")}
         n_used = 0

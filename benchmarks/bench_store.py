@@ -38,7 +38,7 @@ from gaiarvs_cnn.utils.atomic import write_text_atomic
 
 SCRIPT_VERSION = 1
 #: Per-star columns of the input cuts (`gaiarvs_cnn.selection.training_cut`, the
-#: photometric part of `gaiarvs_cnn.production.pipeline.usable_mask`); source_id is added.
+#: photometric part of `gaiarvs_cnn.selection.usable_mask`); source_id is added.
 CUT_COLUMNS = ["rvs_snr", "phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag",
                "parallax", "parallax_error", "ruwe"]
 

@@ -116,7 +116,7 @@ def run(n_train: int, n_obs: int, n_odd: int, seed: int, n_iter: int) -> dict:
 def run_default(n_stars: int, n_odd: int, seed: int, chunk: int) -> dict:
     """The flags stage of the default run: shipped bundle, its t-SNE reference, chunks.
 
-    Times what `gaiarvs_cnn.production.pipeline.predict_chunk` spends after the CNN
+    Times what `gaiarvs_cnn.model.predict_and_flag` spends after the CNN
     (t-SNE classification + `flag_boundary`) with the default placement and with the
     optimised ``transform`` placement of earlier versions, as wall time and as CPU time of
     the process (all its threads; less sensitive to other jobs on a shared machine); the
