@@ -18,7 +18,6 @@ from tqdm import tqdm
 
 from ..catalog import CatalogWriteError, build_catalog_table, format_of, open_writer
 from ..io.shards import Partition
-from ..model.predict import FLAG_COLUMN
 from ..utils.atomic import replace_directory, temporary_path
 from .task import chunk_path, read_chunk
 
@@ -64,6 +63,8 @@ def merge_chunks(work_dir, parts: Sequence[Partition], targets: Sequence, proven
     CatalogWriteError
         If a file cannot be written; no final name has changed.
     """
+    from ..model.predict import FLAG_COLUMN  # lazily: the model layer loads TensorFlow
+
     targets = [Path(t) for t in targets]
     staged = [(temporary_path(t), t, format_of(t)) for t in targets]
     try:
