@@ -55,6 +55,11 @@ class LocalExecutor:
     """Run the chunk tasks in this process, in order (the default executor)."""
 
     name = "local"
+    #: No Dask client (the merge's partitioned writers start their own if they need one).
+    active_client = None
+
+    def close(self) -> None:
+        """Nothing to release."""
 
     def run(self, parts: Sequence[Partition], args: tuple, *, progress=None,
             on_chunk: Callable[[int], None] | None = None) -> Iterator[dict]:
@@ -175,6 +180,9 @@ def _dashboard(client) -> str | None:
 class DaskExecutor:
     """Run the chunk tasks on a `dask.distributed` cluster.
 
+    A client the executor starts itself stays open until `close` (the merge may use it, e.g.
+    for a HATS catalogue); `~gaiarvs_cnn.production.produce_catalog` closes it.
+
     Parameters
     ----------
     client : `distributed.Client`, optional
@@ -203,6 +211,28 @@ class DaskExecutor:
         self.threads_per_worker = threads_per_worker
         self.retries = retries
         self.performance_report = performance_report
+        self._own = contextlib.ExitStack()
+        self._started = None
+
+    @property
+    def active_client(self):
+        """The client in use: the given one, the one started by `run`, or None."""
+        return self.client if self.client is not None else self._started
+
+    def _connect(self):
+        if self.active_client is None:
+            client, cluster = make_client(self.scheduler, self.workers,
+                                          self.threads_per_worker)
+            if cluster is not None:
+                self._own.callback(cluster.close)
+            self._own.callback(client.close)
+            self._started = client
+        return self.active_client
+
+    def close(self) -> None:
+        """Close the client (and LocalCluster) started by `run`; a given client stays open."""
+        self._own.close()
+        self._started = None
 
     def run(self, parts: Sequence[Partition], args: tuple, *, progress=None,
             on_chunk: Callable[[int], None] | None = None) -> Iterator[dict]:
@@ -222,13 +252,7 @@ class DaskExecutor:
 
         failures: dict[str, str] = {}
         with contextlib.ExitStack() as stack:
-            client = self.client
-            if client is None:
-                client, cluster = make_client(self.scheduler, self.workers,
-                                              self.threads_per_worker)
-                stack.callback(client.close)
-                if cluster is not None:
-                    stack.callback(cluster.close)
+            client = self._connect()
             link = _dashboard(client)
             if link:
                 log.info(f"Dask dashboard (task stream, progress): {link}")

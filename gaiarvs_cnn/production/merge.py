@@ -19,9 +19,12 @@ from tqdm import tqdm
 from ..catalog import CatalogWriteError, build_catalog_table, format_of, open_writer
 from ..io.shards import Partition
 from ..utils.atomic import replace_directory, temporary_path
-from .task import chunk_path, read_chunk
+from .task import POSITION_COLUMNS, chunk_path, read_chunk
 
 __all__ = ["merge_chunks"]
+
+#: Formats whose writers also take the stars' positions (HEALPix-partitioned catalogues).
+_NEEDS_POSITIONS = ("hats",)
 
 
 def _remove(path: Path) -> None:
@@ -35,7 +38,8 @@ def _remove(path: Path) -> None:
 
 
 def merge_chunks(work_dir, parts: Sequence[Partition], targets: Sequence, provenance: Mapping,
-                 *, progress: bool = False, client=None) -> tuple[int, int]:
+                 *, formats: Sequence[str] | None = None, progress: bool = False,
+                 client=None) -> tuple[int, int]:
     """Stream the chunks of ``parts`` (in order) into every target; return (rows, good rows).
 
     Parameters
@@ -45,7 +49,9 @@ def merge_chunks(work_dir, parts: Sequence[Partition], targets: Sequence, proven
     parts : sequence of `~gaiarvs_cnn.io.shards.Partition`
         All chunks of the run, in output order.
     targets : sequence of path-like
-        Catalogue files; the format follows the suffix (`gaiarvs_cnn.catalog.format_of`).
+        Catalogue files (or directories, for partitioned formats).
+    formats : sequence of str, optional
+        The format of each target (default: from its suffix, `gaiarvs_cnn.catalog.format_of`).
     provenance : mapping
         Written into every catalogue (``Table.meta`` when read back).
     progress : bool
@@ -66,7 +72,8 @@ def merge_chunks(work_dir, parts: Sequence[Partition], targets: Sequence, proven
     from ..model.predict import FLAG_COLUMN  # lazily: the model layer loads TensorFlow
 
     targets = [Path(t) for t in targets]
-    staged = [(temporary_path(t), t, format_of(t)) for t in targets]
+    formats = [format_of(t) for t in targets] if formats is None else list(formats)
+    staged = [(temporary_path(t), t, f) for t, f in zip(targets, formats, strict=True)]
     try:
         with contextlib.ExitStack() as stack:
             writers = []
@@ -80,9 +87,17 @@ def merge_chunks(work_dir, parts: Sequence[Partition], targets: Sequence, proven
                 cols, _ = read_chunk(chunk_path(work_dir, part))
                 flags = cols.pop(FLAG_COLUMN)
                 table = build_catalog_table(cols, flags)
-                for writer, (_, target, _) in zip(writers, staged):
+                with_positions = None
+                for writer, (_, target, fmt) in zip(writers, staged):
+                    out = table
+                    if fmt in _NEEDS_POSITIONS:
+                        if with_positions is None:
+                            with_positions = table.copy(copy_data=False)
+                            for name in POSITION_COLUMNS:
+                                with_positions[name] = cols[name]
+                        out = with_positions
                     try:
-                        writer.write(table)
+                        writer.write(out)
                     except CatalogWriteError as exc:
                         raise _named(exc, target) from exc
         counts = (writers[0].n_rows, writers[0].n_good)

@@ -513,6 +513,7 @@ def produce_catalog(run: CatalogRun, on_chunk: Callable[[int], None] | None = No
     work_dir = run.partial_dir
     summary.work_dir = str(work_dir)
     with contextlib.ExitStack() as locks:
+        locks.callback(executor.close)
         locks.enter_context(RunLock(run.lock_path, f"catalogue {targets[0]}"))
         if run.work_dir is not None:
             locks.enter_context(RunLock(work_dir / ".lock", f"work directory {work_dir}"))
@@ -547,8 +548,9 @@ def produce_catalog(run: CatalogRun, on_chunk: Callable[[int], None] | None = No
             provenance = _provenance(run, store, bundle_path, summary.bundle_id,
                                      summary.n_input)
             summary.n_written, summary.n_good = merge_chunks(
-                work_dir, parts, targets, provenance, progress=run.progress,
-                client=getattr(executor, "client", None))
+                work_dir, parts, targets, provenance, formats=parse_formats(run.formats),
+                progress=run.progress,
+                client=executor.active_client)
             summary.outputs = [str(t) for t in targets]
         summary.n_cut = summary.n_input - summary.n_written
         if run.work_dir is None:

@@ -25,6 +25,9 @@ from ..utils.atomic import atomic_path
 __all__ = ["chunk_path", "read_chunk", "read_chunk_meta", "chunk_is_complete", "write_chunk",
            "load_bundle", "compute_chunk", "CHUNK_GLOB"]
 
+#: Store columns kept beside the catalogue columns (positions, for HEALPix-partitioned
+#: catalogues such as HATS).
+POSITION_COLUMNS = ("ra", "dec")
 #: Pattern of the chunk result files in a work directory.
 CHUNK_GLOB = "part-*.npz"
 _META = "__meta__"
@@ -74,7 +77,8 @@ def read_chunk(path) -> tuple[dict[str, np.ndarray], dict]:
     Returns
     -------
     columns : dict of str to ndarray
-        Catalogue columns and ``flag_boundary`` of the chunk's usable stars.
+        Catalogue columns, ``flag_boundary`` and the stars' ``ra``, ``dec`` (deg) of the
+        chunk's usable stars.
     meta : dict
         Run token, partition key, row range (``start``, ``stop``, ``row0``), ``n_input``
         (rows read), ``n_output`` (rows kept), ``timings`` (s) and ``bundle_id``.
@@ -175,10 +179,12 @@ def compute_chunk(part: Partition, bundle_path: str, work_dir: str, token: str,
         return {**info, "n_output": meta.get("n_output"), "seconds": 0.0, "cpu_seconds": 0.0,
                 "timings": {}, "computed": False}
     bundle = load_bundle(bundle_path)
-    batch = part.read(INPUT_COLUMNS)
+    batch = part.read([*INPUT_COLUMNS, *POSITION_COLUMNS])
     batch = batch[usable_mask(batch)]
     timings = {"read+cuts": time.perf_counter() - t0}
     cols = predict.predict_and_flag(bundle, batch, tsne=tsne, timings=timings)
+    for name in POSITION_COLUMNS:  # for partitioned (HEALPix) catalogues
+        cols[name] = np.asarray(batch[name], dtype=np.float64)
     seconds = time.perf_counter() - t0
     meta = {**_expected_meta(part, token), "path": part.path, "n_output": len(batch),
             "bundle_id": bundle.bundle_id, "seconds": seconds, "timings": timings}

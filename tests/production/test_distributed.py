@@ -258,3 +258,22 @@ def test_predict_cli_refuses_existing_catalogue_before_starting_a_cluster(tiny_b
     assert "cat.fits exists" in result.output and "--overwrite" in result.output
     assert out.read_text() == "an earlier catalogue"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.fits"]  # no work dir, no lock
+
+
+def test_hats_catalogue_is_written_on_the_cluster_with_the_store_positions(
+        tiny_bundle, obs_store, client, single_process_table, tmp_path):
+    pytest.importorskip("hats_import")
+    from gaiarvs_cnn.catalog import read_hats
+
+    run = dask_run(obs_store, tiny_bundle, tmp_path / "cat.fits", formats="fits,hats",
+                   client=client)
+    assert run.outputs == [str(tmp_path / "cat.fits"), str(tmp_path / "cat")]
+    hats = read_hats(tmp_path / "cat")
+    order = np.argsort(np.asarray(single_process_table["source_id"]))
+    expected = single_process_table[order]
+    _assert_same_catalogue(hats, expected)
+    with open_source(obs_store) as src:
+        batch = src.read_ids(np.asarray(expected["source_id"]), columns=["ra", "dec"])
+    np.testing.assert_array_equal(np.asarray(hats["ra"]), batch["ra"])
+    np.testing.assert_array_equal(np.asarray(hats["dec"]), batch["dec"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat", "cat.fits"]
