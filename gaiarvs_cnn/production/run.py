@@ -555,6 +555,9 @@ def produce_catalog(run: CatalogRun, on_chunk: Callable[[int], None] | None = No
         summary.n_cut = summary.n_input - summary.n_written
         if run.work_dir is None:
             shutil.rmtree(work_dir, ignore_errors=True)
+        else:  # temporary files of workers killed while writing a chunk
+            for stale in work_dir.glob(".part-*"):
+                stale.unlink(missing_ok=True)
     summary.wall_seconds = time.perf_counter() - t_start
     for line in summary.lines():
         log.info(line)
