@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "benchmarks" / "results" / "cluster.json"
 #: Version of this script (recorded in the JSON).
-SCRIPT_VERSION = 1
+SCRIPT_VERSION = 2
 
 
 def _env() -> dict:
@@ -213,7 +213,9 @@ def cluster_run(store, bundle, work, *, chunk_size: int = 20, n_workers: int = 2
                           "seconds_after_start": round(killed_at, 2),
                           "chunks_done_before_kill": done_at_kill},
         "predict_exit_code": proc.returncode,
-        "predict_output_tail": (out + err).strip().splitlines()[-3:],
+        "predict_summary": [line.strip() for line in out.strip().splitlines()
+                            if "chunk(s)" in line or line.strip().startswith("time ")],
+        "predict_error": err.strip().splitlines()[-1:] if proc.returncode else [],
         "cluster_wall_s": round(wall, 2),
         "comparison": (_compare(work / "cluster.fits", work / "local.fits")
                        if proc.returncode == 0 else {"identical": False}),

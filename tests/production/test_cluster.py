@@ -30,7 +30,9 @@ def test_killed_worker_of_a_real_cluster_gives_the_local_catalogue(tiny_observed
                                                                    tiny_bundle, tmp_path):
     result = _bench().cluster_run(tiny_observed_store, tiny_bundle, tmp_path, chunk_size=10,
                                   n_workers=2, kill_after=1, timeout=400)
-    assert result["predict_exit_code"] == 0, result["predict_output_tail"]
+    assert result["predict_exit_code"] == 0, result["predict_error"]
+    summary = " ".join(result["predict_summary"])
+    assert "stars in 20 chunk(s)" in summary and " 0 already done" in summary
     killed = result["killed_worker"]
     assert killed["chunks_done_before_kill"] < result["n_chunks"] == 20  # mid-run
     with pytest.raises(ProcessLookupError):
