@@ -42,8 +42,7 @@ steps against 100). Measured in ``benchmarks/tsne_agreement.py``
 (``benchmarks/results/tsne_agreement.json``): the default run's flags stage (21 000 stars
 of the simulated survey incl. 1000 out-of-range, shipped bundle) agrees with the 100-step
 classification for 99.3 % of the stars at 1/9 of the CPU time (0.32 against 2.8 CPU-ms
-per star for the whole stage, t-SNE + ranges; wall time 0.19 against 1.9 ms per star on
-an idle core); the agreement with the paper's joint embedding is unchanged (85.9 % both,
+per star for the whole stage, t-SNE + ranges, measured on a loaded machine); the agreement with the paper's joint embedding is unchanged (85.9 % both,
 2000 training + 1650 observed spectra).
 
 *Measured agreement with the joint embedding* (same benchmark; 139 of the observed
