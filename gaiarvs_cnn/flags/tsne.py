@@ -31,7 +31,8 @@ low-S/N spectra of ordinary stars are not rejected for their noise alone.
 `openTSNE.TSNEEmbedding.transform` starts. Up to version 0.1 it was then optimised with 100
 ``transform`` steps in each of the four maps (``n_iter=100``, still available), which cost
 ~2 ms per star, 80 % of the flags stage and more than the CNN. Profile of the 0.1 flags
-stage (2200 stars, shipped bundle, one idle core): PCA projection + noise 0.20 ms/star,
+stage (a one-off profiling script, not a benchmark: 2200 stars, shipped bundle, one idle
+core): PCA projection + noise 0.20 ms/star,
 the one shared neighbour search 0.06 ms/star, ``transform`` 0.46 / 0.52 / 0.62 / 0.68
 ms/star at perplexities 30 / 50 / 75 / 100 (Barnes-Hut repulsion and the ``3 p``-neighbour
 attraction, 100 steps each). The median placement costs < 0.01 ms/star per map. What it
@@ -42,8 +43,9 @@ steps against 100). Measured in ``benchmarks/tsne_agreement.py``
 (``benchmarks/results/tsne_agreement.json``): the default run's flags stage (21 000 stars
 of the simulated survey incl. 1000 out-of-range, shipped bundle) agrees with the 100-step
 classification for 99.3 % of the stars at 1/9 of the CPU time (0.32 against 2.8 CPU-ms
-per star for the whole stage, t-SNE + ranges, measured on a loaded machine); the agreement with the paper's joint embedding is unchanged (85.9 % both,
-2000 training + 1650 observed spectra).
+per star for the whole stage, t-SNE + ranges, measured on a loaded machine); the
+agreement with the paper's joint embedding is unchanged (85.9 % both, 2000 training +
+1650 observed spectra).
 
 *Measured agreement with the joint embedding* (same benchmark; 139 of the observed
 spectra are hot / M-giant stars, perplexities 30-100): the placement path agrees with the
