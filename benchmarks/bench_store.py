@@ -106,7 +106,25 @@ def main(argv=None) -> None:
                         help="where the two stores are written (default: a temporary dir)")
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).parent / "results" / "store.json")
+    parser.add_argument("--combine", type=Path, nargs=2, default=None,
+                        metavar=("ROWS_JSON", "COLUMNS_JSON"),
+                        help="write --out from two single-layout runs of the same stars")
     args = parser.parse_args(argv)
+    if args.combine is not None:
+        parts = [json.loads(p.read_text()) for p in args.combine]
+        assert [p["arguments"]["n_stars"] for p in parts][0] == parts[1]["arguments"]["n_stars"]
+        result = {**parts[1], "rows": parts[0]["rows"], "columns": parts[1]["columns"],
+                  "combined_from": [p["arguments"] for p in parts],
+                  "load_average_start": [p["load_average_start"] for p in parts],
+                  "load_average_end": [p["load_average_end"] for p in parts]}
+        result["arguments"] = {"n_stars": parts[1]["arguments"]["n_stars"],
+                               "combine": [str(p) for p in args.combine],
+                               "out": str(args.out)}
+        _speedups(result)
+        text = json.dumps(result, indent=1)
+        print(text)
+        write_text_atomic(args.out, text + "\n")
+        return
     work = Path(tempfile.mkdtemp(prefix="bench_store.", dir=args.dir))
     result = {"script": Path(__file__).name, "script_version": SCRIPT_VERSION,
               "arguments": {k: str(v) if isinstance(v, Path) else v
