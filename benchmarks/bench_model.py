@@ -81,6 +81,28 @@ def machine() -> dict:
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
+def script_info(argv: list[str]) -> dict:
+    """What made a section: this script's SHA-256 and git commit, its arguments, the package."""
+    import hashlib
+
+    import gaiarvs_cnn
+
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True,
+                                capture_output=True, text=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--",
+                                     "benchmarks", "gaiarvs_cnn"], check=True,
+                                    capture_output=True, text=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = None, None
+    path = Path(__file__).resolve()
+    return {"script": str(path.relative_to(ROOT)),
+            "script_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "git_commit": commit, "uncommitted_changes": dirty,
+            "gaiarvs_cnn_version": gaiarvs_cnn.__version__,
+            "arguments": list(argv)}
+
+
 def sgemm_peak(n: int = 2048, repeats: int = 5) -> float:
     """Best float32 matrix-multiply rate of numpy (GFLOP/s)."""
     rng = np.random.default_rng(0)
@@ -342,6 +364,7 @@ def main(argv=None) -> dict:
     p.add_argument("--snr-key", default="snr", help="JSON key of the S/N section, e.g. "
                    "'snr_28_members' to keep the demo bundle's next to a full ensemble's")
     p.add_argument("--out", type=Path, default=RESULTS)
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
     from gaiarvs_cnn.model import demo_bundle_path
 
@@ -365,6 +388,7 @@ def main(argv=None) -> dict:
     for section in (args.snr_key if t == "snr" else t for t in todo):
         results[section]["machine"] = results["machine"]
         results[section]["sgemm_peak_gflops"] = results["sgemm_peak_gflops"]
+        results[section]["made_by"] = script_info(argv)
     results["own_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".tmp")

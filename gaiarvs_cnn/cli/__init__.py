@@ -152,15 +152,17 @@ def main():
       gaiarvs-cnn validate --catalog catalog/gaiarvs_cnn_catalog.fits --against all
 
     \b
-    Examples:
+    Examples (each command's --help has more; they chain: every input is the output of
+    an earlier example, or a file you bring, named in the command's help):
       gaiarvs-cnn produce-catalog                      # offline: simulate, predict, flag, write
+      gaiarvs-cnn simulate --n 100000 --seed 1 -o sim.h5
       gaiarvs-cnn simulate --n 20000 --kind training -o train.h5
-      gaiarvs-cnn fetch gaia --source-ids ids.txt -o stars.h5
+      gaiarvs-cnn fetch gaia --source-ids ids.txt -o gaia_rvs.h5
       gaiarvs-cnn fetch reference --kind galah -o galah.fits
-      gaiarvs-cnn store info stars.h5
+      gaiarvs-cnn store info gaia_rvs.h5
       gaiarvs-cnn train --store train.h5 --out my_bundle/
-      gaiarvs-cnn predict --store stars.h5 --model my_bundle/ --out results/
-      gaiarvs-cnn shard survey.h5 survey_shards --stars-per-shard 200000
+      gaiarvs-cnn predict --store gaia_rvs.h5 --model my_bundle/ --out gaia_results/
+      gaiarvs-cnn shard sim.h5 survey_shards --stars-per-shard 20000
       gaiarvs-cnn manifest validate survey_shards/manifest.json
       gaiarvs-cnn validate --catalog catalog/gaiarvs_cnn_catalog.fits --against all
     """

@@ -49,6 +49,7 @@ def _common_options(func):
 
 
 def _run(command: str, **options) -> None:
+    """Run the engine with ``options``; print the summary headed by ``command``."""
     from ..production import run_catalog
 
     try:
@@ -85,11 +86,13 @@ def produce_catalog(source, store, model, train, n_stars, seed, out, formats, ch
     summary ends the run. Interrupted runs continue with --resume.
 
     \b
-    Examples:
+    Examples (stars.h5 from 'store ingest', sim.h5 from 'simulate', my_bundle/ from
+    'train'; see their --help):
       gaiarvs-cnn produce-catalog                       # offline, simulated survey
-      gaiarvs-cnn produce-catalog --n-stars 2000 --out /tmp/cat --overwrite
-      gaiarvs-cnn produce-catalog --source gaia --store gaia_rvs.h5 --model my_bundle/
-      gaiarvs-cnn produce-catalog --source files --store big.h5 --resume
+      gaiarvs-cnn produce-catalog --n-stars 2000 --out small_catalog/ --overwrite
+      gaiarvs-cnn produce-catalog --source gaia --store stars.h5 --model my_bundle/ \\
+          --out stars_catalog/
+      gaiarvs-cnn produce-catalog --source files --store sim.h5 --out sim_catalog/ --resume
     """
     from ..production import DEFAULT_N_STARS, DEFAULT_SEED
 
@@ -116,9 +119,12 @@ def predict(store, bundle, out, formats, chunk_size, resume, limit, overwrite, q
     --workers the chunks are computed on a Dask cluster; the catalogue is the same.
 
     \b
-    Examples:
-      gaiarvs-cnn predict --store gaia_rvs.h5 --model my_bundle/ --out results/
-      gaiarvs-cnn predict --store shards/manifest.json --model my_bundle/ --workers 4
+    Examples (stars.h5 from 'store ingest', gaia_rvs.h5 from 'fetch gaia', survey_shards/
+    from 'shard', my_bundle/ from 'train'; see their --help):
+      gaiarvs-cnn predict --store stars.h5 --model my_bundle/ --out results/
+      gaiarvs-cnn predict --store gaia_rvs.h5 --model my_bundle/ --out gaia_results/
+      gaiarvs-cnn predict --store survey_shards/manifest.json --model my_bundle/ \\
+          --workers 4 --out survey_results/
     """
     _run("predict", source="files", store=store, model=bundle, out=out, formats=formats,
          chunk_size=chunk_size, resume=resume, limit=limit, overwrite=overwrite,

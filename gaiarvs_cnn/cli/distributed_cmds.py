@@ -43,9 +43,10 @@ def shard(store, out_dir, stars_per_shard, manifest_name, chunk_size, overwrite)
     and `produce-catalog` accept in place of a single store.
 
     \b
-    Example:
-      gaiarvs-cnn shard survey.h5 survey_shards --stars-per-shard 200000
-      gaiarvs-cnn predict --store survey_shards/manifest.json --workers 2 ...
+    Examples (sim.h5 from 'simulate', my_bundle/ from 'train'):
+      gaiarvs-cnn shard sim.h5 survey_shards --stars-per-shard 20000
+      gaiarvs-cnn predict --store survey_shards/manifest.json --model my_bundle/ \\
+          --workers 4 --out survey_results/
     """
     from ..io.shards import read_manifest, shard_store
 
@@ -61,9 +62,10 @@ def manifest_group():
     """Create or check the JSON manifest of a sharded store.
 
     \b
-    Example:
-      gaiarvs-cnn manifest create dr4/manifest.json dr4/RvsMeanSpectrum_*.h5
-      gaiarvs-cnn manifest validate dr4/manifest.json
+    Examples (sim.h5 and faint.h5 from 'simulate', survey_shards/ from 'shard'):
+      gaiarvs-cnn manifest create sim_and_faint.json sim.h5 faint.h5
+      gaiarvs-cnn manifest validate sim_and_faint.json
+      gaiarvs-cnn manifest validate survey_shards/manifest.json
     """
 
 
@@ -78,8 +80,8 @@ def manifest_create(manifest, shards, overwrite):
     Use it for stores made separately, e.g. one per Gaia bulk-download file.
 
     \b
-    Example:
-      gaiarvs-cnn manifest create dr4/manifest.json dr4/part_*.h5
+    Example (sim.h5 and faint.h5 from 'simulate'):
+      gaiarvs-cnn manifest create sim_and_faint.json sim.h5 faint.h5
     """
     from ..io.shards import create_manifest
 
@@ -98,7 +100,8 @@ def manifest_validate(manifest, no_checksums):
     Exits with status 1 and names the offending shard if not.
 
     \b
-    Example:
+    Examples (sim_and_faint.json from 'manifest create', survey_shards/ from 'shard'):
+      gaiarvs-cnn manifest validate sim_and_faint.json
       gaiarvs-cnn manifest validate survey_shards/manifest.json
     """
     from ..io.shards import read_manifest

@@ -113,8 +113,8 @@ def fetch_group():
     """Download Gaia DR3 spectra into a store, or reference catalogues into a table.
 
     \b
-    Examples:
-      gaiarvs-cnn fetch gaia --source-ids ids.txt -o stars.h5
+    Examples (ids.txt: your Gaia DR3 source_ids, one per line):
+      gaiarvs-cnn fetch gaia --source-ids ids.txt -o gaia_rvs.h5
       gaiarvs-cnn fetch gaia --training apogee -o training.h5
       gaiarvs-cnn fetch reference --kind galah -o galah.fits
     """
@@ -148,10 +148,10 @@ def fetch_gaia(query, ids_file, training, output, service, max_ids, no_cuts, ref
     2 usage error.
 
     \b
-    Examples:
-      gaiarvs-cnn fetch gaia --source-ids ids.txt -o stars.h5
+    Examples (ids.txt: your Gaia DR3 source_ids, one per line):
+      gaiarvs-cnn fetch gaia --source-ids ids.txt -o gaia_rvs.h5
       gaiarvs-cnn fetch gaia --query "SELECT TOP 100 source_id FROM gaiadr3.gaia_source
-          WHERE has_rvs = 'true' AND rvs_spec_sig_to_noise > 50" -o stars.h5 --service aip
+          WHERE has_rvs = 'true' AND rvs_spec_sig_to_noise > 50" -o bright.h5 --service aip
     """
     from ..archives.aip import AIPArchive
     from ..archives.gaia import GaiaArchive
@@ -201,9 +201,9 @@ def fetch_reference(kind, output, probe, ids_file, store, good_flags, refresh, o
     """Download a reference catalogue in the canonical schema (quality cuts applied).
 
     \b
-    Examples:
+    Examples (gaia_rvs.h5 from 'fetch gaia'):
       gaiarvs-cnn fetch reference --kind galah -o galah.fits
-      gaiarvs-cnn fetch reference --kind gsp-spec --store stars.h5 --good-flags -o gsp.fits
+      gaiarvs-cnn fetch reference --kind gsp-spec --store gaia_rvs.h5 --good-flags -o gsp.fits
       gaiarvs-cnn fetch reference --kind apogee --probe
     """
     from ..archives.catalogues import query_reference

@@ -32,10 +32,10 @@ def simulate(n, seed, output, kind, snr, snr_range, rv_sigma, chunk_size, overwr
     """Simulate Gaia-RVS stars (spectra, G/BP/RP, parallax, XP, truth) into a store.
 
     \b
-    Example:
+    Examples:
       gaiarvs-cnn simulate --n 100000 --seed 1 -o sim.h5
       gaiarvs-cnn simulate --n 20000 --kind training -o train.h5
-      gaiarvs-cnn simulate --n 5000 --snr-range 15 25 -o faint.h5
+      gaiarvs-cnn simulate --n 5000 --seed 2 --snr-range 15 25 -o faint.h5
     """
     from ..simulate.survey import LogUniformSNR, simulate_store
 

@@ -14,10 +14,11 @@ def store_group():
     """Inspect and build HDF5 star stores.
 
     \b
-    Examples:
-      gaiarvs-cnn store info stars.h5
-      gaiarvs-cnn store ingest --rvs "RVS-Gaia DR3 1.fits" --xp XP.csv \\
+    Examples (the ingest inputs are files of the Gaia archive, see 'store ingest --help'):
+      gaiarvs-cnn store ingest --rvs "RVS-Gaia DR3 863983115982280448.fits" \\
+          --xp "XP_CONTINUOUS-Gaia DR3 863983115982280448.ecsv" \\
           --gaia-source gaia_source.vot -o stars.h5
+      gaiarvs-cnn store info stars.h5
     """
 
 
@@ -57,8 +58,9 @@ def info(store, as_json):
     """Summarise STORE: stars, columns and units, meta, label coverage, S/N quantiles.
 
     \b
-    Example:
+    Examples (stars.h5 from 'store ingest', gaia_rvs.h5 from 'fetch gaia'):
       gaiarvs-cnn store info stars.h5
+      gaiarvs-cnn store info gaia_rvs.h5
     """
     summary = store_summary(store, allow_incomplete=True)
     if as_json:
@@ -89,10 +91,15 @@ def info(store, as_json):
 def ingest(rvs, xp, gaia_source, output, on_error, overwrite, chunk_size):
     """Read real Gaia files (RVS, XP continuous, gaia_source) into a new store.
 
+    The RVS and XP_CONTINUOUS files are DataLink products of the Gaia archive (one
+    per star, as its DataLink service names them); gaia_source.vot is the result of an
+    archive query of gaiadr3.gaia_source for the same source_ids, saved as VOTable.
+
     \b
     Example:
       gaiarvs-cnn store ingest --rvs "RVS-Gaia DR3 863983115982280448.fits" \\
-          --xp XP_CONTINUOUS.csv --gaia-source result.vot -o stars.h5
+          --xp "XP_CONTINUOUS-Gaia DR3 863983115982280448.ecsv" \\
+          --gaia-source gaia_source.vot -o stars.h5
     """
     from ..io.ingest import ingest_to_store
 

@@ -77,13 +77,15 @@ def train(store, out, splits, models, epochs, seed, max_stars, config_file, rvs_
     are kept.
 
     \b
-    Examples:
-      gaiarvs-cnn simulate --n 30000 --kind training --out sim.h5
-      gaiarvs-cnn train --store sim.h5 --out model_dir/
-      gaiarvs-cnn train --store sim.h5 --out rvs_only/ --rvs-only --splits 2 --models 2
-      gaiarvs-cnn train --store sim.h5 --out model_dir/ --workers 2
-      gaiarvs-cnn train --store sim.h5 --out model_dir/ --members 0-13   # machine A
-      gaiarvs-cnn train --store sim.h5 --out model_dir/ --members 14-27  # machine B
+    Examples (train.h5: labelled stars, from 'simulate --kind training' as below or
+    'fetch gaia --training apogee'):
+      gaiarvs-cnn simulate --n 20000 --kind training -o train.h5
+      gaiarvs-cnn train --store train.h5 --out my_bundle/
+      gaiarvs-cnn train --store train.h5 --out rvs_only/ --rvs-only --splits 2 --models 2
+      gaiarvs-cnn train --store train.h5 --out two_workers/ --workers 2
+      gaiarvs-cnn train --store train.h5 --out shared/ --members 0-13    # machine A
+      gaiarvs-cnn train --store train.h5 --out shared/ --members 14-27   # machine B
+      gaiarvs-cnn train --store train.h5 --out shared/                   # assemble
       gaiarvs-cnn train --demo
     """
     if demo:

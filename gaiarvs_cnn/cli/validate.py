@@ -149,13 +149,16 @@ def validate(catalog_path, against, source, reference_files, store, seed, outdir
     re-simulated from the seed recorded in its provenance (INPUTSEL).
 
     \b
-    Examples:
-      gaiarvs-cnn validate --catalog catalog/gaiarvs_cnn_catalog.fits
-      gaiarvs-cnn validate --catalog cat.fits --store sim_observed.h5 \\
-          --against galah --against seismic --out validation_report --overwrite
-      gaiarvs-cnn validate --catalog cat.fits --store gaia_rvs.h5 --source archive
-      gaiarvs-cnn validate --catalog cat.fits --store gaia_rvs.h5 --against galah \\
-          --reference galah=galah_dr3.ecsv
+    Examples (catalog/ from 'produce-catalog', sim_catalog/ from 'produce-catalog
+    --store sim.h5', gaia_rvs.h5 and galah.fits from 'fetch', gaia_results/ from
+    'predict --store gaia_rvs.h5'):
+      gaiarvs-cnn validate --catalog catalog/gaiarvs_cnn_catalog.fits --against all
+      gaiarvs-cnn validate --catalog sim_catalog/gaiarvs_cnn_catalog.fits --store sim.h5 \\
+          --against galah --against seismic --out sim_validation/
+      gaiarvs-cnn validate --catalog gaia_results/gaiarvs_cnn_catalog.fits \\
+          --store gaia_rvs.h5 --source archive --out gaia_validation/
+      gaiarvs-cnn validate --catalog gaia_results/gaiarvs_cnn_catalog.fits \\
+          --store gaia_rvs.h5 --against galah --reference galah=galah.fits --out galah_only/
     """
     from ..exceptions import GaiaRVSCNNError
     from ..validation.crossmatch import add_store_columns
