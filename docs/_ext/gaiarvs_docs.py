@@ -189,6 +189,8 @@ def _format_value(value) -> str:
         return f"{int(value):,}"
     if isinstance(value, float):
         return f"{value:.4g}"
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return _format_value(" ".join(value))      # command-line arguments
     if isinstance(value, list):
         return ", ".join(_format_value(v) for v in value)
     text = " ".join(str(value).split())
