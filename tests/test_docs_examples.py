@@ -41,7 +41,7 @@ COMMAND_ORDER = ("config", "simulate", "fetch", "fetch gaia", "fetch reference",
 #: (option, value as printed in the help) -> value run by the test (tiny sizes).
 SIZES = {
     ("--n", "100000"): "200",          # simulate: observed survey
-    ("--n", "20000"): "300",           # simulate: training stars
+    ("--n", "20000"): "160",           # simulate: training stars
     ("--n", "5000"): "100",
     ("--n-stars", "2000"): "150",      # produce-catalog
     ("--stars-per-shard", "20000"): "100",
@@ -342,3 +342,15 @@ def test_help_example_runs(index, chain, monkeypatch, request):
         f"{result.output}\n{result.exception!r}")
     for path in outputs(ex):
         assert (chain.root / path).exists(), f"'{ex.text}' did not write {path}"
+
+
+@pytest.mark.slow
+def test_rerun_example_names_the_flag(chain, monkeypatch):
+    """Running an example twice is refused in the command's terms (--overwrite)."""
+    index = next(i for i, (ex, _, _) in enumerate(PLAN) if ex.name == ["simulate"])
+    ex = PLAN[index][0]
+    monkeypatch.chdir(chain.root)
+    assert chain.run_until(index, remote_allowed=False).exit_code == 0
+    again = CliRunner().invoke(main, shrink(ex))
+    assert again.exit_code == 1, again.output
+    assert "--overwrite" in again.output and "overwrite=True" not in again.output, again.output
