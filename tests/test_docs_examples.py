@@ -34,9 +34,10 @@ DATA = Path(__file__).parent / "data" / "gaia_real"
 PROGRAM = "gaiarvs-cnn"
 
 #: Order in which the help texts' examples run (the tutorial's chain); "" is the main group.
-COMMAND_ORDER = ("config", "simulate", "fetch", "fetch gaia", "fetch reference", "store",
-                 "store ingest", "store info", "train", "shard", "manifest", "manifest create",
-                 "manifest validate", "produce-catalog", "predict", "validate", "")
+COMMAND_ORDER = ("config", "simulate", "fetch", "fetch gaia", "fetch reference", "fetch bulk",
+                 "store", "store ingest", "store info", "store convert", "train", "shard",
+                 "manifest", "manifest create", "manifest validate", "produce-catalog",
+                 "predict", "validate", "")
 
 #: (option, value as printed in the help) -> value run by the test (tiny sizes).
 SIZES = {

@@ -125,9 +125,13 @@ def ingest(rvs, xp, gaia_source, output, on_error, overwrite, chunk_size):
 def convert(store, output, layout, overwrite, chunk_size):
     """Rewrite STORE in another layout (default: the column-wise format 2).
 
+    A store written by gaiarvs-cnn 0.1 (row-wise, format 1) converts the same way as
+    sim_rows.h5 below.
+
     \b
-    Example:
-      gaiarvs-cnn store convert old_stars.h5 -o stars.h5
+    Examples (sim.h5 from 'simulate'):
+      gaiarvs-cnn store convert sim.h5 --layout rows -o sim_rows.h5
+      gaiarvs-cnn store convert sim_rows.h5 -o sim_columns.h5
     """
     from ..exceptions import StoreError
     from ..io.store import convert_store
