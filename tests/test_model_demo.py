@@ -77,3 +77,29 @@ def test_stars_outside_the_training_set_are_flagged(demo):
     assert flagged["odd"][hot_or_m].mean() > 0.9
     assert flagged["odd"].mean() > 0.75
     assert flagged["normal"].mean() < 0.05
+
+
+def test_work_key_hashes_the_simulator_content_not_its_location(tmp_path, monkeypatch):
+    """The demo work directory is named after the simulator files' content (issue 19)."""
+    import shutil
+
+    from gaiarvs_cnn.model import demo as demo_module
+
+    settings = dict(demo_module.DEMO_SETTINGS)
+    key = demo_module._work_key(settings)
+    assert all(f.is_file() for f in demo_module.simulator_files())
+    # the same files somewhere else give the same key
+    pkg = demo_module.simulator_files()[0].parents[1]
+    copy = tmp_path / "gaiarvs_cnn"
+    for rel in demo_module.SIMULATOR_FILES:
+        (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(pkg / rel, copy / rel)
+    moved = [copy / rel for rel in demo_module.SIMULATOR_FILES]
+    monkeypatch.setattr(demo_module, "simulator_files", lambda: moved)
+    monkeypatch.setattr(demo_module, "__file__", str(copy / "model" / "demo.py"))
+    assert demo_module._work_key(settings) == key
+    # one changed byte in a simulator file, or a changed setting, gives another key
+    (copy / "simulate" / "xp.py").write_bytes((pkg / "simulate" / "xp.py").read_bytes() + b"#")
+    assert demo_module._work_key(settings) != key
+    (copy / "simulate" / "xp.py").write_bytes((pkg / "simulate" / "xp.py").read_bytes())
+    assert demo_module._work_key({**settings, "epochs": 3}) != key

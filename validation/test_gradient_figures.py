@@ -76,3 +76,26 @@ def test_xp_gradient_figure_refuses_bad_inputs():
     maps.xp = None
     with pytest.raises(InputDataError, match="no XP input"):
         plot_xp_gradients(maps)
+
+
+@pytest.mark.mpl_image_compare(filename="xp_gradients_demo_bundle.png", tolerance=3,
+                               savefig_kwargs={"dpi": 60})
+def test_xp_gradient_figure_of_the_shipped_bundle_on_simulated_training_stars():
+    """Paper Fig. 10 recomputed: the label-XP correlations of a simulated training set (XP
+    in the real DR3 basis) above the shipped bundle's mean XP gradients for red-clump-like
+    stars. Regenerate the baseline when the simulator or the shipped bundle changes."""
+    from gaiarvs_cnn.model import ModelBundle, demo_bundle_path, label_gradients
+    from gaiarvs_cnn.model.gradients import xp_label_correlation
+    from gaiarvs_cnn.simulate.survey import simulate_batch
+
+    train = simulate_batch(800, seed=21, kind="training")
+    labels = ("teff", "logg", "mh", "alpham")
+    corr = xp_label_correlation(train, labels=labels)
+    lab = train["labels"]
+    clump = train[(np.abs(lab[:, 1] - 2.45) < 0.25) & (np.abs(lab[:, 2]) < 0.3)]
+    assert len(clump) >= 20
+    maps = label_gradients(ModelBundle.load(demo_bundle_path()), clump, members=range(4))
+    assert np.all(np.isfinite(maps.xp))
+    return plot_xp_gradients(maps, corr, labels=labels,
+                             title=f"{len(train)} simulated training stars (DR3 XP basis); "
+                                   f"gradients of 4 members, {len(clump)} clump-like stars")

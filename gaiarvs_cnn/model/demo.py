@@ -1,19 +1,21 @@
 """Rebuild the demo model bundle shipped in ``gaiarvs_cnn/data/demo_bundle``.
 
-The demo bundle is a small ensemble (2 splits x 2 models) trained on simulated training
-stars (`gaiarvs_cnn.simulate.survey`) with `DEMO_CONFIG`: the paper's network with a
-lighter RVS branch (16/8/8 filters, max-pooling by 4 after every convolution) so that
-it trains in 7 min (idle) to 30 min (busy) on two CPU cores and weighs ~2.5 MB. It serves the
-offline quick start (``gaiarvs-cnn produce-catalog``) and the tests; for science, train
-the full ensemble (``gaiarvs-cnn train``, default `NetworkConfig`).
+The demo bundle is the paper's ensemble structure, 28 members (7 random 75/25 splits x 4
+models), trained on simulated training stars (`gaiarvs_cnn.simulate.survey`, XP in the real
+Gaia DR3 basis) with `DEMO_CONFIG`: the paper's network with a lighter RVS branch (16/8/8
+filters, max-pooling by 4 after every convolution, dense layers of 64 and a 64/32 head)
+so that the 28 members train in about an hour on two busy CPU cores and weigh ~7 MB. It
+serves the offline quick start (``gaiarvs-cnn produce-catalog``) and the tests; for
+science, train the full ensemble (``gaiarvs-cnn train``, default `NetworkConfig`). The
+recipe, time and accuracy are recorded in ``benchmarks/results/demo_bundle.json``.
 
-Rebuild (the only documented way; 7-30 min on 2 cores)::
+Rebuild (the only documented way; resumable, about an hour on 2 cores)::
 
     python -m gaiarvs_cnn.model.demo
 
-The work directory (a resumable training, named after a digest of the simulator's source
-and the settings) lives in the system temporary directory; the finished bundle replaces
-the shipped one atomically.
+The work directory (a resumable training, named after a digest of the simulator's files
+(`SIMULATOR_FILES`, by content), the installed GaiaXPy version and the settings) lives in
+the system temporary directory; the finished bundle replaces the shipped one atomically.
 """
 from __future__ import annotations
 
@@ -34,19 +36,43 @@ __all__ = ["DEMO_CONFIG", "DEMO_SETTINGS", "build_demo_bundle"]
 
 #: Network of the demo bundle (see the module documentation).
 DEMO_CONFIG = NetworkConfig(conv_filters=(16, 8, 8), pool_after=(1, 2, 3), pool_size=4,
-                            batch_size=64, learning_rate=3e-3, jit_compile=False,
-                            patience=10, lr_patience=4)
+                            rvs_dense=64, head_dense=(64, 32), batch_size=64,
+                            learning_rate=3e-3, jit_compile=False, patience=10, lr_patience=4)
 #: Training sample and ensemble of the demo bundle.
-DEMO_SETTINGS = {"n_stars": 6000, "seed": 20240101, "n_splits": 2, "n_models": 2,
+DEMO_SETTINGS = {"n_stars": 6000, "seed": 20240101, "n_splits": 7, "n_models": 4,
                  "epochs": 14, "tsne_max_stars": 2000}
+
+#: Files (relative to the package) whose content defines the simulated training sample: the
+#: modules that generate it and the data they read (not the figures or diagnostics).
+SIMULATOR_FILES = ("simulate/survey.py", "simulate/population.py", "simulate/photometry.py",
+                   "simulate/spectra.py", "simulate/reference.py", "simulate/xp.py",
+                   "data/rvs_linelist.ecsv", "data/xp_dr3_reference.ecsv")
+
+
+def simulator_files() -> list[Path]:
+    """Absolute paths of `SIMULATOR_FILES` (all must exist)."""
+    pkg = Path(__file__).resolve().parent.parent
+    return [pkg / p for p in SIMULATOR_FILES]
 
 
 def _work_key(settings: dict) -> str:
-    """Digest of the simulator source files and the settings (names the work directory)."""
-    src = Path(__file__).resolve().parent.parent / "sources"
+    """Digest of the simulator's content and the settings (names the work directory).
+
+    Each file enters by its name relative to the package and its bytes, so the key does
+    not depend on where the package is installed and changes with any edit. The
+    installed GaiaXPy version (its shipped DR3 XP basis and instrument model) enters too.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    pkg = Path(__file__).resolve().parent.parent
     h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     h.update(DEMO_CONFIG.to_json().encode())
-    for f in sorted([src / "simulated.py", *src.glob("_sim_*.py")]):
+    try:
+        h.update(f"gaiaxpy=={version('gaiaxpy')}".encode())
+    except PackageNotFoundError:  # pragma: no cover - a required dependency
+        h.update(b"gaiaxpy missing")
+    for f in simulator_files():
+        h.update(f.relative_to(pkg).as_posix().encode() + b"\0")
         h.update(f.read_bytes())
     return h.hexdigest()[:12]
 

@@ -1,6 +1,6 @@
 """Figures of the simulated survey: spectra across the Kiel diagram, the Ca II triplet
-versus log g and [M/H], and simulated-versus-real spectra. Each function returns a
-`matplotlib.figure.Figure`.
+versus log g and [M/H], simulated-versus-real RVS spectra and simulated-versus-real XP
+spectra. Each function returns a `matplotlib.figure.Figure`.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .realism import CA_TRIPLET_NM, ca_triplet_ew, residual_rms
 from .spectra import SpectrumModel
 
 __all__ = ["plot_kiel_spectra", "plot_calcium_triplet", "plot_real_comparison",
-           "KIEL_SEQUENCE"]
+           "plot_xp_comparison", "KIEL_SEQUENCE"]
 
 #: (Teff [K], log g, [M/H], [alpha/M], [Fe/H], name) shown by `plot_kiel_spectra`.
 KIEL_SEQUENCE = (
@@ -122,5 +122,67 @@ def plot_real_comparison(real: Mapping[str, np.ndarray], labels: Mapping[str, tu
                      f"{rin:.3f} in / {rout:.3f} out of Ca II", fontsize=9)
         ax.legend(fontsize=7, loc="lower right", ncol=3)
     axes[-1].set_xlabel("vacuum wavelength [nm]")
+    fig.tight_layout()
+    return fig
+
+
+def plot_xp_comparison(wavelength: np.ndarray, real_flux: np.ndarray, sim_flux: np.ndarray,
+                       real_coefficients: Mapping[str, np.ndarray],
+                       sim_coefficients: Mapping[str, np.ndarray], *,
+                       title: str = "") -> Figure:
+    """A real Gaia DR3 XP spectrum next to simulated stars of similar colour.
+
+    Parameters
+    ----------
+    wavelength : array
+        Wavelengths [nm] of the sampled spectra.
+    real_flux : array, shape (n_wl,)
+        The real XP_SAMPLED flux [W m^-2 nm^-1].
+    sim_flux : array, shape (N, n_wl)
+        GaiaXPy-calibrated spectra of the simulated stars [W m^-2 nm^-1].
+    real_coefficients, sim_coefficients : mapping
+        ``{'bp': ..., 'rp': ...}`` coefficients, shape (55,) for the real star and (N, 55)
+        for the simulated ones.
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Top: the spectra, each divided by its mean flux at 400-950 nm; bottom: c_k / c_0 of
+        BP and RP for k >= 1 (real star and the simulated median with its 16-84 % range).
+    """
+    wl = np.asarray(wavelength, dtype=float)
+    norm = (wl >= 400) & (wl <= 950)
+    real = np.asarray(real_flux, dtype=float)
+    sims = np.atleast_2d(np.asarray(sim_flux, dtype=float))
+    fig = Figure(figsize=(9, 7))
+    top = fig.add_subplot(2, 1, 1)
+    for i, f in enumerate(sims):
+        top.plot(wl, f / f[norm].mean(), color="C3", lw=0.7, alpha=0.6,
+                 label="simulated (GaiaXPy calibrate)" if i == 0 else None)
+    top.plot(wl, real / real[norm].mean(), color="k", lw=1.2, label="Gaia DR3 XP_SAMPLED")
+    top.set_xlabel("wavelength [nm]")
+    top.set_ylabel("flux / mean(400-950 nm)")
+    top.legend(fontsize=8)
+    for j, band in enumerate(("bp", "rp")):
+        ax = fig.add_subplot(2, 2, 3 + j)
+        k = np.arange(np.shape(real_coefficients[band])[-1])
+        rc = np.asarray(real_coefficients[band], dtype=float)
+        sc = np.atleast_2d(np.asarray(sim_coefficients[band], dtype=float))
+        ratio = sc / sc[:, :1]
+        lo, med, hi = np.percentile(ratio, [16, 50, 84], axis=0)
+        k, lo, med, hi = k[1:], lo[1:], med[1:], hi[1:]        # c_0 / c_0 = 1
+        ax.fill_between(k, lo, hi, color="C3", alpha=0.3, lw=0)
+        ax.plot(k, med, "o-", color="C3", ms=2.5, lw=0.8, label="simulated median")
+        ax.plot(k, rc[1:] / rc[0], "s-", color="k", ms=2.5, lw=0.8, label="Gaia DR3")
+        ax.set_xlim(0, k[-1] + 1)
+        ax.set_ylim(-0.25, 0.25)
+        ax.axhline(0.0, color="0.6", lw=0.5)
+        ax.set_xlabel(f"{band.upper()} coefficient index k")
+        ax.set_ylabel("c_k / c_0")
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig

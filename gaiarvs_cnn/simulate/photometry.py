@@ -10,13 +10,11 @@
   (G_RVS ~ 12), distance from the distance modulus; parallax = 1/d with DR3-like
   errors; RUWE log-normal around 1 with a binary tail.
 * RVS S/N ~ 20 x 10^(0.2 (12 - G_RVS)) with a log-normal transit-number scatter.
-* XP: the BP and RP spectra of a smooth SED (black body x metal-line blanketing in the
-  blue x extinction curve x passband) projected on 55 Hermite functions per band in a
-  pseudo-wavelength (Gaia's XP basis is built from Hermite functions, De Angeli et al. 2023).
+* XP: a smooth photon SED (black body x metal-line blanketing in the blue x TiO x
+  extinction curve) through the real DR3 instrument response, dispersion and basis
+  shipped with GaiaXPy (`gaiarvs_cnn.simulate.xp`), with DR3-like correlated noise.
 """
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 
@@ -161,32 +159,6 @@ def astrometry_and_photometry(pop, grvs, rng, cluster_geometry=None) -> dict[str
 
 
 # -- XP coefficients -----------------------------------------------------------------
-_XP_BANDS = {"bp": (330.0, 680.0, 505.0, 120.0), "rp": (630.0, 1050.0, 840.0, 150.0)}
-_XP_NSAMPLE = 100
-
-
-def _hermite_functions(x: np.ndarray, n: int) -> np.ndarray:
-    """Orthonormal Hermite functions psi_0..psi_{n-1} at ``x`` (stable recurrence), (n, len(x))."""
-    out = np.empty((n, x.size))
-    out[0] = np.pi**-0.25 * np.exp(-0.5 * x**2)
-    if n > 1:
-        out[1] = np.sqrt(2.0) * x * out[0]
-    for k in range(2, n):
-        out[k] = np.sqrt(2.0 / k) * x * out[k - 1] - np.sqrt((k - 1) / k) * out[k - 2]
-    return out
-
-
-@functools.lru_cache(maxsize=2)
-def _xp_design(band: str, ncoeff: int) -> tuple[np.ndarray, np.ndarray]:
-    """Wavelength samples [nm] and projection matrix (n_sample, ncoeff) of one XP band."""
-    lo, hi, centre, _ = _XP_BANDS[band]
-    wl = np.linspace(lo - 40.0, hi + 40.0, _XP_NSAMPLE)
-    x = (wl - centre) / ((hi - lo) / 2.0) * 2.2          # pseudo-wavelength
-    dx = x[1] - x[0]
-    passband = 1.0 / (1.0 + ((wl - centre) / ((hi - lo) / 2.0)) ** 12)
-    return wl, (_hermite_functions(x, ncoeff) * passband[None, :] * dx).T
-
-
 def _sed(wl_nm: np.ndarray, teff, mh, a_v) -> np.ndarray:
     """Photon SED (arbitrary units) at ``wl_nm`` for each star: black body x blanketing x dust."""
     hc_k = 1.4388e7  # h c / k [nm K]
@@ -200,27 +172,28 @@ def _sed(wl_nm: np.ndarray, teff, mh, a_v) -> np.ndarray:
     return bb * blanket * np.exp(-tio) * dust
 
 
-def xp_coefficients(teff, mh, a_v, g_mag, rng, ncoeff: int = 55) -> dict[str, np.ndarray]:
-    """BP and RP Hermite coefficients (with errors) for each star, in e-/s-like units.
+def xp_coefficients(teff, mh, a_v, bp_mag, rp_mag, rng) -> dict[str, np.ndarray]:
+    """BP and RP coefficients (with errors) in the real Gaia DR3 basis, in e-/s.
+
+    The photon SED (`_sed`) goes through the DR3 instrument model and basis shipped with
+    GaiaXPy (`gaiarvs_cnn.simulate.xp`); each band is scaled to the star's BP or RP flux.
 
     Parameters
     ----------
-    teff, mh, a_v, g_mag : array
-        Teff [K], [M/H] [dex], A_V [mag], G [mag].
-    rng : `numpy.random.Generator`
+    teff, mh, a_v : array
+        Teff [K], [M/H] [dex], A_V [mag].
+    bp_mag, rp_mag : array
+        BP and RP magnitudes [mag].
+    rng : `numpy.random.Generator` or None
+        None gives noise-free coefficients.
 
     Returns
     -------
     dict with ``bp_coefficients``, ``bp_coefficient_errors``, ``rp_coefficients``,
-    ``rp_coefficient_errors`` (each (N, ncoeff)).
+    ``rp_coefficient_errors`` (each (N, 55)).
     """
-    out = {}
-    flux_scale = 10 ** (-0.4 * (np.asarray(g_mag) - 25.7))
-    for band in ("bp", "rp"):
-        wl, design = _xp_design(band, ncoeff)
-        coeff = _sed(wl, teff, mh, a_v) @ design
-        coeff *= (flux_scale / np.abs(coeff[:, 0]))[:, None] * (0.6 if band == "bp" else 0.9)
-        err = np.sqrt(np.abs(coeff[:, :1])) * 0.5 * (1.0 + 0.02 * np.arange(ncoeff))[None, :]
-        out[f"{band}_coefficients"] = coeff + rng.normal(0, 1, coeff.shape) * err
-        out[f"{band}_coefficient_errors"] = err
-    return out
+    from .xp import XP_BANDS, xp_band
+    from .xp import xp_coefficients as _project
+
+    seds = {b: _sed(xp_band(b).wavelength, teff, mh, a_v) for b in XP_BANDS}
+    return _project(seds, {"bp": bp_mag, "rp": rp_mag}, rng)

@@ -34,7 +34,7 @@ import numpy as np
 from astropy import log
 from tqdm.auto import tqdm
 
-from ..constants import LABELS, PAPER_TRAINING_RANGES, RVS_NPIX, XP_NCOEFF
+from ..constants import LABELS, PAPER_TRAINING_RANGES, RVS_NPIX
 from ..exceptions import InputDataError
 from ..io.store import CORE_COLUMNS, ColumnSpec, StarBatch, atomic_store
 from .figures import plot_calcium_triplet, plot_kiel_spectra, plot_real_comparison
@@ -335,8 +335,8 @@ def simulate_batch(n: int, seed=0, kind: str = "observed",
                                  "(check the snr option).")
     cols = {k: np.concatenate([p[k] for p in parts])[:n] for k in parts[0]}
     tl = cols["true_labels"]
-    cols.update(xp_coefficients(tl[:, 0], tl[:, 2], cols["a_v"], cols["phot_g_mean_mag"], rng,
-                                XP_NCOEFF))
+    cols.update(xp_coefficients(tl[:, 0], tl[:, 2], cols["a_v"], cols["phot_bp_mean_mag"],
+                                cols["phot_rp_mean_mag"], rng))
     cols["rv_shift"] = rng.normal(0.0, rv_sigma, n) if rv_sigma > 0 else np.zeros(n)
     cols["flux"], cols["flux_error"] = _noisy_spectra(cols["true_labels"], cols["rv_shift"],
                                                       cols["rvs_snr"], rng)
