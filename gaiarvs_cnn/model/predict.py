@@ -18,6 +18,7 @@ from astropy import log
 
 from ..constants import PHOT_INPUTS, RVS_NPIX, RVS_WAVE_START, RVS_WAVE_STEP
 from ..exceptions import InputDataError
+from ..io.readers import usable_rvs_flux
 from ..io.shards import open_source
 from ..io.store import StarBatch
 from ..selection import usable_mask
@@ -107,6 +108,17 @@ def grid_slice(config: NetworkConfig) -> slice:
     return slice(first, first + config.n_pixels)
 
 
+def _check_columns(batch: StarBatch) -> None:
+    """Raise `InputDataError` naming a missing input column or a flux array off the RVS grid."""
+    missing = [c for c in INPUT_COLUMNS if c not in batch]
+    if missing:
+        raise InputDataError(f"Input stars lack column(s) {missing} needed by the model.")
+    flux = np.asarray(batch["flux"])
+    if flux.ndim != 2 or flux.shape[1] != RVS_NPIX:
+        raise InputDataError(f"RVS flux has shape {flux.shape}; the model reads spectra on "
+                             f"the {RVS_NPIX}-pixel Gaia DR3 RVS grid.")
+
+
 def prepare_inputs(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarray]:
     """Scaled network inputs of ``batch`` for ``bundle`` (only the branches it uses).
 
@@ -130,13 +142,7 @@ def prepare_inputs(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarra
     BadStarError
         Naming the first star with non-finite inputs after preprocessing.
     """
-    missing = [c for c in INPUT_COLUMNS if c not in batch]
-    if missing:
-        raise InputDataError(f"Input stars lack column(s) {missing} needed by the model.")
-    flux = np.asarray(batch["flux"])
-    if flux.ndim != 2 or flux.shape[1] != RVS_NPIX:
-        raise InputDataError(f"RVS flux has shape {flux.shape}; the model reads spectra on "
-                             f"the {RVS_NPIX}-pixel Gaia DR3 RVS grid.")
+    _check_columns(batch)
     inputs = bundle.scalers.transform_inputs(batch)
     inputs["rvs"] = np.ascontiguousarray(inputs["rvs"][:, grid_slice(bundle.config)])
     return {k: inputs[k] for k in bundle.config.inputs}
@@ -228,9 +234,18 @@ def predict_batch(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarray
     -------
     dict of str to ndarray
         ``source_id`` (int64) and, per label, ``<label>``, ``e<label>``, ``sigma_<label>``
-        (float32): teff [K], logg [dex], mh, alpham, feh [dex]. Stars whose inputs are
-        unusable (`usable_inputs`) get NaN values, are counted in a log warning, and never
-        affect the other stars.
+        (float32): teff [K], logg [dex], mh, alpham, feh [dex]. Stars whose RVS flux is
+        physically implausible (`~gaiarvs_cnn.io.readers.usable_rvs_flux`: absurd, infinite
+        or many negative pixels) get NaN values, are counted in a log warning, and never
+        affect the other stars. Catalogue production cuts every unusable star before
+        predicting (`usable_inputs`).
+
+    Raises
+    ------
+    InputDataError
+        Naming a missing column, or a flux array not on the RVS grid.
+    BadStarError
+        Naming the first star with non-finite photometry, parallax or XP inputs.
 
     Examples
     --------
@@ -240,13 +255,14 @@ def predict_batch(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarray
     if len(batch) == 0:
         return {k: np.zeros(0, np.int64 if k == "source_id" else np.float32)
                 for k in output_keys(bundle.config.labels)}
-    ok = usable_inputs(batch)
+    _check_columns(batch)
+    ok = usable_rvs_flux(batch["flux"])
     if ok.all():
         return summarise(bundle, fused(bundle)(prepare_inputs(bundle, batch)),
                          batch["source_id"])
     bad_ids = batch["source_id"][~ok]
-    log.warning(f"{bad_ids.size} of {len(batch)} star(s) have unusable inputs (implausible RVS "
-                "flux, missing XP coefficients or photometry) and get NaN labels: "
+    log.warning(f"{bad_ids.size} of {len(batch)} star(s) have an implausible RVS flux "
+                "and get NaN labels: "
                 f"{bad_ids[:10].tolist()}{' ...' if bad_ids.size > 10 else ''}.")
     out = {k: np.full(len(batch), np.nan, np.float32) for k in output_keys(bundle.config.labels)}
     out["source_id"] = np.asarray(batch["source_id"], dtype=np.int64)
