@@ -64,7 +64,7 @@ SOURCES = ("simulated", "gaia", "files")
 DEFAULT_N_STARS = 20_000
 #: Seed of the default simulated survey.
 DEFAULT_SEED = 7
-_REPLACE_HINT = ("pass overwrite=True (the CLI's --overwrite) to replace it (the old catalogue "
+_REPLACE_HINT = ("pass overwrite=True (CLI: --overwrite) to replace it (the old catalogue "
                  "stays until the new one is complete), or choose another output")
 
 
