@@ -48,6 +48,13 @@ _FLAG_TRANSLATIONS = (
     (re.compile(r"pass it as rvs_files"), "pass it with --rvs"),
     (re.compile(r"pass it as xp_files"), "pass it with --xp"),
     (re.compile(r"pass it as gaia_source"), "pass it with --gaia-source"),
+    (re.compile(r"\bstore=PATH"), "--store PATH"),
+    (re.compile(r"\(source_ids or store\)"), "(--source-ids or --store)"),
+    (re.compile(r"create one with fetch_to_store"), "create one with 'gaiarvs-cnn fetch gaia'"),
+    (re.compile(r"create one with ingest_to_store or simulate_store"),
+     "create one with 'gaiarvs-cnn store ingest' or 'gaiarvs-cnn simulate'"),
+    (re.compile(r"simulate_store\(\.\.\., kind='training'\)"),
+     "'gaiarvs-cnn simulate --kind training'"),
 )
 #: errno values that mean the output could not be written.
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS,

@@ -161,7 +161,7 @@ def load_training_sample(store_path, max_stars: int | None = None) -> StarBatch:
     if batch is None or len(batch) == 0:
         raise InputDataError(f"Store {store_path} has no star with all five labels; a "
                              "training store needs reference labels (e.g. "
-                             "'gaiarvs-cnn simulate --kind training').")
+                             "simulate_store(..., kind='training')).")
     return batch[:max_stars] if max_stars is not None else batch
 
 

@@ -64,7 +64,7 @@ SOURCES = ("simulated", "gaia", "files")
 DEFAULT_N_STARS = 20_000
 #: Seed of the default simulated survey.
 DEFAULT_SEED = 7
-_REPLACE_HINT = ("pass overwrite=True (CLI: --overwrite) to replace it (the old catalogue "
+_REPLACE_HINT = ("pass overwrite=True to replace it (the old catalogue "
                  "stays until the new one is complete), or choose another output")
 
 
@@ -319,9 +319,9 @@ def _input_store(run: CatalogRun, work_dir: Path, summary: RunSummary) -> Path:
         with _stage("simulate", summary):
             return _simulated_store(run, work_dir)
     if run.store is None:
-        hint = ("create one with 'gaiarvs-cnn fetch gaia ...'" if run.source == "gaia"
-                else "create one with 'gaiarvs-cnn store ingest' or 'gaiarvs-cnn simulate'")
-        raise InputDataError(f"Source '{run.source}' needs a store (--store PATH: an HDF5 "
+        hint = ("create one with fetch_to_store" if run.source == "gaia"
+                else "create one with ingest_to_store or simulate_store")
+        raise InputDataError(f"Source '{run.source}' needs a store (store=PATH: an HDF5 "
                              f"store or shard manifest); {hint}.")
     return Path(run.store)
 

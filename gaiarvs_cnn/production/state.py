@@ -97,7 +97,7 @@ def legacy_error(work_dir) -> InputDataError:
     """The error for a 0.1 work directory: it cannot be resumed, start over with overwrite."""
     return InputDataError(
         f"{work_dir} is a work directory of gaiarvs-cnn 0.1, which this version cannot resume. "
-        "Run again without resume and with overwrite=True (CLI: --overwrite) to discard "
+        "Run again without resume and with overwrite=True to discard "
         "it and start over.")
 
 
@@ -158,7 +158,7 @@ def prepare_work_dir(work_dir, identity: Mapping, *, resume: bool, explicit: boo
         if explicit and not overwrite:
             raise OutputExistsError(
                 f"{work_dir} holds the chunks of another run ({changed} differ). Use another "
-                "work directory, or overwrite=True (CLI: --overwrite) to discard them.")
+                "work directory, or overwrite=True to discard them.")
         _clear(work_dir)
     elif doc is not None and not (resume or explicit):
         _clear(work_dir)  # same run, started over

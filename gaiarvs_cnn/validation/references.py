@@ -36,7 +36,7 @@ def _simulated(kind: str, store, seed) -> Table:
 
     if store is None:
         raise InputDataError(f"The simulated {kind} reference is derived from the simulated "
-                             "store of the catalogue: pass --store sim.h5.")
+                             "store of the catalogue: pass store=PATH (e.g. sim.h5).")
     if not isinstance(store, (str, Path)) or Path(store).suffix.lower() != ".json":
         return reference_catalog(kind, store, seed)
     # a shard manifest: read the per-star columns (no spectra) in store order

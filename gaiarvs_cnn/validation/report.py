@@ -251,7 +251,7 @@ def write_report(results: Sequence[ValidationResult], outdir="validation_report"
     outdir = Path(outdir)
     if (outdir / "summary.md").exists() and not overwrite:
         raise OutputExistsError(f"{outdir} already holds a validation report; pass "
-                                "--overwrite (overwrite=True) or choose another directory.")
+                                "overwrite=True or choose another directory.")
     outdir.mkdir(parents=True, exist_ok=True)
     _remove_previous(outdir)
     files: dict[str, list[str]] = {}

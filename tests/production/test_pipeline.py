@@ -106,7 +106,8 @@ def test_resume_with_other_chunk_size_is_refused(tiny_observed_store, tiny_bundl
 def test_existing_catalogue_is_refused_before_any_work(tiny_observed_store, tiny_bundle,
                                                       tmp_path):
     (tmp_path / NAMES[1]).write_text("earlier")
-    with pytest.raises(OutputExistsError, match="--overwrite"):
+    # library terms (overwrite=True); the CLI test below checks its translation to --overwrite
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
         produce_catalog(files_run(tiny_observed_store, tiny_bundle, tmp_path))
     assert (tmp_path / NAMES[1]).read_text() == "earlier"
     assert sorted(p.name for p in tmp_path.iterdir()) == [NAMES[1]]  # no work dir, no lock
