@@ -72,8 +72,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -89,7 +87,7 @@ from sklearn.neighbors import NearestNeighbors
 from ..constants import RVS_NPIX
 from ..exceptions import InputDataError, ModelBundleError
 from ..preprocess import continuum_mask
-from ..utils.atomic import chmod_default
+from ..utils.atomic import atomic_directory
 
 __all__ = [
     "DEFAULT_PERPLEXITIES",
@@ -381,10 +379,7 @@ class TSNEReference:
             ``directory``; it holds ``tsne_reference.npz`` and ``tsne_reference.json``.
         """
         directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
-        chmod_default(tmp)             # mkdtemp makes 0700 directories
-        try:
+        with atomic_directory(directory) as tmp:
             arrays = {"pca_mean": self.pca_mean, "pca_components": self.pca_components,
                       "train_pca": self.train_pca, "train_noise": self.train_noise}
             arrays.update({f"map_{i}": self.maps[p].astype(np.float32)
@@ -394,12 +389,6 @@ class TSNEReference:
                         "map_threshold": [self.map_threshold[p] for p in self.perplexities],
                         "pca_threshold": self.pca_threshold, "meta": self.meta}
             (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1))
-            if directory.exists():
-                shutil.rmtree(directory)
-            os.replace(tmp, directory)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
         return directory
 
     @classmethod

@@ -35,7 +35,7 @@ from astropy import log
 from tqdm.auto import tqdm
 
 from ..exceptions import DuplicateSourceError, StoreError
-from ..utils.atomic import write_text_atomic
+from ..utils.atomic import atomic_path, write_text_atomic
 from ..utils.checksum import sha256_file
 from .store import ColumnSpec, StarBatch, Store
 
@@ -784,12 +784,11 @@ def open_source(path, validate: bool = True) -> StoreSource | ShardedSource:
 # ----------------------------------------------------------------------------------
 def _write_shard(path: Path, batches: Iterable[StarBatch], extra: Sequence[ColumnSpec],
                  meta: dict, expected_rows: int) -> None:
-    tmp = path.with_name(path.name + ".part")
-    with Store.create(tmp, extra_columns=extra, meta=meta, overwrite=True,
-                      expected_rows=expected_rows) as out:
+    with atomic_path(path) as tmp, Store.create(tmp, extra_columns=extra, meta=meta,
+                                                overwrite=True,
+                                                expected_rows=expected_rows) as out:
         for batch in batches:
             out.append(batch)
-    os.replace(tmp, path)
 
 
 def shard_store(store_path, out_dir, stars_per_shard: int, manifest_name: str = "manifest.json",
