@@ -153,7 +153,7 @@ def _warm(client, bundle_path) -> float:
 
 
 def _agreement(serial_out, catalogue: Path, ref, store: Path, chunk: int) -> dict:
-    from gaiarvs_cnn.catalog.schema import read_catalog
+    from gaiarvs_cnn.catalog import read_catalog
     from gaiarvs_cnn.io.shards import open_source
 
     table = read_catalog(catalogue)

@@ -35,7 +35,7 @@ def read_catalog(path):
     InputDataError
         If ``path`` does not exist or is not a gaiarvs-cnn catalogue.
     """
-    from .catalog.schema import read_catalog as _read
+    from .catalog.readers import read_catalog as _read
 
     return _read(path)
 

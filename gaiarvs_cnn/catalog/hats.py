@@ -69,7 +69,7 @@ def _hats_import():
 
 
 def _columns() -> list[dict]:
-    from .schema import catalog_columns
+    from .datamodel import catalog_columns
 
     return catalog_columns()
 

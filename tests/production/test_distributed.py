@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from gaiarvs_cnn.catalog.schema import read_catalog
+from gaiarvs_cnn.catalog import read_catalog
 from gaiarvs_cnn.exceptions import InputDataError, OutputExistsError
 from gaiarvs_cnn.io.shards import open_source, shard_store
 from gaiarvs_cnn.production import (

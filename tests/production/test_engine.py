@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 import gaiarvs_cnn
 from gaiarvs_cnn import conf
-from gaiarvs_cnn.catalog.schema import read_catalog
+from gaiarvs_cnn.catalog import read_catalog
 from gaiarvs_cnn.cli import main
 from gaiarvs_cnn.exceptions import InputDataError
 from gaiarvs_cnn.io.store import Store

@@ -13,7 +13,7 @@ from astropy.table import Table
 from click.testing import CliRunner
 
 from gaiarvs_cnn import conf
-from gaiarvs_cnn.catalog.schema import CatalogWriteError, read_catalog
+from gaiarvs_cnn.catalog import CatalogWriteError, read_catalog
 from gaiarvs_cnn.cli import main
 from gaiarvs_cnn.exceptions import InputDataError, ModelBundleError, OutputExistsError
 from gaiarvs_cnn.io.store import Store
