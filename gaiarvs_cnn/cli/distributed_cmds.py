@@ -5,24 +5,12 @@ Also provides `dask_options`, the ``--scheduler/--workers/...`` options that the
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 from pathlib import Path
 
 import click
 
 from . import main
-
-
-@contextlib.contextmanager
-def _errors_as_click():
-    """Show gaiarvs-cnn errors as one-line CLI errors (exit status 1), not tracebacks."""
-    from ..exceptions import GaiaRVSCNNError
-
-    try:
-        yield
-    except GaiaRVSCNNError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 @main.command("shard")
@@ -50,10 +38,9 @@ def shard(store, out_dir, stars_per_shard, manifest_name, chunk_size, overwrite)
     """
     from ..io.shards import read_manifest, shard_store
 
-    with _errors_as_click():
-        path = shard_store(store, out_dir, stars_per_shard, manifest_name=manifest_name,
-                           chunk_size=chunk_size, overwrite=overwrite)
-        manifest = read_manifest(path)
+    path = shard_store(store, out_dir, stars_per_shard, manifest_name=manifest_name,
+                       chunk_size=chunk_size, overwrite=overwrite)
+    manifest = read_manifest(path)
     click.echo(f"{path}: {len(manifest.shards)} shard(s), {manifest.n_stars} stars")
 
 
@@ -85,8 +72,7 @@ def manifest_create(manifest, shards, overwrite):
     """
     from ..io.shards import create_manifest
 
-    with _errors_as_click():
-        m = create_manifest(shards, manifest, overwrite=overwrite)
+    m = create_manifest(shards, manifest, overwrite=overwrite)
     click.echo(f"{manifest}: {len(m.shards)} shard(s), {m.n_stars} stars")
 
 
@@ -106,9 +92,8 @@ def manifest_validate(manifest, no_checksums):
     """
     from ..io.shards import read_manifest
 
-    with _errors_as_click():
-        m = read_manifest(manifest)
-        m.validate(checksums=not no_checksums)
+    m = read_manifest(manifest)
+    m.validate(checksums=not no_checksums)
     click.echo(f"{manifest}: OK ({len(m.shards)} shard(s), {m.n_stars} stars)")
 
 

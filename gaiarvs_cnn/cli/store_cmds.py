@@ -133,12 +133,8 @@ def convert(store, output, layout, overwrite, chunk_size):
       gaiarvs-cnn store convert sim.h5 --layout rows -o sim_rows.h5
       gaiarvs-cnn store convert sim_rows.h5 -o sim_columns.h5
     """
-    from ..exceptions import StoreError
     from ..io.store import convert_store
 
-    try:
-        path = convert_store(store, output, layout=layout, overwrite=overwrite,
-                             chunk_size=chunk_size, progress=True)
-    except StoreError as exc:
-        raise click.ClickException(str(exc).replace("overwrite=True", "--overwrite")) from exc
+    path = convert_store(store, output, layout=layout, overwrite=overwrite,
+                         chunk_size=chunk_size, progress=True)
     click.echo(f"Wrote {path} ({layout} layout, {store_summary(path)['n_stars']} stars).")

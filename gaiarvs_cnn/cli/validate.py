@@ -161,7 +161,6 @@ def validate(catalog_path, against, source, reference_files, store, seed, outdir
       gaiarvs-cnn validate --catalog gaia_results/gaiarvs_cnn_catalog.fits \\
           --store gaia_rvs.h5 --against galah --reference galah=galah.fits --out galah_only/
     """
-    from ..exceptions import GaiaRVSCNNError
     from ..validation.crossmatch import add_store_columns
     from ..validation.registry import comparison_names, needed_references
     from ..validation.report import write_report
@@ -170,34 +169,31 @@ def validate(catalog_path, against, source, reference_files, store, seed, outdir
     names = comparison_names()
     wanted = list(names) if "all" in against else [a for a in names if a in against]
     files = _parse_reference_files(reference_files)
-    try:
-        catalog = _read(catalog_path)
-        with tempfile.TemporaryDirectory(prefix="gaiarvs_validate_") as work:
-            store_path = _find_store(store, dict(catalog.meta), Path(work))
-            data = add_store_columns(catalog, store_path)
-            required, optional = needed_references(wanted)
-            # 'all' runs the comparisons whose required references can be obtained (the
-            # published catalogue, e.g., has no simulated counterpart); a comparison named
-            # in --against needs its references
-            refs = _collect_references(required + optional,
-                                       set() if "all" in against else set(required), source,
-                                       files, store_path, seed, data["source_id"])
-            if "all" in against:
-                from ..validation.registry import get_comparison
+    catalog = _read(catalog_path)
+    with tempfile.TemporaryDirectory(prefix="gaiarvs_validate_") as work:
+        store_path = _find_store(store, dict(catalog.meta), Path(work))
+        data = add_store_columns(catalog, store_path)
+        required, optional = needed_references(wanted)
+        # 'all' runs the comparisons whose required references can be obtained (the
+        # published catalogue, e.g., has no simulated counterpart); a comparison named
+        # in --against needs its references
+        refs = _collect_references(required + optional,
+                                   set() if "all" in against else set(required), source,
+                                   files, store_path, seed, data["source_id"])
+        if "all" in against:
+            from ..validation.registry import get_comparison
 
-                missing = [n for n in wanted if not set(get_comparison(n).required) <= set(refs)]
-                for name in missing:
-                    log.warning(f"Skipping the {name} comparison: its reference is not "
-                                f"available from --source {source} (give --reference).")
-                wanted = [n for n in wanted if n not in missing]
-            bounds = simulator_bounds() if has_truth(data) else None
-            results = run_validation(data, wanted, refs, bounds)
-        meta = {"catalogue": os.fspath(catalog_path), "store": os.fspath(store or "regenerated"),
-                "references": ", ".join(f"{k}: {'file ' + files[k] if k in files else source}"
-                                        for k in refs)}
-        fmts = [] if formats.strip().lower() == "none" else [
-            f.strip() for f in formats.split(",") if f.strip()]
-        summary = write_report(results, outdir, fmts, overwrite=overwrite, meta=meta)
-    except GaiaRVSCNNError as exc:
-        raise click.ClickException(str(exc)) from exc
+            missing = [n for n in wanted if not set(get_comparison(n).required) <= set(refs)]
+            for name in missing:
+                log.warning(f"Skipping the {name} comparison: its reference is not "
+                            f"available from --source {source} (give --reference).")
+            wanted = [n for n in wanted if n not in missing]
+        bounds = simulator_bounds() if has_truth(data) else None
+        results = run_validation(data, wanted, refs, bounds)
+    meta = {"catalogue": os.fspath(catalog_path), "store": os.fspath(store or "regenerated"),
+            "references": ", ".join(f"{k}: {'file ' + files[k] if k in files else source}"
+                                    for k in refs)}
+    fmts = [] if formats.strip().lower() == "none" else [
+        f.strip() for f in formats.split(",") if f.strip()]
+    summary = write_report(results, outdir, fmts, overwrite=overwrite, meta=meta)
     click.echo(f"Validation report: {summary}")
