@@ -18,23 +18,13 @@ from tqdm import tqdm
 
 from ..catalog import CatalogWriteError, build_catalog_table, format_of, open_writer
 from ..io.shards import Partition
-from ..utils.atomic import replace_directory, temporary_path
+from ..utils.atomic import remove_path, replace_directory, temporary_path
 from .task import POSITION_COLUMNS, chunk_path, read_chunk
 
 __all__ = ["merge_chunks"]
 
 #: Formats whose writers also take the stars' positions (HEALPix-partitioned catalogues).
 _NEEDS_POSITIONS = ("hats",)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        import shutil
-
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
 
 
 def merge_chunks(work_dir, parts: Sequence[Partition], targets: Sequence, provenance: Mapping,
@@ -109,7 +99,7 @@ def merge_chunks(work_dir, parts: Sequence[Partition], targets: Sequence, proven
                 os.replace(tmp, target)
     finally:
         for tmp, _, _ in staged:
-            _remove(tmp)
+            remove_path(tmp)
     return counts
 
 

@@ -22,7 +22,7 @@ from ..exceptions import OutputExistsError
 
 __all__ = ["TMP_SUFFIX", "temporary_path", "atomic_path", "atomic_directory",
            "write_bytes_atomic", "write_text_atomic", "write_json_atomic", "chmod_default",
-           "is_temporary", "refuse_existing", "replace_directory"]
+           "is_temporary", "refuse_existing", "replace_directory", "remove_path"]
 
 #: Suffix of every temporary file or directory made by this module.
 TMP_SUFFIX = ".tmp"
@@ -65,7 +65,9 @@ def chmod_default(path) -> None:
     os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~umask)
 
 
-def _remove(path: Path) -> None:
+def remove_path(path) -> None:
+    """Remove a file or a directory tree (a temporary output); nothing if it is absent."""
+    path = Path(path)
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -112,7 +114,7 @@ def atomic_path(path, *, mkdir: bool = True, suffix: str = "") -> Iterator[Path]
             chmod_default(tmp)
         os.replace(tmp, path)
     except BaseException:
-        _remove(tmp)
+        remove_path(tmp)
         raise
 
 
@@ -130,7 +132,7 @@ def atomic_directory(path) -> Iterator[Path]:
         yield tmp
         replace_directory(tmp, path)
     except BaseException:
-        _remove(tmp)
+        remove_path(tmp)
         raise
 
 
@@ -147,7 +149,7 @@ def replace_directory(finished, path) -> None:
         old = temporary_path(path)
         os.replace(path, old)
         os.replace(finished, path)
-        _remove(old)
+        remove_path(old)
     else:
         os.replace(finished, path)
 
