@@ -48,8 +48,16 @@ def datamodel() -> dict:
     try:
         text = resources.files("gaiarvs_cnn.catalog_model").joinpath(_DATAMODEL).read_text()
     except ModuleNotFoundError:
-        text = (Path(__file__).resolve().parent.parent / "catalog" / _DATAMODEL).read_text()
+        # A source checkout imported in place (``python -m pytest`` in the repository puts
+        # the checkout before the installed copy): ``<repository>/catalog/``, two levels
+        # above this package (``<repository>/gaiarvs_cnn/catalog/``).
+        text = (source_datamodel_dir() / _DATAMODEL).read_text()
     return json.loads(text)
+
+
+def source_datamodel_dir() -> Path:
+    """The ``catalog/`` directory of the source checkout this module was imported from."""
+    return Path(__file__).resolve().parents[2] / "catalog"
 
 
 def catalog_columns() -> list[dict]:
