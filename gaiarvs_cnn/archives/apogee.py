@@ -96,8 +96,10 @@ def apogee_quality_mask(t: Table) -> np.ndarray:
 APOGEE_SPEC = ReferenceSpec(
     kind="apogee", title="APOGEE DR17 allStar", table=APOGEE_TABLE, columns=APOGEE_COLUMNS,
     id_column=APOGEE_ID_COLUMN, cut=apogee_quality_mask, score="snr",
-    verified="allStar names: SDSS DR17 allStar data model; VizieR labels of III/286 not "
-             "verified from a stored source (tests/data/reference_schemas/README.md)")
+    verified="allStar names: SDSS DR17 allStar data model; VizieR table III/286/catalog "
+             "and labels GaiaEDR3, Teff, logg, [M/H], [a/M], [Fe/H] (and e_*), SNR: seen in "
+             "third-party code only; AFlag, chi2, f_[Fe/H]: seen nowhere "
+             "(tests/data/reference_schemas/README.md)")
 
 
 def apogee_from_table(raw: Table, cuts: bool = True) -> Table:

@@ -58,9 +58,10 @@ def _gspphot_labels(t: Table) -> Table:
     return t
 
 
-_VERIFIED = ("Gaia DR3 data model, astrophysical_parameters (gea.esac.esa.int/archive/"
-             "documentation/GDR3, Chapter 20.2); flags_gspspec characters: Recio-Blanco et "
-             "al. 2023, Table 2")
+_VERIFIED = ("column names seen in code generated from the ESA TAP /tables metadata "
+             "(TheComamba/gaia_access, src/data/gaiadr3/astrophysical_parameters); the "
+             "*_gspphot names also in a recorded gaia_source answer; flags_gspspec "
+             "characters: Recio-Blanco et al. 2023, Table 2")
 #: GSP-Spec of ``gaiadr3.astrophysical_parameters`` (see `gaiarvs_cnn.archives.specs`).
 GSPSPEC_SPEC = ReferenceSpec(
     kind="gsp-spec", title="Gaia DR3 GSP-Spec (uncalibrated)", table=AP_TABLE,

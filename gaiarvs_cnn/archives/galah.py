@@ -10,16 +10,22 @@ GALAH name / VizieR label (case-insensitive):
 ``feh``, ``e_feh`` (dex) <- ``fe_h``, ``e_fe_h`` / ``[Fe/H]``, ``e_[Fe/H]``;
 ``alpha_fe``, ``e_alpha_fe`` (dex) <- ``alpha_fe``, ``e_alpha_fe`` / ``[alpha/Fe]``,
 ``e_[alpha/Fe]``, also returned as ``alpham``/``e_alpham`` (compared with [alpha/M] as in
-the paper); ``snr_c3_iraf`` <- ``snr_c3_iraf`` / ``snrc3``; flags ``flag_sp``,
+the paper); ``snr_c3_iraf`` <- ``snr_c3_iraf`` / ``snrc3iraf``; flags ``flag_sp``,
 ``flag_fe_h``, ``flag_alpha_fe``, ``flag_guess`` (when present) <- same names /
-``f_sp``, ``f_[Fe/H]``, ``f_[alpha/Fe]``, ``f_guess``.
+``flagsp``, ``flagfeh``, ``flagalphafe``, ``flagguess``.
 
 Cuts (paper Sect. 6.3, GALAH DR3 best practice): ``flag_sp = 0``, ``flag_fe_h = 0``,
 ``flag_alpha_fe = 0``, ``flag_guess = 0`` where the column exists, ``snr_c3_iraf > 40``
-(`gaiarvs_cnn.selection.galah_quality_cut`). The GALAH names ``flag_sp``, ``flag_fe_h``
-and ``snr_c3_iraf`` are those of the GALAH DR3 documentation (galah-survey.org/dr3/flags);
-the VizieR labels were not verified from a stored source (the probe,
-``gaiarvs-cnn fetch reference --kind galah --probe``, checks them on the service).
+(`gaiarvs_cnn.selection.galah_quality_cut`).
+
+Where the names come from (``tests/data/reference_schemas/README.md``): the GALAH names
+``flag_sp``, ``flag_fe_h`` and ``snr_c3_iraf`` are those of the GALAH DR3 documentation
+(galah-survey.org/dr3/flags). The VizieR labels ``GaiaEDR3``, ``Teff``, ``[Fe/H]``,
+``[alpha/Fe]``, their ``e_`` errors, ``snrc3iraf`` and ``flagsp`` and the table name
+``J/MNRAS/506/150/stars`` are *seen in third-party code* querying VizieR, not read from
+the VizieR ReadMe; ``flagfeh``, ``flagalphafe`` and ``flagguess`` only follow the pattern
+of ``flagsp`` and were seen nowhere. ``gaiarvs-cnn fetch reference --kind galah --probe``
+checks them on the service.
 """
 from __future__ import annotations
 
@@ -42,9 +48,9 @@ GALAH_COLUMNS = ColumnMap({
     "teff": ("teff",), "e_teff": ("e_teff",), "logg": ("logg",), "e_logg": ("e_logg",),
     "feh": ("fe_h", "[Fe/H]"), "e_feh": ("e_fe_h", "e_[Fe/H]"),
     "alpha_fe": ("alpha_fe", "[alpha/Fe]"), "e_alpha_fe": ("e_alpha_fe", "e_[alpha/Fe]"),
-    "snr_c3_iraf": ("snr_c3_iraf", "snrc3"),
-    "flag_sp": ("flag_sp", "f_sp"), "flag_fe_h": ("flag_fe_h", "f_[Fe/H]"),
-    "flag_alpha_fe": ("flag_alpha_fe", "f_[alpha/Fe]"), "flag_guess": ("flag_guess", "f_guess"),
+    "snr_c3_iraf": ("snr_c3_iraf", "snrc3iraf"),
+    "flag_sp": ("flag_sp", "flagsp"), "flag_fe_h": ("flag_fe_h", "flagfeh"),
+    "flag_alpha_fe": ("flag_alpha_fe", "flagalphafe"), "flag_guess": ("flag_guess", "flagguess"),
 }, required=("source_id", "teff", "e_teff", "logg", "e_logg", "feh", "e_feh", "alpha_fe",
              "e_alpha_fe", "snr_c3_iraf", "flag_sp", "flag_fe_h", "flag_alpha_fe"),
     service="GALAH DR3")
@@ -85,7 +91,9 @@ GALAH_SPEC = ReferenceSpec(
     id_column=GALAH_ID_COLUMN, prepare=_alpha_as_alpham, cut=galah_quality_cut,
     score="snr_c3_iraf",
     verified="GALAH names flag_sp, flag_fe_h, snr_c3_iraf: galah-survey.org/dr3/flags; "
-             "VizieR labels and table name not verified from a stored source")
+             "VizieR table J/MNRAS/506/150/stars and labels GaiaEDR3, Teff, [Fe/H], "
+             "[alpha/Fe], snrc3iraf, flagsp: seen in third-party code only; flagfeh, "
+             "flagalphafe, flagguess: pattern of flagsp, seen nowhere")
 
 
 def galah_from_table(raw: Table, cuts: bool = True) -> Table:

@@ -2,8 +2,9 @@
 
 Column names and units follow the real tables: VizieR labels where the adapters query by
 them (``GaiaEDR3``, ``GaiaDR2``, ``Teff``, ``[M/H]``, ``AFlag``, ``Cluster``, ``proba``...),
-the surveys' own names otherwise (APOGEE ``ASPCAP_CHI2``/``FE_H_FLAG``, GALAH DR3
-``fe_h``, ``flag_sp``, ``snr_c3_iraf``...), Gaia archive names for ``gaiadr3.*`` tables.
+the surveys' own names otherwise (APOGEE ``ASPCAP_CHI2``/``FE_H_FLAG``), Gaia archive
+names for ``gaiadr3.*`` tables; where each name was checked is recorded in
+``tests/data/reference_schemas/`` (README and ``reference_columns.ecsv``).
 Every row is chosen to exercise one rule of the adapters; the expected outcome is written
 next to it and asserted in ``test_reference.py``.
 """
@@ -52,24 +53,27 @@ def _apogee(s: list[int]) -> Table:
 
 
 def _galah(s: list[int]) -> Table:
-    # s0 good, s1 flag_sp=1 (cut), s2 snr 30 (cut), s3 good, s4 flag_guess=1 (cut)
+    # VizieR labels of J/MNRAS/506/150/stars as third-party code names them (GALAH,
+    # GaiaEDR3, Teff, [Fe/H], [alpha/Fe], snrc3iraf, flagsp); flagfeh, flagalphafe and
+    # flagguess follow the pattern of flagsp (seen nowhere; see the fixture README).
+    # s0 good, s1 flagsp=1 (cut), s2 snr 30 (cut), s3 good, s4 flagguess=1 (cut)
     ids = s[:5]
     t = Table()
-    t["sobject_id"] = np.arange(5, dtype=np.int64) + 131216001101000
+    t["GALAH"] = np.arange(5, dtype=np.int64) + 131216001101000
     t["GaiaEDR3"] = np.array(ids, dtype=np.int64)
-    t["teff"] = np.array([4850, 5000, 4400, 4650, 5200.0]) * u.K
-    t["e_teff"] = np.full(5, 80.0) * u.K
+    t["Teff"] = np.array([4850, 5000, 4400, 4650, 5200.0]) * u.K
+    t["e_Teff"] = np.full(5, 80.0) * u.K
     t["logg"] = np.array([2.6, 3.8, 2.0, 2.5, 4.3]) * LOGG
     t["e_logg"] = np.full(5, 0.2) * LOGG
-    t["fe_h"] = np.array([-0.22, 0.1, -1.0, 0.05, -0.1]) * DEX
-    t["e_fe_h"] = np.full(5, 0.07) * DEX
-    t["alpha_fe"] = np.array([0.12, 0.0, 0.3, 0.04, 0.01]) * DEX
-    t["e_alpha_fe"] = np.full(5, 0.05) * DEX
-    t["flag_sp"] = np.array([0, 1, 0, 0, 0], dtype=np.int32)
-    t["flag_fe_h"] = np.zeros(5, dtype=np.int32)
-    t["flag_alpha_fe"] = np.zeros(5, dtype=np.int32)
-    t["flag_guess"] = np.array([0, 0, 0, 0, 1], dtype=np.int32)
-    t["snr_c3_iraf"] = np.array([60, 80, 30, 45, 90.0])
+    t["[Fe/H]"] = np.array([-0.22, 0.1, -1.0, 0.05, -0.1]) * DEX
+    t["e_[Fe/H]"] = np.full(5, 0.07) * DEX
+    t["[alpha/Fe]"] = np.array([0.12, 0.0, 0.3, 0.04, 0.01]) * DEX
+    t["e_[alpha/Fe]"] = np.full(5, 0.05) * DEX
+    t["flagsp"] = np.array([0, 1, 0, 0, 0], dtype=np.int32)
+    t["flagfeh"] = np.zeros(5, dtype=np.int32)
+    t["flagalphafe"] = np.zeros(5, dtype=np.int32)
+    t["flagguess"] = np.array([0, 0, 0, 0, 1], dtype=np.int32)
+    t["snrc3iraf"] = np.array([60, 80, 30, 45, 90.0])
     return t
 
 

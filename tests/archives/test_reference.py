@@ -96,7 +96,7 @@ def test_reference_http_error_is_clear(archive, fast_client):
 
 def test_reference_missing_column_is_named(archive, fast_client):
     archive.tables["j/mnras/506/150/stars"] = archive.tables["j/mnras/506/150/stars"][
-        ["GaiaEDR3", "teff"]]
+        ["GaiaEDR3", "Teff"]]
     with pytest.raises(ArchiveError, match="GALAH DR3 result lacks column"):
         query_galah(client=fast_client)
 
