@@ -52,6 +52,33 @@ def _apogee(s: list[int]) -> Table:
     return t
 
 
+def synthetic_apogee(ids, *, seed: int = 0) -> Table:
+    """APOGEE rows (the columns of `_apogee`) for the synthetic stars of
+    ``loopback.build_synthetic_archive``: one per id, every one passing the quality cuts,
+    labels drawn (``seed``) over the ranges of the paper's training sample."""
+    rng = np.random.default_rng(seed + 1)
+    n = len(ids)
+    t = Table()
+    t["APOGEE"] = [f"2M{i:08d}+0000000" for i in range(n)]
+    t["GaiaEDR3"] = np.asarray(ids, dtype=np.int64)
+    t["Teff"] = rng.uniform(3800, 6800, n) * u.K
+    t["e_Teff"] = rng.uniform(30, 90, n) * u.K
+    t["logg"] = rng.uniform(0.5, 4.9, n) * LOGG
+    t["e_logg"] = rng.uniform(0.02, 0.08, n) * LOGG
+    mh = rng.uniform(-2.0, 0.5, n)
+    t["[M/H]"] = mh * DEX
+    t["e_[M/H]"] = rng.uniform(0.01, 0.05, n) * DEX
+    t["[a/M]"] = rng.uniform(-0.1, 0.4, n) * DEX
+    t["e_[a/M]"] = rng.uniform(0.01, 0.05, n) * DEX
+    t["[Fe/H]"] = (mh + rng.normal(0, 0.03, n)) * DEX
+    t["e_[Fe/H]"] = rng.uniform(0.01, 0.05, n) * DEX
+    t["AFlag"] = [""] * n
+    t["ASPCAP_CHI2"] = rng.uniform(1.0, 10.0, n)
+    t["FE_H_FLAG"] = np.zeros(n, dtype=np.int32)
+    t["SNR"] = rng.uniform(70, 500, n)
+    return t
+
+
 def _galah(s: list[int]) -> Table:
     # VizieR labels of J/MNRAS/506/150/stars as third-party code names them (GALAH,
     # GaiaEDR3, Teff, [Fe/H], [alpha/Fe], snrc3iraf, flagsp); flagfeh, flagalphafe and

@@ -8,7 +8,7 @@ from gaiarvs_cnn.archives.gaia import GaiaArchive, data_structure_value, paper_c
 from gaiarvs_cnn.exceptions import ArchiveError
 from gaiarvs_cnn.io.store import Store
 
-from .conftest import RVS_CSV
+from .loopback import RVS_CSV
 
 NO_SPECTRUM = 1000000000000000001
 
