@@ -28,7 +28,8 @@ class Conf(_config.ConfigNamespace):
     """Configuration parameters for `gaiarvs_cnn` (see ``gaiarvs_cnn.conf``).
 
     Items: ``cache_dir``, the service URLs ``gaia_tap_url``, ``gaia_datalink_url``,
-    ``aip_tap_url``, ``vizier_url`` and ``gaia_bulk_url``, ``datalink_data_structure``,
+    ``aip_tap_url``, ``vizier_url``, ``xmatch_url`` and ``gaia_bulk_url``,
+    ``datalink_data_structure``, ``xmatch_max_distance`` (arcsec),
     the request limits ``datalink_max_ids`` and ``aip_datalink_max_ids``, the id-list
     sizes ``tap_upload_max_ids`` and ``tap_in_list_max_ids``, ``timeout`` (s),
     ``retries``, ``chunk_size`` (stars), ``threads`` and ``on_error`` (the bad-star policy
@@ -59,6 +60,15 @@ class Conf(_config.ConfigNamespace):
     )
     vizier_url = _item(
         "https://tapvizier.cds.unistra.fr/TAPVizieR/tap", "VizieR TAP service."
+    )
+    xmatch_url = _item(
+        "https://cdsxmatch.cds.unistra.fr/xmatch/api/v1/sync",
+        "CDS XMatch service (astroquery.xmatch), for positional cross-matches of reference "
+        "tables without Gaia ids with Gaia DR3 (VizieR I/355/gaiadr3)."
+    )
+    xmatch_max_distance = _item(
+        2.0, "Largest separation (arcsec) accepted by a positional cross-match with Gaia "
+        "DR3; the nearest counterpart within it is kept.", cfgtype="float"
     )
     gaia_bulk_url = _item(
         "https://cdn.gea.esac.esa.int/Gaia/gdr3/Spectroscopy",

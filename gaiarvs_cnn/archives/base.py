@@ -42,7 +42,7 @@ __all__ = ["cache_dir", "DiskCache", "HTTPClient", "RetryableError", "HTTPStatus
            "ColumnMap",
            "run_tap", "chunked", "id_list_adql", "masked_to_nan", "query_catalogue",
            "unique_best", "finish_reference", "TAPLimits", "tap_limits", "ids_votable",
-           "query_by_ids", "retry_after_seconds", "MAX_RETRY_AFTER"]
+           "query_by_ids", "retry_after_seconds", "MAX_RETRY_AFTER", "check_http_status"]
 
 #: HTTP status codes worth retrying (server-side or rate-limit problems).
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -342,9 +342,7 @@ class HTTPClient:
 
         def once() -> bytes:
             resp = self.session.request(method, url, **kwargs)
-            if resp.status_code >= 400:
-                raise _HTTPStatus(resp.status_code, resp.reason, resp.text,
-                                  resp.headers.get("Retry-After"))
+            check_http_status(resp)
             body = resp.content
             if validate is not None:
                 validate(body)
@@ -358,6 +356,29 @@ class _HTTPStatus(Exception):
         super().__init__(f"HTTP {status}")
         self.status, self.reason, self.body = status, reason or "", body or ""
         self.retry_after = retry_after
+
+
+def check_http_status(response: requests.Response) -> None:
+    """Hand an HTTP error answer to the retry policy of `HTTPClient.with_retries`.
+
+    For use inside the ``func`` given to `HTTPClient.with_retries`, also by clients that
+    make their own requests (astroquery): an answer with status >= 400 is then retried
+    (429, 5xx; ``Retry-After`` honoured) or becomes a final `HTTPStatusError`.
+
+    Parameters
+    ----------
+    response : requests.Response
+        The answer to check.
+
+    Raises
+    ------
+    Exception
+        The retry policy's internal signal when ``response.status_code >= 400``; only
+        `HTTPClient.with_retries` is meant to catch it.
+    """
+    if response.status_code >= 400:
+        raise _HTTPStatus(response.status_code, response.reason, response.text,
+                          response.headers.get("Retry-After"))
 
 
 def _pyvo_retry_after(exc: Exception) -> str | None:

@@ -120,9 +120,14 @@ def _clusters() -> Table:
                   "proba": np.array([1.0, 0.8, 0.9, 0.5])})
 
 
-def _k2gap() -> Table:
-    # 444 has no numax (dropped)
+def _k2gap(s: list[int], positions: dict) -> Table:
+    # 444 has no numax (dropped). The rows lie 0.4 arcsec north of the Gaia DR3 stars their
+    # DR2 ids map to (111 -> s0, 222 -> s2, 444 -> s3), so that a positional cross-match
+    # (CDS XMatch) finds the same stars as the DR2 -> DR3 mapping.
+    ra, dec = zip(*(positions.get(i, (0.0, 0.0)) for i in (s[0], s[2], s[3])))
     return Table({"EPIC": np.array([201000001, 201000002, 201000003], dtype=np.int64),
+                  "RAJ2000": np.array(ra) * u.deg,
+                  "DEJ2000": (np.array(dec) + 0.4 / 3600) * u.deg,
                   "GaiaDR2": np.array([111, 222, 444], dtype=np.int64),
                   "numax": np.array([35.0, 60.0, np.nan]) * u.uHz,
                   "e_numax": np.array([1.0, 1.5, np.nan]) * u.uHz,
@@ -160,11 +165,13 @@ def _published(s: list[int]) -> Table:
     return t
 
 
-def reference_tables(sky: list[int]) -> dict[str, Table]:
-    """The loopback archive's reference tables, keyed by lower-case table name."""
+def reference_tables(sky: list[int], positions: dict | None = None) -> dict[str, Table]:
+    """The loopback archive's reference tables, keyed by lower-case table name
+    (``positions``: source_id -> (ra, dec) of the loopback gaia_source stars, deg)."""
     sky = reference_ids(sky)
+    positions = positions or {}
     return {"iii/286/catalog": _apogee(sky), "j/mnras/506/150/stars": _galah(sky),
-            "j/a+a/640/a1/nodup": _clusters(), "j/apj/926/191/table2": _k2gap(),
+            "j/a+a/640/a1/nodup": _clusters(), "j/apj/926/191/table2": _k2gap(sky, positions),
             "gaiadr3.dr2_neighbourhood": _dr2_neighbourhood(sky),
             "gaiadr3.astrophysical_parameters": _astrophysical_parameters(sky),
             "gaiadr3_contrib.cnn_gaia_rvs_catalog": _published(sky)}

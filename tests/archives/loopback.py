@@ -21,6 +21,19 @@ document (TAPRegExt ``uploadMethod``, ``uploadLimit``, ``outputLimit``) from
 ``Archive.services`` and refuses uploads beyond its published limit (HTTP 400), as a real
 service would.
 
+The CDS XMatch service (``/xmatch/api/v1/sync``, what `astroquery.xmatch.XMatchClass`
+talks to) is served too: ``GET .../sync/tables?action=getVizieRTableNames`` answers one
+VizieR table name per line (the layout of astroquery's recorded
+``astroquery/xmatch/tests/data/tables.csv``, astropy/astroquery@2e8c636), and ``POST
+.../sync`` (``request=xmatch``, an uploaded ``cat1`` CSV, ``cat2=vizier:<table>``,
+``distMaxArcsec``) answers every pair within the distance, ``angDist`` (arcsec) first, then
+the uploaded columns, then the columns of the VizieR table -- the layout of astroquery's
+recorded answer ``astroquery/xmatch/tests/data/query_res.csv`` -- as a VOTable (or CSV for
+``RESPONSEFORMAT=csv``), computed as a real positional match
+(`astropy.coordinates.SkyCoord.search_around_sky`). The VizieR Gaia DR3 table it matches
+with, ``I/355/gaiadr3``, is the loopback ``gaia_source`` under VizieR labels (``Source``,
+``RA_ICRS``, ``DE_ICRS``, ``Gmag``).
+
 Failures are injected per test with ``archive.fail(path, mode, times)``: ``"500"`` (HTTP
 500), ``"slow"`` (sleep ``archive.slow_s`` before answering), ``"truncate"`` (half of the
 payload), ``"malformed"`` (a broken VOTable), ``"429"`` (HTTP 429 with
@@ -302,6 +315,43 @@ class Archive:
             f'<RESOURCE type="results">\n<INFO name="QUERY_STATUS" value="{status}"/>'.encode(),
             1)
 
+    def xmatch(self, path: str, params: dict, files: dict) -> tuple[int, bytes, str]:
+        """The CDS XMatch API: the table list, or one positional cross-match."""
+        import astropy.units as u
+        from astropy.coordinates import SkyCoord
+
+        if path.endswith("/tables"):
+            names = ["simbad", "II/246/out", "II/311/wise", "I/355/gaiadr3"]
+            return 200, ("\n".join(names) + "\n").encode(), "text/plain"
+        if params.get("REQUEST") != "xmatch":
+            raise KeyError(f"request={params.get('REQUEST')!r}; only 'xmatch' is served")
+        cat2_name = params["CAT2"].removeprefix("vizier:").lower()
+        if cat2_name not in self.tables or "cat1" not in files:
+            raise KeyError(f"cat2 {params['CAT2']!r} is not available (or no cat1 upload)")
+        cat1 = Table.read(files["cat1"].decode(), format="ascii.csv")
+        cat2 = self.tables[cat2_name]
+        c1 = SkyCoord(np.asarray(cat1[params["COLRA1"]], float),
+                      np.asarray(cat1[params["COLDEC1"]], float), unit="deg")
+        c2 = SkyCoord(np.asarray(cat2["RA_ICRS"], float), np.asarray(cat2["DE_ICRS"], float),
+                      unit="deg")
+        i2, i1, sep, _ = c1.search_around_sky(c2, float(params["DISTMAXARCSEC"]) * u.arcsec)
+        order = np.lexsort((sep.arcsec, i1))
+        i1, i2, sep = i1[order], i2[order], sep[order]
+        out = Table({"angDist": np.round(sep.arcsec, 6)})
+        for c in cat1.colnames:
+            out[c] = cat1[c][i1]
+        for c in cat2.colnames:
+            out[c] = cat2[c][i2]
+        if params.get("RESPONSEFORMAT", "votable").lower() == "csv":
+            buf = io.StringIO()
+            out.write(buf, format="ascii.csv")
+            return 200, buf.getvalue().encode(), "text/csv"
+        buf = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from_table(out).to_xml(buf)
+        return 200, buf.getvalue(), "application/x-votable+xml"
+
     def datalink_zip(self, params: dict) -> tuple[int, bytes]:
         if params.get("FORMAT", "").lower() != "csv":
             return 400, b"Only FORMAT=csv is served by the test archive."
@@ -451,6 +501,9 @@ class _Handler(BaseHTTPRequestHandler):
             code, body = arc.datalink_zip(params)
             return code, body, "application/zip", {}
         service = path.strip("/").split("/")[0]
+        if service == "xmatch":
+            code, body, ctype = arc.xmatch(path, params, self.files)
+            return code, body, ctype, {}
         if path.endswith("/capabilities"):
             code, body = arc.capabilities(service, arc.url + path.rsplit("/", 1)[0])
             return code, body, "text/xml", {}
@@ -500,7 +553,10 @@ def _content() -> tuple:
     tables = {"gaiadr3.gaia_source": _gaia_source(sky + no_spectrum, ra_dec),
               "gaiadr3.rvs_mean_spectrum": _rvs_table(rvs),
               "gaiadr3.xp_continuous_mean_spectrum": _xp_table(sky, xp_rows)}
-    tables.update(reference_tables(sky))
+    tables.update(reference_tables(sky, ra_dec))
+    gaia = tables["gaiadr3.gaia_source"]  # VizieR I/355/gaiadr3, for the XMatch service
+    tables["i/355/gaiadr3"] = Table({"Source": gaia["source_id"], "RA_ICRS": gaia["ra"],
+                                     "DE_ICRS": gaia["dec"], "Gmag": gaia["phot_g_mean_mag"]})
     return rvs, xp_rows, sky, tables
 
 
@@ -696,6 +752,7 @@ def conf_values(arc: Archive, cache_dir, *, timeout: float = 5.0, retries: int =
     """`gaiarvs_cnn.conf` items that point a client at the served ``arc``."""
     return {"gaia_tap_url": arc.url + "/esa/tap", "gaia_datalink_url": arc.url + "/esa/data",
             "aip_tap_url": arc.url + "/aip/tap", "vizier_url": arc.url + "/vizier/tap",
+            "xmatch_url": arc.url + "/xmatch/api/v1/sync",
             "cache_dir": str(cache_dir), "timeout": timeout, "retries": retries}
 
 

@@ -56,6 +56,19 @@ def test_vizier_reference_by_id(client, module, func):
     assert table["source_id"].tolist() in ([HD176650], [])
 
 
+def test_xmatch_finds_the_star_at_its_own_position(client):
+    """CDS XMatch (astroquery) with VizieR I/355/gaiadr3 answers with the ``Source``
+    label the adapter reads (only seen in third-party code so far)."""
+    from gaiarvs_cnn import conf
+    from gaiarvs_cnn.archives.base import run_tap
+    from gaiarvs_cnn.archives.xmatch import xmatch_gaia_dr3
+
+    row = run_tap(client, conf.gaia_tap_url, "SELECT ra, dec FROM gaiadr3.gaia_source "
+                  f"WHERE source_id = {HD176650}", mode="sync")
+    t = xmatch_gaia_dr3(row["ra"], row["dec"], client=client, refresh=True)
+    assert t["source_id"].tolist() == [HD176650]
+
+
 def test_gsp_spec_columns(client):
     from gaiarvs_cnn.archives.gaia_ap import query_gsp
 
