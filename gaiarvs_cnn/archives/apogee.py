@@ -14,7 +14,7 @@ logg, e_logg  LOGG, LOGG_ERR         logg        dex (cgs)
 mh, e_mh      M_H, M_H_ERR           [M/H]       dex
 alpham        ALPHA_M, ALPHA_M_ERR   [a/M]       dex
 feh, e_feh    FE_H, FE_H_ERR         [Fe/H]      dex
-aspcapflag    ASPCAPFLAG             AFlag       bitmask or flag names
+aspcapflag    ASPCAPFLAG             AFlag       bitmask (or flag names)
 aspcap_chi2   ASPCAP_CHI2            chi2
 fe_h_flag     FE_H_FLAG              f_[Fe/H]
 snr           SNR                    SNR
@@ -97,9 +97,9 @@ APOGEE_SPEC = ReferenceSpec(
     kind="apogee", title="APOGEE DR17 allStar", table=APOGEE_TABLE, columns=APOGEE_COLUMNS,
     id_column=APOGEE_ID_COLUMN, cut=apogee_quality_mask, score="snr",
     verified="allStar names: SDSS DR17 allStar data model; VizieR table III/286/catalog "
-             "and labels GaiaEDR3, Teff, logg, [M/H], [a/M], [Fe/H] (and e_*), SNR: seen in "
-             "third-party code only; AFlag, chi2, f_[Fe/H]: seen nowhere "
-             "(tests/data/reference_schemas/README.md)")
+             "and labels GaiaEDR3, Teff, logg, [M/H], [a/M], [Fe/H] (and e_*), SNR, AFlag "
+             "(an integer bitmask): seen in third-party code only; chi2, f_[Fe/H]: seen "
+             "nowhere (tests/data/reference_schemas/README.md)")
 
 
 def apogee_from_table(raw: Table, cuts: bool = True) -> Table:

@@ -45,7 +45,9 @@ def _apogee(s: list[int]) -> Table:
     t["e_[a/M]"] = np.full(n, 0.03) * DEX
     t["[Fe/H]"] = np.array([-0.25, 0.12, -1.1, 0.0, 0.0, -0.3, 0.0, -0.3]) * DEX
     t["e_[Fe/H]"] = np.array([0.02, 0.02, 0.15, 0.02, 0.02, 0.03, 0.02, 0.02]) * DEX
-    t["AFlag"] = ["", "", "", "", "STAR_BAD,COLORTE_WARN", "", "", ""]
+    # AFlag: the ASPCAPFLAG bitmask as an integer, as third-party code reads VizieR's AFlag
+    # (bit 23 = STAR_BAD here); the adapter also accepts flag-name strings
+    t["AFlag"] = np.array([0, 0, 0, 0, 1 << 23, 0, 0, 0], dtype=np.int64)
     t["ASPCAP_CHI2"] = np.array([3.0, 4.0, 5.0, 2.0, 3.0, 6.0, 3.0, 3.0])
     t["FE_H_FLAG"] = np.zeros(n, dtype=np.int32)
     t["SNR"] = np.array([200, 150, 120, 300, 100, 90, 100, 80.0])

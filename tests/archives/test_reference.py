@@ -44,7 +44,9 @@ def test_apogee_by_ids_and_allstar_names(archive, fast_client, sky):
                         "[a/M]", "e_[a/M]", "[Fe/H]", "e_[Fe/H]", "AFlag"],
                        ["GAIAEDR3_SOURCE_ID", "TEFF", "TEFF_ERR", "LOGG", "LOGG_ERR", "M_H",
                         "M_H_ERR", "ALPHA_M", "ALPHA_M_ERR", "FE_H", "FE_H_ERR", "ASPCAPFLAG"])
-    raw["ASPCAPFLAG"] = np.where(np.asarray(raw["ASPCAPFLAG"]) == "", 0, 1 << 23)
+    assert apogee_from_table(raw)["source_id"].tolist() == [sky[0], sky[1], sky[2], sky[5]]
+    # ... and so do flag names instead of the integer bitmask
+    raw["ASPCAPFLAG"] = np.where(np.asarray(raw["ASPCAPFLAG"]) == 0, "", "STAR_BAD,COLORTE_WARN")
     assert apogee_from_table(raw)["source_id"].tolist() == [sky[0], sky[1], sky[2], sky[5]]
 
 
