@@ -57,12 +57,26 @@ def _http_response(exc: BaseException) -> requests.Response | None:
     return None
 
 
+def _xmatch_class():
+    """`astroquery.xmatch.XMatchClass`, imported without its stdout note.
+
+    astroquery prints "Could not import regions ..." on the first import when the optional
+    ``regions`` package is missing; regions is only needed for cone-restricted matches,
+    which are not used here, and the print would land in the output of a command line
+    that writes to stdout.
+    """
+    import contextlib
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        from astroquery.xmatch import XMatchClass
+    return XMatchClass
+
+
 def _query(client: HTTPClient, url: str, upload: Table, max_distance: float) -> bytes:
     """One XMatch request (retried by ``client``); the body of the service's answer."""
     from astroquery.exceptions import InvalidQueryError
-    from astroquery.xmatch import XMatchClass
 
-    xmatch = XMatchClass()
+    xmatch = _xmatch_class()()
     xmatch.URL, xmatch.TIMEOUT = url, client.timeout
     xmatch.cache_location = cache_dir() / "xmatch"
     what = f"CDS XMatch {url} (with {GAIA_DR3_TABLE})"

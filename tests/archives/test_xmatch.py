@@ -148,3 +148,22 @@ def test_k2gap_without_ids_or_positions_says_what_to_do(archive, fast_client):
         {c: k2[c] for c in k2.colnames if c not in ("GaiaDR2", "RAJ2000", "DEJ2000")})
     with pytest.raises(ArchiveError, match="no Gaia id column.*by position"):
         query_k2gap(client=fast_client)
+
+
+def test_client_import_keeps_stdout_clean():
+    """astroquery.xmatch prints a note on import when ``regions`` is missing; the command
+    line's stdout must not carry it."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if importlib.util.find_spec("regions") is not None:
+        pytest.skip("regions is installed: astroquery prints nothing to hide")
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", "from gaiarvs_cnn.archives.xmatch import "
+                          "_xmatch_class; print(_xmatch_class().__name__)"],
+                         capture_output=True, text=True, env=env, check=True)
+    assert out.stdout == "XMatchClass\n"
