@@ -39,8 +39,9 @@ CLUSTER_COLUMNS = ColumnMap({"dr2_source_id": ("GaiaDR2", "Source", "source_id")
 CLUSTERS_SPEC = ReferenceSpec(
     kind="clusters", title="Cantat-Gaudin et al. 2020 members", table=CLUSTERS_TABLE,
     columns=CLUSTER_COLUMNS, score="proba", unique=False,
-    verified="VizieR table J/A+A/640/A1/nodup and labels Cluster, GaiaDR2, proba: seen in "
-             "third-party code only (ReadMe not stored); gaiadr3.dr2_neighbourhood columns: "
+    verified="labels Cluster, GaiaDR2, proba: the nodup.dat ReadMe byte-by-byte as "
+             "transcribed in sdss/sdssdb; VizieR TAP table J/A+A/640/A1/nodup: seen in "
+             "third-party code; gaiadr3.dr2_neighbourhood columns: "
              "gaia.aip.de/metadata/gaiadr3/dr2_neighbourhood and the ESA (E)DR3 data model")
 _NEIGHBOURS = ColumnMap({"dr2_source_id": "dr2_source_id", "dr3_source_id": "dr3_source_id",
                          "angular_distance": "angular_distance",
