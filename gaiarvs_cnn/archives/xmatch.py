@@ -4,7 +4,9 @@ For reference tables that carry positions but no Gaia id (a K2-GAP table keyed o
 say), `xmatch_gaia_dr3` uploads the positions to the CDS XMatch service
 (``conf.xmatch_url``) with the field's own client, `astroquery.xmatch.XMatchClass`, matches
 them with VizieR ``I/355/gaiadr3`` (`GAIA_DR3_TABLE`) and keeps, for each input row, the
-nearest Gaia DR3 source within ``conf.xmatch_max_distance`` (2 arcsec by default).
+nearest Gaia DR3 source within ``conf.xmatch_max_distance`` (2 arcsec by default). The
+Gaia positions are those of epoch J2016.0 and no proper motion is applied: for a catalogue
+at another epoch (EPIC positions are J2000), fast-moving stars may need a larger distance.
 
 The answer of the service has one row per pair within the distance: ``angDist`` (arcsec),
 then the uploaded columns, then the columns of ``I/355/gaiadr3`` -- the layout of
