@@ -212,11 +212,11 @@ class Archive:
         return sum(path in p and all(q.get(k) == v for k, v in params.items())
                    for p, q in list(self.log))
 
-    def requests_by_endpoint(self) -> dict[str, int]:
-        """Requests per endpoint: the path with UWS job ids replaced by ``{job}``, and
-        DataLink requests split by ``RETRIEVAL_TYPE``."""
+    def requests_by_endpoint(self, since: int = 0) -> dict[str, int]:
+        """Requests per endpoint (from the ``since``-th logged one on): the path with UWS
+        job ids replaced by ``{job}``, and DataLink requests split by ``RETRIEVAL_TYPE``."""
         out = Counter()
-        for path, params in list(self.log):
+        for path, params in list(self.log)[since:]:
             key = re.sub(r"/async/\w+", "/async/{job}", path)
             if path.endswith("/data"):
                 key += f" {params.get('RETRIEVAL_TYPE', '?')}"
