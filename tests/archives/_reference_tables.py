@@ -74,7 +74,7 @@ def synthetic_apogee(ids, *, seed: int = 0) -> Table:
     t["e_[a/M]"] = rng.uniform(0.01, 0.05, n) * DEX
     t["[Fe/H]"] = (mh + rng.normal(0, 0.03, n)) * DEX
     t["e_[Fe/H]"] = rng.uniform(0.01, 0.05, n) * DEX
-    t["AFlag"] = [""] * n
+    t["AFlag"] = np.zeros(n, dtype=np.int64)  # the ASPCAPFLAG bitmask, as in `_apogee`
     t["ASPCAP_CHI2"] = rng.uniform(1.0, 10.0, n)
     t["FE_H_FLAG"] = np.zeros(n, dtype=np.int32)
     t["SNR"] = rng.uniform(70, 500, n)
