@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 RESULTS = ROOT / "benchmarks" / "results" / "demo_bundle.json"
-SCRIPT_VERSION = 1
+SCRIPT_VERSION = 2
 SNR_RANGE = (15.0, 25.0)
 TARGET_RATIO = 1.5
 TARGET_COVERAGE = (0.63, 0.73)
@@ -53,7 +53,9 @@ def _recipe(bundle) -> dict:
                            "mean": float(np.mean(list(hist.values())))} if hist else None,
             "early_stopping_patience": meta["config"]["patience"],
             "training_seconds": meta.get("training_seconds"),
-            "config": meta["config"], "created": meta.get("created")}
+            "config": meta["config"], "created": meta.get("created"),
+            "calibration": ({k: v for k, v in meta["calibration"].items() if k != "store_meta"}
+                            if "calibration" in meta else None)}
 
 
 def main(argv=None) -> dict:
@@ -110,6 +112,16 @@ def main(argv=None) -> dict:
                                        for c in cr.colnames if c != "label"} for r in cr}
     info["calibration"] = {r["label"]: {c: float(r[c]) for c in cal.colnames if c != "label"}
                            for r in cal}
+    # the tail behind std > MAD: stars beyond 4 robust sigma, and their true [Fe/H]
+    good = in_bin[np.asarray(in_bin["flag_boundary"]).astype(str) == "0" * 8]
+    info["outliers_beyond_4_mad"] = {}
+    for lab in ("teff", "logg", "mh", "alpham", "feh"):
+        res = np.asarray(good[lab], float) - np.asarray(good[f"true_{lab}"], float)
+        mad = 1.4826 * np.median(np.abs(res - np.median(res)))
+        far = np.abs(res - np.median(res)) > 4 * mad
+        info["outliers_beyond_4_mad"][lab] = {
+            "fraction": float(far.mean()),
+            "median_true_feh": float(np.median(good["true_feh"][far])) if far.any() else None}
     info["targets"] = {
         "precision_over_cramer_rao_max": TARGET_RATIO,
         "fraction_within_1sigma": list(TARGET_COVERAGE),

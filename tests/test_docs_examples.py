@@ -35,8 +35,8 @@ PROGRAM = "gaiarvs-cnn"
 
 #: Order in which the help texts' examples run (the tutorial's chain); "" is the main group.
 COMMAND_ORDER = ("config", "simulate", "fetch", "fetch gaia", "fetch reference", "fetch bulk",
-                 "store", "store ingest", "store info", "store convert", "train", "shard",
-                 "manifest", "manifest create", "manifest validate", "produce-catalog",
+                 "store", "store ingest", "store info", "store convert", "train", "calibrate",
+                 "shard", "manifest", "manifest create", "manifest validate", "produce-catalog",
                  "predict", "validate", "")
 
 #: (option, value as printed in the help) -> value run by the test (tiny sizes).
@@ -44,6 +44,7 @@ SIZES = {
     ("--n", "100000"): "200",          # simulate: observed survey
     ("--n", "20000"): "160",           # simulate: training stars
     ("--n", "5000"): "100",
+    ("--n", "3000"): "200",            # simulate: held-out calibration stars
     ("--n-stars", "2000"): "150",      # produce-catalog
     ("--stars-per-shard", "20000"): "100",
     ("--splits", "2"): "1",            # train: 1 split x 2 models instead of 2 x 2 / 7 x 4
@@ -61,6 +62,7 @@ ADDED_OPTIONS = {
     "produce-catalog": {"--n-stars": "200"},
     "train": {"--splits": "1", "--models": "2", "--epochs": "1",
               "--config": "tiny_network.json", "--no-tsne": None},
+    "calibrate": {"--min-per-bin": "10"},
     "validate": {"--formats": "none"},   # the figures are tested in validation/ (pytest-mpl)
 }
 

@@ -168,6 +168,7 @@ def main():
       gaiarvs-cnn fetch reference --kind galah -o galah.fits
       gaiarvs-cnn store info gaia_rvs.h5
       gaiarvs-cnn train --store train.h5 --out my_bundle/
+      gaiarvs-cnn calibrate --model my_bundle/ --store heldout.h5
       gaiarvs-cnn predict --store gaia_rvs.h5 --model my_bundle/ --out gaia_results/
       gaiarvs-cnn shard sim.h5 survey_shards --stars-per-shard 20000
       gaiarvs-cnn manifest validate survey_shards/manifest.json

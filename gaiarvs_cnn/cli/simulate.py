@@ -13,11 +13,14 @@ from . import main, set_output
               help="Random seed.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="sim.h5",
               show_default=True, help="Output HDF5 store.")
-@click.option("--kind", type=click.Choice(["observed", "training", "out-of-range"]),
+@click.option("--kind", type=click.Choice(["observed", "training", "out-of-range",
+                                           "calibration"]),
               default="observed", show_default=True,
               help="training: APOGEE-like labelled stars passing the paper's cuts (S/N>=30); "
                    "observed: the sample to parameterise (S/N>=15, a few % out-of-range "
-                   "stars and cluster members); out-of-range: hot, M-giant, very metal-poor.")
+                   "stars and cluster members); out-of-range: hot, M-giant, very metal-poor; "
+                   "calibration: labelled stars as for training but down to S/N 15 (held "
+                   "out, for 'gaiarvs-cnn calibrate').")
 @click.option("--snr", type=click.FloatRange(min=1e-3), default=None,
               help="Give every star this RVS S/N (default: drawn from G_RVS like DR3).")
 @click.option("--snr-range", type=(float, float), default=None,

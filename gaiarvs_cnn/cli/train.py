@@ -111,3 +111,38 @@ def train(store, out, splits, models, epochs, seed, max_stars, config_file, rvs_
             return
         bundle = train_ensemble(store, out, config, tsne=not no_tsne, workers=workers, **common)
     click.echo(f"Model bundle {bundle.bundle_id} ({bundle.n_members} members) in {bundle.path}")
+
+
+@main.command("calibrate")
+@click.option("--model", "model", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Model bundle to calibrate (modified in place).")
+@click.option("--store", "store", required=True,
+              type=click.Path(exists=True, path_type=Path),
+              help="Store (or shard manifest) of labelled stars the bundle did not train on.")
+@click.option("--label-bins", type=click.IntRange(min=1), default=6, show_default=True,
+              help="Bins of the predicted label per S/N bin.")
+@click.option("--min-per-bin", type=click.IntRange(min=10), default=60, show_default=True,
+              help="Minimum stars per (S/N, label) bin.")
+def calibrate(model, store, label_bins, min_per_bin):
+    """Calibrate a bundle's sigma_* on held-out labelled stars.
+
+    Fits, per label, the running-dispersion term of sigma_* in bins of S/N and
+    predicted label so that 68 % of the held-out stars fall within 1 sigma of their
+    reference label (the reference's own errors removed), and stores it in the
+    bundle (calibration.json; the bundle_id changes). Use stars the ensemble did not
+    train on and that span the S/N of the stars you will predict.
+
+    \b
+    Examples (my_bundle/: from 'gaiarvs-cnn train' above):
+      gaiarvs-cnn simulate --n 3000 --kind calibration -o heldout.h5
+      gaiarvs-cnn calibrate --model my_bundle/ --store heldout.h5
+    """
+    from ..model.calibration import calibrate_bundle
+
+    bundle = calibrate_bundle(model, store, n_label_bins=label_bins, min_per_bin=min_per_bin)
+    cov = bundle.meta["calibration"]["coverage_on_calibration_stars"]
+    click.echo(f"Calibrated model bundle {bundle.bundle_id} in {bundle.path} on "
+               f"{bundle.meta['calibration']['n_stars']} stars; fraction within 1 sigma:")
+    for lab in bundle.config.labels:
+        click.echo(f"  {lab:7s} " + "  ".join(f"S/N {k}: {v:.2f}" for k, v in cov[lab].items()))

@@ -8,6 +8,9 @@ Layout::
     scalers.json       the `~gaiarvs_cnn.preprocess.InputScalers` (labels, photometry, XP)
     ranges.json        (lo, hi) of the training sample for each label, G and parallax
     residuals.json     polynomial fits of the running residual dispersion (`ResidualFit`)
+    calibration.json   optional: the calibrated dispersion term (`CalibratedDispersion`)
+                       per label, fitted on held-out stars (`gaiarvs_cnn.model.calibration`);
+                       when present it replaces residuals.json in ``sigma_*``
     members/*.keras    the ensemble members (Keras 3 native format)
     history/*.json     per-member training loss curves
     tsne/              the t-SNE reference (`gaiarvs_cnn.flags.TSNEReference`), optional
@@ -38,13 +41,14 @@ from ..utils.atomic import is_temporary, write_json_atomic, write_text_atomic
 from ..utils.checksum import sha256_file
 from .config import NetworkConfig
 from .network import input_shapes
-from .residuals import ResidualFit
+from .residuals import CalibratedDispersion, ResidualFit
 
 __all__ = ["ModelBundle", "BUNDLE_FORMAT_VERSION", "software_versions", "demo_bundle_path",
            "read_bundle_id"]
 
 BUNDLE_FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+CALIBRATION = "calibration.json"
 #: Range keys every bundle provides (used by `gaiarvs_cnn.flags.flag_boundary`).
 RANGE_KEYS = (*LABELS, "phot_g_mean_mag", "parallax")
 
@@ -132,7 +136,11 @@ class ModelBundle:
     members : list of keras.Model
         The ensemble members.
     bundle_id : str
-        Identifier of the bundle (digest of the member files, from the manifest).
+        Identifier of the bundle (digest of the member files and of the calibration file
+        if any, from the manifest).
+    calibration : dict of str to CalibratedDispersion, optional
+        The calibrated dispersion term of each label (``calibration.json``); None for a
+        bundle that uses the training residual fits (the paper's definition).
     _fused : object
         Internal cache of the fused ensemble used for prediction; leave as None.
     _tsne : object
@@ -147,6 +155,7 @@ class ModelBundle:
     meta: dict
     members: list = field(default_factory=list)
     bundle_id: str = ""
+    calibration: dict | None = None
     _fused: object = field(default=None, repr=False)
     _tsne: object = field(default=None, repr=False)
 
@@ -154,6 +163,29 @@ class ModelBundle:
     def n_members(self) -> int:
         """Number of ensemble members."""
         return len(self.members)
+
+    def dispersion_term(self, label: str, values: np.ndarray,
+                        snr: np.ndarray | None = None) -> np.ndarray:
+        """The running-dispersion term ``d`` of ``sigma_<label>`` at predicted ``values``.
+
+        Parameters
+        ----------
+        label : str
+            One of the bundle's labels.
+        values : ndarray
+            Predicted label values (physical units).
+        snr : ndarray, optional
+            RVS S/N of each star; used by a calibrated bundle (None: the largest term).
+
+        Returns
+        -------
+        ndarray
+            The calibrated term (`CalibratedDispersion`) when the bundle has one,
+            otherwise the training residual fit (`ResidualFit`, the paper's Sect. 3.4).
+        """
+        if self.calibration is not None:
+            return self.calibration[label](values, snr)
+        return self.residuals[label](values)
 
     @property
     def tsne_dir(self) -> Path:
@@ -240,15 +272,52 @@ class ModelBundle:
         write_json_atomic(path / "residuals.json",
                           {k: residuals[k].to_dict() for k in config.labels})
         write_json_atomic(path / "metadata.json", dict(meta))
-        files = sorted(str(p.relative_to(path)) for p in path.rglob("*")
-                       if p.is_file() and p.name != MANIFEST and not is_temporary(p))
-        digest = hashlib.sha256("".join(sha256_file(path / f) for f in member_files).encode())
-        manifest = {"format_version": BUNDLE_FORMAT_VERSION, "bundle_id": digest.hexdigest()[:16],
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "versions": software_versions(), "members": list(member_files),
-                    "input_shapes": {k: list(v) for k, v in input_shapes(config).items()},
-                    "files": {f: sha256_file(path / f) for f in files}}
-        write_json_atomic(path / MANIFEST, manifest)
+        # a calibration belongs to the members it was fitted for: a (re)written bundle
+        # starts uncalibrated (`write_calibration` adds one)
+        (path / CALIBRATION).unlink(missing_ok=True)
+        write_manifest(path, config, member_files)
+        return ModelBundle.load(path)
+
+    @staticmethod
+    def write_calibration(path, calibration: Mapping[str, CalibratedDispersion],
+                          meta_update: Mapping | None = None) -> ModelBundle:
+        """Add (or replace) the calibrated dispersion terms of a finished bundle.
+
+        Writes ``calibration.json``, merges ``meta_update`` into ``metadata.json`` under
+        the key ``"calibration"``, and rewrites the manifest: the ``bundle_id`` changes,
+        since the bundle's ``sigma_*`` do.
+
+        Parameters
+        ----------
+        path : str or path-like
+            A complete bundle directory.
+        calibration : Mapping of str to CalibratedDispersion
+            One term per label of the bundle.
+        meta_update : Mapping, optional
+            Description of the calibration (sample, S/N range, coverage) for the metadata.
+
+        Returns
+        -------
+        ModelBundle
+            The bundle, re-read with `load`.
+
+        Raises
+        ------
+        ModelBundleError
+            If ``path`` is not a loadable bundle or a label has no term.
+        """
+        bundle = ModelBundle.load(path)
+        missing = [k for k in bundle.config.labels if k not in calibration]
+        if missing:
+            raise ModelBundleError(f"Cannot calibrate bundle {path}: no term for {missing}.")
+        path = Path(path)
+        write_json_atomic(path / CALIBRATION,
+                          {k: calibration[k].to_dict() for k in bundle.config.labels})
+        meta = dict(bundle.meta)
+        meta["calibration"] = dict(meta_update or {})
+        write_json_atomic(path / "metadata.json", meta)
+        manifest = _read_json(path / MANIFEST, "its manifest")
+        write_manifest(path, bundle.config, manifest["members"])
         return ModelBundle.load(path)
 
     # -- reading -------------------------------------------------------------------
@@ -288,9 +357,32 @@ class ModelBundle:
         residuals = {k: ResidualFit.from_dict(v) for k, v in
                      _read_json(path / "residuals.json", "residual fits").items()}
         meta = _read_json(path / "metadata.json", "metadata.json")
+        calibration = None
+        if CALIBRATION in manifest["files"]:
+            calibration = {k: CalibratedDispersion.from_dict(v) for k, v in
+                           _read_json(path / CALIBRATION, "calibration").items()}
         members = [_load_member(path / f, config) for f in manifest["members"]]
         return cls(path, config, scalers, ranges, residuals, meta, members,
-                   manifest["bundle_id"])
+                   manifest["bundle_id"], calibration)
+
+
+def write_manifest(path, config: NetworkConfig, member_files: list[str]) -> None:
+    """Write ``manifest.json`` of the bundle at ``path``: every file with its checksum.
+
+    The ``bundle_id`` is a digest of the member files and, when present, of
+    ``calibration.json`` (which changes the bundle's uncertainties).
+    """
+    path = Path(path)
+    files = sorted(str(p.relative_to(path)) for p in path.rglob("*")
+                   if p.is_file() and p.name != MANIFEST and not is_temporary(p))
+    ids = [*member_files, *([CALIBRATION] if (path / CALIBRATION).is_file() else [])]
+    digest = hashlib.sha256("".join(sha256_file(path / f) for f in ids).encode())
+    manifest = {"format_version": BUNDLE_FORMAT_VERSION, "bundle_id": digest.hexdigest()[:16],
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "versions": software_versions(), "members": list(member_files),
+                "input_shapes": {k: list(v) for k, v in input_shapes(config).items()},
+                "files": {f: sha256_file(path / f) for f in files}}
+    write_json_atomic(path / MANIFEST, manifest)
 
 
 def read_bundle_id(path) -> str:

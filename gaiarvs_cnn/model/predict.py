@@ -3,7 +3,8 @@
 For each star the label is the mean of the members' outputs (unscaled to physical units),
 ``e<label>`` their standard deviation (ddof=1, in physical units: the scaled spread times
 the label scaler's range) and ``sigma_<label>`` the quadrature sum of ``e<label>`` and the
-bundle's running residual dispersion evaluated at the predicted label.
+bundle's running-dispersion term (`ModelBundle.dispersion_term`) at the predicted label
+and, for a calibrated bundle, the star's RVS S/N.
 
 All members run inside one compiled `tf.function` (XLA when ``config.jit_compile``): one
 call per sub-batch of ``batch_size`` stars returns the (members, stars, labels) stack.
@@ -31,7 +32,11 @@ __all__ = ["FusedEnsemble", "predict_batch", "predict_and_flag", "predict_store"
            "DEFAULT_BATCH_SIZE", "FLAG_COLUMN"]
 
 #: Store columns prediction reads.
-INPUT_COLUMNS = ("source_id", "flux", *PHOT_INPUTS, "bp_coefficients", "rp_coefficients")
+INPUT_COLUMNS = ("source_id", "flux", *PHOT_INPUTS, "bp_coefficients", "rp_coefficients",
+                 "rvs_snr")
+#: Input columns a batch may lack: without ``rvs_snr`` a calibrated bundle's ``sigma_*``
+#: takes the largest term over S/N (`~gaiarvs_cnn.model.residuals.CalibratedDispersion`).
+OPTIONAL_COLUMNS = ("rvs_snr",)
 #: Stars per call of the fused ensemble function. Small enough that a member's largest
 #: activation (64 x 2394 x 32 float32, 20 MB) stays in the CPU caches: measured 1.2-1.3x
 #: faster than 256 for the paper network (``benchmarks/bench_model.py``).
@@ -110,7 +115,7 @@ def grid_slice(config: NetworkConfig) -> slice:
 
 def _check_columns(batch: StarBatch) -> None:
     """Raise `InputDataError` naming a missing input column or a flux array off the RVS grid."""
-    missing = [c for c in INPUT_COLUMNS if c not in batch]
+    missing = [c for c in INPUT_COLUMNS if c not in batch and c not in OPTIONAL_COLUMNS]
     if missing:
         raise InputDataError(f"Input stars lack column(s) {missing} needed by the model.")
     flux = np.asarray(batch["flux"])
@@ -202,9 +207,17 @@ def fused(bundle: ModelBundle) -> FusedEnsemble:
     return bundle._fused
 
 
-def summarise(bundle: ModelBundle, stacked: np.ndarray, source_id: np.ndarray
-              ) -> dict[str, np.ndarray]:
-    """Turn member outputs (M, N, L, scaled) into labels, ``e*`` and ``sigma_*`` (physical)."""
+def _snr(batch: StarBatch) -> np.ndarray | None:
+    """The batch's ``rvs_snr`` (None when the batch has no such column)."""
+    return np.asarray(batch["rvs_snr"], float) if "rvs_snr" in batch else None
+
+
+def summarise(bundle: ModelBundle, stacked: np.ndarray, source_id: np.ndarray,
+              snr: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Turn member outputs (M, N, L, scaled) into labels, ``e*`` and ``sigma_*`` (physical).
+
+    ``snr`` (the stars' RVS S/N) enters ``sigma_*`` of a calibrated bundle.
+    """
     scaler = bundle.scalers.labels
     stacked = stacked.astype(np.float64)
     mean = scaler.inverse_transform(stacked.mean(axis=0))
@@ -213,7 +226,7 @@ def summarise(bundle: ModelBundle, stacked: np.ndarray, source_id: np.ndarray
     err = scaler.inverse_transform_error(spread)
     out: dict[str, np.ndarray] = {"source_id": np.asarray(source_id, dtype=np.int64)}
     for j, lab in enumerate(bundle.config.labels):
-        disp = bundle.residuals[lab](mean[:, j])
+        disp = bundle.dispersion_term(lab, mean[:, j], snr)
         out[lab] = mean[:, j].astype(np.float32)
         out[f"e{lab}"] = err[:, j].astype(np.float32)
         out[f"sigma_{lab}"] = np.hypot(err[:, j], disp).astype(np.float32)
@@ -259,7 +272,7 @@ def predict_batch(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarray
     ok = usable_rvs_flux(batch["flux"])
     if ok.all():
         return summarise(bundle, fused(bundle)(prepare_inputs(bundle, batch)),
-                         batch["source_id"])
+                         batch["source_id"], _snr(batch))
     bad_ids = batch["source_id"][~ok]
     log.warning(f"{bad_ids.size} of {len(batch)} star(s) have an implausible RVS flux "
                 "and get NaN labels: "
@@ -269,7 +282,7 @@ def predict_batch(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarray
     if ok.any():
         good = batch[ok]
         part = summarise(bundle, fused(bundle)(prepare_inputs(bundle, good)),
-                         good["source_id"])
+                         good["source_id"], _snr(good))
         for key, values in part.items():
             if key != "source_id":
                 out[key][ok] = values

@@ -39,7 +39,7 @@ __all__ = ["make_splits", "member_name", "member_seed", "load_training_sample",
            "RANGE_PERCENTILES"]
 
 #: Store columns read for training.
-TRAIN_COLUMNS = (*INPUT_COLUMNS, "labels", "rvs_snr")
+TRAIN_COLUMNS = (*INPUT_COLUMNS, "labels")
 #: Percentiles of the training sample defining its "effective range" (paper Table 1).
 RANGE_PERCENTILES = (0.1, 99.9)
 VALIDATION_FRACTION = 0.25

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..exceptions import InputDataError
+
 __all__ = ["POPULATION_CODES", "CLUSTERS", "Population", "draw_population", "feh_from",
            "FEH_ALPHA_COEFF"]
 
@@ -103,10 +105,17 @@ def _stages(n: int, rng: np.random.Generator, weights: dict) -> np.ndarray:
     return rng.choice(len(names), size=n, p=p / p.sum())
 
 
-def _field_stars(n: int, rng: np.random.Generator) -> Population:
-    """Training-like field stars (thin, thick disc, halo; dwarfs, subgiants, RGB, RC)."""
-    disc = _stages(n, rng, _DISC_WEIGHTS)
+def _field_stars(n: int, rng: np.random.Generator, disc_weights: dict | None = None,
+                 flat_halo_mh: tuple[float, float] | None = None) -> Population:
+    """Training-like field stars (thin, thick disc, halo; dwarfs, subgiants, RGB, RC).
+
+    ``disc_weights`` replaces `_DISC_WEIGHTS` (same keys); ``flat_halo_mh`` draws the
+    halo stars' [M/H] uniformly in that range instead of the halo's normal distribution.
+    """
+    disc = _stages(n, rng, _DISC_WEIGHTS if disc_weights is None else disc_weights)
     mh, alpham = _chemistry(disc, rng)
+    if flat_halo_mh is not None:
+        mh = np.where(disc == 2, rng.uniform(*flat_halo_mh, n), mh)
     stage = _stages(n, rng, _STAGE_WEIGHTS)
     # dwarfs and subgiants
     mass_d = np.clip(rng.lognormal(np.log(0.95), 0.15, n) - 0.1 * (disc > 0), 0.65, 1.45)
@@ -125,6 +134,21 @@ def _field_stars(n: int, rng: np.random.Generator) -> Population:
     return Population(teff, logg, mh, alpham, feh_from(mh, alpham, rng),
                       np.where(giant, mass_g, mass_d), disc.astype(np.int8),
                       np.full(n, -1, np.int16), heights)
+
+
+#: [M/H] range of the `_metal_poor_stars` component (down to the paper's training limit).
+METAL_POOR_MH = (-2.29, -0.9)
+
+
+def _metal_poor_stars(n: int, rng: np.random.Generator) -> Population:
+    """Halo field stars with [M/H] uniform in `METAL_POOR_MH` (all evolutionary stages).
+
+    The training sample adds them so that the metal-poor end of the training range is
+    populated about as densely as the disc metallicities (issue 16: with the halo tail
+    of the field mixture alone, 6 % of the stars, the CNN pulled [M/H] < -1.5 stars
+    towards the sample mean by ~0.5 dex).
+    """
+    return _field_stars(n, rng, {"thin": 0.0, "thick": 0.0, "halo": 1.0}, METAL_POOR_MH)
 
 
 def _out_of_range(n: int, rng: np.random.Generator) -> Population:
@@ -167,13 +191,26 @@ def _cluster_members(n: int, rng: np.random.Generator) -> Population:
                       np.full(n, 5, np.int8), cid, np.full(n, 0.3))
 
 
+_COMPONENTS = {"field": _field_stars, "out": _out_of_range, "cluster": _cluster_members,
+               "metal-poor": _metal_poor_stars}
+
+
 def draw_population(n: int, rng: np.random.Generator, fractions: dict[str, float]) -> Population:
-    """Draw ``n`` stars from the mixture ``fractions`` of {'field', 'out', 'cluster'}."""
-    keys = ("field", "out", "cluster")
+    """Draw ``n`` stars from the mixture ``fractions`` of the components.
+
+    Components: ``'field'`` (thin/thick disc and halo), ``'out'`` (out of the training
+    range), ``'cluster'`` (open-cluster members) and ``'metal-poor'`` (halo stars flat in
+    [M/H], `_metal_poor_stars`).
+    """
+    unknown = set(fractions) - set(_COMPONENTS)
+    if unknown:
+        raise InputDataError(f"Unknown population component(s) {sorted(unknown)}; "
+                         f"use {sorted(_COMPONENTS)}.")
+    # the first three always take part in the multinomial draw (keeps old draws identical)
+    keys = ("field", "out", "cluster") + (("metal-poor",) if "metal-poor" in fractions else ())
     p = np.asarray([fractions.get(k, 0.0) for k in keys], dtype=float)
     counts = rng.multinomial(n, p / p.sum())
-    parts = [f(c, rng) for f, c in zip((_field_stars, _out_of_range, _cluster_members), counts)
-             if c > 0]
+    parts = [_COMPONENTS[k](c, rng) for k, c in zip(keys, counts) if c > 0]
     merged = Population(*(np.concatenate([getattr(pp, f) for pp in parts])
                           for f in Population.__dataclass_fields__))
     order = rng.permutation(n)

@@ -49,7 +49,7 @@ __all__ = ["SIM_EXTRA_COLUMNS", "SIM_KINDS", "SpectrumModel", "LogUniformSNR", "
            "plot_real_comparison"]
 
 #: Kinds of simulated samples.
-SIM_KINDS = ("training", "observed", "out-of-range")
+SIM_KINDS = ("training", "observed", "out-of-range", "calibration")
 
 _LABEL_DOC = ", ".join(LABELS)
 
@@ -73,10 +73,13 @@ _ALL_SPECS = tuple(CORE_COLUMNS) + SIM_EXTRA_COLUMNS
 
 # population mixture, S/N floor, G_RVS range, source_id prefix per kind
 _KIND_SETUP = {
-    "training": ({"field": 1.0}, 30.0, (5.0, 12.0), 1),
+    "training": ({"field": 0.85, "metal-poor": 0.15}, 30.0, (5.0, 12.0), 1),
     "observed": ({"field": 0.95, "out": 0.03, "cluster": 0.02}, 15.0, (4.0, 12.0), 2),
     "out-of-range": ({"out": 1.0}, 15.0, (4.0, 12.0), 3),
+    "calibration": ({"field": 1.0}, 15.0, (4.0, 12.0), 4),
 }
+# kinds with APOGEE-like reference labels, selected by the paper's training cuts
+_LABELLED_KINDS = ("training", "calibration")
 _SPEC_CHUNK = 2048
 
 
@@ -212,10 +215,12 @@ def _snr(snr, grvs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.full(len(grvs), float(snr))
 
 
-def _training_cuts(cols: dict, labels: np.ndarray, label_errors: np.ndarray) -> np.ndarray:
+def _training_cuts(cols: dict, labels: np.ndarray, label_errors: np.ndarray,
+                   snr_floor: float = 30.0) -> np.ndarray:
     """Paper Sects. 2.4-2.6 cuts: S/N >= 30, parallax error < 20 %, RUWE < 1.4, Table 1 ranges."""
     plx = cols["parallax"]
-    keep = (cols["rvs_snr"] >= 30.0) & (cols["parallax_error"] < 0.2 * plx) & (cols["ruwe"] < 1.4)
+    keep = ((cols["rvs_snr"] >= snr_floor) & (cols["parallax_error"] < 0.2 * plx)
+            & (cols["ruwe"] < 1.4))
     for name, (lo, hi) in PAPER_TRAINING_RANGES.items():
         val = cols[name] if name in cols else labels[:, LABELS.index(name)]
         keep &= (val >= lo) & (val <= hi)
@@ -276,10 +281,15 @@ def simulate_batch(n: int, seed=0, kind: str = "observed",
         Number of stars.
     seed : int or sequence of int
         Seed of `numpy.random.default_rng`; same seed, same stars.
-    kind : {'observed', 'training', 'out-of-range'}
+    kind : {'observed', 'training', 'out-of-range', 'calibration'}
         ``'training'``: APOGEE x RVS-like stars passing the paper's training cuts
         (S/N >= 30, parallax error < 20 %, RUWE < 1.4, Table 1 label/G/parallax ranges),
-        with APOGEE-like ``labels`` and ``label_errors``. ``'observed'``: the RVS sample
+        with APOGEE-like ``labels`` and ``label_errors``; 15 % of them are drawn flat in
+        [M/H] between -2.29 and -0.9 (`gaiarvs_cnn.simulate.population.METAL_POOR_MH`)
+        to populate the metal-poor end. ``'calibration'``: labelled APOGEE x RVS-like
+        field stars (the field mixture of the observed sample) passing the same cuts
+        but down to S/N 15, the held-out sample on which the uncertainty calibration is
+        fitted (`gaiarvs_cnn.model.calibration`). ``'observed'``: the RVS sample
         to parameterise (S/N >= 15; 3 % out-of-range stars, 2 % open-cluster members;
         ``labels`` NaN). ``'out-of-range'``: only hot (Paschen), M-giant (TiO) and very
         metal-poor stars.
@@ -316,13 +326,13 @@ def simulate_batch(n: int, seed=0, kind: str = "observed",
                              f"use snr >= {snr_floor}.")
     rng = np.random.default_rng(seed)
     parts, have, tries = [], 0, 0
-    rate = 0.3 if kind == "training" else 0.75   # expected fraction passing the cuts
+    rate = 0.3 if kind in _LABELLED_KINDS else 0.75   # expected fraction passing the cuts
     while have < n:
         m = 64 + int(1.15 * (n - have) / rate)
         cols = _draw_stars(m, rng, kind, snr)
-        if kind == "training":
+        if kind in _LABELLED_KINDS:
             labels, errors = apogee_labels(cols["true_labels"], rng)
-            keep = _training_cuts(cols, labels, errors)
+            keep = _training_cuts(cols, labels, errors, snr_floor)
             cols["labels"], cols["label_errors"] = labels, errors
         else:
             keep = cols["rvs_snr"] >= snr_floor
