@@ -154,6 +154,7 @@ def test_a_rewritten_bundle_drops_a_stale_calibration(tiny_bundle, calibration_s
     again = ModelBundle.write(path, b.config, b.scalers, b.ranges, b.residuals, b.meta,
                               json.loads((path / "manifest.json").read_text())["members"])
     assert again.calibration is None and not (path / "calibration.json").exists()
+    assert "calibration" not in again.meta
     assert again.bundle_id == ModelBundle.load(tiny_bundle).bundle_id
 
 

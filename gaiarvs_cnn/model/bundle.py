@@ -271,9 +271,10 @@ class ModelBundle:
                                                  for k in RANGE_KEYS})
         write_json_atomic(path / "residuals.json",
                           {k: residuals[k].to_dict() for k in config.labels})
-        write_json_atomic(path / "metadata.json", dict(meta))
         # a calibration belongs to the members it was fitted for: a (re)written bundle
         # starts uncalibrated (`write_calibration` adds one)
+        write_json_atomic(path / "metadata.json",
+                          {k: v for k, v in meta.items() if k != "calibration"})
         (path / CALIBRATION).unlink(missing_ok=True)
         write_manifest(path, config, member_files)
         return ModelBundle.load(path)
