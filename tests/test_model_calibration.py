@@ -41,13 +41,20 @@ def test_calibrated_term_recovers_an_injected_excess_in_label_and_snr():
             COVERAGE_LEVEL, abs=0.03)
 
 
-def test_term_is_zero_where_the_spread_alone_covers_and_reference_errors_are_removed():
+def test_an_over_covering_spread_is_scaled_down_and_reference_errors_are_removed():
     rng = np.random.default_rng(7)
     n = 20_000
     truth, snr = rng.uniform(0, 1, n), rng.uniform(15, 100, n)
     e = np.full(n, 0.1)
-    pred = truth + rng.normal(0, 0.05, n)              # the spread over-covers
-    assert np.all(np.asarray(fit_calibrated_dispersion(pred, truth, e, snr).terms) == 0)
+    pred = truth + rng.normal(0, 0.05, n)              # the spread over-covers (x 2)
+    cal = fit_calibrated_dispersion(pred, truth, e, snr)
+    assert np.all(np.asarray(cal.terms) == 0)
+    assert np.asarray(cal.scales) == pytest.approx(0.5, abs=0.05)
+    sigma = cal.sigma(pred, e, snr)
+    assert np.mean(np.abs(pred - truth) < sigma) == pytest.approx(COVERAGE_LEVEL, abs=0.02)
+    # where the term is positive, the spread is not scaled
+    pred = truth + rng.normal(0, 0.2, n)
+    assert np.all(np.asarray(fit_calibrated_dispersion(pred, truth, e, snr).scales) == 1.0)
     # errors of the reference itself do not enter the term
     e = np.full(n, 0.01)
     eref = np.full(n, 0.06)
@@ -61,7 +68,8 @@ def test_term_is_zero_where_the_spread_alone_covers_and_reference_errors_are_rem
 
 def test_calibrated_dispersion_interpolates_clips_and_round_trips():
     cal = CalibratedDispersion(snr_centres=(20.0, 80.0), knots=((0.0, 1.0), (0.0, 1.0)),
-                               terms=((0.2, 0.4), (0.1, 0.1)), counts=((50, 50), (50, 50)))
+                               terms=((0.2, 0.4), (0.1, 0.1)), scales=((1.0, 1.0), (0.5, 1.0)),
+                               counts=((50, 50), (50, 50)))
     assert cal(0.5, 20.0) == pytest.approx(0.3)
     assert cal(0.5, 80.0) == pytest.approx(0.1)
     assert cal(0.5, 40.0) == pytest.approx(0.3 + 0.5 * (0.1 - 0.3))   # halfway in log S/N
@@ -69,6 +77,8 @@ def test_calibrated_dispersion_interpolates_clips_and_round_trips():
     assert cal(0.5, np.nan) == pytest.approx(0.3)       # unknown S/N: the largest term
     assert cal(np.array([0.0, 1.0])).tolist() == pytest.approx([0.2, 0.4])
     assert np.isnan(cal(np.nan, 30.0))
+    assert cal.scale(0.0, 80.0) == pytest.approx(0.5)
+    assert cal.sigma(0.0, 0.4, 80.0) == pytest.approx(np.hypot(0.2, 0.1))
     again = CalibratedDispersion.from_dict(json.loads(json.dumps(cal.to_dict())))
     assert again == cal
 
@@ -135,8 +145,10 @@ def test_calibrate_bundle_writes_the_term_and_changes_sigma(tiny_bundle, calibra
     new = predict_batch(after, batch)
     for lab in after.config.labels:
         np.testing.assert_allclose(new[lab], old[lab])               # labels unchanged
-        term = after.calibration[lab](new[lab].astype(float), batch["rvs_snr"])
-        np.testing.assert_allclose(new[f"sigma_{lab}"], np.hypot(new[f"e{lab}"], term),
+        c = after.calibration[lab]
+        x, snr = new[lab].astype(float), batch["rvs_snr"]
+        np.testing.assert_allclose(new[f"sigma_{lab}"],
+                                   np.hypot(c.scale(x, snr) * new[f"e{lab}"], c(x, snr)),
                                    rtol=1e-5)
     assert any(not np.allclose(new[f"sigma_{k}"], old[f"sigma_{k}"])
                for k in after.config.labels)

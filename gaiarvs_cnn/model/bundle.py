@@ -164,9 +164,9 @@ class ModelBundle:
         """Number of ensemble members."""
         return len(self.members)
 
-    def dispersion_term(self, label: str, values: np.ndarray,
-                        snr: np.ndarray | None = None) -> np.ndarray:
-        """The running-dispersion term ``d`` of ``sigma_<label>`` at predicted ``values``.
+    def total_uncertainty(self, label: str, values: np.ndarray, spread: np.ndarray,
+                          snr: np.ndarray | None = None) -> np.ndarray:
+        """``sigma_<label>`` of stars with predicted ``values`` and member spread ``spread``.
 
         Parameters
         ----------
@@ -174,18 +174,21 @@ class ModelBundle:
             One of the bundle's labels.
         values : ndarray
             Predicted label values (physical units).
+        spread : ndarray
+            Member spread ``e<label>`` of each star (same units).
         snr : ndarray, optional
-            RVS S/N of each star; used by a calibrated bundle (None: the largest term).
+            RVS S/N of each star; used by a calibrated bundle (None: its largest term).
 
         Returns
         -------
         ndarray
-            The calibrated term (`CalibratedDispersion`) when the bundle has one,
-            otherwise the training residual fit (`ResidualFit`, the paper's Sect. 3.4).
+            With a calibration (`CalibratedDispersion`): ``sqrt((k e)**2 + d**2)``
+            calibrated on held-out stars; otherwise the paper's Sect. 3.4
+            ``sqrt(e**2 + d**2)`` with ``d`` the training residual fit (`ResidualFit`).
         """
         if self.calibration is not None:
-            return self.calibration[label](values, snr)
-        return self.residuals[label](values)
+            return self.calibration[label].sigma(values, spread, snr)
+        return np.hypot(spread, self.residuals[label](values))
 
     @property
     def tsne_dir(self) -> Path:

@@ -115,8 +115,8 @@ def calibrate_bundle(bundle_path, store_path, *, snr_edges=CALIBRATION_SNR_EDGES
         cols = [c for c in (*INPUT_COLUMNS, "labels", "label_errors") if c in have]
         bar = tqdm(total=len(src), unit="star", desc="calibrate", disable=not progress)
         for chunk in src.iter_chunks(chunk_size, columns=cols):
-            bar.update(len(chunk))
             keep = np.all(np.isfinite(chunk["labels"]), axis=1) & usable_mask(chunk)
+            bar.update(int((~keep).sum()))
             if not keep.any():
                 continue
             chunk = chunk[keep]
@@ -128,6 +128,7 @@ def calibrate_bundle(bundle_path, store_path, *, snr_edges=CALIBRATION_SNR_EDGES
                    else np.zeros((len(chunk), len(labels))))
             parts["eref"].append(np.where(np.isfinite(err), err, 0.0))
             parts["snr"].append(np.asarray(chunk["rvs_snr"], float))
+            bar.update(len(chunk))
         bar.close()
     if not parts["pred"]:
         raise InputDataError(f"Store {store_path} has no usable star with five finite "
@@ -149,12 +150,13 @@ def calibrate_bundle(bundle_path, store_path, *, snr_edges=CALIBRATION_SNR_EDGES
             "n_stars": int(len(data["snr"])), "snr_edges": edges,
             "n_label_bins": n_label_bins, "min_per_bin": min_per_bin,
             "level": COVERAGE_LEVEL,
-            "definition": "d**2 = 68.27 % quantile of (CNN - ref)**2 - e**2 - e_ref**2 per "
-                          "(S/N, predicted label) bin, floored at 0 "
-                          "(gaiarvs_cnn.model.residuals)"}
+            "definition": "sigma = sqrt((k e)**2 + d**2) per (S/N, predicted label) bin: "
+                          "d**2 = 68.27 % quantile of (CNN - ref)**2 - e**2 - e_ref**2 where "
+                          "positive (k = 1), else d = 0 and k**2 = 68.27 % quantile of "
+                          "((CNN - ref)**2 - e_ref**2) / e**2 (gaiarvs_cnn.model.residuals)"}
     # coverage reached on the calibration stars themselves (a check of the fit)
-    sigma = {f"sigma_{lab}": np.hypot(data["spread"][:, j],
-                                      terms[lab](data["pred"][:, j], data["snr"]))
+    sigma = {f"sigma_{lab}": terms[lab].sigma(data["pred"][:, j], data["spread"][:, j],
+                                              data["snr"])
              for j, lab in enumerate(labels)}
     sigma.update({lab: data["pred"][:, j] for j, lab in enumerate(labels)})
     cov = coverage_table(sigma, data["ref"], data["eref"], data["snr"], labels, snr_edges)

@@ -2,9 +2,10 @@
 
 For each star the label is the mean of the members' outputs (unscaled to physical units),
 ``e<label>`` their standard deviation (ddof=1, in physical units: the scaled spread times
-the label scaler's range) and ``sigma_<label>`` the quadrature sum of ``e<label>`` and the
-bundle's running-dispersion term (`ModelBundle.dispersion_term`) at the predicted label
-and, for a calibrated bundle, the star's RVS S/N.
+the label scaler's range) and ``sigma_<label>`` the total uncertainty
+(`ModelBundle.total_uncertainty`): the quadrature sum of ``e<label>`` and the bundle's
+running-dispersion term at the predicted label (for a calibrated bundle, at the predicted
+label and the star's RVS S/N, `~gaiarvs_cnn.model.residuals.CalibratedDispersion`).
 
 All members run inside one compiled `tf.function` (XLA when ``config.jit_compile``): one
 call per sub-batch of ``batch_size`` stars returns the (members, stars, labels) stack.
@@ -226,10 +227,10 @@ def summarise(bundle: ModelBundle, stacked: np.ndarray, source_id: np.ndarray,
     err = scaler.inverse_transform_error(spread)
     out: dict[str, np.ndarray] = {"source_id": np.asarray(source_id, dtype=np.int64)}
     for j, lab in enumerate(bundle.config.labels):
-        disp = bundle.dispersion_term(lab, mean[:, j], snr)
         out[lab] = mean[:, j].astype(np.float32)
         out[f"e{lab}"] = err[:, j].astype(np.float32)
-        out[f"sigma_{lab}"] = np.hypot(err[:, j], disp).astype(np.float32)
+        out[f"sigma_{lab}"] = bundle.total_uncertainty(lab, mean[:, j], err[:, j],
+                                                       snr).astype(np.float32)
     return out
 
 

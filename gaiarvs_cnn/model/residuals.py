@@ -14,11 +14,16 @@ S/N 15-25, 71-82 % of the stars fell within 1 sigma instead of 68 %). The calibr
 is fitted on held-out labelled stars spanning the survey's S/N range: in each bin of S/N
 and predicted label it is the smallest value for which 68.27 % of the stars have
 ``|CNN - reference| < sqrt(e**2 + d**2 + e_ref**2)`` (``e_ref`` the reference's own
-error), i.e. ``d**2`` is the 68.27 % quantile of ``residual**2 - e**2 - e_ref**2``,
-floored at zero (where ``e`` alone already covers the residuals). It is interpolated
-linearly in the predicted label between the bins' medians and in log S/N between the
-S/N bins' medians (constant beyond the outermost bins); a star without an S/N takes the
-largest term of its label value.
+error), i.e. ``d**2`` is the 68.27 % quantile of ``residual**2 - e**2 - e_ref**2``.
+Where that quantile is negative, the member spread alone puts more than 68.27 % of the
+stars within 1 sigma (the spread of individual members overstates the error of their
+mean); there ``d = 0`` and the spread is scaled by ``k < 1``, ``k**2`` the 68.27 %
+quantile of ``(residual**2 - e_ref**2) / e**2``, so the total uncertainty is
+``sigma = sqrt((k e)**2 + d**2)`` with ``k = 1`` wherever ``d > 0``. The catalogue's
+``e<label>`` stays the member spread. ``d`` and ``k`` are interpolated linearly in the
+predicted label between the bins' medians and in log S/N between the S/N bins' medians
+(constant beyond the outermost bins); a star without an S/N takes the largest value over
+the S/N bins at its label value.
 """
 from __future__ import annotations
 
@@ -190,8 +195,9 @@ def fit_residual_dispersion(x: np.ndarray, residual: np.ndarray, degree: int = 3
 class CalibratedDispersion:
     """The running-dispersion term of one label, calibrated in predicted label and S/N.
 
-    Calling the instance with label value(s) and S/N value(s) returns ``d`` (physical
-    units of the label); see the module documentation for the definition.
+    Calling the instance with label value(s) and S/N value(s) returns the term ``d``;
+    `scale` returns the factor ``k`` (<= 1) applied to the member spread, and `sigma`
+    the total uncertainty ``sqrt((k e)**2 + d**2)``. See the module documentation.
 
     Parameters
     ----------
@@ -201,6 +207,9 @@ class CalibratedDispersion:
         For each S/N bin, the median predicted label of each label bin (increasing).
     terms : tuple of tuple of float
         For each S/N bin, ``d`` at each knot (physical units, >= 0).
+    scales : tuple of tuple of float
+        For each S/N bin, ``k`` at each knot (1 where ``d > 0``; below 1 where the member
+        spread alone puts more than 68.27 % of the stars within 1 sigma). Empty: all 1.
     counts : tuple of tuple of int
         Stars in each (S/N, label) bin of the fit.
     """
@@ -208,7 +217,30 @@ class CalibratedDispersion:
     snr_centres: tuple[float, ...]
     knots: tuple[tuple[float, ...], ...]
     terms: tuple[tuple[float, ...], ...]
+    scales: tuple[tuple[float, ...], ...] = ()
     counts: tuple[tuple[int, ...], ...] = ()
+
+    def _evaluate(self, table, x, snr) -> np.ndarray:
+        """``table`` (per S/N bin, per knot) interpolated at ``x`` and ``snr``."""
+        x = np.asarray(x, float)
+        shape = x.shape
+        flat = x.ravel()
+        per_bin = np.stack([np.interp(flat, k, t) for k, t in zip(self.knots, table)])
+        worst = per_bin.max(axis=0)
+        if snr is None:
+            return worst.reshape(shape)
+        s = np.broadcast_to(np.asarray(snr, float), shape).ravel()
+        known = np.isfinite(s) & (s > 0)
+        if len(self.snr_centres) == 1:
+            out = per_bin[0]
+        else:
+            lc = np.log(np.asarray(self.snr_centres))
+            t = np.clip(np.log(np.where(known, s, 1.0)), lc[0], lc[-1])
+            i = np.clip(np.searchsorted(lc, t), 1, len(lc) - 1)
+            w = (t - lc[i - 1]) / (lc[i] - lc[i - 1])
+            cols = np.arange(flat.size)
+            out = (1 - w) * per_bin[i - 1, cols] + w * per_bin[i, cols]
+        return np.where(known, out, worst).reshape(shape)
 
     def __call__(self, x: np.ndarray, snr: np.ndarray | None = None) -> np.ndarray:
         """The term ``d`` at label value(s) ``x`` and S/N value(s) ``snr``.
@@ -226,30 +258,38 @@ class CalibratedDispersion:
         ndarray
             ``d`` for each star (NaN where ``x`` is NaN).
         """
-        x = np.asarray(x, float)
-        shape = x.shape
-        flat = x.ravel()
-        per_bin = np.stack([np.interp(flat, k, t) for k, t in zip(self.knots, self.terms)])
-        worst = per_bin.max(axis=0)
-        if snr is None:
-            return worst.reshape(shape)
-        s = np.broadcast_to(np.asarray(snr, float), shape).ravel()
-        known = np.isfinite(s) & (s > 0)
-        if len(self.snr_centres) == 1:
-            out = per_bin[0]
-        else:
-            lc = np.log(np.asarray(self.snr_centres))
-            t = np.clip(np.log(np.where(known, s, 1.0)), lc[0], lc[-1])
-            i = np.clip(np.searchsorted(lc, t), 1, len(lc) - 1)
-            w = (t - lc[i - 1]) / (lc[i] - lc[i - 1])
-            cols = np.arange(flat.size)
-            out = (1 - w) * per_bin[i - 1, cols] + w * per_bin[i, cols]
-        return np.where(known, out, worst).reshape(shape)
+        return self._evaluate(self.terms, x, snr)
+
+    def scale(self, x: np.ndarray, snr: np.ndarray | None = None) -> np.ndarray:
+        """The factor ``k`` of the member spread at ``x`` and ``snr`` (as `__call__`)."""
+        if not self.scales:
+            return np.where(np.isnan(np.asarray(x, float)), np.nan, 1.0)
+        return self._evaluate(self.scales, x, snr)
+
+    def sigma(self, x: np.ndarray, spread: np.ndarray,
+              snr: np.ndarray | None = None) -> np.ndarray:
+        """Total uncertainty ``sqrt((k e)**2 + d**2)`` of stars with member spread ``e``.
+
+        Parameters
+        ----------
+        x : array-like
+            Predicted label value(s) (physical units).
+        spread : array-like
+            Member spread ``e`` of each star (same units).
+        snr : array-like, optional
+            RVS S/N of each star (None or NaN: the largest ``d`` and ``k``).
+
+        Returns
+        -------
+        ndarray
+        """
+        return np.hypot(self.scale(x, snr) * np.asarray(spread, float), self(x, snr))
 
     def to_dict(self) -> dict:
         """Plain-JSON dict of the calibration (lists of float/int)."""
         return {"snr_centres": list(self.snr_centres),
                 "knots": [list(k) for k in self.knots], "terms": [list(t) for t in self.terms],
+                "scales": [list(k) for k in self.scales],
                 "counts": [list(c) for c in self.counts]}
 
     @classmethod
@@ -259,7 +299,8 @@ class CalibratedDispersion:
         Parameters
         ----------
         d : Mapping
-            With keys ``snr_centres``, ``knots``, ``terms`` (and optionally ``counts``).
+            With keys ``snr_centres``, ``knots``, ``terms`` (and optionally ``scales``,
+            ``counts``).
 
         Returns
         -------
@@ -273,6 +314,7 @@ class CalibratedDispersion:
         return cls(tuple(float(v) for v in d["snr_centres"]),
                    tuple(tuple(float(v) for v in k) for k in d["knots"]),
                    tuple(tuple(float(v) for v in t) for t in d["terms"]),
+                   tuple(tuple(float(v) for v in k) for k in d.get("scales", ())),
                    tuple(tuple(int(v) for v in c) for c in d.get("counts", ())))
 
 
@@ -356,17 +398,24 @@ def fit_calibrated_dispersion(pred: np.ndarray, reference: np.ndarray, spread: n
         raise InputDataError(f"Only {int(ok.sum())} held-out stars with finite labels, "
                              f"uncertainties and S/N in [{lo}, {hi}); need at least "
                              f"{2 * min_per_bin} to calibrate the uncertainties.")
-    pred, snr = pred[ok], snr[ok]
-    excess = (pred - reference[ok]) ** 2 - spread[ok] ** 2 - eref[ok] ** 2
+    pred, snr, e = pred[ok], snr[ok], spread[ok]
+    res2 = (pred - reference[ok]) ** 2 - eref[ok] ** 2
+    excess = res2 - e**2
+    ratio = np.where(e > 0, res2 / np.where(e > 0, e, 1.0) ** 2, np.inf)
     edges = _merge_sparse([float(v) for v in snr_edges], snr, 2 * min_per_bin)
-    centres, knots, terms, counts = [], [], [], []
+    centres, knots, terms, scales, counts = [], [], [], [], []
     for a, b in zip(edges[:-1], edges[1:]):
         sel = np.flatnonzero((snr >= a) & (snr < b))
         nb = int(max(1, min(n_label_bins, sel.size // min_per_bin)))
         groups = np.array_split(sel[np.argsort(pred[sel])], nb)
         centres.append(float(np.median(snr[sel])))
         knots.append(tuple(float(np.median(pred[g])) for g in groups))
-        terms.append(tuple(float(np.sqrt(max(np.quantile(excess[g], level), 0.0)))
-                           for g in groups))
+        q = [float(np.quantile(excess[g], level)) for g in groups]
+        terms.append(tuple(float(np.sqrt(v)) if v > 0 else 0.0 for v in q))
+        # where the spread alone over-covers: k**2 = quantile of (res**2 - e_ref**2) / e**2
+        scales.append(tuple(1.0 if v > 0 else
+                            float(np.sqrt(np.clip(np.quantile(ratio[g], level), 0.0, 1.0)))
+                            for v, g in zip(q, groups)))
         counts.append(tuple(int(g.size) for g in groups))
-    return CalibratedDispersion(tuple(centres), tuple(knots), tuple(terms), tuple(counts))
+    return CalibratedDispersion(tuple(centres), tuple(knots), tuple(terms), tuple(scales),
+                                tuple(counts))
