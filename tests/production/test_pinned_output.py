@@ -1,9 +1,20 @@
 """The default ``produce-catalog`` output is pinned: same seed, same 17 columns.
 
 ``tests/data/pinned_default_catalog.ecsv`` holds the catalogue of the default run (simulated
-survey, seed 7, shipped demo bundle, default options) at 300 stars, written by the code before
-the one-engine refactoring (issue 19). Regenerate it only on purpose (a change of the simulator
-or of the shipped bundle), with the recipe below, and say so in the commit message.
+survey, seed 7, shipped demo bundle, default options) at 300 stars. Regenerate it only on
+purpose (a change of the simulator or of the shipped bundle; last: the retrained and
+calibrated 28-member bundle of issue 16), with the recipe below, and say so in the commit
+message::
+
+    with tempfile.TemporaryDirectory() as tmp, conf.set_temp("threads", 1):
+        run_catalog(source="simulated", n_stars=300, seed=7, out=Path(tmp) / "pin.fits",
+                    formats="fits", progress=False)
+        new = read_catalog(Path(tmp) / "pin.fits")
+    new.meta.clear()
+    new.meta["comment"] = ["The default produce-catalog run (simulated survey, seed 7, "
+                           "shipped bundle)", "at 300 stars, made by "
+                           "tests/production/test_pinned_output.py's recipe."]
+    new.write(PINNED, format="ascii.ecsv", overwrite=True)
 """
 from pathlib import Path
 
