@@ -10,8 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from gaiarvs_cnn.exceptions import InputDataError
-from gaiarvs_cnn.model.residuals import (COVERAGE_LEVEL, CalibratedDispersion,
-                                         fit_calibrated_dispersion)
+from gaiarvs_cnn.model.residuals import (
+    COVERAGE_LEVEL,
+    CalibratedDispersion,
+    fit_calibrated_dispersion,
+)
 
 
 def _synthetic(n, rng, *, spread=0.05):

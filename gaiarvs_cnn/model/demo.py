@@ -6,10 +6,11 @@ Gaia DR3 basis; 15 % of them flat in [M/H] below -0.9 so that the metal-poor end
 training range is populated) and calibrated on held-out simulated stars
 (`DEMO_CALIBRATION`, `gaiarvs_cnn.model.calibration`), with `DEMO_CONFIG`: the paper's
 network with a lighter RVS branch (16/8/8 filters, max-pooling by 4 after every
-convolution, dense layers of 64 and a 64/32 head) so that the 28 members train in about an hour on two busy CPU cores and weigh ~7 MB. It
-serves the offline quick start (``gaiarvs-cnn produce-catalog``) and the tests; for
-science, train the full ensemble (``gaiarvs-cnn train``, default `NetworkConfig`). The
-recipe, time and accuracy are recorded in ``benchmarks/results/demo_bundle.json``.
+convolution, dense layers of 64 and a 64/32 head) so that the 28 members train in about
+an hour on two busy CPU cores and weigh ~7 MB. It serves the offline quick start
+(``gaiarvs-cnn produce-catalog``) and the tests; for science, train the full ensemble
+(``gaiarvs-cnn train``, default `NetworkConfig`). The recipe, time and accuracy are
+recorded in ``benchmarks/results/demo_bundle.json``.
 
 Rebuild (the only documented way; resumable, about an hour on 2 cores)::
 
