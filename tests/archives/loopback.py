@@ -13,8 +13,9 @@ Its "database" is a dict of astropy Tables built from the real Gaia DR3 files in
 catalogue tables of ``tests/archives/_reference_tables.py``; the DataLink products are
 mappings source_id -> product CSV text (``Archive.rvs``, ``Archive.xp``). ADQL is
 interpreted only as far as the adapters need: the table after ``FROM``, ``<column> IN
-(...)`` integer lists, ``TOP n``, the select list, and TAP table uploads: the ``multipart/form-data`` request is
-parsed, the uploaded VOTable read with `astropy.io.votable`, and
+(...)`` integer lists, ``TOP n``, the select list, and TAP table uploads: the
+``multipart/form-data`` request is parsed, the uploaded VOTable read with
+`astropy.io.votable`, and
 ``FROM TAP_UPLOAD.<t> AS u JOIN <table> AS x ON x.<col> = u.<col>`` evaluated as a real
 inner join (`astropy.table.join`). Each service publishes a VOSI ``/capabilities``
 document (TAPRegExt ``uploadMethod``, ``uploadLimit``, ``outputLimit``) from
