@@ -70,6 +70,11 @@ def test_resume_keeps_finished_members_and_retrains_the_interrupted_one(trained,
     assert (done.read_bytes(), done.stat().st_mtime_ns) == before
     assert (out / "history" / "split1_model0.json").is_file()
     assert bundle.n_members == 2
+    # the recorded training time covers every member, not only what this run trained
+    seconds = [json.loads((out / "history" / f"split{s}_model0.json").read_text())["seconds"]
+               for s in (0, 1)]
+    assert bundle.meta["training_seconds"] == pytest.approx(sum(seconds), abs=0.1)
+    assert "wall_seconds_last_run" in bundle.meta
 
 
 def test_resume_with_other_settings_is_refused_and_keeps_files(trained, tmp_path, store_path):

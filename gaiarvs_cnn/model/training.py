@@ -561,7 +561,10 @@ def train_ensemble(store_path, out_dir, config: NetworkConfig = PAPER_CONFIG,
                                               float(np.nanmax(batch["rvs_snr"]))],
                             "residuals": stats},
         "range_percentiles": list(RANGE_PERCENTILES),
-        "training_seconds": round(time.perf_counter() - t_start, 1),
+        # the members' own fit times, whichever run trained them (a resumed training's
+        # wall time covers only what was left), and this run's wall time
+        "training_seconds": round(sum(histories[n].get("seconds", 0.0) for n in names), 1),
+        "wall_seconds_last_run": round(time.perf_counter() - t_start, 1),
         "epochs_run": {n: histories[n]["epochs_run"] for n in names},
     }
     return ModelBundle.write(out_dir, config, scalers, _ranges(batch, config.labels), fits,
