@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -40,10 +39,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from _header import result_header
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.archives.loopback, and this checkout's gaiarvs_cnn
 
-from gaiarvs_cnn import __version__  # noqa: E402
 from gaiarvs_cnn.settings import conf  # noqa: E402
 from gaiarvs_cnn.utils.atomic import write_text_atomic  # noqa: E402
 from tests.archives.loopback import (  # noqa: E402
@@ -125,13 +125,7 @@ def main(argv=None) -> None:
     if n_chunks < 2:
         parser.error(f"{args.n_stars} stars make {n_chunks} chunk(s) of {chunk}; nothing to "
                      "kill half-way (lower --max-ids)")
-    result = {"script": Path(__file__).name, "script_version": SCRIPT_VERSION,
-              "arguments": {k: str(v) if isinstance(v, Path) else v
-                            for k, v in vars(args).items()},
-              "gaiarvs_cnn": __version__,
-              "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                          "processor": platform.processor() or platform.machine()},
-              "load_average_start": list(os.getloadavg()),
+    result = {**result_header(__file__, SCRIPT_VERSION, args),
               "n_stars": args.n_stars, "stars_per_chunk": chunk, "n_chunks": n_chunks,
               "kill_after_xp_answer_of_chunk": kill_at}
     work = Path(tempfile.mkdtemp(prefix="bench_fetch.", dir=args.dir))

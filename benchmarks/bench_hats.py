@@ -18,15 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _header import result_header
 
-from gaiarvs_cnn import __version__, conf
+from gaiarvs_cnn import conf
 from gaiarvs_cnn.catalog import build_catalog_table, catalog_columns
 from gaiarvs_cnn.catalog.hats import GAIA_HEALPIX12_DIVISOR, HATSWriter
 from gaiarvs_cnn.utils.atomic import write_text_atomic
@@ -70,13 +70,7 @@ def main(argv=None) -> None:
     import pyarrow.parquet as pq
 
     work = Path(tempfile.mkdtemp(prefix="bench_hats."))
-    result = {"script": Path(__file__).name, "script_version": SCRIPT_VERSION,
-              "arguments": {k: str(v) if isinstance(v, Path) else v
-                            for k, v in vars(args).items()},
-              "gaiarvs_cnn": __version__,
-              "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                          "processor": platform.processor() or platform.machine()},
-              "load_average_start": list(os.getloadavg())}
+    result = result_header(__file__, SCRIPT_VERSION, args)
     try:
         tables = list(_chunks(args.n_stars, args.chunk, args.seed))   # built before timing
         t0, c0 = time.perf_counter(), time.process_time()

@@ -22,15 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _header import result_header
 
-from gaiarvs_cnn import __version__
 from gaiarvs_cnn.io.store import CORE_COLUMNS, StarBatch, Store
 from gaiarvs_cnn.preprocess import fill_nan_pixels
 from gaiarvs_cnn.simulate.survey import simulate_batch
@@ -126,13 +125,8 @@ def main(argv=None) -> None:
         write_text_atomic(args.out, text + "\n")
         return
     work = Path(tempfile.mkdtemp(prefix="bench_store.", dir=args.dir))
-    result = {"script": Path(__file__).name, "script_version": SCRIPT_VERSION,
-              "arguments": {k: str(v) if isinstance(v, Path) else v
-                            for k, v in vars(args).items()},
-              "gaiarvs_cnn": __version__,
-              "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                          "processor": platform.processor() or platform.machine()},
-              "load_average_start": list(os.getloadavg()), "cut_columns": CUT_COLUMNS}
+    result = {**result_header(__file__, SCRIPT_VERSION, args),
+              "cut_columns": CUT_COLUMNS}
     try:
         for layout in args.layouts.split(","):
             entry = {"format_version": {"rows": 1, "columns": 2}[layout]}
