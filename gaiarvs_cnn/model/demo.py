@@ -43,7 +43,7 @@ DEMO_CONFIG = NetworkConfig(conv_filters=(16, 8, 8), pool_after=(1, 2, 3), pool_
                             learning_rate=3e-3, jit_compile=False, patience=10, lr_patience=4)
 #: Training sample and ensemble of the demo bundle.
 DEMO_SETTINGS = {"n_stars": 6000, "seed": 20240101, "n_splits": 7, "n_models": 4,
-                 "epochs": 14, "tsne_max_stars": 2000}
+                 "epochs": 20, "tsne_max_stars": 2000}
 #: Held-out calibration stars of the demo bundle (simulator kind ``'calibration'``: labelled
 #: like the training stars, down to S/N 15; `gaiarvs_cnn.model.calibration`). Not part of
 #: the work key: recalibrating a finished training is cheap.
