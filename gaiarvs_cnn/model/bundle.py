@@ -283,7 +283,7 @@ class ModelBundle:
         return ModelBundle.load(path)
 
     @staticmethod
-    def write_calibration(path, calibration: Mapping[str, CalibratedDispersion],
+    def write_calibration(bundle, calibration: Mapping[str, CalibratedDispersion],
                           meta_update: Mapping | None = None) -> ModelBundle:
         """Add (or replace) the calibrated dispersion terms of a finished bundle.
 
@@ -293,8 +293,9 @@ class ModelBundle:
 
         Parameters
         ----------
-        path : str or path-like
-            A complete bundle directory.
+        bundle : ModelBundle, str or path-like
+            A loaded bundle (its checks already passed; not loaded again) or a complete
+            bundle directory (loaded and checked first).
         calibration : Mapping of str to CalibratedDispersion
             One term per label of the bundle.
         meta_update : Mapping, optional
@@ -308,13 +309,14 @@ class ModelBundle:
         Raises
         ------
         ModelBundleError
-            If ``path`` is not a loadable bundle or a label has no term.
+            If ``bundle`` is not a loadable bundle or a label has no term.
         """
-        bundle = ModelBundle.load(path)
+        if not isinstance(bundle, ModelBundle):
+            bundle = ModelBundle.load(bundle)
+        path = Path(bundle.path)
         missing = [k for k in bundle.config.labels if k not in calibration]
         if missing:
             raise ModelBundleError(f"Cannot calibrate bundle {path}: no term for {missing}.")
-        path = Path(path)
         write_json_atomic(path / CALIBRATION,
                           {k: calibration[k].to_dict() for k in bundle.config.labels})
         meta = dict(bundle.meta)

@@ -50,7 +50,8 @@ def coverage_table(pred: dict, reference: np.ndarray, reference_error: np.ndarra
     Returns
     -------
     dict
-        ``{label: {"S/N a-b": fraction, ...}}`` and ``"n"``: stars per bin.
+        ``{label: {"a-b": fraction, ...}}`` (keys: the S/N bin edges) and ``"n"``:
+        stars per bin.
     """
     edges = list(snr_edges)
     names = [f"{a:g}-{b:g}" for a, b in zip(edges[:-1], edges[1:])]
@@ -130,6 +131,7 @@ def calibrate_bundle(bundle_path, store_path, *, snr_edges=CALIBRATION_SNR_EDGES
             parts["snr"].append(np.asarray(chunk["rvs_snr"], float))
             bar.update(len(chunk))
         bar.close()
+        store_meta = dict(src.meta)
     if not parts["pred"]:
         raise InputDataError(f"Store {store_path} has no usable star with five finite "
                              "labels to calibrate on.")
@@ -143,8 +145,6 @@ def calibrate_bundle(bundle_path, store_path, *, snr_edges=CALIBRATION_SNR_EDGES
                 n_label_bins=n_label_bins, min_per_bin=min_per_bin)
         except InputDataError as exc:
             raise InputDataError(f"Cannot calibrate {lab} on {store_path}: {exc}") from None
-    with open_source(store_path) as src:
-        store_meta = dict(src.meta)
     edges = [float(v) for v in snr_edges]
     meta = {"store": Path(store_path).name, "store_meta": store_meta,
             "n_stars": int(len(data["snr"])), "snr_edges": edges,
@@ -164,4 +164,4 @@ def calibrate_bundle(bundle_path, store_path, *, snr_edges=CALIBRATION_SNR_EDGES
              "fraction within 1 sigma: "
              + ", ".join(f"{lab} {np.nanmean(list(cov[lab].values())):.3f}" for lab in labels))
     meta["coverage_on_calibration_stars"] = cov
-    return ModelBundle.write_calibration(bundle_path, terms, meta)
+    return ModelBundle.write_calibration(bundle, terms, meta)
