@@ -158,26 +158,27 @@ def xmatch_gaia_dr3(ra, dec, *, max_distance: float | None = None, url: str | No
         key = cache.key(url, GAIA_DR3_TABLE, radius, rows.tobytes(),
                         ra_deg[ok].tobytes(), dec_deg[ok].tobytes())
         body = cache.get(key)
-        if body is None:
+        fetched = body is None
+        if fetched:
             body = _query(client, url, upload, radius)
         try:
             answer = Table.read(io.BytesIO(body), format="votable",
                                 use_names_over_ids=True)
         except Exception as exc:
             raise ArchiveError(f"CDS XMatch {url}: unreadable answer ({exc}).") from None
-        cache.put(key, body)
+        if fetched:  # only a readable answer is kept
+            cache.put(key, body)
         t = _ANSWER.apply(answer)
         if len(t):
             dist = masked_to_nan(t["ang_dist"])
-            order = np.lexsort((np.nan_to_num(dist, nan=np.inf),
-                                np.asarray(t["row"], dtype=np.int64)))
-            seen = set()
-            for i in order:
-                row = int(t["row"][i])
-                if row not in seen and 0 <= row < ra_deg.size:
-                    seen.add(row)
-                    source_id[row] = int(t["source_id"][i])
-                    ang_dist[row] = dist[i]
+            rows = np.asarray(t["row"], dtype=np.int64)
+            order = np.lexsort((np.nan_to_num(dist, nan=np.inf), rows))
+            order = order[(rows[order] >= 0) & (rows[order] < ra_deg.size)]
+            # the nearest pair of each row: the first of its run in (row, distance) order
+            _, first = np.unique(rows[order], return_index=True)
+            best = order[first]
+            source_id[rows[best]] = np.asarray(t["source_id"], dtype=np.int64)[best]
+            ang_dist[rows[best]] = dist[best]
     out = Table({"source_id": source_id, "ang_dist": ang_dist * u.arcsec})
     out.meta.update({"xmatch_service": url, "xmatch_table": GAIA_DR3_TABLE,
                      "xmatch_max_distance_arcsec": radius,
