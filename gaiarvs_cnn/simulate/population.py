@@ -205,7 +205,7 @@ def draw_population(n: int, rng: np.random.Generator, fractions: dict[str, float
     unknown = set(fractions) - set(_COMPONENTS)
     if unknown:
         raise InputDataError(f"Unknown population component(s) {sorted(unknown)}; "
-                         f"use {sorted(_COMPONENTS)}.")
+                             f"use {sorted(_COMPONENTS)}.")
     # the first three always take part in the multinomial draw (keeps old draws identical)
     keys = ("field", "out", "cluster") + (("metal-poor",) if "metal-poor" in fractions else ())
     p = np.asarray([fractions.get(k, 0.0) for k in keys], dtype=float)

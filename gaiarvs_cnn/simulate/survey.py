@@ -217,7 +217,8 @@ def _snr(snr, grvs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _training_cuts(cols: dict, labels: np.ndarray, label_errors: np.ndarray,
                    snr_floor: float = 30.0) -> np.ndarray:
-    """Paper Sects. 2.4-2.6 cuts: S/N >= 30, parallax error < 20 %, RUWE < 1.4, Table 1 ranges."""
+    """Paper Sects. 2.4-2.6 cuts: S/N >= ``snr_floor`` (30 in the paper), parallax error
+    < 20 %, RUWE < 1.4, Table 1 ranges."""
     plx = cols["parallax"]
     keep = ((cols["rvs_snr"] >= snr_floor) & (cols["parallax_error"] < 0.2 * plx)
             & (cols["ruwe"] < 1.4))
