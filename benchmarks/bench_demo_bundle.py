@@ -62,12 +62,14 @@ def main(argv=None) -> dict:
     from bench_model import machine
 
     from gaiarvs_cnn.catalog import read_catalog
+    from gaiarvs_cnn.constants import LABELS, PAPER_TRAINING_RANGES
     from gaiarvs_cnn.model import ModelBundle, demo_bundle_path
     from gaiarvs_cnn.production import run_catalog
     from gaiarvs_cnn.simulate.survey import simulate_store
-    from gaiarvs_cnn.validation.crossmatch import add_store_columns
+    from gaiarvs_cnn.validation.crossmatch import add_store_columns, good_mask
     from gaiarvs_cnn.validation.precision import calibration_check, cramer_rao_table
     from gaiarvs_cnn.validation.runner import simulator_bounds
+    from gaiarvs_cnn.validation.stats import robust_sigma
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", type=Path, default=None, help="default: shipped bundle")
@@ -101,20 +103,18 @@ def main(argv=None) -> dict:
                                              "catalogue": round(t2 - t1, 1)}
         cat = read_catalog(tmp / "quick" / "gaiarvs_cnn_catalog.fits")
         data = add_store_columns(cat, store)
-    cr = cramer_rao_table(data, simulator_bounds(), snr_range=SNR_RANGE,
-                          max_stars=args.bound_stars)
+    bounds = simulator_bounds()
+    cr = cramer_rao_table(data, bounds, snr_range=SNR_RANGE, max_stars=args.bound_stars)
     snr = np.asarray(data["rvs_snr"], float)
     in_bin = data[(snr >= SNR_RANGE[0]) & (snr < SNR_RANGE[1])]
     cal = calibration_check(in_bin, "true_")
     # diagnostic (not the target): the same table for stars whose true labels lie within
     # the paper's training ranges (the simulator's out-of-range population excluded)
-    from gaiarvs_cnn.constants import LABELS, PAPER_TRAINING_RANGES
-
     inside = np.ones(len(data), bool)
     for lab in LABELS:
         lo, hi = PAPER_TRAINING_RANGES[lab]
         inside &= (np.asarray(data[f"true_{lab}"]) >= lo) & (np.asarray(data[f"true_{lab}"]) <= hi)
-    cr_in = cramer_rao_table(data[inside], simulator_bounds(), snr_range=SNR_RANGE,
+    cr_in = cramer_rao_table(data[inside], bounds, snr_range=SNR_RANGE,
                              max_stars=args.bound_stars)
     info["cramer_rao_true_labels_within_training_ranges"] = {
         r["label"]: {"ratio_simulator": float(r["ratio_simulator"]), "n": int(r["n"]),
@@ -128,12 +128,11 @@ def main(argv=None) -> dict:
     info["calibration"] = {r["label"]: {c: float(r[c]) for c in cal.colnames if c != "label"}
                            for r in cal}
     # the tail behind std > MAD: stars beyond 4 robust sigma, and their true [Fe/H]
-    good = in_bin[np.asarray(in_bin["flag_boundary"]).astype(str) == "0" * 8]
+    good = in_bin[good_mask(in_bin)]
     info["outliers_beyond_4_mad"] = {}
-    for lab in ("teff", "logg", "mh", "alpham", "feh"):
+    for lab in LABELS:
         res = np.asarray(good[lab], float) - np.asarray(good[f"true_{lab}"], float)
-        mad = 1.4826 * np.median(np.abs(res - np.median(res)))
-        far = np.abs(res - np.median(res)) > 4 * mad
+        far = np.abs(res - np.median(res)) > 4 * robust_sigma(res)
         info["outliers_beyond_4_mad"][lab] = {
             "fraction": float(far.mean()),
             "median_true_feh": float(np.median(good["true_feh"][far])) if far.any() else None}
