@@ -1,7 +1,7 @@
 """Fetch rehearsal at the paper's size on loopback: ``gaiarvs-cnn fetch gaia --training apogee``
 for N stars, uninterrupted, and killed with SIGKILL half-way then re-run.
 
-The archive is the loopback server of the tests (``tests/archives/loopback.py``) serving
+The archive is the loopback server of the tests (`gaiarvs_cnn.archives.loopback`) serving
 ``build_synthetic_archive(N)``: format-faithful products cloned from the real Gaia DR3 files
 (RVS DataLink CSV, XP_CONTINUOUS rows, the recorded gaia_source VOTable schema) with
 distinct source_ids, and an APOGEE table of the same ids, so that the training selection
@@ -42,17 +42,20 @@ from pathlib import Path
 from _header import result_header
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # tests.archives.loopback, and this checkout's gaiarvs_cnn
+sys.path.insert(0, str(ROOT))  # this checkout's gaiarvs_cnn
 
-from gaiarvs_cnn.settings import conf  # noqa: E402
-from gaiarvs_cnn.utils.atomic import write_text_atomic  # noqa: E402
-from tests.archives.loopback import (  # noqa: E402
+from gaiarvs_cnn.archives.loopback import (  # noqa: E402
     build_synthetic_archive,
     kill_after,
     serve,
     store_differences,
     write_config,
 )
+from gaiarvs_cnn.settings import conf  # noqa: E402
+from gaiarvs_cnn.utils.atomic import write_text_atomic  # noqa: E402
+
+#: The real Gaia DR3 products the synthetic stars are cloned from (tests/data/README.md).
+REAL = ROOT / "tests" / "data" / "gaia_real"
 
 SCRIPT_VERSION = 1
 #: The paper's samples (Sects. 2.4-2.5 and 2.1-2.3).
@@ -131,7 +134,7 @@ def main(argv=None) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_fetch.", dir=args.dir))
     try:
         t0 = time.perf_counter()
-        arc = build_synthetic_archive(args.n_stars)
+        arc = build_synthetic_archive(args.n_stars, REAL)
         result["archive_build_seconds"] = round(time.perf_counter() - t0, 2)
         with serve(arc):
             print(f"uninterrupted run of {args.n_stars} stars ...", flush=True)

@@ -12,9 +12,7 @@ import pytest
 
 import gaiarvs_cnn
 from gaiarvs_cnn.archives.base import DiskCache, chunked
-from gaiarvs_cnn.io.store import Store
-
-from .loopback import (
+from gaiarvs_cnn.archives.loopback import (
     build_synthetic_archive,
     kill_after,
     serve,
@@ -22,6 +20,9 @@ from .loopback import (
     synthetic_ids,
     write_config,
 )
+from gaiarvs_cnn.io.store import Store
+
+from .conftest import REAL
 
 N_STARS = 240
 CHUNK = 40          # --max-ids: 6 chunks
@@ -32,7 +33,7 @@ CODE = str(Path(gaiarvs_cnn.__file__).resolve().parents[1])
 
 @pytest.fixture
 def synthetic():
-    with serve(build_synthetic_archive(N_STARS)) as arc:
+    with serve(build_synthetic_archive(N_STARS, REAL)) as arc:
         yield arc
 
 

@@ -8,7 +8,7 @@ from gaiarvs_cnn.archives.gaia import GaiaArchive, data_structure_value, paper_c
 from gaiarvs_cnn.exceptions import ArchiveError
 from gaiarvs_cnn.io.store import Store
 
-from .loopback import RVS_CSV
+from .conftest import REAL
 
 NO_SPECTRUM = 1000000000000000001
 
@@ -30,7 +30,7 @@ def test_fetch_fills_store_with_real_spectra(archive, fast_client, tmp_path):
     # flux equals the real DataLink CSV of HD 176650 (no NaN pixels)
     from astropy.table import Table
 
-    hd = Table.read(next(p for p in RVS_CSV if p.name == "HD176650.csv"), format="ascii.csv")
+    hd = Table.read(next(p for p in REAL.rvs_csv if p.name == "HD176650.csv"), format="ascii.csv")
     row = batch["source_id"].tolist().index(4268620287278693120)
     np.testing.assert_allclose(batch["flux"][row], np.asarray(hd["flux"]), rtol=1e-6)
     assert np.all(np.isfinite(batch["bp_coefficients"]))

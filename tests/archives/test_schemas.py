@@ -76,9 +76,8 @@ def test_probe_command(archive):
 
 
 def test_fetch_reference_published_from_aip(archive, tmp_path, fast_client):
+    from gaiarvs_cnn.archives.loopback_tables import reference_ids
     from gaiarvs_cnn.archives.published import query_published
-
-    from ._reference_tables import reference_ids
 
     sky = reference_ids(sorted(archive.rvs))
     t = query_published([sky[1], sky[4]], client=fast_client)

@@ -56,8 +56,9 @@ def _apogee(s: list[int]) -> Table:
 
 def synthetic_apogee(ids, *, seed: int = 0) -> Table:
     """APOGEE rows (the columns of `_apogee`) for the synthetic stars of
-    ``loopback.build_synthetic_archive``: one per id, every one passing the quality cuts,
-    labels drawn (``seed``) over the ranges of the paper's training sample."""
+    `gaiarvs_cnn.archives.loopback.build_synthetic_archive`: one per id, every one passing
+    the quality cuts, labels drawn (``seed``) over the ranges of the paper's training
+    sample."""
     rng = np.random.default_rng(seed + 1)
     n = len(ids)
     t = Table()

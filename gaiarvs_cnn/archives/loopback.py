@@ -1,16 +1,17 @@
 """A loopback archive: a threaded HTTP server on 127.0.0.1 speaking enough TAP (sync and
 async/UWS), ESA DataLink and VizieR-TAP to replay real-format responses.
 
-Used by the tests (fixtures in ``tests/archives/conftest.py``) and by the benchmarks
-(``benchmarks/bench_fetch_rehearsal.py`` imports it as ``tests.archives.loopback`` from the
-repository root): `build_archive` is the small real-data archive of the tests,
+A test double of the archives, in the package so that the tests (fixtures in
+``tests/archives/conftest.py``) and the benchmarks (``benchmarks/bench_fetch_rehearsal.py``)
+import the same one: `build_archive` is the small real-data archive of the tests,
 `build_synthetic_archive` one of N format-faithful stars cloned from the same real
 products, `serve` runs either on a free port, and `write_config` points a
 ``gaiarvs-cnn`` subprocess at it.
 
-Its "database" is a dict of astropy Tables built from the real Gaia DR3 files in
-``tests/data/gaia_real/`` (gaia_source rows, RVS and XP products) and from the reference
-catalogue tables of ``tests/archives/_reference_tables.py``; the DataLink products are
+Its "database" is a dict of astropy Tables built from a folder of real Gaia DR3 files
+(`RealProducts`: gaia_source rows, RVS and XP products; the repository's is
+``tests/data/gaia_real/``) and from the reference catalogue tables of
+`gaiarvs_cnn.archives.loopback_tables`; the DataLink products are
 mappings source_id -> product CSV text (``Archive.rvs``, ``Archive.xp``). ADQL is
 interpreted only as far as the adapters need: the table after ``FROM``, ``<column> IN
 (...)`` integer lists, ``TOP n``, the select list, and TAP table uploads: the
@@ -68,14 +69,52 @@ import numpy as np
 from astropy.io.votable import from_table
 from astropy.table import Table, vstack
 
-from ._reference_tables import reference_tables, synthetic_apogee
+from .loopback_tables import reference_tables, synthetic_apogee
 
-REAL = Path(__file__).resolve().parents[1] / "data" / "gaia_real"
-RVS_CSV = sorted((REAL / "rvs_datalink_csv").glob("*.csv"))
-RVS_FITS = sorted((REAL / "rvs_datalink_fits").glob("*.fits"))
-XP_CSV = REAL / "xp_continuous" / "XP_CONTINUOUS_RAW.csv"
-XP_BUNDLE = REAL / "astroquery_gaia" / "gaia_dr3_source_id_5937083312263887616_dl_products_csv.zip"
-GAIA_SOURCE_VOT = REAL / "astroquery_gaia" / "1710099405832VAL-result.vot"
+
+@dataclass(frozen=True)
+class RealProducts:
+    """The real Gaia DR3 files the loopback archive serves, in the layout of the
+    repository's ``tests/data/gaia_real/`` (see the README there for their provenance).
+
+    Parameters
+    ----------
+    root : path-like
+        The folder.
+    """
+
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root).resolve())
+
+    @property
+    def rvs_csv(self) -> list[Path]:
+        """RVS DataLink CSV products."""
+        return sorted((self.root / "rvs_datalink_csv").glob("*.csv"))
+
+    @property
+    def rvs_fits(self) -> list[Path]:
+        """RVS DataLink FITS products."""
+        return sorted((self.root / "rvs_datalink_fits").glob("*.fits"))
+
+    @property
+    def xp_csv(self) -> Path:
+        """GaiaXPy's XP_CONTINUOUS CSV."""
+        return self.root / "xp_continuous" / "XP_CONTINUOUS_RAW.csv"
+
+    @property
+    def xp_bundle(self) -> Path:
+        """astroquery's DataLink CSV bundle (XP_CONTINUOUS inside)."""
+        return (self.root / "astroquery_gaia"
+                / "gaia_dr3_source_id_5937083312263887616_dl_products_csv.zip")
+
+    @property
+    def gaia_source_vot(self) -> Path:
+        """astroquery's recorded gaia_source rows (VOTable)."""
+        return self.root / "astroquery_gaia" / "1710099405832VAL-result.vot"
+
+
 RVS_CSV_HEADER = ("source_id,solution_id,ra,dec,wavelength,flux,flux_error,combined_transits,"
                   "combined_ccds,deblended_ccds")
 
@@ -98,21 +137,21 @@ def _fits_as_datalink_csv(path: Path) -> tuple[int, str]:
     return int(head["SOURCEID"]), "\n".join(lines) + "\n"
 
 
-def _rvs_products() -> dict[int, str]:
+def _rvs_products(real: RealProducts) -> dict[int, str]:
     """source_id -> RVS DataLink CSV text: two real CSV products unchanged, two real FITS
     products converted."""
     out = {}
-    for path in RVS_CSV:
+    for path in real.rvs_csv:
         text = path.read_text()
         out[int(text.splitlines()[1].split(",", 1)[0])] = text
-    out.update(_fits_as_datalink_csv(p) for p in RVS_FITS)
+    out.update(_fits_as_datalink_csv(p) for p in real.rvs_fits)
     return out
 
 
-def _xp_rows() -> list[tuple[str, str]]:
+def _xp_rows(real: RealProducts) -> list[tuple[str, str]]:
     """(header, data line) of each real XP_CONTINUOUS CSV row (3 sources)."""
-    texts = [XP_CSV.read_text()]
-    with zipfile.ZipFile(XP_BUNDLE) as zf:
+    texts = [real.xp_csv.read_text()]
+    with zipfile.ZipFile(real.xp_bundle) as zf:
         texts += [zf.read(n).decode() for n in zf.namelist() if n.startswith("XP_CONTINUOUS")]
     rows = []
     for text in texts:
@@ -121,10 +160,11 @@ def _xp_rows() -> list[tuple[str, str]]:
     return rows
 
 
-def _gaia_source(ids: list[int], ra_dec: dict[int, tuple[float, float]]) -> Table:
+def _gaia_source(products: RealProducts, ids: list[int],
+                 ra_dec: dict[int, tuple[float, float]]) -> Table:
     """gaia_source rows for ``ids``: the two real rows of the astroquery recording,
     repeated, with source_id / ra / dec rewritten (all 152 real columns and units)."""
-    real = Table.read(GAIA_SOURCE_VOT, format="votable", use_names_over_ids=True)
+    real = Table.read(products.gaia_source_vot, format="votable", use_names_over_ids=True)
     rows = vstack([real[i % len(real):i % len(real) + 1] for i in range(len(ids))])
     rows["source_id"] = np.asarray(ids, dtype=np.int64)
     for i, sid in enumerate(ids):
@@ -147,7 +187,7 @@ def _rvs_table(products: dict[int, str]) -> Table:
 
 def _xp_table(ids: list[int], rows: list[tuple[str, str]]) -> Table:
     """AIP-style ``gaiadr3.xp_continuous_mean_spectrum`` with array columns."""
-    from gaiarvs_cnn.io.readers import XP_COLUMNS, read_xp_continuous
+    from ..io.readers import XP_COLUMNS, read_xp_continuous
 
     batches = [read_xp_continuous("\n".join(rows[i % len(rows)]).encode(), format="csv")
                for i in range(len(ids))]
@@ -540,18 +580,18 @@ class _Handler(BaseHTTPRequestHandler):
         return 200, _uws(job_id, job, base), "text/xml", {}
 
 
-@functools.lru_cache(maxsize=1)
-def _content() -> tuple:
+@functools.lru_cache(maxsize=2)
+def _content(real: RealProducts) -> tuple:
     """Static content, built once per session (the tables are never modified)."""
-    rvs = _rvs_products()
-    xp_rows = _xp_rows()
+    rvs = _rvs_products(real)
+    xp_rows = _xp_rows(real)
     ra_dec = {}
     for sid, text in rvs.items():
         fields = text.splitlines()[1].split(",")
         ra_dec[sid] = (float(fields[2]), float(fields[3]))
     sky = sorted(rvs)
     no_spectrum = [1000000000000000001]
-    tables = {"gaiadr3.gaia_source": _gaia_source(sky + no_spectrum, ra_dec),
+    tables = {"gaiadr3.gaia_source": _gaia_source(real, sky + no_spectrum, ra_dec),
               "gaiadr3.rvs_mean_spectrum": _rvs_table(rvs),
               "gaiadr3.xp_continuous_mean_spectrum": _xp_table(sky, xp_rows)}
     tables.update(reference_tables(sky, ra_dec))
@@ -566,10 +606,21 @@ def _xp_product(sid: int, header: str, line: str) -> str:
     return header + "\n" + str(sid) + line[line.index(","):] + "\n"
 
 
-def build_archive() -> Archive:
+def build_archive(real) -> Archive:
     """The loopback archive's content: six real RVS stars (all with XP) plus one star
-    present in gaia_source but without any spectrum (to exercise missing ids)."""
-    rvs, xp_rows, sky, tables = _content()
+    present in gaia_source but without any spectrum (to exercise missing ids).
+
+    Parameters
+    ----------
+    real : RealProducts or path-like
+        The real products it serves.
+
+    Returns
+    -------
+    Archive
+        Not yet served (see `serve`).
+    """
+    rvs, xp_rows, sky, tables = _content(RealProducts(getattr(real, "root", real)))
     xp = {sid: _xp_product(sid, *xp_rows[i % len(xp_rows)]) for i, sid in enumerate(sky)}
     return Archive(tables=dict(tables), rvs=dict(rvs), xp=xp)
 
@@ -623,13 +674,14 @@ def _factors(n_variants: int) -> list[float]:
     return [float(f) for f in 1 + SYNTHETIC_SCALE * np.linspace(-1, 1, n_variants)]
 
 
-def _rvs_variants(n_variants: int) -> list[tuple[str, str, list[list[str]]]]:
+def _rvs_variants(real: RealProducts,
+                  n_variants: int) -> list[tuple[str, str, list[list[str]]]]:
     """For each real RVS DataLink CSV product: its header line, solution_id and, per
     variant, the line tails after ``dec`` (wavelength, flux, flux_error, the transit and
     CCD counts) with the flux scaled (float32 text, as the archive writes it; empty cells,
     i.e. NaN, stay empty)."""
     out = []
-    for _, text in sorted(_rvs_products().items()):
+    for _, text in sorted(_rvs_products(real).items()):
         header, *lines = text.rstrip("\n").split("\n")
         rows = [line.split(",") for line in lines]
         variants = []
@@ -640,11 +692,11 @@ def _rvs_variants(n_variants: int) -> list[tuple[str, str, list[list[str]]]]:
     return out
 
 
-def _xp_variants(n_variants: int) -> list[list[tuple[str, str]]]:
+def _xp_variants(real: RealProducts, n_variants: int) -> list[list[tuple[str, str]]]:
     """For each real XP_CONTINUOUS row: per variant, (header, line) with the BP and RP
     coefficients scaled (their errors and correlations, and every other cell, unchanged)."""
     out = []
-    for header, line in _xp_rows():
+    for header, line in _xp_rows(real):
         names = header.split(",")
         cells = next(csv.reader([line]))
         variants = []
@@ -659,7 +711,7 @@ def _xp_variants(n_variants: int) -> list[list[tuple[str, str]]]:
     return out
 
 
-def build_synthetic_archive(n: int, *, seed: int = 0, n_variants: int = 8,
+def build_synthetic_archive(n: int, real, *, seed: int = 0, n_variants: int = 8,
                             zip_level: int | None = 1) -> Archive:
     """A loopback archive of ``n`` stars with format-faithful products.
 
@@ -685,6 +737,8 @@ def build_synthetic_archive(n: int, *, seed: int = 0, n_variants: int = 8,
     ----------
     n : int
         Number of stars.
+    real : RealProducts or path-like
+        The real products it clones.
     seed : int
         Seed of the positions, magnitude shifts and labels.
     n_variants : int
@@ -701,8 +755,9 @@ def build_synthetic_archive(n: int, *, seed: int = 0, n_variants: int = 8,
     rng = np.random.default_rng(seed)
     ra = rng.uniform(0.0, 360.0, n)
     dec = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, n)))
-    real = Table.read(GAIA_SOURCE_VOT, format="votable", use_names_over_ids=True)
-    source = real[np.arange(n) % len(real)]
+    products = RealProducts(getattr(real, "root", real))
+    recorded = Table.read(products.gaia_source_vot, format="votable", use_names_over_ids=True)
+    source = recorded[np.arange(n) % len(recorded)]
     source["source_id"][:] = ids
     source["ra"][:] = ra
     source["dec"][:] = dec
@@ -710,8 +765,8 @@ def build_synthetic_archive(n: int, *, seed: int = 0, n_variants: int = 8,
     for band in ("g", "bp", "rp"):
         source[f"phot_{band}_mean_mag"][:] = source[f"phot_{band}_mean_mag"] + shift
 
-    rvs_templates = _rvs_variants(n_variants)
-    xp_templates = _xp_variants(n_variants)
+    rvs_templates = _rvs_variants(products, n_variants)
+    xp_templates = _xp_variants(products, n_variants)
 
     def rvs(i: int, sid: int) -> str:
         header, solution, variants = rvs_templates[i % len(rvs_templates)]
@@ -762,7 +817,7 @@ def write_config(config_home, arc: Archive, cache_dir, **items) -> dict[str, str
     them) and return the environment variables that make a subprocess read it
     (``XDG_CONFIG_HOME``: astropy's configuration directory becomes
     ``<config_home>/astropy``)."""
-    from gaiarvs_cnn.utils.atomic import write_text_atomic
+    from ..utils.atomic import write_text_atomic
 
     values = {**conf_values(arc, cache_dir), **items}
     folder = Path(config_home) / "astropy"
@@ -808,7 +863,7 @@ def store_differences(a, b) -> list[str]:
     list of str
         Empty when the stores hold the same stars, columns and values in the same order.
     """
-    from gaiarvs_cnn.io.store import Store
+    from ..io.store import Store
 
     with Store.open(a) as sa, Store.open(b) as sb:
         if sa.colnames != sb.colnames:
