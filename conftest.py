@@ -4,5 +4,3 @@ import os
 os.environ.setdefault("MPLBACKEND", "agg")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-
-SHARED_REAL = os.path.join(os.path.dirname(__file__), "..", "shared", "data", "real")

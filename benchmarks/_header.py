@@ -5,6 +5,33 @@ import os
 import platform
 from pathlib import Path
 
+#: The repository root (recorded paths are written relative to it).
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def recorded_path(path) -> str:
+    """``path`` as a result file records it: relative to the repository root when inside it,
+    otherwise only its name (a result file never names a path outside the repository).
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    str
+    """
+    resolved = Path(path).resolve()
+    try:
+        return resolved.relative_to(ROOT).as_posix()
+    except ValueError:
+        return f"<outside the repository>/{resolved.name}"
+
+
+def recorded_arguments(args) -> dict:
+    """The parsed arguments of a benchmark, paths written by `recorded_path`."""
+    return {k: recorded_path(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+
 
 def result_header(script, script_version: int, args) -> dict:
     """Script, version, arguments, gaiarvs-cnn version, machine and load average.
@@ -26,8 +53,7 @@ def result_header(script, script_version: int, args) -> dict:
     from gaiarvs_cnn import __version__
 
     return {"script": Path(script).name, "script_version": script_version,
-            "arguments": {k: str(v) if isinstance(v, Path) else v
-                          for k, v in vars(args).items()},
+            "arguments": recorded_arguments(args),
             "gaiarvs_cnn": __version__,
             "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                         "processor": platform.processor() or platform.machine()},

@@ -33,6 +33,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _header import recorded_arguments  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "cluster.json"
 #: Version of this script (recorded in the JSON).
@@ -245,7 +248,7 @@ def main(argv=None) -> dict:
                                progress=False)
         bundle = Path(args.bundle) if args.bundle else demo_bundle_path()
         result = {"script": "benchmarks/bench_cluster.py", "script_version": SCRIPT_VERSION,
-                  "arguments": {**vars(args), "out": str(args.out)},
+                  "arguments": recorded_arguments(args),
                   "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
                               "platform": platform.platform(),
                               "load_avg_1min_at_start": round(os.getloadavg()[0], 2)},

@@ -59,6 +59,7 @@ def _recipe(bundle) -> dict:
 
 
 def main(argv=None) -> dict:
+    from _header import recorded_arguments, recorded_path
     from bench_model import machine
 
     from gaiarvs_cnn.catalog import read_catalog
@@ -85,8 +86,9 @@ def main(argv=None) -> dict:
     bundle = ModelBundle.load(bundle_dir)
     size = sum(p.stat().st_size for p in Path(bundle_dir).rglob("*") if p.is_file())
     info = {"script": "benchmarks/bench_demo_bundle.py", "script_version": SCRIPT_VERSION,
-            "arguments": {k: str(v) for k, v in vars(args).items()}, "machine": machine(),
-            "bundle": {"path": str(bundle_dir), "bundle_id": bundle.bundle_id,
+            "arguments": {k: str(v) for k, v in recorded_arguments(args).items()},
+            "machine": machine(),
+            "bundle": {"path": recorded_path(bundle_dir), "bundle_id": bundle.bundle_id,
                        "size_bytes": size, "recipe": _recipe(bundle)}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -37,6 +37,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _header import recorded_path  # noqa: E402
 
 from gaiarvs_cnn import conf  # noqa: E402
 
@@ -272,7 +275,7 @@ def main(argv=None) -> dict:
         serial_s, serial_cpu, serial_out = _serial(bundle_path, store, args.chunk)
         result = {"machine": {"cores": os.cpu_count(), "python": platform.python_version(),
                               "load_avg_1min_at_start": os.getloadavg()[0]},
-                  "bundle": {"path": str(bundle_path), "kind": bundle_kind},
+                  "bundle": {"path": recorded_path(bundle_path), "kind": bundle_kind},
                   "n_stars": args.n_stars, "chunk_size": args.chunk}
         throughput = {"serial": {"workers": 1, "stars_per_s": round(args.n_stars / serial_s, 2),
                                  "wall_s": round(serial_s, 3),

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _header import result_header
+from _header import recorded_path, result_header
 
 from gaiarvs_cnn.io.store import CORE_COLUMNS, StarBatch, Store
 from gaiarvs_cnn.preprocess import fill_nan_pixels
@@ -117,8 +117,8 @@ def main(argv=None) -> None:
                   "load_average_start": [p["load_average_start"] for p in parts],
                   "load_average_end": [p["load_average_end"] for p in parts]}
         result["arguments"] = {"n_stars": parts[1]["arguments"]["n_stars"],
-                               "combine": [str(p) for p in args.combine],
-                               "out": str(args.out)}
+                               "combine": [recorded_path(p) for p in args.combine],
+                               "out": recorded_path(args.out)}
         _speedups(result)
         text = json.dumps(result, indent=1)
         print(text)

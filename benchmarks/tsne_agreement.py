@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _header import recorded_arguments
 
 from gaiarvs_cnn import __version__
 from gaiarvs_cnn.flags import TSNEReference, joint_training_like
@@ -194,7 +195,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).parent / "results" / "tsne_agreement.json")
     args = parser.parse_args(argv)
-    result = {"script": Path(__file__).name, "arguments": vars(args) | {"out": str(args.out)},
+    result = {"script": Path(__file__).name, "arguments": recorded_arguments(args),
               "gaiarvs_cnn": __version__, "machine": {
                   "cpu_count": os.cpu_count(), "platform": platform.platform(),
                   "processor": platform.processor() or platform.machine()},
