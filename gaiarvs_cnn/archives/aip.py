@@ -22,8 +22,9 @@ import numpy as np
 from ..constants import RVS_NPIX, XP_NCOEFF
 from ..exceptions import InputDataError
 from ..io.store import StarBatch
-from .base import ColumnMap, masked_to_nan, query_by_ids
 from .gaia import PRODUCT_COLUMNS, GaiaArchive, check_product_errors
+from .tables import ColumnMap, masked_to_nan
+from .tap import query_by_ids
 
 __all__ = ["AIPArchive", "AIP_SPECTRA_TABLES"]
 

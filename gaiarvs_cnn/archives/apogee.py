@@ -34,8 +34,9 @@ import numpy as np
 from astropy.table import Table
 
 from ..selection import APOGEE_STAR_BAD_BIT, APOGEE_STAR_WARN_BIT, apogee_quality_cut
-from .base import ColumnMap, HTTPClient
+from .http import HTTPClient
 from .specs import ReferenceSpec
+from .tables import ColumnMap
 
 __all__ = ["APOGEE_TABLE", "APOGEE_COLUMNS", "APOGEE_SPEC", "query_apogee",
            "apogee_from_table", "apogee_quality_mask"]
@@ -132,7 +133,7 @@ def query_apogee(source_ids: Iterable[int] | None = None, *, url: str | None = N
         Gaia DR3 ids to look up (default: the whole catalogue, an asynchronous job).
     url : str, optional
         TAP service (default ``conf.vizier_url``).
-    client : `~gaiarvs_cnn.archives.base.HTTPClient`, optional
+    client : `~gaiarvs_cnn.archives.http.HTTPClient`, optional
         Retry policy and timeout.
     refresh : bool
         If True, bypass the download cache.

@@ -31,7 +31,7 @@ from astropy import log
 from tqdm import tqdm
 
 from ..exceptions import ArchiveError, InputDataError
-from .base import HTTPClient
+from .http import HTTPClient
 
 __all__ = ["BULK_DIRECTORIES", "MD5_FILE", "parse_md5sums", "bulk_listing",
            "download_checked", "fetch_bulk", "BulkReport"]
@@ -89,7 +89,7 @@ def bulk_listing(kind: str, *, base_url: str | None = None,
     kind : {"RVS", "XP_CONTINUOUS"}
     base_url : str, optional
         Default ``conf.gaia_bulk_url``.
-    client : `~gaiarvs_cnn.archives.base.HTTPClient`, optional
+    client : `~gaiarvs_cnn.archives.http.HTTPClient`, optional
 
     Returns
     -------
@@ -216,7 +216,7 @@ def fetch_bulk(out_dir, *, ranges: Sequence[str] | None = None, limit: int | Non
         At most this many ranges (the first ones), e.g. for a trial run.
     base_url : str, optional
         Default ``conf.gaia_bulk_url``.
-    client : `~gaiarvs_cnn.archives.base.HTTPClient`, optional
+    client : `~gaiarvs_cnn.archives.http.HTTPClient`, optional
         For the checksum files.
     chunk_size : int, optional
         Stars per store chunk (default ``conf.chunk_size``).

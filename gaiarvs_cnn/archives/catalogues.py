@@ -20,7 +20,7 @@ from astropy.table import Table
 
 from ..exceptions import InputDataError
 from ..io.reference import ALL_KINDS
-from .base import HTTPClient
+from .http import HTTPClient
 from .specs import ProbeReport, ReferenceSpec
 
 __all__ = ["query_reference", "reference_specs", "probe_reference"]
@@ -42,7 +42,7 @@ def query_reference(kind: str, source_ids: Iterable[int] | None = None, *,
         Bypass the download cache.
     good_flags : bool
         ``gsp-spec`` only: keep stars whose first 13 ``flags_gspspec`` digits are 0.
-    client : `~gaiarvs_cnn.archives.base.HTTPClient`, optional
+    client : `~gaiarvs_cnn.archives.http.HTTPClient`, optional
         Timeout and retry policy.
 
     Returns
@@ -108,7 +108,7 @@ def probe_reference(kind: str, *, url: str | None = None,
         A key of `reference_specs`.
     url : str, optional
         TAP URL (default from ``conf``).
-    client : `~gaiarvs_cnn.archives.base.HTTPClient`, optional
+    client : `~gaiarvs_cnn.archives.http.HTTPClient`, optional
         Retry policy and timeout.
 
     Returns

@@ -19,14 +19,11 @@ from dataclasses import replace
 import numpy as np
 from astropy.table import Table
 
-from .base import (
-    ColumnMap,
-    DiskCache,
-    HTTPClient,
-    masked_to_nan,
-    query_by_ids,
-)
+from .cache import DiskCache
+from .http import HTTPClient
 from .specs import ReferenceSpec
+from .tables import ColumnMap, masked_to_nan
+from .tap import query_by_ids
 
 __all__ = ["CLUSTERS_TABLE", "CLUSTERS_SPEC", "query_clusters", "clusters_from_table",
            "dr2_to_dr3"]
@@ -60,7 +57,7 @@ def dr2_to_dr3(dr2_ids: Iterable[int], *, tap_url: str | None = None,
         Gaia DR2 source ids (duplicates are ignored).
     tap_url : str, optional
         ESA TAP service (default ``conf.gaia_tap_url``).
-    client : `~gaiarvs_cnn.archives.base.HTTPClient`, optional
+    client : `~gaiarvs_cnn.archives.http.HTTPClient`, optional
         Retry policy and timeout.
     refresh : bool
         If True, bypass the download cache.
@@ -151,7 +148,7 @@ def query_clusters(*, clusters: Iterable[str] | None = None, min_proba: float = 
         Minimum membership probability (default 0: all listed members).
     url, tap_url : str, optional
         VizieR TAP (``conf.vizier_url``) and ESA TAP (``conf.gaia_tap_url``).
-    client : `~gaiarvs_cnn.archives.base.HTTPClient`, optional
+    client : `~gaiarvs_cnn.archives.http.HTTPClient`, optional
         Retry policy and timeout.
     refresh : bool
         If True, bypass the download cache.

@@ -60,17 +60,11 @@ from ..io.readers import (
 )
 from ..io.store import StarBatch, Store
 from ..selection import gaia_quality_adql, training_cut
-from .base import (
-    ColumnMap,
-    DiskCache,
-    HTTPClient,
-    HTTPStatusError,
-    RetryableError,
-    chunked,
-    id_list_adql,
-    query_by_ids,
-    run_tap,
-)
+from .cache import DiskCache
+from .http import HTTPClient
+from .retry import HTTPStatusError, RetryableError
+from .tables import ColumnMap
+from .tap import chunked, id_list_adql, query_by_ids, run_tap
 
 __all__ = ["GaiaArchive", "FetchReport", "ESA_SYNC_MAX_ROWS", "RETRIEVAL_TYPES",
            "data_structure_value", "other_spelling", "paper_cuts_adql", "GAIA_SOURCE_COLUMNS",
@@ -233,7 +227,7 @@ class GaiaArchive:
         Default ``conf.gaia_tap_url`` and ``conf.gaia_datalink_url``.
     max_ids : int, optional
         Source ids per DataLink call (default ``conf.datalink_max_ids``, 5000).
-    client : `~gaiarvs_cnn.archives.base.HTTPClient`, optional
+    client : `~gaiarvs_cnn.archives.http.HTTPClient`, optional
         Timeout and retry policy.
     refresh : bool
         Bypass the download cache.
@@ -278,7 +272,7 @@ class GaiaArchive:
         adql : str
             The query.
         mode : {"auto", "sync", "async"}
-            How to run it (see `~gaiarvs_cnn.archives.base.run_tap`).
+            How to run it (see `~gaiarvs_cnn.archives.tap.run_tap`).
 
         Returns
         -------
@@ -315,7 +309,7 @@ class GaiaArchive:
                 + (f" AND {spec['where']}" if spec["where"] else ""))
 
     def _selection(self, cuts: bool) -> dict:
-        """The parts of the selection query (see `~gaiarvs_cnn.archives.base.query_by_ids`)."""
+        """The parts of the selection query (see `~gaiarvs_cnn.archives.tap.query_by_ids`)."""
         return {"select": ", ".join(f"g.{c}" for c in GAIA_SOURCE_COLUMNS),
                 "table": f"{self.gaia_source_table} AS g", "id_column": "g.source_id",
                 "joins": f"LEFT OUTER JOIN {self.ap_table} AS ap ON ap.source_id = "
@@ -329,7 +323,7 @@ class GaiaArchive:
         The ids are uploaded as a table (TAP_UPLOAD) joined to ``gaia_source`` in chunks
         sized by the service's published limits; at a service without uploads they go
         as ``IN`` lists of ``conf.tap_in_list_max_ids`` (see
-        `~gaiarvs_cnn.archives.base.query_by_ids`).
+        `~gaiarvs_cnn.archives.tap.query_by_ids`).
 
         Parameters
         ----------
@@ -647,7 +641,7 @@ def check_product_errors(batch: StarBatch, kind: str,
 def label_arrays(ids: np.ndarray, labels: Table) -> tuple[np.ndarray, np.ndarray]:
     """(N, 5) label values and errors in `~gaiarvs_cnn.constants.LABELS` order for
     ``ids`` from a canonical reference table (NaN where absent)."""
-    from .base import masked_to_nan
+    from .tables import masked_to_nan
 
     val = np.full((len(ids), len(LABELS)), np.nan)
     err = np.full_like(val, np.nan)

@@ -23,8 +23,9 @@ import numpy as np
 from astropy.table import Table
 
 from ..exceptions import InputDataError
-from .base import ColumnMap, HTTPClient, masked_to_nan
+from .http import HTTPClient
 from .specs import ReferenceSpec
+from .tables import ColumnMap, masked_to_nan
 
 __all__ = ["AP_TABLE", "GSPSPEC_SPEC", "GSPPHOT_SPEC", "query_gsp", "gspspec_from_table",
            "gspphot_from_table", "good_gspspec_flags"]
@@ -166,7 +167,7 @@ def query_gsp(kind: str, source_ids: Iterable[int], *, url: str | None = None,
         Gaia DR3 source ids.
     url : str, optional
         ESA TAP service (default ``conf.gaia_tap_url``).
-    client : `~gaiarvs_cnn.archives.base.HTTPClient`, optional
+    client : `~gaiarvs_cnn.archives.http.HTTPClient`, optional
         Retry policy and timeout.
     refresh : bool
         If True, bypass the download cache.

@@ -35,8 +35,9 @@ import numpy as np
 from astropy.table import Table
 
 from ..selection import galah_quality_cut
-from .base import ColumnMap, HTTPClient
+from .http import HTTPClient
 from .specs import ReferenceSpec
+from .tables import ColumnMap
 
 __all__ = ["GALAH_TABLE", "GALAH_COLUMNS", "GALAH_SPEC", "query_galah", "galah_from_table",
            "galah_quality_mask"]
@@ -136,7 +137,7 @@ def query_galah(source_ids: Iterable[int] | None = None, *, url: str | None = No
         Gaia DR3 ids to look up (default: the whole catalogue, an asynchronous job).
     url : str, optional
         TAP service (default ``conf.vizier_url``).
-    client : `~gaiarvs_cnn.archives.base.HTTPClient`, optional
+    client : `~gaiarvs_cnn.archives.http.HTTPClient`, optional
         Retry policy and timeout.
     refresh : bool
         If True, bypass the download cache.

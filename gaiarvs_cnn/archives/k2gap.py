@@ -28,9 +28,10 @@ import numpy as np
 from astropy.table import Table
 
 from ..exceptions import ArchiveError
-from .base import ColumnMap, HTTPClient, masked_to_nan
 from .clusters import dr2_to_dr3
+from .http import HTTPClient
 from .specs import ReferenceSpec
+from .tables import ColumnMap, masked_to_nan
 
 __all__ = ["K2GAP_TABLE", "K2GAP_SPEC", "query_k2gap", "k2gap_from_table"]
 
@@ -123,7 +124,7 @@ def query_k2gap(*, table: str = K2GAP_TABLE, url: str | None = None,
         ESA TAP service for the DR2 -> DR3 mapping (default ``conf.gaia_tap_url``).
     xmatch_url : str, optional
         CDS XMatch service for the positional cross-match (default ``conf.xmatch_url``).
-    client : `~gaiarvs_cnn.archives.base.HTTPClient`, optional
+    client : `~gaiarvs_cnn.archives.http.HTTPClient`, optional
         Retry policy and timeout.
     refresh : bool
         If True, bypass the download cache.

@@ -26,8 +26,9 @@ from astropy.table import Table
 
 from ..constants import LABELS
 from ..exceptions import InputDataError
-from .base import ColumnMap, HTTPClient
+from .http import HTTPClient
 from .specs import ReferenceSpec
+from .tables import ColumnMap
 
 __all__ = ["PUBLISHED_TABLE", "PUBLISHED_COLUMNS", "PUBLISHED_SPEC", "pad_flags",
            "published_from_table", "read_published", "query_published"]
@@ -160,7 +161,7 @@ def query_published(source_ids: Iterable[int] | None = None, *, url: str | None 
         Gaia DR3 ids (default: all 886 080 stars, an asynchronous job).
     url : str, optional
         TAP service (default ``conf.aip_tap_url``).
-    client : `~gaiarvs_cnn.archives.base.HTTPClient`, optional
+    client : `~gaiarvs_cnn.archives.http.HTTPClient`, optional
         Retry policy and timeout.
     refresh : bool
         If True, bypass the download cache.

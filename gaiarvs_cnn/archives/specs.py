@@ -6,7 +6,7 @@ Each reference adapter (`~gaiarvs_cnn.archives.apogee`, `~gaiarvs_cnn.archives.g
 column, the column map (canonical name -> the service's candidate names), where the
 names were checked, and the post-processing steps (quality cut from
 `gaiarvs_cnn.selection`, duplicate ranking). `ReferenceSpec.query` fetches the rows
-(`~gaiarvs_cnn.archives.base.query_catalogue`: TAP upload or ``IN`` lists for id
+(`~gaiarvs_cnn.archives.tap.query_catalogue`: TAP upload or ``IN`` lists for id
 selections), `ReferenceSpec.finish` turns them into the canonical table, and
 `ReferenceSpec.probe` reads one row (``SELECT TOP 1 *``) of the real table and reports
 which canonical columns it maps and which are missing -- how a renamed column is caught
@@ -22,7 +22,10 @@ import numpy as np
 from astropy.table import Table
 
 from ..exceptions import InputDataError
-from .base import ColumnMap, DiskCache, HTTPClient, finish_reference, query_catalogue, run_tap
+from .cache import DiskCache
+from .http import HTTPClient
+from .tables import ColumnMap, finish_reference
+from .tap import query_catalogue, run_tap
 
 __all__ = ["ReferenceSpec", "ProbeReport"]
 
@@ -86,7 +89,7 @@ class ReferenceSpec:
         The survey, for messages and ``meta["reference"]``.
     table : str
         Table name at the service (``"III/286/catalog"``).
-    columns : `~gaiarvs_cnn.archives.base.ColumnMap`
+    columns : `~gaiarvs_cnn.archives.tables.ColumnMap`
         Canonical name -> the service's candidate names (first found wins).
     id_column : str, optional
         The service's column of Gaia DR3 ids, for id selections (None: the table is
@@ -141,7 +144,7 @@ class ReferenceSpec:
             Gaia DR3 ids to select (uploaded as a table where the service allows it).
         url : str, optional
             TAP URL (default `url_setting` of ``conf``).
-        client : `~gaiarvs_cnn.archives.base.HTTPClient`, optional
+        client : `~gaiarvs_cnn.archives.http.HTTPClient`, optional
             Retry policy and timeout.
         refresh : bool
             If True, bypass the download cache.
@@ -204,7 +207,7 @@ class ReferenceSpec:
         ----------
         url : str, optional
             TAP URL (default `url_setting` of ``conf``).
-        client : `~gaiarvs_cnn.archives.base.HTTPClient`, optional
+        client : `~gaiarvs_cnn.archives.http.HTTPClient`, optional
             Retry policy and timeout.
 
         Returns

@@ -30,14 +30,10 @@ import requests
 from astropy.table import Table
 
 from ..exceptions import ArchiveError
-from .base import (
-    ColumnMap,
-    DiskCache,
-    HTTPClient,
-    cache_dir,
-    check_http_status,
-    masked_to_nan,
-)
+from .cache import DiskCache, cache_dir
+from .http import HTTPClient
+from .retry import check_http_status
+from .tables import ColumnMap, masked_to_nan
 
 __all__ = ["GAIA_DR3_TABLE", "xmatch_gaia_dr3"]
 
@@ -117,7 +113,7 @@ def xmatch_gaia_dr3(ra, dec, *, max_distance: float | None = None, url: str | No
         the service allows at most 180).
     url : str, optional
         XMatch service (default ``conf.xmatch_url``).
-    client : `~gaiarvs_cnn.archives.base.HTTPClient`, optional
+    client : `~gaiarvs_cnn.archives.http.HTTPClient`, optional
         Timeout and retry policy.
     refresh : bool
         If True, bypass the download cache.

@@ -27,6 +27,6 @@ def archive(tmp_path):
 @pytest.fixture
 def fast_client():
     """An HTTPClient with a short timeout and near-zero backoff."""
-    from gaiarvs_cnn.archives.base import HTTPClient
+    from gaiarvs_cnn.archives.http import HTTPClient
 
     return HTTPClient(timeout=5.0, retries=2, backoff=0.01)

@@ -4,9 +4,11 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from gaiarvs_cnn.archives import base
-from gaiarvs_cnn.archives.base import HTTPClient, retry_after_seconds, run_tap
+from gaiarvs_cnn.archives import http
 from gaiarvs_cnn.archives.gaia import GaiaArchive
+from gaiarvs_cnn.archives.http import HTTPClient
+from gaiarvs_cnn.archives.retry import retry_after_seconds
+from gaiarvs_cnn.archives.tap import run_tap
 from gaiarvs_cnn.cli import main
 from gaiarvs_cnn.cli.fetch import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 from gaiarvs_cnn.exceptions import ArchiveError
@@ -16,7 +18,7 @@ from gaiarvs_cnn.exceptions import ArchiveError
 def sleeps(monkeypatch):
     """The delays `HTTPClient` sleeps between attempts (recorded, not slept)."""
     record = []
-    monkeypatch.setattr(base.time, "sleep", record.append)
+    monkeypatch.setattr(http.time, "sleep", record.append)
     return record
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import gaiarvs_cnn
-from gaiarvs_cnn.archives.base import DiskCache, chunked
+from gaiarvs_cnn.archives.cache import DiskCache
 from gaiarvs_cnn.archives.loopback import (
     build_synthetic_archive,
     kill_after,
@@ -20,6 +20,7 @@ from gaiarvs_cnn.archives.loopback import (
     synthetic_ids,
     write_config,
 )
+from gaiarvs_cnn.archives.tap import chunked
 from gaiarvs_cnn.io.store import Store
 
 from .conftest import REAL

@@ -60,7 +60,7 @@ def test_rerun_skips_stored_chunks(archive, fast_client, tmp_path):
 
 
 def test_server_error_midway_then_resume(archive, fast_client, tmp_path):
-    from gaiarvs_cnn.archives.base import HTTPClient
+    from gaiarvs_cnn.archives.http import HTTPClient
 
     # the first chunk's RVS request fails on every attempt (1 + 2 retries); the second is stored
     archive.fail("/data", "500", times=3, when="'RETRIEVAL_TYPE': 'RVS'")
@@ -102,7 +102,7 @@ def test_truncated_zip_every_time_stores_nothing(archive, fast_client, tmp_path)
 
 
 def test_timeout_is_retried(archive, tmp_path):
-    from gaiarvs_cnn.archives.base import HTTPClient
+    from gaiarvs_cnn.archives.http import HTTPClient
 
     archive.slow_s = 1.5
     archive.fail("/data", "slow", times=1)
@@ -113,7 +113,7 @@ def test_timeout_is_retried(archive, tmp_path):
 
 
 def test_timeout_after_retries_names_the_service(archive, tmp_path):
-    from gaiarvs_cnn.archives.base import HTTPClient
+    from gaiarvs_cnn.archives.http import HTTPClient
 
     archive.slow_s = 1.0
     archive.fail("/esa/tap/sync", "slow", times=5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gaiarvs_cnn.archives.base import HTTPClient
+from gaiarvs_cnn.archives.http import HTTPClient
 
 pytestmark = pytest.mark.remote_data
 
@@ -60,7 +60,7 @@ def test_xmatch_finds_the_star_at_its_own_position(client):
     """CDS XMatch (astroquery) with VizieR I/355/gaiadr3 answers with the ``Source``
     label the adapter reads (only seen in third-party code so far)."""
     from gaiarvs_cnn import conf
-    from gaiarvs_cnn.archives.base import run_tap
+    from gaiarvs_cnn.archives.tap import run_tap
     from gaiarvs_cnn.archives.xmatch import xmatch_gaia_dr3
 
     row = run_tap(client, conf.gaia_tap_url, "SELECT ra, dec FROM gaiadr3.gaia_source "
@@ -90,7 +90,7 @@ def test_services_publish_upload_support(client):
     """The real ESA and VizieR TAP services declare TAP_UPLOAD (else id lists fall back
     to IN lists: slow but correct)."""
     from gaiarvs_cnn import conf
-    from gaiarvs_cnn.archives.base import tap_limits
+    from gaiarvs_cnn.archives.tap import tap_limits
 
     for url in (conf.gaia_tap_url, conf.vizier_url):
         assert tap_limits(client, url).source == "capabilities", url

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gaiarvs_cnn.archives.base import TAPLimits, query_by_ids, tap_limits
 from gaiarvs_cnn.archives.gaia import GaiaArchive
+from gaiarvs_cnn.archives.tap import TAPLimits, query_by_ids, tap_limits
 from gaiarvs_cnn.exceptions import ArchiveError
 
 NO_SPECTRUM = 1000000000000000001
@@ -47,7 +47,7 @@ def test_upload_and_in_list_give_the_same_rows(archive, fast_client):
     ids = _ids(archive)
     by_upload = GaiaArchive(client=fast_client).select_sources(ids)
     archive.services["esa"]["capabilities"] = False  # no capabilities: IN-list fallback
-    from gaiarvs_cnn.archives.base import HTTPClient
+    from gaiarvs_cnn.archives.http import HTTPClient
 
     other = HTTPClient(timeout=5, retries=0, backoff=0.01)
     by_list = GaiaArchive(client=other, refresh=True).select_sources(ids)
