@@ -208,3 +208,55 @@ def test_estimate_noise_recovers_white_noise_on_a_line_spectrum():
     clean = 1 - 0.6 * np.exp(-0.5 * ((wl - 854.2) / 0.08) ** 2)
     noisy = clean + rng.normal(0, 0.02, (5, RVS_NPIX))
     np.testing.assert_allclose(estimate_noise(noisy), 0.02, rtol=0.06)
+
+
+_FIT_SCRIPT = """
+import sys, numpy as np
+from gaiarvs_cnn import conf
+from gaiarvs_cnn.flags import TSNEReference
+a = np.load(sys.argv[1])
+with conf.set_temp("threads", 1):
+    ref = TSNEReference.fit(a["train"], perplexities=(5, 10), n_pca=10, seed=0, n_iter=(20, 30))
+    d = ref.classify(a["obs"])
+np.savez(sys.argv[2], pca=ref.train_pca, components=ref.pca_components, map_5=ref.maps[5.0],
+         map_10=ref.maps[10.0], like=d["training_like"], position_10=d["position_10"],
+         pca_distance=d["pca_distance"])
+"""
+
+
+def test_fit_and_classification_do_not_depend_on_the_cpu_kernels(tmp_path):
+    """The same spectra give bit-identical maps and classes with another CPU's kernels.
+
+    The subprocess runs with OpenBLAS's Sandybridge (AVX) kernels instead of the ones this
+    CPU selects and with numpy's best SIMD dispatch targets disabled: what an AVX2 (or
+    older) machine computes. Before the float64 projection, the exact neighbour distances
+    and the initialisation from the PCs, the maps differed (the figure test's map was
+    rotated on an Intel AVX-512 machine).
+    """
+    import os
+    import subprocess
+    import sys
+
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    disable = [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
+    if not disable:
+        pytest.skip("numpy has no SIMD dispatch target to disable on this CPU")
+    spectra = tmp_path / "spectra.npz"
+    train = simulate_batch(120, seed=41, kind="training")["flux"]
+    obs = np.concatenate([simulate_batch(30, seed=42, kind="observed")["flux"],
+                          simulate_batch(10, seed=43, kind="out-of-range")["flux"]])
+    np.savez(spectra, train=train, obs=obs)
+    env = dict(os.environ, OPENBLAS_CORETYPE="Sandybridge",
+               NPY_DISABLE_CPU_FEATURES=" ".join(disable))
+    subprocess.run([sys.executable, "-c", _FIT_SCRIPT, str(spectra), str(tmp_path / "other.npz")],
+                   env=env, check=True, capture_output=True)
+    other = np.load(tmp_path / "other.npz")
+    with conf.set_temp("threads", 1):
+        ref = TSNEReference.fit(train, perplexities=(5, 10), n_pca=10, seed=0, n_iter=(20, 30))
+        details = ref.classify(obs)
+    here = {"pca": ref.train_pca, "components": ref.pca_components, "map_5": ref.maps[5.0],
+            "map_10": ref.maps[10.0], "like": details["training_like"],
+            "position_10": details["position_10"], "pca_distance": details["pca_distance"]}
+    for key, value in here.items():
+        assert np.array_equal(other[key], value), key

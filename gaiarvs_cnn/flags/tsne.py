@@ -62,7 +62,11 @@ for up to ~10^4-10^5 spectra).
 *Reproducibility.* The PCA of `TSNEReference.fit` and `joint_training_like` and the
 projection of new spectra run on one BLAS thread: multi-threaded BLAS sums in an order
 that depends on the thread count, and t-SNE turns last-bit differences into a different
-map (the figure test's map differed between 1 and 2 OpenBLAS threads).
+map (the figure test's map differed between 1 and 2 OpenBLAS threads). For the same reason
+the projection is computed in float64 and rounded to float32 (`_project`), neighbour
+distances are recomputed element by element (`_exact_neighbours`) and the initialisation
+is the first two PCs: the maps and classes are then bit-identical with another CPU's BLAS
+and numpy SIMD kernels (AVX2, AVX-512; tests/test_flags.py).
 
 *Timing* (``benchmarks/results/tsne_agreement.json``, 2-core machine shared with other
 jobs): fitting the reference on 2000 training spectra, ~90 s (BH gradients, 200 + 300
@@ -191,6 +195,52 @@ def _clean_flux(flux: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return arr, usable
 
 
+#: Rows per block of the float64 projection (bounds its memory: ~80 MB).
+_PROJECT_ROWS = 4096
+
+
+def _project(x: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
+    """PC coordinates of spectra ``x``, the same on every CPU (float32).
+
+    BLAS kernels differ between CPUs (AVX2, AVX-512) in the order they sum, and float32
+    sums of 2401 pixels differ in their last bits; t-SNE and the thresholds then see
+    different inputs. The product is computed in float64 (one BLAS thread) and rounded to
+    float32: float64 rounding errors (~1e-16) are far below half a float32 unit (~6e-8), so
+    the rounded values agree on every CPU except for a value within 1e-16 of a float32
+    rounding boundary (probability ~1e-8 per value).
+    """
+    mean64 = np.asarray(mean, dtype=np.float64)
+    comp64 = np.asarray(components, dtype=np.float64).T
+    out = np.empty((len(x), comp64.shape[1]), dtype=np.float32)
+    with _one_blas_thread():
+        for start in range(0, len(x), _PROJECT_ROWS):
+            block = np.asarray(x[start:start + _PROJECT_ROWS], dtype=np.float64) - mean64
+            out[start:start + _PROJECT_ROWS] = block @ comp64
+    return out
+
+
+def _exact_neighbours(points: np.ndarray, reference: np.ndarray,
+                      idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Neighbours ``idx`` of ``points`` in ``reference``, ordered by exact distance.
+
+    scikit-learn's brute-force search computes distances with BLAS (``|a|^2 + |b|^2 -
+    2 a.b``), whose last bits depend on the CPU; the order of near-equal neighbours and
+    the distance to the nearest one then do too. Here the distances are recomputed
+    element by element in float64 (float32 differences and squares are exact in float64,
+    and the sum runs over the coordinates in a fixed order), and the neighbours sorted
+    by (distance, index).
+    """
+    points = np.asarray(points, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    sq = np.zeros(idx.shape, dtype=np.float64)
+    for dim in range(points.shape[1]):
+        diff = reference[idx, dim] - points[:, dim, None]
+        sq += diff * diff
+    order = np.lexsort((idx, sq), axis=-1)
+    idx = np.take_along_axis(idx, order, axis=-1)
+    return idx, np.sqrt(np.take_along_axis(sq, order, axis=-1))
+
+
 def _loo_nn_quantile(points: np.ndarray, quantile: float) -> float:
     """``quantile`` of each point's distance to its nearest *other* point."""
     dist, _ = cKDTree(points).query(points, k=2)
@@ -199,8 +249,8 @@ def _loo_nn_quantile(points: np.ndarray, quantile: float) -> float:
 
 def _knn_graph(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(indices, distances) of the exact ``k`` nearest other points of each point."""
-    dist, idx = NearestNeighbors(n_neighbors=k, n_jobs=_n_jobs()).fit(x).kneighbors()
-    return idx, dist
+    idx = NearestNeighbors(n_neighbors=k, n_jobs=_n_jobs()).fit(x).kneighbors()[1]
+    return _exact_neighbours(x, x, idx)
 
 
 def _embed_all_perplexities(x: np.ndarray, perplexities: Sequence[float], seed: int,
@@ -215,7 +265,10 @@ def _embed_all_perplexities(x: np.ndarray, perplexities: Sequence[float], seed: 
     idx, dist = _knn_graph(x, k)
     aff = PerplexityBasedNN(knn_index=PrecomputedNeighbors(idx, dist), perplexity=pmax,
                             n_jobs=_n_jobs())
-    init = initialization.pca(x, random_state=seed)
+    # ``x`` holds principal components (largest variance first): its first two columns
+    # are openTSNE's PCA initialisation, without a second, CPU-dependent SVD.
+    init = initialization.jitter(initialization.rescale(np.array(x[:, :2], dtype=np.float64)),
+                                 random_state=seed)
     maps = {}
     for p in sorted(perplexities, reverse=True):
         aff.set_perplexity(p)
@@ -238,6 +291,7 @@ class _FixedReferenceAffinities:
     def __init__(self, reference: np.ndarray, k_max: int):
         self.n_reference = len(reference)
         self.k_max = min(k_max, self.n_reference)
+        self._reference = np.asarray(reference)
         self._nn = NearestNeighbors(n_neighbors=self.k_max, n_jobs=_n_jobs()).fit(reference)
         # TSNEEmbedding checks P's shape only; the training map is never re-optimised.
         self.P = sparse.csr_matrix((self.n_reference, self.n_reference))
@@ -247,10 +301,13 @@ class _FixedReferenceAffinities:
         """(indices, distances) of the ``k_max`` nearest training points.
 
         The last query is cached (keyed on the very array object, which the cache keeps
-        alive), so the four perplexities of one chunk share one neighbour search.
+        alive), so the four perplexities of one chunk share one neighbour search. The
+        distances are recomputed exactly and the neighbours ordered by them
+        (`_exact_neighbours`), so neither depends on the CPU's BLAS kernels.
         """
         if self._cache is None or self._cache[0] is not data:
-            dist, idx = self._nn.kneighbors(data, n_neighbors=self.k_max)
+            _, idx = self._nn.kneighbors(data, n_neighbors=self.k_max)
+            idx, dist = _exact_neighbours(data, self._reference, idx)
             self._cache = (data, idx, dist)
         return self._cache[1], self._cache[2]
 
@@ -353,14 +410,17 @@ class TSNEReference:
         log.info(f"t-SNE reference: embedding {len(x)} training spectra at perplexities "
                  f"{list(perplexities)}")
         with _one_blas_thread():
-            pca = PCA(n_components=n_pca, svd_solver="randomized", random_state=seed).fit(x)
-            z = pca.transform(x).astype(np.float32)
-            maps = _embed_all_perplexities(z, perplexities, seed, n_iter)
+            pca = PCA(n_components=n_pca, svd_solver="randomized",
+                      random_state=seed).fit(x.astype(np.float64))
+        mean = pca.mean_.astype(np.float32)
+        components = pca.components_.astype(np.float32)
+        z = _project(x, mean, components)
+        maps = _embed_all_perplexities(z, perplexities, seed, n_iter)
         meta = {"seed": int(seed), "n_train": int(len(x)), "n_pca": int(n_pca),
                 "n_iter": list(n_iter), "map_quantile": MAP_QUANTILE,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "fit_seconds": round(time.perf_counter() - t0, 1), **_versions()}
-        return cls(perplexities, pca.mean_, pca.components_, z, maps,
+        return cls(perplexities, mean, components, z, maps,
                    {p: _loo_nn_quantile(m, MAP_QUANTILE) for p, m in maps.items()},
                    estimate_noise(x), meta)
 
@@ -453,9 +513,7 @@ class TSNEReference:
             False for spectra without finite continuum flux.
         """
         x, usable = _clean_flux(flux)
-        with _one_blas_thread():
-            z = ((x - self.pca_mean) @ self.pca_components.T).astype(np.float32)
-        return z, estimate_noise(x), usable
+        return _project(x, self.pca_mean, self.pca_components), estimate_noise(x), usable
 
     @property
     def affinities(self) -> _FixedReferenceAffinities:
@@ -653,9 +711,10 @@ def joint_training_like(train_flux: np.ndarray, obs_flux: np.ndarray,
     xo, usable = _clean_flux(obs_flux)
     x = np.concatenate([xt, xo])
     with _one_blas_thread():
-        z = PCA(n_components=min(n_pca, len(x) - 1), svd_solver="randomized",
-                random_state=seed).fit_transform(x).astype(np.float32)
-        maps = _embed_all_perplexities(z, perplexities, seed, n_iter)
+        pca = PCA(n_components=min(n_pca, len(x) - 1), svd_solver="randomized",
+                  random_state=seed).fit(x.astype(np.float64))
+    z = _project(x, pca.mean_.astype(np.float32), pca.components_.astype(np.float32))
+    maps = _embed_all_perplexities(z, perplexities, seed, n_iter)
     like = usable.copy()
     nt = len(xt)
     for m in maps.values():
