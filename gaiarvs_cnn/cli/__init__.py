@@ -181,7 +181,7 @@ def _register() -> None:
     import importlib
 
     for name in ("store_cmds", "simulate", "train", "catalog_cmds", "fetch", "validate",
-                 "distributed_cmds", "config_cmd"):
+                 "distributed_cmds", "config_cmd", "fit"):
         try:
             importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as exc:

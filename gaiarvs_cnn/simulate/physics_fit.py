@@ -39,6 +39,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
@@ -52,7 +53,7 @@ from ..exceptions import InputDataError
 from .spectra import SpectrumModel
 
 __all__ = ["SpectrumFit", "LabelCheck", "fit_spectrum", "fit_at_labels", "check_labels",
-           "fit_spectra", "label_bounds", "DEFAULT_STARTS"]
+           "fit_spectra", "fit_store", "label_bounds", "DEFAULT_STARTS"]
 
 #: Starting labels of the multi-start fit (Teff [K], log g, [M/H], [alpha/M], [Fe/H]):
 #: a solar-type dwarf, a red-clump/RGB giant, a metal-poor giant and a warm subgiant.
@@ -426,4 +427,75 @@ def fit_spectra(flux, flux_error, *, labels=None, source_ids=None, progress: boo
         if name in units:
             table[name].unit = units[name]
     table["fit_labels"].description = f"Physics-fit labels ({', '.join(LABELS)}; K, dex x 4)"
+    return table
+
+
+def fit_store(path, *, labels: Table | None = None, limit: int | None = None, out=None,
+              overwrite: bool = False, progress: bool = False, **kwargs) -> Table:
+    """`fit_spectra` of the stars of an HDF5 store (with the check of ``labels`` if given).
+
+    Parameters
+    ----------
+    path : path-like
+        Store written by ``store ingest``, ``fetch gaia`` or ``simulate``
+        (`~gaiarvs_cnn.io.store.Store`), with ``flux`` and ``flux_error``.
+    labels : `~astropy.table.Table`, optional
+        Labels to check, matched on ``source_id``: a table with ``source_id`` and the
+        columns ``teff``, ``logg``, ``mh``, ``alpham``, ``feh`` (e.g. a catalogue of
+        ``predict`` read with `~gaiarvs_cnn.catalog.read_catalog`). Stars missing from it
+        are fitted but not checked.
+    limit : int, optional
+        Fit only the first ``limit`` stars.
+    out : path-like, optional
+        Also write the table there (atomically; format from the suffix, e.g. ``.ecsv``,
+        ``.fits``).
+    overwrite : bool
+        Replace an existing ``out``.
+    progress : bool
+        Show a tqdm bar.
+    **kwargs
+        Passed to `fit_spectrum`.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        As `fit_spectra`, one row per star in store order, with ``source_id``.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``out`` exists and ``overwrite`` is False (checked before fitting).
+    """
+    from ..io.store import Store
+    from ..utils.atomic import atomic_path, refuse_existing
+
+    if out is not None:
+        refuse_existing(out, overwrite=overwrite, what="physics-fit table")
+
+    with Store.open(path) as store:
+        stop = len(store) if limit is None else min(int(limit), len(store))
+        batch = store.read(0, stop, columns=["flux", "flux_error"])
+    ids = np.asarray(batch["source_id"], dtype=np.int64)
+    given = None
+    if labels is not None:
+        missing = [c for c in ("source_id", *LABELS) if c not in labels.colnames]
+        if missing:
+            raise InputDataError(f"The labels table lacks column(s) {', '.join(missing)}; it "
+                                 f"needs source_id and {', '.join(LABELS)}.")
+        lab_ids = np.asarray(labels["source_id"], dtype=np.int64)
+        values = np.stack([np.ma.filled(np.ma.asarray(labels[c], dtype=float), np.nan)
+                           for c in LABELS], axis=1)
+        order = np.argsort(lab_ids, kind="stable")
+        pos = np.clip(np.searchsorted(lab_ids[order], ids), 0, max(len(lab_ids) - 1, 0))
+        given = np.full((len(ids), len(LABELS)), np.nan)
+        if len(lab_ids):
+            hit = lab_ids[order][pos] == ids
+            given[hit] = values[order][pos[hit]]
+    table = fit_spectra(batch["flux"], batch["flux_error"], labels=given, source_ids=ids,
+                        progress=progress, **kwargs)
+    table.meta["store"] = str(Path(path).name)
+    if out is not None:
+        out = Path(out)
+        with atomic_path(out, suffix=out.suffix) as tmp:
+            table.write(tmp, overwrite=True)
     return table

@@ -134,3 +134,38 @@ def test_bad_inputs_give_clear_errors():
         fit_spectrum(few, err)
     with pytest.raises(InputDataError, match="labels must be 5 finite values"):
         fit_at_labels(flux, err, [5000.0, np.nan, 0.0, 0.0, 0.0])
+
+
+def test_fit_spectra_command_checks_a_catalogue_against_a_store(tmp_path):
+    from click.testing import CliRunner
+
+    from gaiarvs_cnn.catalog import build_catalog_table, write_catalog
+    from gaiarvs_cnn.cli import main
+    from gaiarvs_cnn.constants import LABELS
+    from gaiarvs_cnn.io.store import Store
+    from gaiarvs_cnn.simulate.survey import simulate_store
+
+    store = tmp_path / "stars.h5"
+    simulate_store(store, 3, seed=5, kind="calibration", snr=60.0)
+    with Store.open(store) as s:
+        batch = s.read()
+    truth = np.asarray(batch["true_labels"], dtype=float)
+    ids = np.asarray(batch["source_id"])
+    pred = {"source_id": ids[:2]}
+    for j, lab in enumerate(LABELS):
+        pred[lab] = truth[:2, j] + ([0.0, 500.0] if lab == "teff" else 0.0)
+        pred[f"e{lab}"] = pred[f"sigma_{lab}"] = np.full(2, 0.1)
+    catalog = tmp_path / "cat.ecsv"
+    write_catalog(build_catalog_table(pred, np.array(["00000000"] * 2)), catalog)
+    out = tmp_path / "fit.ecsv"
+    args = ["fit-spectra", str(store), "-o", str(out), "--catalog", str(catalog), "--quiet"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "3 of 3 spectra fitted" in result.output and "2 checked" in result.output
+    table = Table.read(out)
+    assert list(table["source_id"]) == list(ids)
+    assert np.all(np.abs(table["fit_labels"][:, 0] - truth[:, 0]) < 300.0)
+    assert table["delta_chi2"][0] < 30.0 < 100.0 < table["delta_chi2"][1]   # 500 K off
+    assert np.isnan(table["delta_chi2"][2])                                   # not in catalogue
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 1 and "--overwrite" in again.output
