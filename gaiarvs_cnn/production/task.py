@@ -15,12 +15,16 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..io.shards import Partition
 from ..selection import usable_mask
 from ..utils.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from ..model.bundle import ModelBundle
 
 __all__ = ["chunk_path", "read_chunk", "read_chunk_meta", "chunk_is_complete", "write_chunk",
            "load_bundle", "compute_chunk", "CHUNK_GLOB"]
@@ -31,7 +35,7 @@ POSITION_COLUMNS = ("ra", "dec")
 #: Pattern of the chunk result files in a work directory.
 CHUNK_GLOB = "part-*.npz"
 _META = "__meta__"
-_CACHE: dict[str, object] = {}
+_CACHE: dict[str, ModelBundle] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -62,7 +66,8 @@ def write_chunk(path, columns: Mapping[str, np.ndarray], meta: Mapping) -> Path:
     Path
     """
     with atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, **{_META: np.array(json.dumps(dict(meta)))}, **columns)
+        arrays: dict[str, np.ndarray] = {_META: np.array(json.dumps(dict(meta))), **columns}
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds wrongly
     return Path(path)
 
 
