@@ -10,7 +10,8 @@ rows:
   merge runs in a fresh subprocess, so the peaks do not mix);
 * ``seconds`` and ``rows_per_s``: wall time of the merge (writer open to rename);
 * ``file_mb``: size of the catalogue written;
-* ``writers_sha256``: the sha256 of ``gaiarvs_cnn/catalog/writers.py`` measured;
+* ``writers_sha256``: the sha256 of the writer code measured (``gaiarvs_cnn/catalog/
+  writers.py`` and the format's own module, e.g. ``catalog/fits.py``, one after the other);
 
 and ``rss_growth_mb`` = peak RSS of the largest merge minus that of the 10^5-row merge
 (target <= 300 MB: memory must not grow with the number of stars).
@@ -39,13 +40,23 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 RESULTS = Path(__file__).resolve().parent / "results" / "merge.json"
-#: The writers measured (its sha256 is recorded with each run).
-WRITERS_FILE = Path(__file__).resolve().parents[1] / "gaiarvs_cnn" / "catalog" / "writers.py"
+#: The catalogue package measured (the sha256 of its writer modules is recorded with each run).
+CATALOG_DIR = Path(__file__).resolve().parents[1] / "gaiarvs_cnn" / "catalog"
 SCRIPT_VERSION = 2
 BASE_ROWS = 100_000
 CHUNK_ROWS = 100_000
 SEED = 19
 TARGET_MB = 300.0
+
+
+def writers_sha256(fmt: str) -> str:
+    """sha256 of ``catalog/writers.py`` followed by the module of format ``fmt``."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in ("writers.py", f"{fmt}.py"):
+        digest.update((CATALOG_DIR / name).read_bytes())
+    return digest.hexdigest()
 
 
 def synthetic_chunk(k: int, n: int) -> dict:
@@ -117,7 +128,6 @@ def main(argv=None) -> None:
         fmt, rows, work = args.one
         print(json.dumps(merge_once(fmt, int(rows), Path(work))))
         return
-    from gaiarvs_cnn.utils.checksum import sha256_file
     from gaiarvs_cnn.version import __version__
 
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": {}}
@@ -127,7 +137,7 @@ def main(argv=None) -> None:
             base = run_subprocess(fmt, BASE_ROWS, work)
             big = run_subprocess(fmt, args.rows, work)
             results["runs"][fmt] = {
-                "base": base, "large": big, "writers_sha256": sha256_file(WRITERS_FILE),
+                "base": base, "large": big, "writers_sha256": writers_sha256(fmt),
                 "rss_growth_mb": round(big["peak_rss_mb"] - base["peak_rss_mb"], 1),
                 "target_mb": TARGET_MB, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "within_target": big["peak_rss_mb"] - base["peak_rss_mb"] <= TARGET_MB}

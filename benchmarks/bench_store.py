@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 from _header import recorded_path, result_header
 
-from gaiarvs_cnn.io.store import CORE_COLUMNS, StarBatch, Store
+from gaiarvs_cnn.io.batch import CORE_COLUMNS, StarBatch
+from gaiarvs_cnn.io.store import Store
 from gaiarvs_cnn.preprocess import fill_nan_pixels
 from gaiarvs_cnn.simulate.survey import simulate_batch
 from gaiarvs_cnn.utils.atomic import write_text_atomic

@@ -17,6 +17,51 @@ keeps the ``joint`` part of the existing JSON)::
     python benchmarks/tsne_agreement.py --n-train 2000 --n-obs 1500 --n-odd 150 --seed 5
 
 Results are printed and written to ``benchmarks/results/tsne_agreement.json``.
+
+History and findings (moved here from the module docstring of `gaiarvs_cnn.flags.tsne`)
+--------------------------------------------------------------------------------------
+
+*Placement.* A new spectrum is placed at the median map position of its ``PLACEMENT_K``
+(25, at most the perplexity) nearest training spectra in PC space: the point where
+`openTSNE.TSNEEmbedding.transform` starts. Up to version 0.1 it was then optimised with 100
+``transform`` steps in each of the four maps (``n_iter=100``, still available), which cost
+~2 ms per star, 80 % of the flags stage and more than the CNN. Profile of the 0.1 flags
+stage (a one-off profiling script, not a benchmark: 2200 stars, shipped bundle, one idle
+core): PCA projection + noise 0.20 ms/star,
+the one shared neighbour search 0.06 ms/star, ``transform`` 0.46 / 0.52 / 0.62 / 0.68
+ms/star at perplexities 30 / 50 / 75 / 100 (Barnes-Hut repulsion and the ``3 p``-neighbour
+attraction, 100 steps each). The median placement costs < 0.01 ms/star per map. What it
+costs in agreement: the map criterion only rejects stars the PC-space guard passes for
+~0.5 % of the sample, and which of those it rejects depends on the placement's details (a
+few ``transform`` steps more or less change them too: 99.3-99.8 % agreement for 10-50
+steps against 100). Measured in ``benchmarks/tsne_agreement.py``
+(``benchmarks/results/tsne_agreement.json``): the default run's flags stage (21 000 stars
+of the simulated survey incl. 1000 out-of-range, shipped bundle) agrees with the 100-step
+classification for 99.3 % of the stars at 1/9 of the CPU time (0.32 against 2.8 CPU-ms
+per star for the whole stage, t-SNE + ranges, measured on a loaded machine); the
+agreement with the paper's joint embedding is unchanged (85.9 % both, 2000 training +
+1650 observed spectra).
+
+*Measured agreement with the joint embedding* (same benchmark; 139 of the observed
+spectra are hot / M-giant stars, perplexities 30-100): the placement path agrees with the
+joint embedding for 86 % of the stars. Nearly all disagreements are ordinary stars at
+S/N 15-25, which the joint map sets apart for their noise (joint: 75 % training-like at
+S/N 15-25, 99 % above S/N 40; placement: 99 %), and mild out-of-range stars (hot stars of
+7000-7500 K, M giants with weak TiO bands), of which the placement path passes 14-22 %
+against 0-9 % for the joint map; their Teff digit is set anyway when the CNN places them
+outside the training range. Without the PC-space guard the map criterion alone passes
+99 % of the hot stars: the maps are not enough by themselves. `joint_training_like` runs
+the paper's joint embedding (training and observed spectra together; cost super-linear,
+for up to ~10^4-10^5 spectra).
+
+*Reproducibility.* The PCA of `TSNEReference.fit` and `joint_training_like` and the
+projection of new spectra run on one BLAS thread: multi-threaded BLAS sums in an order
+that depends on the thread count, and t-SNE turns last-bit differences into a different
+map (the figure test's map differed between 1 and 2 OpenBLAS threads).
+
+*Timing* (``benchmarks/results/tsne_agreement.json``, 2-core machine shared with other
+jobs): fitting the reference on 2000 training spectra, ~90 s (BH gradients, 200 + 300
+iterations, 4 maps).
 """
 from __future__ import annotations
 

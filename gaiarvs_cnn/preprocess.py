@@ -6,6 +6,9 @@
 * XP coefficients are divided by the first coefficient of their band (BP or RP), then
   min-max scaled.
 
+* An RVS spectrum must lie on the RVS grid (`check_rvs_grid`) and be a plausible
+  normalised spectrum (`check_rvs_flux`, `usable_rvs_flux`).
+
 Scalers serialise to JSON and invert exactly; uncertainties are scaled by the range
 only (no offset), so an error in physical units maps to an error in scaled units.
 """
@@ -28,6 +31,13 @@ __all__ = [
     "MinMaxScaler",
     "InputScalers",
     "check_rvs_grid",
+    "check_rvs_flux",
+    "rvs_flux_problems",
+    "usable_rvs_flux",
+    "FLUX_PLAUSIBLE_RANGE",
+    "MAX_IMPLAUSIBLE_PIXELS",
+    "FLUX_ABSURD",
+    "CONTINUUM_MEDIAN_RANGE",
 ]
 
 
@@ -90,6 +100,129 @@ def check_rvs_grid(wavelength_nm: np.ndarray, source_id=None) -> None:
         bad = int(np.argmax(~close))
         raise InputDataError(f"{who}wavelength grid differs from the RVS grid at pixel {bad} "
                              f"({wl[bad]:.4f} nm, expected {rvs_wavelength_nm()[bad]:.4f} nm).")
+
+
+#: Range of plausible normalised RVS flux values (continuum = 1, deepest lines > 0).
+FLUX_PLAUSIBLE_RANGE = (0.0, 3.0)
+#: Pixels outside `FLUX_PLAUSIBLE_RANGE` (noise, a cosmic ray) tolerated per spectrum.
+MAX_IMPLAUSIBLE_PIXELS = 5
+#: Any pixel beyond +-this (or infinite) means the spectrum is not a normalised one.
+FLUX_ABSURD = 10.0
+#: Range of the median continuum flux of a normalised spectrum.
+CONTINUUM_MEDIAN_RANGE = (0.5, 1.5)
+
+
+def _flux_checks(flux: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-star quantities the sanity rules look at, for flux of shape (N, 2401)."""
+    cont = flux[:, continuum_mask()]
+    has_cont = np.isfinite(cont).any(axis=1)
+    with np.errstate(invalid="ignore"):
+        absurd = np.isinf(flux) | (np.abs(np.nan_to_num(flux, posinf=0, neginf=0))
+                                   > FLUX_ABSURD)
+        lo, hi = FLUX_PLAUSIBLE_RANGE
+        off = (flux < lo) | (flux > hi)
+        negative = flux < lo
+    finite_cont = np.where(np.isfinite(cont), cont, np.nan)
+    median = np.full(len(flux), np.nan)
+    if has_cont.any():
+        with np.errstate(all="ignore"):
+            median[has_cont] = np.nanmedian(finite_cont[has_cont], axis=1)
+    return {"has_cont": has_cont, "absurd": absurd, "n_off": off.sum(axis=1),
+            "n_negative": negative.sum(axis=1), "median": median}
+
+
+def usable_rvs_flux(flux) -> np.ndarray:
+    """Per star: whether its normalised RVS flux passes the sanity rules of `check_rvs_flux`.
+
+    Parameters
+    ----------
+    flux : array-like, shape (N, 2401)
+        Normalised RVS flux (dimensionless); NaN pixels are allowed.
+
+    Returns
+    -------
+    ndarray of bool, shape (N,)
+    """
+    flux = np.atleast_2d(np.asarray(flux, dtype=np.float64))
+    c = _flux_checks(flux)
+    lo, hi = CONTINUUM_MEDIAN_RANGE
+    return (c["has_cont"] & ~c["absurd"].any(axis=1) & (c["n_off"] <= MAX_IMPLAUSIBLE_PIXELS)
+            & (c["median"] >= lo) & (c["median"] <= hi))
+
+
+def rvs_flux_problems(flux, where: str = "the input") -> list[str | None]:
+    """Per star: why its normalised RVS flux is unusable (see `check_rvs_flux`), or None.
+
+    Parameters
+    ----------
+    flux : array-like, shape (N, 2401)
+        Normalised RVS flux (dimensionless).
+    where : str, optional
+        Where the spectra come from (a file name), for the messages.
+
+    Returns
+    -------
+    list of (str or None)
+        One entry per star.
+    """
+    flux = np.atleast_2d(np.asarray(flux, dtype=np.float64))
+    c = _flux_checks(flux)
+    lo, hi = FLUX_PLAUSIBLE_RANGE
+    out: list[str | None] = []
+    for i in range(len(flux)):
+        if not c["has_cont"][i]:
+            out.append(f"all-NaN RVS spectrum in {where} (no finite flux in the continuum "
+                       "windows); it cannot be used.")
+        elif c["absurd"][i].any():
+            k = int(np.argmax(c["absurd"][i]))
+            out.append(f"RVS flux in {where} has {int(c['absurd'][i].sum())} infinite or "
+                       f"absurd pixel(s) (e.g. {flux[i, k]:g} at pixel {k}); a normalised "
+                       "spectrum lies near 0-1.")
+        elif c["n_off"][i] > MAX_IMPLAUSIBLE_PIXELS:
+            out.append(f"RVS flux in {where} has {int(c['n_off'][i])} pixels outside "
+                       f"{lo:g}-{hi:g} ({int(c['n_negative'][i])} negative; at most "
+                       f"{MAX_IMPLAUSIBLE_PIXELS} allowed): not a usable normalised "
+                       "spectrum.")
+        elif not CONTINUUM_MEDIAN_RANGE[0] <= c["median"][i] <= CONTINUUM_MEDIAN_RANGE[1]:
+            out.append(f"RVS spectrum in {where} is not normalised: the median continuum "
+                       f"flux is {c['median'][i]:g}, expected about 1.")
+        else:
+            out.append(None)
+    return out
+
+
+def check_rvs_flux(sid: int, flux, where: str) -> np.ndarray:
+    """Physical sanity of one normalised RVS spectrum (NaN pixels are allowed: missing).
+
+    A star is bad (`~gaiarvs_cnn.exceptions.BadStarError`) when its spectrum has no finite
+    flux in the continuum windows, an infinite pixel or one beyond +-`FLUX_ABSURD`, more
+    than `MAX_IMPLAUSIBLE_PIXELS` pixels outside `FLUX_PLAUSIBLE_RANGE` (negative flux,
+    spikes), or a median continuum outside `CONTINUUM_MEDIAN_RANGE` (not normalised).
+
+    Parameters
+    ----------
+    sid : int
+        source_id, for the error.
+    flux : array-like, shape (2401,)
+        Normalised flux (dimensionless).
+    where : str
+        The file, for the error.
+
+    Returns
+    -------
+    ndarray of float64
+        ``flux``.
+
+    Raises
+    ------
+    BadStarError
+        Naming the star, the file and the reason.
+    """
+    flux = np.asarray(flux, dtype=np.float64)
+    problem = rvs_flux_problems(flux[None], where)[0]
+    if problem is not None:
+        raise BadStarError(sid, problem)
+    return flux
 
 
 def fill_nan_pixels(flux: np.ndarray, source_ids: Sequence | None = None) -> np.ndarray:
@@ -382,11 +515,11 @@ class InputScalers:
 
     @classmethod
     def fit(cls, batch) -> InputScalers:
-        """Fit on a training `~gaiarvs_cnn.io.store.StarBatch` (labels must be known).
+        """Fit on a training `~gaiarvs_cnn.io.batch.StarBatch` (labels must be known).
 
         Parameters
         ----------
-        batch : `~gaiarvs_cnn.io.store.StarBatch`
+        batch : `~gaiarvs_cnn.io.batch.StarBatch`
             Training stars with finite ``labels``, photometry, parallax and XP
             coefficients.
 
@@ -416,7 +549,7 @@ class InputScalers:
 
         Parameters
         ----------
-        batch : `~gaiarvs_cnn.io.store.StarBatch`
+        batch : `~gaiarvs_cnn.io.batch.StarBatch`
             Stars with flux, photometry, parallax and XP coefficients.
 
         Returns

@@ -1,6 +1,6 @@
 """Named sample selections of the paper (Sects. 2.1-2.5), as boolean masks on Tables.
 
-Every cut takes an `~astropy.table.Table` (or a `~gaiarvs_cnn.io.store.StarBatch`), looks its
+Every cut takes an `~astropy.table.Table` (or a `~gaiarvs_cnn.io.batch.StarBatch`), looks its
 columns up case-insensitively, and returns a boolean numpy array (True = star kept).
 Masked or NaN values fail a condition, as NULL does in ADQL -- except
 ``classlabel_espels``, which must be NULL to pass. A missing column raises
@@ -22,7 +22,7 @@ from astropy.table import Table
 
 from .constants import PHOT_INPUTS
 from .exceptions import InputDataError
-from .preprocess import xp_available
+from .preprocess import usable_rvs_flux, xp_available
 from .utils.columns import find_column
 
 __all__ = [
@@ -327,14 +327,14 @@ USABLE_CUTS = ("plausible RVS flux (finite normalised continuum, no absurd or ma
 def usable_mask(batch) -> np.ndarray:
     """Stars the network can parameterise (the input cuts of every prediction).
 
-    A star needs an RVS spectrum that passes `gaiarvs_cnn.io.readers.usable_rvs_flux`
+    A star needs an RVS spectrum that passes `gaiarvs_cnn.preprocess.usable_rvs_flux`
     (finite continuum flux, no infinite or absurd pixels, at most a few negative ones,
     normalised), both XP spectra (non-zero first coefficients, all 2 x 55 coefficients
     finite) and finite G, BP, RP and parallax (see `USABLE_CUTS`).
 
     Parameters
     ----------
-    batch : `~gaiarvs_cnn.io.store.StarBatch` or mapping
+    batch : `~gaiarvs_cnn.io.batch.StarBatch` or mapping
         Stars read from a store (``flux``, ``bp_coefficients``, ``rp_coefficients`` and the
         photometric inputs).
 
@@ -343,8 +343,6 @@ def usable_mask(batch) -> np.ndarray:
     ndarray of bool
         True for stars kept.
     """
-    from .io.readers import usable_rvs_flux
-
     ok = usable_rvs_flux(batch["flux"])
     ok &= xp_available(batch["bp_coefficients"], batch["rp_coefficients"])
     for col in ("bp_coefficients", "rp_coefficients"):

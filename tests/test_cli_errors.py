@@ -22,7 +22,8 @@ from gaiarvs_cnn.cli import (
     main,
     translate_message,
 )
-from gaiarvs_cnn.io.store import StarBatch, Store
+from gaiarvs_cnn.io.batch import StarBatch
+from gaiarvs_cnn.io.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "gaia_real"

@@ -7,7 +7,7 @@ from astropy import log
 from astropy.table import MaskedColumn, Table
 
 from gaiarvs_cnn.exceptions import InputDataError
-from gaiarvs_cnn.io.store import StarBatch
+from gaiarvs_cnn.io.batch import StarBatch
 from gaiarvs_cnn.selection import (
     apogee_quality_cut,
     apply_cuts,

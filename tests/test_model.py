@@ -13,7 +13,8 @@ import tables
 
 from gaiarvs_cnn.constants import LABELS, RVS_NPIX
 from gaiarvs_cnn.exceptions import BadStarError, InputDataError, ModelBundleError
-from gaiarvs_cnn.io.store import CORE_COLUMNS, StarBatch, Store
+from gaiarvs_cnn.io.batch import CORE_COLUMNS, StarBatch
+from gaiarvs_cnn.io.store import Store
 from gaiarvs_cnn.model import (
     FusedEnsemble,
     ModelBundle,

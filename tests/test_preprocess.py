@@ -7,8 +7,8 @@ import pytest
 
 from gaiarvs_cnn.constants import LABELS, PHOT_INPUTS, RVS_NPIX, rvs_wavelength_nm
 from gaiarvs_cnn.exceptions import BadStarError, InputDataError
-from gaiarvs_cnn.io.readers import read_rvs_datalink
-from gaiarvs_cnn.io.store import StarBatch
+from gaiarvs_cnn.io.batch import StarBatch
+from gaiarvs_cnn.io.spectra import read_rvs_datalink
 from gaiarvs_cnn.preprocess import (
     InputScalers,
     MinMaxScaler,

@@ -20,18 +20,15 @@ from gaiarvs_cnn.exceptions import (
     OutputExistsError,
     StoreError,
 )
+from gaiarvs_cnn.io.batch import StarBatch
+from gaiarvs_cnn.io.cells import parse_source_id
+from gaiarvs_cnn.io.datalink import read_datalink_products, read_products
+from gaiarvs_cnn.io.gaia_source import gaia_source_to_batch
 from gaiarvs_cnn.io.ingest import ingest_to_store, iter_bulk_xp
 from gaiarvs_cnn.io.policy import BadStarPolicy, as_policy
-from gaiarvs_cnn.io.readers import (
-    classify_table,
-    gaia_source_to_batch,
-    parse_source_id,
-    read_datalink_products,
-    read_products,
-    read_rvs_datalink,
-    read_xp_continuous,
-)
-from gaiarvs_cnn.io.store import StarBatch, Store, atomic_store
+from gaiarvs_cnn.io.products import classify_table
+from gaiarvs_cnn.io.spectra import read_rvs_datalink, read_xp_continuous
+from gaiarvs_cnn.io.store import Store, atomic_store
 from gaiarvs_cnn.utils.atomic import is_temporary
 
 DATA = Path(__file__).parent / "data" / "gaia_real"
@@ -47,6 +44,17 @@ SIX = {"GaiaDR3-1535964555128078720.csv": 1535964555128078720,
        "Kepler-409.csv": 2128215909315876352, "Kepler-93.csv": 2052747119115620352}
 KOI = SIX["KOI-001.csv"]
 XP_IDS = [5853498713190525696, 5762406957886626816]
+
+
+def _bulk_writers(*names):
+    """Helpers of ``tests/io/test_readers.py`` that write bulk files (loaded by path)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "_bulk_writers", Path(__file__).resolve().parent / "io" / "test_readers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return tuple(getattr(module, name) for name in names)
 
 
 @pytest.fixture
@@ -311,7 +319,8 @@ def test_non_numeric_flux_cell_skips_only_that_star(tmp_path):
 def test_bulk_xp_with_bad_source_id_and_token_skips_per_star(tmp_path):
     import gzip
 
-    from test_readers import XP_ARRAYS, _real_xp_rows, write_bulk
+    XP_ARRAYS, _real_xp_rows, write_bulk = _bulk_writers("XP_ARRAYS", "_real_xp_rows",
+                                                          "write_bulk")
 
     path = write_bulk(tmp_path / "XpContinuousMeanSpectrum_000-001.csv.gz",
                       _real_xp_rows([11, 12]) + _real_xp_rows([13]), XP_ARRAYS)
@@ -485,7 +494,8 @@ def test_predict_gives_nan_to_bad_stars_and_keeps_the_others(tiny_bundle, tiny_o
 
 
 def test_bulk_ingest_ending_with_zero_stars_is_an_error(tmp_path):
-    from test_readers import XP_ARRAYS, _real_rvs_rows, _real_xp_rows, write_bulk
+    XP_ARRAYS, _real_rvs_rows, _real_xp_rows, write_bulk = _bulk_writers(
+        "XP_ARRAYS", "_real_rvs_rows", "_real_xp_rows", "write_bulk")
 
     from gaiarvs_cnn.io.ingest import bulk_to_store
 

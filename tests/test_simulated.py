@@ -9,8 +9,9 @@ from click.testing import CliRunner
 
 from gaiarvs_cnn.constants import LABELS, PAPER_TRAINING_RANGES, RVS_NPIX, XP_NCOEFF
 from gaiarvs_cnn.exceptions import InputDataError
+from gaiarvs_cnn.io.batch import CORE_COLUMNS
 from gaiarvs_cnn.io.reference import REFERENCE_KINDS
-from gaiarvs_cnn.io.store import CORE_COLUMNS, Store
+from gaiarvs_cnn.io.store import Store
 from gaiarvs_cnn.preprocess import continuum_mask
 from gaiarvs_cnn.simulate import realism
 from gaiarvs_cnn.simulate.calibrate import fit_line_strengths

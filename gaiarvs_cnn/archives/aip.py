@@ -21,7 +21,7 @@ import numpy as np
 
 from ..constants import RVS_NPIX, XP_NCOEFF
 from ..exceptions import InputDataError
-from ..io.store import StarBatch
+from ..io.batch import StarBatch
 from .gaia import PRODUCT_COLUMNS, GaiaArchive, check_product_errors
 from .tables import ColumnMap, masked_to_nan
 from .tap import query_by_ids

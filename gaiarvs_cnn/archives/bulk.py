@@ -14,7 +14,7 @@ Downloads go through `astropy.utils.data.download_file` with the astropy cache (
 interruption continues with the files still missing. Every file is checked against its
 MD5; a mismatch drops the cached copy and downloads once more before failing. Each
 (RVS, XP) pair of the same range becomes one store (`gaiarvs_cnn.io.ingest.bulk_to_store`,
-written atomically) and a shard manifest (`gaiarvs_cnn.io.shards.create_manifest`) ties
+written atomically) and a shard manifest (`gaiarvs_cnn.io.manifest.create_manifest`) ties
 the shards together; the row layout of the files is the Gaia DR3 data model's
 (``rvs_mean_spectrum``: ``source_id``, ``flux``, ``flux_error`` with 2401 values;
 ``xp_continuous_mean_spectrum``: 55 BP and 55 RP coefficients and errors), checked by the
@@ -237,7 +237,7 @@ def fetch_bulk(out_dir, *, ranges: Sequence[str] | None = None, limit: int | Non
         If a checksum file cannot be read.
     """
     from ..io.ingest import bulk_to_store
-    from ..io.shards import create_manifest
+    from ..io.manifest import create_manifest
 
     out_dir = Path(out_dir)
     client = client or HTTPClient()

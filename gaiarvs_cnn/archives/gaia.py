@@ -22,7 +22,7 @@ Services (URLs from `gaiarvs_cnn.conf`):
   which is then kept for the session (`data_structure_value`).
 
 The selection applies the paper's Gaia cuts (Sects. 2.1-2.3; Sect. 2.5 for the training
-sample), see `paper_cuts_adql`. Products are read with `gaiarvs_cnn.io.readers` and a chunk is
+sample), see `paper_cuts_adql`. Products are read with `gaiarvs_cnn.io.datalink` and a chunk is
 appended only once complete and validated (2401 pixels on the RVS grid, finite positive
 flux errors wherever the flux is finite, 55 BP and 55 RP coefficients with finite errors).
 
@@ -52,13 +52,11 @@ from tqdm import tqdm
 
 from ..constants import LABELS
 from ..exceptions import ArchiveError, InputDataError
-from ..io.readers import (
-    XP_COLUMNS,
-    gaia_source_to_batch,
-    merge_on_source_id,
-    read_datalink_products,
-)
-from ..io.store import StarBatch, Store
+from ..io.batch import StarBatch
+from ..io.datalink import read_datalink_products
+from ..io.gaia_source import gaia_source_to_batch, merge_on_source_id
+from ..io.spectra import XP_COLUMNS
+from ..io.store import Store
 from ..selection import gaia_quality_adql, training_cut
 from .cache import DiskCache
 from .http import HTTPClient
@@ -448,7 +446,7 @@ class GaiaArchive:
         Returns
         -------
         batch : StarBatch
-            The good stars (read by `gaiarvs_cnn.io.readers.read_datalink_products`, which
+            The good stars (read by `gaiarvs_cnn.io.datalink.read_datalink_products`, which
             checks pixel count, wavelength grid and XP lengths; this adds finite errors).
         rejected : dict
             source_id -> reason, for products that arrived but are unusable.

@@ -187,7 +187,7 @@ def _rvs_table(products: dict[int, str]) -> Table:
 
 def _xp_table(ids: list[int], rows: list[tuple[str, str]]) -> Table:
     """AIP-style ``gaiadr3.xp_continuous_mean_spectrum`` with array columns."""
-    from ..io.readers import XP_COLUMNS, read_xp_continuous
+    from ..io.spectra import XP_COLUMNS, read_xp_continuous
 
     batches = [read_xp_continuous("\n".join(rows[i % len(rows)]).encode(), format="csv")
                for i in range(len(ids))]

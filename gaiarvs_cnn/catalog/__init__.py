@@ -13,7 +13,10 @@ from .datamodel import (
     flag_text,
     select_good,
 )
+from .ecsv import ECSVWriter  # each format module registers its writer
+from .fits import FITSWriter
 from .hats import HATSWriter, read_hats  # registers the 'hats' format and writer
+from .parquet import ParquetWriter
 from .readers import read_catalog
 from .registry import (
     BOTH,
@@ -24,6 +27,7 @@ from .registry import (
     parse_formats,
     register_format,
 )
+from .votable import VOTableWriter
 from .writers import (
     WRITERS,
     CatalogWriteError,
@@ -34,7 +38,8 @@ from .writers import (
 )
 
 __all__ = ["BOTH", "CATALOG_FORMATS", "CatalogWriteError", "CatalogWriter", "DEFAULT_NAME",
-           "FLAG_WIDTH", "FORMATS", "HATSWriter", "WRITERS", "build_catalog_table",
-           "catalog_columns", "datamodel", "flag_text", "format_of", "open_writer",
-           "output_paths", "parse_formats", "read_catalog", "read_hats", "register_format",
-           "register_writer", "select_good", "write_catalog"]
+           "ECSVWriter", "FITSWriter", "FLAG_WIDTH", "FORMATS", "HATSWriter", "ParquetWriter",
+           "VOTableWriter", "WRITERS", "build_catalog_table", "catalog_columns", "datamodel",
+           "flag_text", "format_of", "open_writer", "output_paths", "parse_formats",
+           "read_catalog", "read_hats", "register_format", "register_writer", "select_good",
+           "write_catalog"]

@@ -36,7 +36,8 @@ def shard(store, out_dir, stars_per_shard, manifest_name, chunk_size, overwrite)
       gaiarvs-cnn predict --store survey_shards/manifest.json --model my_bundle/ \\
           --workers 4 --out survey_results/
     """
-    from ..io.shards import read_manifest, shard_store
+    from ..io.manifest import read_manifest
+    from ..io.shards import shard_store
 
     path = shard_store(store, out_dir, stars_per_shard, manifest_name=manifest_name,
                        chunk_size=chunk_size, overwrite=overwrite)
@@ -70,7 +71,7 @@ def manifest_create(manifest, shards, overwrite):
     Example (sim.h5 and faint.h5 from 'simulate'):
       gaiarvs-cnn manifest create sim_and_faint.json sim.h5 faint.h5
     """
-    from ..io.shards import create_manifest
+    from ..io.manifest import create_manifest
 
     m = create_manifest(shards, manifest, overwrite=overwrite)
     click.echo(f"{manifest}: {len(m.shards)} shard(s), {m.n_stars} stars")
@@ -90,7 +91,7 @@ def manifest_validate(manifest, no_checksums):
       gaiarvs-cnn manifest validate sim_and_faint.json
       gaiarvs-cnn manifest validate survey_shards/manifest.json
     """
-    from ..io.shards import read_manifest
+    from ..io.manifest import read_manifest
 
     m = read_manifest(manifest)
     m.validate(checksums=not no_checksums)

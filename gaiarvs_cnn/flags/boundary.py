@@ -75,7 +75,7 @@ def flag_boundary(pred: Mapping[str, np.ndarray], batch, ranges: Mapping[str, Se
     pred : mapping
         Predicted labels (``teff`` [K], ``logg`` [dex cm s^-2], ``mh``, ``alpham``, ``feh``
         [dex]), e.g. from `gaiarvs_cnn.model.predict_batch`.
-    batch : `~gaiarvs_cnn.io.store.StarBatch` or mapping
+    batch : `~gaiarvs_cnn.io.batch.StarBatch` or mapping
         The input stars, for ``phot_g_mean_mag`` [mag] and ``parallax`` [mas].
     ranges : mapping
         ``(lo, hi)`` of the training sample for each of the 5 labels, ``phot_g_mean_mag``

@@ -1,7 +1,5 @@
-"""The t-SNE reference of ``flag_boundary`` digit 8 (paper Sect. 5.1).
+"""The t-SNE reference of ``flag_boundary`` digit 8 (paper Sect. 5.1): `TSNEReference`.
 
-t-SNE classification (digit 8)
-------------------------------
 Following the paper (Sect. 5.1, after Ambrosch et al. 2023), spectra are reduced to
 ``n_pca`` (50) principal components and embedded in 2-d t-SNE maps at perplexities 30,
 50, 75 and 100, with **one** nearest-neighbour graph (``k = 3 x max perplexity``) reused
@@ -10,54 +8,25 @@ for every perplexity (`openTSNE.affinity.PerplexityBasedNN.set_perplexity`).
 *Threshold rule.* In each map, the training stars' leave-one-out distance to their
 nearest *other* training star defines the map's scale; the threshold ``d_thr(p)`` is its
 ``MAP_QUANTILE`` (99 %) quantile. An observed spectrum is training-like at perplexity
-``p`` if its nearest training star in the map is closer than ``d_thr(p)``, i.e. it sits
-as close to the training set as 99 % of the training stars sit to each other; it is
+``p`` if its nearest training star in the map is closer than ``d_thr(p)``; it is
 training-like only if this holds at **every** perplexity.
 
 *Scaling.* `TSNEReference` embeds the training set once (at training time, stored in
 the model bundle) and places new spectra in the fixed training maps, so the cost is
 linear in the number of observed stars and chunks are independent (resumable, parallel).
-Placing cannot create new islands for spectra unlike any training spectrum -- it pulls
-every new point towards its nearest training neighbours -- so the reference adds the same
-geometric rule in the space t-SNE starts from: a spectrum whose nearest training spectrum
-(in the 50-PC space) is farther than the 99 % quantile of the training stars' own
-nearest-neighbour distances (times ``PCA_DISTANCE_FACTOR`` = 1) is not training-like. Both
-distances are noise-corrected, ``d_c^2 = d^2 - n_pca * sigma^2`` with ``sigma`` the
-spectrum's pixel noise estimated from its second differences (`estimate_noise`), so that
-low-S/N spectra of ordinary stars are not rejected for their noise alone.
+Placing cannot create new islands for spectra unlike any training spectrum, so the
+reference adds the same geometric rule in the space t-SNE starts from: a spectrum whose
+nearest training spectrum (in the 50-PC space) is farther than the 99 % quantile of the
+training stars' own nearest-neighbour distances (times ``PCA_DISTANCE_FACTOR`` = 1) is not
+training-like. Both distances are noise-corrected, ``d_c^2 = d^2 - n_pca * sigma^2`` with
+``sigma`` the spectrum's pixel noise from its second differences (`estimate_noise`).
 
 *Placement.* A new spectrum is placed at the median map position of its ``PLACEMENT_K``
-(25, at most the perplexity) nearest training spectra in PC space: the point where
-`openTSNE.TSNEEmbedding.transform` starts. Up to version 0.1 it was then optimised with 100
-``transform`` steps in each of the four maps (``n_iter=100``, still available), which cost
-~2 ms per star, 80 % of the flags stage and more than the CNN. Profile of the 0.1 flags
-stage (a one-off profiling script, not a benchmark: 2200 stars, shipped bundle, one idle
-core): PCA projection + noise 0.20 ms/star,
-the one shared neighbour search 0.06 ms/star, ``transform`` 0.46 / 0.52 / 0.62 / 0.68
-ms/star at perplexities 30 / 50 / 75 / 100 (Barnes-Hut repulsion and the ``3 p``-neighbour
-attraction, 100 steps each). The median placement costs < 0.01 ms/star per map. What it
-costs in agreement: the map criterion only rejects stars the PC-space guard passes for
-~0.5 % of the sample, and which of those it rejects depends on the placement's details (a
-few ``transform`` steps more or less change them too: 99.3-99.8 % agreement for 10-50
-steps against 100). Measured in ``benchmarks/tsne_agreement.py``
-(``benchmarks/results/tsne_agreement.json``): the default run's flags stage (21 000 stars
-of the simulated survey incl. 1000 out-of-range, shipped bundle) agrees with the 100-step
-classification for 99.3 % of the stars at 1/9 of the CPU time (0.32 against 2.8 CPU-ms
-per star for the whole stage, t-SNE + ranges, measured on a loaded machine); the
-agreement with the paper's joint embedding is unchanged (85.9 % both, 2000 training +
-1650 observed spectra).
-
-*Measured agreement with the joint embedding* (same benchmark; 139 of the observed
-spectra are hot / M-giant stars, perplexities 30-100): the placement path agrees with the
-joint embedding for 86 % of the stars. Nearly all disagreements are ordinary stars at
-S/N 15-25, which the joint map sets apart for their noise (joint: 75 % training-like at
-S/N 15-25, 99 % above S/N 40; placement: 99 %), and mild out-of-range stars (hot stars of
-7000-7500 K, M giants with weak TiO bands), of which the placement path passes 14-22 %
-against 0-9 % for the joint map; their Teff digit is set anyway when the CNN places them
-outside the training range. Without the PC-space guard the map criterion alone passes
-99 % of the hot stars: the maps are not enough by themselves. `joint_training_like` runs
-the paper's joint embedding (training and observed spectra together; cost super-linear,
-for up to ~10^4-10^5 spectra).
+(25, at most the perplexity) nearest training spectra in PC space, the point where
+`openTSNE.TSNEEmbedding.transform` starts; ``n_iter`` > 0 optimises it further with
+``transform`` steps. `joint_training_like` runs the paper's joint embedding (training and
+observed spectra together; cost super-linear, for up to ~10^4-10^5 spectra). How the two
+agree, and what each costs: ``benchmarks/tsne_agreement.py``.
 
 *Reproducibility.* The PCA of `TSNEReference.fit` and `joint_training_like` and the
 projection of new spectra run on one BLAS thread: multi-threaded BLAS sums in an order
@@ -67,10 +36,6 @@ the projection is computed in float64 and rounded to float32 (`_project`), neigh
 distances are recomputed element by element (`_exact_neighbours`) and the initialisation
 is the first two PCs: the maps and classes are then bit-identical with another CPU's BLAS
 and numpy SIMD kernels (AVX2, AVX-512; tests/test_flags.py).
-
-*Timing* (``benchmarks/results/tsne_agreement.json``, 2-core machine shared with other
-jobs): fitting the reference on 2000 training spectra, ~90 s (BH gradients, 200 + 300
-iterations, 4 maps).
 """
 from __future__ import annotations
 

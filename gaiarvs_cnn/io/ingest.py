@@ -6,9 +6,9 @@
   ``#`` ECSV header is parsed as YAML, the rows go through a csv reader over gzip, and
   XP arrays are parsed only for the stars that have an RVS spectrum.
 * `ingest_to_store` routes bulk files or DataLink products (via
-  `gaiarvs_cnn.io.readers`) plus a ``gaia_source`` table into a new store, atomically.
+  `gaiarvs_cnn.io.datalink`) plus a ``gaia_source`` table into a new store, atomically.
 
-Bad stars follow the readers' ``on_error`` policy (see `gaiarvs_cnn.io.readers`).
+Bad stars follow the readers' ``on_error`` policy (see `gaiarvs_cnn.io.policy`).
 
 Examples
 --------
@@ -33,22 +33,16 @@ from tqdm.auto import tqdm
 
 from ..constants import RVS_NPIX, XP_NCOEFF
 from ..exceptions import BadStarError, InputDataError
+from ..preprocess import check_rvs_flux
 from ..utils.atomic import refuse_existing
 from ..utils.columns import find_column
+from .batch import StarBatch, join_batches, rows_to_batch
+from .cells import parse_source_id, parse_vector
+from .datalink import read_products
+from .gaia_source import PHOT_COLUMNS, complete_from, gaia_source_to_batch
 from .policy import BadStarPolicy, as_policy, duplicate_error
-from .readers import (
-    PHOT_COLUMNS,
-    XP_COLUMNS,
-    check_rvs_flux,
-    complete_from,
-    gaia_source_to_batch,
-    join_batches,
-    parse_source_id,
-    parse_vector,
-    read_products,
-    rows_to_batch,
-)
-from .store import StarBatch, Store, atomic_store
+from .spectra import XP_COLUMNS
+from .store import Store, atomic_store
 
 __all__ = ["iter_bulk_rvs", "iter_bulk_xp", "bulk_to_store", "ingest_to_store"]
 
@@ -190,7 +184,7 @@ def iter_bulk_rvs(path, chunk_size: int | None = None,
         Rows read per yielded batch (default ``conf.chunk_size``); skipped bad stars make
         a batch shorter.
     on_error : {'raise', 'skip'}
-        What to do with a bad star (see `gaiarvs_cnn.io.readers`).
+        What to do with a bad star (see `gaiarvs_cnn.io.policy`).
 
     Returns
     -------
@@ -219,7 +213,7 @@ def iter_bulk_xp(path, chunk_size: int | None = None,
     chunk_size : int, optional
         Rows per batch (default ``conf.chunk_size``).
     on_error : {'raise', 'skip'}
-        What to do with a bad star (see `gaiarvs_cnn.io.readers`).
+        What to do with a bad star (see `gaiarvs_cnn.io.policy`).
     source_ids : iterable of int, optional
         Only parse these stars (the arrays of other rows are never parsed).
 
@@ -389,7 +383,7 @@ def ingest_to_store(rvs_files: Sequence, xp_files: Sequence, store_path, gaia_so
         ``gaia_source`` rows of the stars (photometry, parallax, S/N); without it those
         columns stay NaN.
     on_error : {'raise', 'skip'}
-        What to do with a bad star (see `gaiarvs_cnn.io.readers`).
+        What to do with a bad star (see `gaiarvs_cnn.io.policy`).
     overwrite : bool
         Replace an existing ``store_path``.
     chunk_size : int, optional

@@ -26,7 +26,7 @@ import numpy as np
 from astropy import log
 
 from ..exceptions import BadStarError, DuplicateSourceError, InputDataError
-from .store import StarBatch
+from .batch import StarBatch
 
 __all__ = ["ON_ERROR_CHOICES", "BadStarPolicy", "as_policy", "duplicate_error"]
 
@@ -150,7 +150,7 @@ class BadStarPolicy:
 
         Parameters
         ----------
-        batch : `~gaiarvs_cnn.io.store.StarBatch`
+        batch : `~gaiarvs_cnn.io.batch.StarBatch`
             Stars, possibly with repeated source_ids.
         where : str
             What the stars were read from (a file name), for the message.

@@ -1,4 +1,4 @@
-"""In-memory star container (`StarBatch`) and the chunked HDF5 store (`Store`).
+"""The chunked, compressed, appendable HDF5 store of stars (`Store`).
 
 Layout (format version 2, column-wise): the per-star scalars (source_id, position,
 photometry, astrometry, S/N) and short vectors (the 5 labels) are one PyTables table
@@ -16,7 +16,8 @@ rewrites one in the column-wise layout.
 Examples
 --------
 >>> import numpy as np
->>> from gaiarvs_cnn.io.store import StarBatch, Store
+>>> from gaiarvs_cnn.io.batch import StarBatch
+>>> from gaiarvs_cnn.io.store import Store
 >>> batch = StarBatch.empty(2)
 >>> batch["source_id"][:] = [1, 2]
 >>> with Store.create("example.h5", overwrite=True) as store:   # doctest: +SKIP
@@ -24,23 +25,23 @@ Examples
 """
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import astropy.units as u
 import numpy as np
 import tables
 from astropy import log
-from astropy.table import Table
 
-from ..constants import LABEL_UNITS, LABELS, RVS_NPIX, XP_NCOEFF
+from ..constants import LABELS
 from ..exceptions import DuplicateSourceError, InputDataError, StoreError
+from .batch import CORE_COLUMNS, ColumnSpec, StarBatch, match_ids
 
-__all__ = ["ColumnSpec", "CORE_COLUMNS", "StarBatch", "Store", "open_store", "match_ids",
-           "atomic_store", "convert_store", "STORE_FORMAT_VERSION", "STORE_LAYOUTS"]
+__all__ = ["StarReader", "Store", "open_store", "atomic_store", "convert_store",
+           "STORE_FORMAT_VERSION", "STORE_LAYOUTS"]
 
 #: Format of new stores: 2 = column-wise (wide columns in their own arrays).
 STORE_FORMAT_VERSION = 2
@@ -58,319 +59,98 @@ def _is_wide(spec: ColumnSpec) -> bool:
     return int(np.prod(spec.shape, dtype=np.int64)) >= ARRAY_COLUMN_MIN_SIZE
 
 
-@dataclass(frozen=True)
-class ColumnSpec:
-    """Shape (per star), dtype, unit and description of one store column.
-
-    Parameters
-    ----------
-    name : str
-        Column name (unique within a store).
-    dtype : str
-        Numpy dtype name of one element, e.g. ``'float32'`` or ``'int64'``.
-    shape : tuple of int, optional
-        Shape of the value of one star: ``()`` for a scalar (default), ``(2401,)`` for
-        an RVS spectrum.
-    unit : str, optional
-        Unit as an astropy unit string (``'deg'``, ``'mag'``, ``'mas'``); empty for
-        dimensionless values (default).
-    description : str, optional
-        Human-readable description, copied to the Table column.
-
-    Examples
-    --------
-    >>> from gaiarvs_cnn.io.store import ColumnSpec
-    >>> spec = ColumnSpec("rv_shift", "float32", (), "km / s", "Injected radial velocity")
-    >>> ColumnSpec.from_dict(spec.to_dict()) == spec
-    True
-    """
-
-    name: str
-    dtype: str
-    shape: tuple[int, ...] = ()
-    unit: str = ""
-    description: str = ""
-
-    @property
-    def fill(self):
-        """Missing-value fill: NaN for floats, 0 for integers, False for booleans."""
-        kind = np.dtype(self.dtype).kind
-        return np.nan if kind == "f" else (False if kind == "b" else 0)
-
-    def to_dict(self) -> dict:
-        """Return the specification as a JSON-serialisable dict.
-
-        Returns
-        -------
-        dict
-            Keys ``name``, ``dtype``, ``shape`` (list of int), ``unit`` and
-            ``description``; the inverse of `from_dict`.
-        """
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape),
-                "unit": self.unit, "description": self.description}
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> ColumnSpec:
-        """Build a specification from the output of `to_dict`.
-
-        Parameters
-        ----------
-        d : mapping
-            Must have ``name`` and ``dtype``; ``shape``, ``unit`` and ``description``
-            are optional (default scalar, dimensionless, empty).
-
-        Returns
-        -------
-        ColumnSpec
-            The column specification.
-        """
-        return cls(d["name"], d["dtype"], tuple(d.get("shape", ())), d.get("unit", ""),
-                   d.get("description", ""))
-
-
-def _c(name, dtype, shape=(), unit="", description=""):
-    return ColumnSpec(name, dtype, tuple(shape), unit, description)
-
-
-_LABEL_UNIT_STR = ", ".join(f"{k} [{LABEL_UNITS[k]}]" for k in LABELS)
-
-#: Columns every store has, in order.
-CORE_COLUMNS: tuple[ColumnSpec, ...] = (
-    _c("source_id", "int64", (), "", "Gaia DR3 source identifier"),
-    _c("ra", "float64", (), "deg", "Right ascension (ICRS, epoch 2016.0)"),
-    _c("dec", "float64", (), "deg", "Declination (ICRS, epoch 2016.0)"),
-    _c("flux", "float32", (RVS_NPIX,), "", "Normalised RVS mean spectrum, 846-870 nm"),
-    _c("flux_error", "float32", (RVS_NPIX,), "", "Uncertainty of the normalised flux"),
-    _c("rvs_snr", "float32", (), "", "rvs_spec_sig_to_noise of the mean RVS spectrum"),
-    _c("phot_g_mean_mag", "float32", (), "mag", "Gaia G magnitude"),
-    _c("phot_bp_mean_mag", "float32", (), "mag", "Gaia G_BP magnitude"),
-    _c("phot_rp_mean_mag", "float32", (), "mag", "Gaia G_RP magnitude"),
-    _c("phot_g_mean_mag_error", "float32", (), "mag", "Uncertainty of G"),
-    _c("phot_bp_mean_mag_error", "float32", (), "mag", "Uncertainty of G_BP"),
-    _c("phot_rp_mean_mag_error", "float32", (), "mag", "Uncertainty of G_RP"),
-    _c("parallax", "float32", (), "mas", "Parallax"),
-    _c("parallax_error", "float32", (), "mas", "Parallax uncertainty"),
-    _c("ruwe", "float32", (), "", "Renormalised unit weight error"),
-    _c("bp_coefficients", "float32", (XP_NCOEFF,), "", "BP continuous coefficients"),
-    _c("bp_coefficient_errors", "float32", (XP_NCOEFF,), "", "BP coefficient errors"),
-    _c("rp_coefficients", "float32", (XP_NCOEFF,), "", "RP continuous coefficients"),
-    _c("rp_coefficient_errors", "float32", (XP_NCOEFF,), "", "RP coefficient errors"),
-    _c("labels", "float32", (len(LABELS),), "",
-       f"Reference labels ({_LABEL_UNIT_STR}); NaN where unknown"),
-    _c("label_errors", "float32", (len(LABELS),), "", "Uncertainties of the labels"),
-)
 _CORE_NAMES = tuple(c.name for c in CORE_COLUMNS)
 
 
-def _specs_by_name(specs: Iterable[ColumnSpec]) -> dict[str, ColumnSpec]:
-    return {s.name: s for s in specs}
+class StarReader(abc.ABC):
+    """What every reader of stars offers: `Store`, and the readers of `gaiarvs_cnn.io.shards`.
 
-
-class StarBatch:
-    """A batch of stars: a mapping of column name to a numpy array with one row per star.
-
-    Columns follow `CORE_COLUMNS` (plus any ``extra`` columns of the store). Missing
-    values are NaN (floats). Index with a column name to get an array, or with a
-    slice / integer array / boolean mask to get a sub-batch.
-
-    Parameters
-    ----------
-    columns : mapping of str to array-like
-        Must contain at least ``source_id``; absent core columns are filled with NaN.
-    specs : sequence of `ColumnSpec`, optional
-        Column specifications; default `CORE_COLUMNS`.
+    A subclass sets ``path`` (its file) and ``specs`` (its column specifications) and
+    defines ``len()``, `read`, `source_ids`, `read_ids`, `meta` and `close`; chunked
+    reading, the column names and the context manager come from here.
     """
 
-    def __init__(self, columns: Mapping[str, np.ndarray],
-                 specs: Sequence[ColumnSpec] = CORE_COLUMNS):
-        if "source_id" not in columns:
-            raise InputDataError("A StarBatch needs a 'source_id' column.")
-        self.specs = _specs_by_name(specs)
-        n = len(np.atleast_1d(columns["source_id"]))
-        self._data: dict[str, np.ndarray] = {}
-        for name, spec in self.specs.items():
-            if name in columns:
-                arr = np.asarray(columns[name], dtype=spec.dtype)
-                if arr.shape != (n, *spec.shape):
-                    raise InputDataError(
-                        f"Column '{name}' has shape {arr.shape}, expected {(n, *spec.shape)} "
-                        f"({spec.shape or 'scalar'} per star).")
-            else:
-                arr = np.full((n, *spec.shape), spec.fill, dtype=spec.dtype)
-            self._data[name] = arr
-        unknown = set(columns) - set(self.specs)
-        if unknown:
-            raise InputDataError(
-                f"Unknown column(s) {sorted(unknown)}; declare them as extra columns.")
+    path: Path
+    specs: tuple[ColumnSpec, ...]
 
-    @classmethod
-    def empty(cls, n: int, specs: Sequence[ColumnSpec] = CORE_COLUMNS) -> StarBatch:
-        """Return a batch of ``n`` stars with every value missing (source_id 0).
+    def __enter__(self):
+        return self
 
-        Parameters
-        ----------
-        n : int
-            Number of stars.
-        specs : sequence of `ColumnSpec`, optional
-            Columns of the batch; default `CORE_COLUMNS`.
+    def __exit__(self, *exc) -> None:
+        self.close()
 
-        Returns
-        -------
-        StarBatch
-            Float columns NaN, integer columns 0, boolean columns False.
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release open files."""
 
-        Examples
-        --------
-        >>> from gaiarvs_cnn.io.store import StarBatch
-        >>> batch = StarBatch.empty(3)
-        >>> batch["flux"].shape
-        (3, 2401)
-        """
-        return cls({"source_id": np.zeros(n, dtype=np.int64)}, specs)
-
+    @abc.abstractmethod
     def __len__(self) -> int:
-        return len(self._data["source_id"])
+        """Number of stars."""
 
-    def __contains__(self, name: str) -> bool:
-        return name in self._data
+    @property
+    @abc.abstractmethod
+    def meta(self) -> dict:
+        """Metadata (a dict)."""
 
-    def __getitem__(self, key):
-        if isinstance(key, str):
-            return self._data[key]
-        if isinstance(key, int | np.integer):  # one star: keep a batch of length 1
-            key = [int(key)]
-        return StarBatch({k: v[key] for k, v in self._data.items()}, self.specs.values())
+    @abc.abstractmethod
+    def read(self, start: int = 0, stop: int | None = None,
+             columns: Sequence[str] | None = None) -> StarBatch:
+        """Read rows ``start:stop`` (all columns, or only ``columns``)."""
 
-    def __setitem__(self, name: str, value) -> None:
-        if name not in self.specs:
-            raise KeyError(f"Unknown column '{name}'")
-        spec = self.specs[name]
-        self._data[name] = np.broadcast_to(
-            np.asarray(value, dtype=spec.dtype), (len(self), *spec.shape)).copy()
+    @abc.abstractmethod
+    def source_ids(self) -> np.ndarray:
+        """All source_ids, in row order."""
+
+    @abc.abstractmethod
+    def read_ids(self, source_ids: Iterable[int],
+                 columns: Sequence[str] | None = None) -> StarBatch:
+        """Read the given stars, in the order given."""
 
     @property
     def colnames(self) -> list[str]:
-        """Names of the columns, in specification order."""
-        return list(self._data)
-
-    def items(self):
-        """Return the (column name, array) pairs, like ``dict.items``.
-
-        Returns
-        -------
-        dict_items
-            View of ``(name, ndarray)`` pairs; each array has one row per star.
-        """
-        return self._data.items()
+        """Names of all columns (core then extra), in store order."""
+        return [s.name for s in self.specs]
 
     @property
-    def labels(self) -> dict[str, np.ndarray]:
-        """The five reference labels as a dict of 1-d arrays (physical units)."""
-        return {k: self._data["labels"][:, i] for i, k in enumerate(LABELS)}
+    def extra_columns(self) -> tuple[ColumnSpec, ...]:
+        """Specifications of the columns beyond `~gaiarvs_cnn.io.batch.CORE_COLUMNS`."""
+        return tuple(s for s in self.specs if s.name not in _CORE_NAMES)
 
-    @classmethod
-    def concatenate(cls, batches: Sequence[StarBatch]) -> StarBatch:
-        """Join batches with the same columns, in order.
-
-        Parameters
-        ----------
-        batches : sequence of `StarBatch`
-            Batches with identical column names (e.g. chunks of one store).
-
-        Returns
-        -------
-        StarBatch
-            All stars of ``batches``, in order.
-
-        Raises
-        ------
-        InputDataError
-            If ``batches`` is empty or the batches' columns differ.
-        """
-        if not batches:
-            raise InputDataError("Nothing to concatenate.")
-        names = batches[0].colnames
-        for b in batches[1:]:
-            if b.colnames != names:
-                raise InputDataError(f"Cannot concatenate batches with columns {names} and "
-                                     f"{b.colnames}.")
-        specs = batches[0].specs.values()
-        return cls({k: np.concatenate([b[k] for b in batches]) for k in batches[0].colnames},
-                   specs)
-
-    def to_table(self) -> Table:
-        """Return the batch as an astropy Table with units and descriptions.
-
-        Returns
-        -------
-        `~astropy.table.Table`
-            One column per batch column (array columns stay multidimensional), with
-            the units and descriptions of the column specifications;
-            ``meta['label_order']`` lists the order of the ``labels`` vector.
-        """
-        t = Table()
-        for name, arr in self._data.items():
-            spec = self.specs[name]
-            t[name] = arr
-            t[name].unit = u.Unit(spec.unit) if spec.unit else None
-            t[name].description = spec.description
-        t.meta["label_order"] = list(LABELS)
-        return t
-
-    @classmethod
-    def from_table(cls, table: Table, specs: Sequence[ColumnSpec] = CORE_COLUMNS) -> StarBatch:
-        """Build a batch from a Table whose column names match the store's (case-insensitive).
-
-        Quantities are converted to the store's units; missing columns become NaN.
+    def iter_chunks(self, chunk_size: int | None = None, columns: Sequence[str] | None = None,
+                    start: int = 0, stop: int | None = None) -> Iterator[StarBatch]:
+        """Yield consecutive batches of at most ``chunk_size`` stars (default ``conf``).
 
         Parameters
         ----------
-        table : `~astropy.table.Table`
-            Must contain ``source_id``; columns with units are converted to the units
-            of ``specs``; masked values become the column's fill value (NaN for floats).
-        specs : sequence of `ColumnSpec`, optional
-            Columns of the batch; default `CORE_COLUMNS`.
+        chunk_size : int, optional
+            Stars per batch; default ``gaiarvs_cnn.conf.chunk_size``.
+        columns : sequence of str, optional
+            Columns to read; ``source_id`` is always included. Default all columns.
+        start : int, optional
+            First row (0-based, default 0).
+        stop : int, optional
+            One past the last row; default the end of the store.
 
-        Returns
-        -------
-        StarBatch
-            Batch with one star per table row.
-
-        Raises
+        Yields
         ------
-        InputDataError
-            If ``source_id`` is missing or a column has the wrong shape.
+        StarBatch
+            Consecutive rows; only the last batch may be shorter than ``chunk_size``.
+
+        Examples
+        --------
+        >>> with Store.open("example.h5") as store:   # doctest: +SKIP
+        ...     for chunk in store.iter_chunks(1000, columns=["flux"]):
+        ...         print(len(chunk))
         """
-        lower = {c.lower(): c for c in table.colnames}
-        cols = {}
-        for spec in specs:
-            src = lower.get(spec.name.lower())
-            if src is None:
-                continue
-            col = table[src]
-            # fill masked values first: a Quantity made from a MaskedColumn drops the mask
-            arr = np.ma.asarray(col)
-            if np.dtype(spec.dtype).kind == "f":
-                arr = arr.astype(np.float64)
-            arr = np.ma.filled(arr, spec.fill)
-            if spec.unit and getattr(col, "unit", None) is not None:
-                arr = (arr * u.Unit(col.unit)).to_value(spec.unit)
-            cols[spec.name] = arr
-        return cls(cols, specs)
+        from ..settings import conf
 
-    def duplicated_ids(self) -> np.ndarray:
-        """Return source_ids that occur more than once in this batch.
-
-        Returns
-        -------
-        ndarray of int64
-            Sorted, each repeated source_id once; empty when all are unique.
-        """
-        ids, counts = np.unique(self._data["source_id"], return_counts=True)
-        return ids[counts > 1]
+        chunk_size = int(chunk_size or conf.chunk_size)
+        stop = len(self) if stop is None else min(stop, len(self))
+        for lo in range(start, stop, chunk_size):
+            yield self.read(lo, min(lo + chunk_size, stop), columns)
 
 
-class Store:
+class Store(StarReader):
     """A chunked, compressed, appendable HDF5 store of stars (PyTables).
 
     Use `Store.create` to make a new file and `Store.open` (or `open_store`) to read
@@ -549,12 +329,6 @@ class Store:
         return cls(path, mode, allow_incomplete=allow_incomplete)
 
     # -- context manager -----------------------------------------------------------
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     def close(self) -> None:
         """Close the HDF5 file (a no-op if already closed)."""
         if self._h5.isopen:
@@ -580,16 +354,6 @@ class Store:
             if int(node.nrows) > self._nrows:
                 node.truncate(self._nrows)
         self._h5.flush()
-
-    @property
-    def colnames(self) -> list[str]:
-        """Names of all columns (core then extra), in store order."""
-        return [s.name for s in self.specs]
-
-    @property
-    def extra_columns(self) -> tuple[ColumnSpec, ...]:
-        """Specifications of the columns beyond `CORE_COLUMNS`."""
-        return tuple(s for s in self.specs if s.name not in _CORE_NAMES)
 
     @property
     def meta(self) -> dict:
@@ -795,39 +559,6 @@ class Store:
                              f"{start}-{stop} cannot be read; write it again.") from None
         return self._to_batch(data, names)
 
-    def iter_chunks(self, chunk_size: int | None = None, columns: Sequence[str] | None = None,
-                    start: int = 0, stop: int | None = None) -> Iterator[StarBatch]:
-        """Yield consecutive batches of at most ``chunk_size`` stars (default ``conf``).
-
-        Parameters
-        ----------
-        chunk_size : int, optional
-            Stars per batch; default ``gaiarvs_cnn.conf.chunk_size``.
-        columns : sequence of str, optional
-            Columns to read; ``source_id`` is always included. Default all columns.
-        start : int, optional
-            First row (0-based, default 0).
-        stop : int, optional
-            One past the last row; default the end of the store.
-
-        Yields
-        ------
-        StarBatch
-            Consecutive rows; only the last batch may be shorter than ``chunk_size``.
-
-        Examples
-        --------
-        >>> with Store.open("example.h5") as store:   # doctest: +SKIP
-        ...     for chunk in store.iter_chunks(1000, columns=["flux"]):
-        ...         print(len(chunk))
-        """
-        from ..settings import conf
-
-        chunk_size = int(chunk_size or conf.chunk_size)
-        stop = len(self) if stop is None else min(stop, len(self))
-        for lo in range(start, stop, chunk_size):
-            yield self.read(lo, min(lo + chunk_size, stop), columns)
-
     def read_ids(self, source_ids: Iterable[int],
                  columns: Sequence[str] | None = None) -> StarBatch:
         """Read the given stars (in the order given) using the source_id index.
@@ -985,30 +716,6 @@ def atomic_store(path, *, overwrite: bool = False, extra_columns: Sequence[Colum
         finally:
             store.close()
 
-
-def match_ids(wanted: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Locate source_ids: for each of ``wanted``, whether it is in ``ids`` and where.
-
-    Parameters
-    ----------
-    wanted, ids : array of int64
-        ``ids`` should hold each source_id once (the last occurrence wins otherwise).
-
-    Returns
-    -------
-    found : array of bool, shape of ``wanted``
-        Whether each element of ``wanted`` is in ``ids``.
-    rows : array of int
-        Index into ``ids`` of every found element of ``wanted``, in ``wanted`` order.
-    """
-    wanted, ids = np.asarray(wanted, dtype=np.int64), np.asarray(ids, dtype=np.int64)
-    if ids.size == 0:
-        return np.zeros(wanted.shape, dtype=bool), np.zeros(0, dtype=np.int64)
-    sorter = np.argsort(ids, kind="stable")
-    pos = np.clip(np.searchsorted(ids, wanted, sorter=sorter), 0, ids.size - 1)
-    rows = sorter[pos]
-    found = ids[rows] == wanted
-    return found, rows[found]
 
 
 def open_store(path, mode: str = "r") -> Store:

@@ -89,7 +89,7 @@ def label_gradients(bundle: ModelBundle, batch, batch_size: int = 128,
     Parameters
     ----------
     bundle : ModelBundle
-    batch : `~gaiarvs_cnn.io.store.StarBatch`
+    batch : `~gaiarvs_cnn.io.batch.StarBatch`
         The group of stars (e.g. red-clump stars with [M/H] ~ 0).
     batch_size : int
         Stars per gradient evaluation.
@@ -183,7 +183,7 @@ def xp_label_correlation(batch, labels: Sequence[str] = LABELS) -> np.ndarray:
 
     Parameters
     ----------
-    batch : `~gaiarvs_cnn.io.store.StarBatch`
+    batch : `~gaiarvs_cnn.io.batch.StarBatch`
         Stars with ``labels``, ``bp_coefficients`` and ``rp_coefficients`` (e.g. the
         training sample). Stars lacking a label or an XP spectrum are left out.
     labels : sequence of str

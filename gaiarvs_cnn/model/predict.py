@@ -20,9 +20,9 @@ from astropy import log
 
 from ..constants import PHOT_INPUTS, RVS_NPIX, RVS_WAVE_START, RVS_WAVE_STEP
 from ..exceptions import InputDataError
-from ..io.readers import usable_rvs_flux
+from ..io.batch import StarBatch
 from ..io.shards import open_source
-from ..io.store import StarBatch
+from ..preprocess import usable_rvs_flux
 from ..selection import usable_mask
 from .bundle import ModelBundle
 from .config import NetworkConfig
@@ -132,7 +132,7 @@ def prepare_inputs(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarra
     ----------
     bundle : ModelBundle
         Supplies the input scalers and the network configuration.
-    batch : `~gaiarvs_cnn.io.store.StarBatch`
+    batch : `~gaiarvs_cnn.io.batch.StarBatch`
         Stars with the columns of ``INPUT_COLUMNS``; flux on the Gaia DR3 RVS grid.
 
     Returns
@@ -241,7 +241,7 @@ def predict_batch(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarray
     ----------
     bundle : ModelBundle
         The trained ensemble.
-    batch : `~gaiarvs_cnn.io.store.StarBatch`
+    batch : `~gaiarvs_cnn.io.batch.StarBatch`
         Needs source_id, flux, G, BP, RP, parallax and the BP/RP coefficients.
 
     Returns
@@ -249,7 +249,7 @@ def predict_batch(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarray
     dict of str to ndarray
         ``source_id`` (int64) and, per label, ``<label>``, ``e<label>``, ``sigma_<label>``
         (float32): teff [K], logg [dex], mh, alpham, feh [dex]. Stars whose RVS flux is
-        physically implausible (`~gaiarvs_cnn.io.readers.usable_rvs_flux`: absurd, infinite
+        physically implausible (`~gaiarvs_cnn.preprocess.usable_rvs_flux`: absurd, infinite
         or many negative pixels) get NaN values, are counted in a log warning, and never
         affect the other stars. Catalogue production cuts every unusable star before
         predicting (`usable_inputs`).
@@ -303,7 +303,7 @@ def predict_and_flag(bundle: ModelBundle, batch: StarBatch, *, tsne: bool = True
     ----------
     bundle : ModelBundle
         The trained ensemble.
-    batch : `~gaiarvs_cnn.io.store.StarBatch`
+    batch : `~gaiarvs_cnn.io.batch.StarBatch`
         Stars passing `gaiarvs_cnn.selection.usable_mask`.
     tsne : bool, optional
         Test the spectra against the t-SNE reference; False (or a bundle without one)

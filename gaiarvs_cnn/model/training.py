@@ -23,8 +23,8 @@ from astropy import log
 from tqdm.auto import tqdm
 
 from ..exceptions import InputDataError, ModelBundleError
+from ..io.batch import StarBatch
 from ..io.shards import open_source
-from ..io.store import StarBatch
 from ..preprocess import InputScalers, fill_nan_pixels
 from ..utils.atomic import atomic_path, write_json_atomic
 from .bundle import ModelBundle, _read_json, software_versions

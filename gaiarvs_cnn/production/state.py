@@ -45,7 +45,7 @@ def input_identity(src) -> dict:
 
     Parameters
     ----------
-    src : StoreSource or ShardedSource
+    src : `~gaiarvs_cnn.io.shards.StoreSource` or `~gaiarvs_cnn.io.shards.ShardedSource`
         The open input.
 
     Returns

@@ -32,8 +32,9 @@ from astropy.table import Table
 
 from ..constants import LABELS
 from ..exceptions import InputDataError
+from ..io.batch import StarBatch
 from ..io.reference import REFERENCE_KINDS, check_reference
-from ..io.store import StarBatch, Store
+from ..io.store import Store
 from .photometry import NUMAX_SUN, TEFF_SUN
 from .population import CLUSTERS
 
@@ -209,7 +210,7 @@ def reference_catalog(kind: str, batch_or_store, seed=0) -> Table:
     Parameters
     ----------
     kind : {'apogee', 'galah', 'seismic', 'clusters', 'gsp-spec', 'gsp-phot'}
-    batch_or_store : `~gaiarvs_cnn.io.store.StarBatch`, `~gaiarvs_cnn.io.store.Store` or path
+    batch_or_store : `~gaiarvs_cnn.io.batch.StarBatch`, `~gaiarvs_cnn.io.store.Store` or path
         A simulated sample (it must have the ``true_labels`` truth column).
     seed : int
         Seed of the reference survey's own noise.

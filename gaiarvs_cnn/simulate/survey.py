@@ -1,6 +1,6 @@
 """The simulated Gaia-RVS survey: the offline default source of gaiarvs-cnn.
 
-A source adapter like the real ones: it writes `~gaiarvs_cnn.io.store.StarBatch` objects
+A source adapter like the real ones: it writes `~gaiarvs_cnn.io.batch.StarBatch` objects
 with the store's core columns (RVS flux on the 2401-pixel grid, G/BP/RP, parallax,
 RUWE, RVS S/N, 55+55 XP coefficients, labels) plus the truth columns
 `SIM_EXTRA_COLUMNS`, and reference catalogues (APOGEE-, GALAH-, K2-GAP-, cluster-,
@@ -36,7 +36,8 @@ from tqdm.auto import tqdm
 
 from ..constants import LABELS, PAPER_TRAINING_RANGES, RVS_NPIX
 from ..exceptions import InputDataError
-from ..io.store import CORE_COLUMNS, ColumnSpec, StarBatch, atomic_store
+from ..io.batch import CORE_COLUMNS, ColumnSpec, StarBatch
+from ..io.store import atomic_store
 from .figures import plot_calcium_triplet, plot_kiel_spectra, plot_real_comparison
 from .photometry import astrometry_and_photometry, rvs_snr_from_grvs, xp_coefficients
 from .population import CLUSTERS, FEH_ALPHA_COEFF, POPULATION_CODES, draw_population
@@ -53,7 +54,7 @@ SIM_KINDS = ("training", "observed", "out-of-range", "calibration")
 
 _LABEL_DOC = ", ".join(LABELS)
 
-#: Truth columns added to every simulated store (beyond `~gaiarvs_cnn.io.store.CORE_COLUMNS`).
+#: Truth columns added to every simulated store (beyond `~gaiarvs_cnn.io.batch.CORE_COLUMNS`).
 SIM_EXTRA_COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("true_labels", "float32", (len(LABELS),), "",
                f"True labels ({_LABEL_DOC}; K, dex, dex, dex, dex)"),
@@ -306,8 +307,8 @@ def simulate_batch(n: int, seed=0, kind: str = "observed",
 
     Returns
     -------
-    `~gaiarvs_cnn.io.store.StarBatch`
-        With `~gaiarvs_cnn.io.store.CORE_COLUMNS` and `SIM_EXTRA_COLUMNS`.
+    `~gaiarvs_cnn.io.batch.StarBatch`
+        With `~gaiarvs_cnn.io.batch.CORE_COLUMNS` and `SIM_EXTRA_COLUMNS`.
 
     Raises
     ------

@@ -1,6 +1,6 @@
 """File suffix -> table format: the one table of suffixes of the package.
 
-Input products (`gaiarvs_cnn.io.readers`) and catalogues (`gaiarvs_cnn.catalog`) both look a
+Input products (`gaiarvs_cnn.io.tables`) and catalogues (`gaiarvs_cnn.catalog`) both look a
 file's format up here, by the longest matching suffix, case-insensitively.
 """
 from __future__ import annotations

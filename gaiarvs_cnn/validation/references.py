@@ -30,8 +30,8 @@ REFERENCE_SOURCES = ("simulated", "archive", "file")
 
 def _simulated(kind: str, store, seed) -> Table:
     """The simulator's reference for a store path, shard manifest or open store."""
+    from ..io.batch import StarBatch
     from ..io.shards import open_source
-    from ..io.store import StarBatch
     from ..simulate.survey import reference_catalog
 
     if store is None:

@@ -18,8 +18,9 @@ import numpy as np
 from astropy.table import Table
 
 from ..constants import LABEL_UNITS, LABELS
+from ..io.batch import CORE_COLUMNS, ColumnSpec, StarBatch
 from ..io.reference import check_reference
-from ..io.store import CORE_COLUMNS, ColumnSpec, StarBatch, Store
+from ..io.store import Store
 from .seismic import LOGG_SUN, NUMAX_SUN, TEFF_SUN
 
 __all__ = ["synthetic_truth", "synthetic_catalog", "synthetic_reference", "synthetic_store",

@@ -1,5 +1,5 @@
 """``fetch bulk`` against a loopback bulk-download area (files in the DR3 bulk layout,
-written from real RVS/XP products by the helpers of ``tests/test_readers.py``)."""
+written from real RVS/XP products by the helpers of ``tests/io/test_readers.py``)."""
 from __future__ import annotations
 
 import functools
@@ -21,7 +21,7 @@ from gaiarvs_cnn.exceptions import ArchiveError
 from gaiarvs_cnn.io.shards import open_source
 
 _spec = importlib.util.spec_from_file_location(
-    "_bulk_writers", Path(__file__).resolve().parents[1] / "test_readers.py")
+    "_bulk_writers", Path(__file__).resolve().parents[1] / "io" / "test_readers.py")
 readers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(readers)
 

@@ -117,7 +117,7 @@ def test_full_disk_while_writing_keeps_earlier_catalogues(tiny_observed_store, t
                                                          tmp_path, monkeypatch):
     for name in NAMES:
         (tmp_path / name).write_text(f"earlier {name}")
-    from gaiarvs_cnn.catalog.writers import VOTableWriter
+    from gaiarvs_cnn.catalog.votable import VOTableWriter
 
     def fail_on_votable(self, columns, n):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -148,7 +148,7 @@ def test_store_without_rvs_spectra_is_refused(tiny_observed_store, tiny_bundle, 
 
 
 def batch_extra(batch):
-    from gaiarvs_cnn.io.store import CORE_COLUMNS
+    from gaiarvs_cnn.io.batch import CORE_COLUMNS
 
     core = {c.name for c in CORE_COLUMNS}
     return [s for s in batch.specs.values() if s.name not in core]

@@ -1,6 +1,6 @@
 """The one suffix table (gaiarvs_cnn.utils.formats), used by input readers and catalogues."""
 from gaiarvs_cnn.catalog import CATALOG_FORMATS, format_of
-from gaiarvs_cnn.io.readers import _infer_format
+from gaiarvs_cnn.io.tables import infer_format
 from gaiarvs_cnn.utils.formats import ASTROPY_FORMATS, SUFFIX_FORMATS, format_from_suffix
 
 
@@ -11,6 +11,6 @@ def test_longest_suffix_wins_case_insensitively():
 
 def test_input_readers_and_catalogues_share_the_table():
     for suffix, fmt in SUFFIX_FORMATS.items():
-        assert _infer_format(f"file{suffix}", b"") == ASTROPY_FORMATS[fmt]
+        assert infer_format(f"file{suffix}", b"") == ASTROPY_FORMATS[fmt]
         if fmt in CATALOG_FORMATS:
             assert format_of(f"cat{suffix}") == fmt

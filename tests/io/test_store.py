@@ -7,7 +7,8 @@ import tables
 from gaiarvs_cnn.constants import LABELS, RVS_NPIX, XP_NCOEFF
 from gaiarvs_cnn.exceptions import DuplicateSourceError, InputDataError, StoreError
 from gaiarvs_cnn.io import store as store_module
-from gaiarvs_cnn.io.store import CORE_COLUMNS, ColumnSpec, StarBatch, Store, match_ids, open_store
+from gaiarvs_cnn.io.batch import CORE_COLUMNS, ColumnSpec, StarBatch, match_ids
+from gaiarvs_cnn.io.store import Store, open_store
 
 EXTRA = (ColumnSpec("true_labels", "float32", (5,), "", "truth"),
          ColumnSpec("population", "int8", (), "", "population code"))

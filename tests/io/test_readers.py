@@ -1,4 +1,4 @@
-"""Tests of gaiarvs_cnn.io.readers on real Gaia DR3 products (tests/data/gaia_real/).
+"""Tests of the readers of gaiarvs_cnn.io on real Gaia DR3 products (tests/data/gaia_real/).
 
 Bulk-download files do not exist among the fixtures: they are written here from the real
 RVS/XP values with the DR3 bulk layout (ECSV '#' header, one star per row, arrays as
@@ -30,20 +30,14 @@ from gaiarvs_cnn.exceptions import (
     InputDataError,
     OutputExistsError,
 )
+from gaiarvs_cnn.io.batch import StarBatch
+from gaiarvs_cnn.io.datalink import read_datalink_products, read_products
+from gaiarvs_cnn.io.gaia_source import PHOT_COLUMNS, gaia_source_to_batch, merge_on_source_id
 from gaiarvs_cnn.io.ingest import bulk_to_store, ingest_to_store, iter_bulk_rvs, iter_bulk_xp
-from gaiarvs_cnn.io.readers import (
-    PHOT_COLUMNS,
-    XP_COLUMNS,
-    gaia_source_to_batch,
-    merge_on_source_id,
-    read_datalink_products,
-    read_products,
-    read_rvs_datalink,
-    read_xp_continuous,
-)
-from gaiarvs_cnn.io.store import StarBatch, Store
+from gaiarvs_cnn.io.spectra import XP_COLUMNS, read_rvs_datalink, read_xp_continuous
+from gaiarvs_cnn.io.store import Store
 
-DATA = Path(__file__).parent / "data" / "gaia_real"
+DATA = Path(__file__).parents[1] / "data" / "gaia_real"
 CSV = DATA / "rvs_datalink_csv"
 FITS = DATA / "rvs_datalink_fits"
 XP = DATA / "xp_continuous"

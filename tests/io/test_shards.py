@@ -8,14 +8,10 @@ from click.testing import CliRunner
 
 from gaiarvs_cnn.cli import main
 from gaiarvs_cnn.exceptions import DuplicateSourceError, OutputExistsError, StoreError
-from gaiarvs_cnn.io.shards import (
-    create_manifest,
-    is_manifest,
-    open_source,
-    read_manifest,
-    shard_store,
-)
-from gaiarvs_cnn.io.store import CORE_COLUMNS, ColumnSpec, StarBatch, Store
+from gaiarvs_cnn.io.batch import CORE_COLUMNS, ColumnSpec, StarBatch
+from gaiarvs_cnn.io.manifest import create_manifest, is_manifest, read_manifest
+from gaiarvs_cnn.io.shards import open_source, shard_store
+from gaiarvs_cnn.io.store import Store
 
 N_STARS = 130
 TRUTH = ColumnSpec("truth", "float32", (3,), "", "test truth column")
@@ -74,10 +70,12 @@ def test_shard_store_manifest_records_counts_ranges_and_checksums(single_store, 
 
 
 def test_manifest_iter_chunks_equal_single_store_across_shard_boundaries(single_store, sharded):
-    with open_source(single_store) as one, open_source(sharded) as many:
+    with open_source(single_store) as one, open_source(sharded) as many, \
+            Store.open(single_store) as store:
+        assert isinstance(one, Store)                  # a single store's source is a Store
         assert len(one) == len(many) == N_STARS
         assert [c.name for c in many.extra_columns] == ["truth"]
-        assert many.colnames == one.colnames == one.store.colnames
+        assert many.colnames == one.colnames == store.colnames
         chunks_one = list(one.iter_chunks(37))
         chunks_many = list(many.iter_chunks(37))
         assert [len(c) for c in chunks_many] == [37, 37, 37, 19]

@@ -16,10 +16,11 @@ from hypothesis import strategies as st  # noqa: E402
 
 from gaiarvs_cnn.constants import RVS_NPIX, XP_NCOEFF  # noqa: E402
 from gaiarvs_cnn.exceptions import GaiaRVSCNNError  # noqa: E402
-from gaiarvs_cnn.io.readers import gaia_source_to_batch, read_products  # noqa: E402
-from gaiarvs_cnn.io.store import StarBatch  # noqa: E402
+from gaiarvs_cnn.io.batch import StarBatch  # noqa: E402
+from gaiarvs_cnn.io.datalink import read_products  # noqa: E402
+from gaiarvs_cnn.io.gaia_source import gaia_source_to_batch  # noqa: E402
 
-DATA = Path(__file__).parent / "data" / "gaia_real"
+DATA = Path(__file__).parents[1] / "data" / "gaia_real"
 #: (file, product read from it): real files of every format the readers take.
 FILES = [
     (DATA / "rvs_datalink_csv" / "KOI-001.csv", "RVS"),

@@ -197,7 +197,7 @@ def test_full_disk_leaves_earlier_catalogue_and_no_temporary(table, tmp_path, mo
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("gaiarvs_cnn.catalog.writers.VOTableWriter._append", disk_full)
+    monkeypatch.setattr("gaiarvs_cnn.catalog.votable.VOTableWriter._append", disk_full)
     with pytest.raises(CatalogWriteError, match="No space left"):
         write_catalog(table, path, overwrite=True)
     assert path.read_text() == "earlier catalogue"
@@ -418,7 +418,7 @@ def test_pandas_reads_ecsv_and_parquet_with_text_flags(table, tmp_path):
 
 @pytest.mark.parametrize("suffix", [".fits", ".vot"])
 def test_read_catalog_reads_files_of_the_earlier_writer(table, suffix):
-    old = read_catalog(Path(__file__).parent / "data" / f"catalog_4a1b5a8{suffix}")
+    old = read_catalog(Path(__file__).parents[1] / "data" / f"catalog_4a1b5a8{suffix}")
     assert old.colnames == TABLE2_ORDER
     assert old["logg"].unit == u.dex(u.cm / u.s**2) and old["mh"].unit == u.dex
     assert old["flag_boundary"].dtype == np.dtype("U8")
@@ -459,7 +459,7 @@ def test_cfitsio_reads_units_descriptions_data_and_verifies_the_checksums(table,
 
 
 def test_a_writer_with_a_row_limit_refuses_beyond_it_and_names_parquet(table, tmp_path):
-    from gaiarvs_cnn.catalog.writers import FITSWriter
+    from gaiarvs_cnn.catalog.fits import FITSWriter
 
     class SmallWriter(FITSWriter):
         max_rows = 4
