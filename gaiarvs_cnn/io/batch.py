@@ -191,7 +191,7 @@ class StarBatch:
 
         Examples
         --------
-        >>> from gaiarvs_cnn.io.store import StarBatch
+        >>> from gaiarvs_cnn.io.batch import StarBatch
         >>> batch = StarBatch.empty(3)
         >>> batch["flux"].shape
         (3, 2401)
@@ -368,7 +368,7 @@ def match_ids(wanted: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def rows_to_batch(rows: Sequence[Mapping]) -> StarBatch:
-    """Stack per-star rows (dicts of column values) into a `~gaiarvs_cnn.io.store.StarBatch`.
+    """Stack per-star rows (dicts of column values) into a `~gaiarvs_cnn.io.batch.StarBatch`.
 
     Parameters
     ----------
