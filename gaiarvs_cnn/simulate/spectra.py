@@ -159,19 +159,29 @@ class SpectrumModel:
         return strength @ self.phi
 
     # -- spectra -----------------------------------------------------------------------
-    def _convolve(self, depth: np.ndarray, shift_pix: np.ndarray | None = None) -> np.ndarray:
-        """Convolve line depths (N, 2401) with the LSF, optionally shifting by pixels."""
+    def _convolve(self, depth: np.ndarray, shift_pix: np.ndarray | None = None,
+                  resolution: np.ndarray | None = None) -> np.ndarray:
+        """Convolve line depths (N, 2401) with the LSF, optionally shifting by pixels.
+
+        ``resolution`` (N,) gives each star its own resolving power instead of the model's.
+        """
         spec = scipy.fft.rfft(depth, n=_NFFT, axis=-1, workers=-1)
+        if resolution is None:
+            transfer = self._transfer[None, :]
+        else:
+            step = self.wavelength[1] - self.wavelength[0]
+            transfer = np.stack([_lsf_transfer(r, step) for r in np.asarray(resolution, float)])
         if shift_pix is None:
-            spec *= self._transfer[None, :].astype(spec.dtype)
+            spec *= transfer.astype(spec.dtype)
         else:
             freq = scipy.fft.rfftfreq(_NFFT).astype(np.float32)
             phase = (-2.0 * np.pi * np.asarray(shift_pix, np.float32))[:, None] * freq[None, :]
             spec *= (np.cos(phase) + 1j * np.sin(phase)).astype(spec.dtype)
-            spec *= self._transfer[None, :].astype(np.float32)
+            spec *= transfer.astype(np.float32)
         return scipy.fft.irfft(spec, n=_NFFT, axis=-1, workers=-1)[:, :RVS_NPIX]
 
-    def flux(self, labels: np.ndarray, rv_shift_kms: np.ndarray | None = None) -> np.ndarray:
+    def flux(self, labels: np.ndarray, rv_shift_kms: np.ndarray | None = None,
+             resolution: np.ndarray | None = None) -> np.ndarray:
         """Noise-free normalised flux, shape (N, 2401), float32.
 
         Parameters
@@ -180,6 +190,8 @@ class SpectrumModel:
             Teff [K], log g [dex], [M/H], [alpha/M], [Fe/H] [dex].
         rv_shift_kms : array, shape (N,), optional
             Residual radial velocity [km/s] that shifts the lines (positive = redshift).
+        resolution : array, shape (N,), optional
+            Resolving power of each star's Gaussian LSF; default the model's ``resolution``.
 
         Returns
         -------
@@ -194,7 +206,7 @@ class SpectrumModel:
         if rv_shift_kms is not None:
             step = self.wavelength[1] - self.wavelength[0]
             shift = np.asarray(rv_shift_kms, dtype=float) / 299792.458 * 858.0 / step
-        out = self._convolve(tau, shift)
+        out = self._convolve(tau, shift, resolution)
         np.subtract(np.float32(1.0), out, out=out)
         return out.astype(np.float32, copy=False)
 

@@ -38,16 +38,27 @@ from ..constants import LABELS, PAPER_TRAINING_RANGES, RVS_NPIX
 from ..exceptions import InputDataError
 from ..io.batch import CORE_COLUMNS, ColumnSpec, StarBatch
 from ..io.store import atomic_store
+from .domain import (
+    NEARBY_MAX_PARALLAX,
+    NOISE_CORRELATION_PX,
+    DomainRandomisation,
+    continuum_factor,
+    correlated_normal,
+    noise_templates,
+    resolution_per_star,
+    rv_sigma_per_star,
+    template_index,
+)
 from .figures import plot_calcium_triplet, plot_kiel_spectra, plot_real_comparison
 from .photometry import astrometry_and_photometry, rvs_snr_from_grvs, xp_coefficients
 from .population import CLUSTERS, FEH_ALPHA_COEFF, POPULATION_CODES, draw_population
 from .reference import apogee_labels, reference_catalog
 from .spectra import SpectrumModel
 
-__all__ = ["SIM_EXTRA_COLUMNS", "SIM_KINDS", "SpectrumModel", "LogUniformSNR", "simulate_batch",
-           "simulate_store", "reference_catalog", "forward", "jacobian", "cramer_rao_bound",
-           "POPULATION_CODES", "CLUSTERS", "plot_kiel_spectra", "plot_calcium_triplet",
-           "plot_real_comparison"]
+__all__ = ["SIM_EXTRA_COLUMNS", "SIM_KINDS", "RECOMMENDED_REALISM", "SpectrumModel",
+           "LogUniformSNR", "simulate_batch", "simulate_store", "reference_catalog", "forward",
+           "jacobian", "cramer_rao_bound", "POPULATION_CODES", "CLUSTERS", "plot_kiel_spectra",
+           "plot_calcium_triplet", "plot_real_comparison"]
 
 #: Kinds of simulated samples.
 SIM_KINDS = ("training", "observed", "out-of-range", "calibration")
@@ -79,6 +90,13 @@ _KIND_SETUP = {
     "out-of-range": ({"out": 1.0}, 15.0, (4.0, 12.0), 3),
     "calibration": ({"field": 1.0}, 15.0, (4.0, 12.0), 4),
 }
+#: Domain randomisation (`gaiarvs_cnn.simulate.domain`) recommended for each kind, used by
+#: ``gaiarvs-cnn simulate`` when ``--realism`` is not given: the training sample teaches
+#: what real DR3 spectra look like; the samples the precision and the calibration are
+#: measured on keep the forward model's white noise (the Cramér-Rao bounds of
+#: `cramer_rao_bound` hold for them). The library's own default is ``'none'``.
+RECOMMENDED_REALISM = {"training": "dr3", "observed": "none", "out-of-range": "none",
+                       "calibration": "none"}
 # kinds with APOGEE-like reference labels, selected by the paper's training cuts
 _LABELLED_KINDS = ("training", "calibration")
 _SPEC_CHUNK = 2048
@@ -217,38 +235,66 @@ def _snr(snr, grvs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _training_cuts(cols: dict, labels: np.ndarray, label_errors: np.ndarray,
-                   snr_floor: float = 30.0) -> np.ndarray:
+                   snr_floor: float = 30.0, max_parallax: float | None = None) -> np.ndarray:
     """Paper Sects. 2.4-2.6 cuts: S/N >= ``snr_floor`` (30 in the paper), parallax error
-    < 20 %, RUWE < 1.4, Table 1 ranges."""
+    < 20 %, RUWE < 1.4, Table 1 ranges (the parallax up to ``max_parallax`` if given)."""
     plx = cols["parallax"]
     keep = ((cols["rvs_snr"] >= snr_floor) & (cols["parallax_error"] < 0.2 * plx)
             & (cols["ruwe"] < 1.4))
-    for name, (lo, hi) in PAPER_TRAINING_RANGES.items():
+    ranges = dict(PAPER_TRAINING_RANGES)
+    if max_parallax is not None:
+        ranges["parallax"] = (ranges["parallax"][0], float(max_parallax))
+    for name, (lo, hi) in ranges.items():
         val = cols[name] if name in cols else labels[:, LABELS.index(name)]
         keep &= (val >= lo) & (val <= hi)
     keep &= (label_errors[:, 0] < 100) & (label_errors[:, 1] < 0.1) & (label_errors[:, 3] < 0.1)
     return keep
 
 
-def _noisy_spectra(labels, rv, snr, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Noisy flux and flux_error (N, 2401) float32 with a few NaN edge pixels."""
+def _noisy_spectra(labels, rv, snr, rng, domain: DomainRandomisation | None = None,
+                   dr_rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy flux and flux_error (N, 2401) float32 with a few NaN edge pixels.
+
+    ``domain`` adds the ingredients of real DR3 spectra (`gaiarvs_cnn.simulate.domain`),
+    drawn from ``dr_rng``; the draws of ``rng`` are the same with or without them.
+    """
+    domain = domain or DomainRandomisation()
     n = len(labels)
     flux = np.empty((n, RVS_NPIX), np.float32)
     err = np.empty((n, RVS_NPIX), np.float32)
     model = _model()
+    if domain.any:
+        templates = noise_templates()
+        which = template_index(n, dr_rng)
+        resolution = resolution_per_star(n, dr_rng) if domain.lsf_spread else None
+        corr_px = dr_rng.uniform(*NOISE_CORRELATION_PX, n) if domain.correlated_noise else None
     for lo in range(0, n, _SPEC_CHUNK):
         sl = slice(lo, lo + _SPEC_CHUNK)
-        clean = model.flux(labels[sl], rv[sl])
+        clean = model.flux(labels[sl], rv[sl],
+                           None if not domain.lsf_spread else resolution[sl])
         sigma = np.sqrt(np.maximum(clean, np.float32(0.05)))
+        if domain.error_templates:
+            sigma *= np.asarray(templates["error_shape"])[which[sl]]
         sigma /= snr[sl, None].astype(np.float32)
         noise = rng.standard_normal(clean.shape, dtype=np.float32)
+        if domain.correlated_noise:
+            noise = correlated_normal(len(clean), dr_rng, corr_px[sl])
         noise *= sigma
         noise += clean
+        if domain.continuum:
+            factor = continuum_factor(snr[sl], dr_rng)
+            noise *= factor
+            sigma *= factor
         flux[sl] = noise
         err[sl] = sigma
     # NaN pixels at the edges (as in DR3 mean spectra): ~1/3 of the stars at each end
     n_blue = np.where(rng.random(n) < 0.35, rng.integers(1, 12, n), 0)
     n_red = np.where(rng.random(n) < 0.35, rng.integers(1, 12, n), 0)
+    if domain.nan_templates:   # the NaN pixels of a real spectrum instead
+        mask = np.asarray(templates["nan_mask"])[which]
+        flux[mask] = np.nan
+        err[mask] = np.nan
+        return flux, err
     for i in np.flatnonzero((n_blue > 0) | (n_red > 0)):
         for arr in (flux, err):
             arr[i, :n_blue[i]] = np.nan
@@ -274,7 +320,7 @@ def _select(cols: dict, keep: np.ndarray) -> dict:
 
 def simulate_batch(n: int, seed=0, kind: str = "observed",
                    snr: float | Callable | None = None, *, rv_sigma: float = 0.5,
-                   id_offset: int = 0) -> StarBatch:
+                   id_offset: int = 0, realism=None) -> StarBatch:
     """Simulate ``n`` Gaia-RVS stars (spectra, photometry, astrometry, XP and truth).
 
     Parameters
@@ -304,6 +350,13 @@ def simulate_batch(n: int, seed=0, kind: str = "observed",
         Standard deviation [km/s] of the residual radial-velocity shifts of the spectra.
     id_offset : int
         Added to the running star number in the ``source_id`` (for streaming chunks).
+    realism : str or `~gaiarvs_cnn.simulate.domain.DomainRandomisation`, optional
+        Ingredients of real DR3 spectra to add (domain randomisation,
+        `gaiarvs_cnn.simulate.domain`): ``'dr3'`` (all), ``'none'``, a comma-separated list
+        such as ``'continuum,nearby'`` or ``'dr3,-nearby'``; None is ``'none'`` (the ideal
+        forward model); `RECOMMENDED_REALISM` gives ``'dr3'`` for training samples. Its
+        draws come from a generator of their own, so the stars and the draws of the other
+        columns do not change with it (except through the ``nearby`` training cut).
 
     Returns
     -------
@@ -313,7 +366,8 @@ def simulate_batch(n: int, seed=0, kind: str = "observed",
     Raises
     ------
     InputDataError
-        For an unknown kind, or an S/N that can never pass the kind's S/N floor.
+        For an unknown kind or realism ingredient, or an S/N that can never pass the
+        kind's S/N floor.
     """
     if kind not in _KIND_SETUP:
         raise InputDataError(f"Unknown simulation kind {kind!r}; use one of {SIM_KINDS}.")
@@ -323,6 +377,8 @@ def simulate_batch(n: int, seed=0, kind: str = "observed",
     if n == 0:
         return StarBatch.empty(0, _ALL_SPECS)
     _, snr_floor, _, prefix = _KIND_SETUP[kind]
+    domain = DomainRandomisation.parse(realism)
+    max_parallax = NEARBY_MAX_PARALLAX if domain.nearby else None
     if snr is not None and not callable(snr) and float(snr) < snr_floor:
         raise InputDataError(f"snr={snr} is below the {kind} sample's S/N floor of {snr_floor}; "
                              f"use snr >= {snr_floor}.")
@@ -334,7 +390,7 @@ def simulate_batch(n: int, seed=0, kind: str = "observed",
         cols = _draw_stars(m, rng, kind, snr)
         if kind in _LABELLED_KINDS:
             labels, errors = apogee_labels(cols["true_labels"], rng)
-            keep = _training_cuts(cols, labels, errors, snr_floor)
+            keep = _training_cuts(cols, labels, errors, snr_floor, max_parallax)
             cols["labels"], cols["label_errors"] = labels, errors
         else:
             keep = cols["rvs_snr"] >= snr_floor
@@ -350,8 +406,11 @@ def simulate_batch(n: int, seed=0, kind: str = "observed",
     cols.update(xp_coefficients(tl[:, 0], tl[:, 2], cols["a_v"], cols["phot_bp_mean_mag"],
                                 cols["phot_rp_mean_mag"], rng))
     cols["rv_shift"] = rng.normal(0.0, rv_sigma, n) if rv_sigma > 0 else np.zeros(n)
+    dr_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+    if domain.rv_snr:
+        cols["rv_shift"] = dr_rng.normal(0.0, rv_sigma_per_star(cols["rvs_snr"], rv_sigma))
     cols["flux"], cols["flux_error"] = _noisy_spectra(cols["true_labels"], cols["rv_shift"],
-                                                      cols["rvs_snr"], rng)
+                                                      cols["rvs_snr"], rng, domain, dr_rng)
     seed_tag = int(np.random.SeedSequence(seed).generate_state(1)[0]) % 10**6
     cols["source_id"] = prefix * 10**17 + seed_tag * 10**10 + id_offset + np.arange(n)
     names = {s.name for s in _ALL_SPECS}
@@ -360,7 +419,7 @@ def simulate_batch(n: int, seed=0, kind: str = "observed",
 
 def simulate_store(path, n: int, seed=0, kind: str = "observed", chunk_size: int = 4096,
                    overwrite: bool = False, snr: float | Callable | None = None,
-                   rv_sigma: float = 0.5, progress: bool = True) -> Path:
+                   rv_sigma: float = 0.5, progress: bool = True, realism=None) -> Path:
     """Simulate ``n`` stars into a new HDF5 store, chunk by chunk (with a progress bar).
 
     Parameters
@@ -369,7 +428,7 @@ def simulate_store(path, n: int, seed=0, kind: str = "observed", chunk_size: int
         New store file, written under a temporary name and renamed when complete (see
         `~gaiarvs_cnn.io.store.atomic_store`): a killed run never leaves a partial store
         under ``path``.
-    n, seed, kind, snr, rv_sigma
+    n, seed, kind, snr, rv_sigma, realism
         As for `simulate_batch`; chunk ``i`` uses the seed ``[seed, i]``.
     chunk_size : int
         Stars per chunk.
@@ -393,6 +452,7 @@ def simulate_store(path, n: int, seed=0, kind: str = "observed", chunk_size: int
     path = Path(path)
     meta = {"source": "simulated", "kind": kind, "seed": repr(seed), "n": int(n),
             "snr": repr(snr), "rv_sigma": float(rv_sigma),
+            "realism": DomainRandomisation.parse(realism).spec,
             "simulator_version": __version__, "label_order": list(LABELS)}
     with atomic_store(path, extra_columns=SIM_EXTRA_COLUMNS, meta=meta, overwrite=overwrite,
                       expected_rows=int(n)) as store:
@@ -401,7 +461,7 @@ def simulate_store(path, n: int, seed=0, kind: str = "observed", chunk_size: int
             m = min(int(chunk_size), int(n) - lo)
             seq = [*(np.atleast_1d(seed).tolist()), i]
             store.append(simulate_batch(m, seed=seq, kind=kind, snr=snr, rv_sigma=rv_sigma,
-                                        id_offset=lo))
+                                        id_offset=lo, realism=realism))
             bar.update(m)
         bar.close()
     log.info(f"Simulated {n} {kind} stars into {path}")
