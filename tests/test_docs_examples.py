@@ -69,7 +69,7 @@ ADDED_OPTIONS = {
 #: Examples not run, with the reason.
 SKIPPED = {
     "gaiarvs-cnn train --demo": "rewrites the demo bundle shipped inside the package "
-                                "(minutes of training); see tests/test_model_demo.py",
+                                "(minutes of training); see tests/model/test_demo.py",
 }
 
 #: Options whose value is a file or directory the example writes.

@@ -5,7 +5,7 @@ The training maps are fixed inputs: ``tests/data/tsne_figure_reference/`` holds 
 writes it again). t-SNE is chaotic: the simulated training spectra differ in their last bits
 between CPUs (numpy's AVX2 and AVX-512 kernels of exp/log), and any such difference gives a
 rotated, reshaped map (RMS 33 against the baseline on an Intel AVX-512 machine). The fit itself
-is CPU-independent for fixed spectra (tests/test_flags.py), and the classification of new
+is CPU-independent for fixed spectra (tests/flags/test_flags.py), and the classification of new
 spectra in a stored map is too (float64 projection rounded to float32, exact neighbour
 distances), so the figure and its counts are the same on every x86-64 CPU.
 """

@@ -9,7 +9,7 @@ logg 0.17-0.20, mh 0.28-0.31, feh 0.28-0.35, alpham 0.84-0.86. The bounds sit ~1
 above, so they catch a broken pipeline (wrong scaling, shuffled labels, an input not
 reaching the network: ratio ~1) while leaving room for run-to-run variation. [alpha/M]
 is learnt from weak spectral features and needs far more training than a one-minute test
-affords (the demo bundle reaches ~0.5, see test_model_demo.py), hence its loose bound.
+affords (the demo bundle reaches ~0.5, see test_demo.py), hence its loose bound.
 """
 import numpy as np
 import pytest

@@ -2,7 +2,7 @@
 
 Bundles here are built from *untrained* members (seeded initial weights) written with
 `ModelBundle.write`, so every check is exact and fast; training is tested in
-test_model_training.py, accuracy in test_model_accuracy.py and test_model_demo.py.
+test_training.py, accuracy in test_accuracy.py and test_demo.py.
 """
 import json
 

@@ -1,7 +1,7 @@
 """Training of the ensemble: bundle content, loss curves, resumability, refusal, CLI.
 
 Tiny networks, ~200 simulated stars, 2 epochs: these test the mechanics, not accuracy
-(see test_model_accuracy.py).
+(see test_accuracy.py).
 """
 import json
 import shutil

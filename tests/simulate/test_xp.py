@@ -18,7 +18,7 @@ from gaiarvs_cnn.simulate import xp
 from gaiarvs_cnn.simulate.photometry import xp_coefficients
 from gaiarvs_cnn.simulate.survey import simulate_batch
 
-DATA = Path(__file__).parent / "data" / "gaia_real"
+DATA = Path(__file__).parents[1] / "data" / "gaia_real"
 BUNDLE = DATA / "astroquery_gaia" / "gaia_dr3_source_id_5937083312263887616_dl_products_csv.zip"
 SOLAR_LIKE, RED, BLUE = 5937083312263887616, 5853498713190525696, 5762406957886626816
 

@@ -28,7 +28,7 @@ from gaiarvs_cnn.simulate.survey import (
     simulate_store,
 )
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 WL = 846.0 + 0.01 * np.arange(RVS_NPIX)
 
 

@@ -25,8 +25,8 @@ from gaiarvs_cnn.cli import (
 from gaiarvs_cnn.io.batch import StarBatch
 from gaiarvs_cnn.io.store import Store
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).parent / "data" / "gaia_real"
+REPO = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).parents[1] / "data" / "gaia_real"
 
 
 def _run(*args):
