@@ -185,6 +185,8 @@ def flag_text(values) -> tuple[np.ndarray, int | None]:
     0
     """
     values = np.asarray(values)
+    if values.size == 0:     # numpy's string replace fails on an empty array
+        return np.zeros(values.shape, dtype=f"U{FLAG_WIDTH}"), None
     if values.dtype.kind == "S":
         values = np.char.decode(values, "ascii", errors="replace")
     elif values.dtype.kind in "iu":

@@ -117,5 +117,35 @@ def read_catalog(path) -> Table:
             raise InputDataError(f"{path}: column {name} is of type {table[name].dtype}; "
                                  f"expected {spec['dtype']} (not a gaiarvs-cnn catalogue).")
     for spec in specs:
+        _to_model_unit(path, table, spec)
         _describe(table[spec["name"]], spec)
     return table
+
+
+def _to_model_unit(path: Path, table: Table, spec) -> None:
+    """Convert a column given in another unit than the data model's (teff in kK -> K).
+
+    A column without a unit, or with one astropy does not recognise (catalogues of
+    earlier versions), is taken to be in the data-model unit, as before.
+    """
+    import astropy.units as u
+
+    name, col = spec["name"], table[spec["name"]]
+    have = col.unit
+    if not spec["unit"] or have is None or isinstance(have, u.UnrecognizedUnit):
+        return
+    target = u.Unit(spec["unit"])
+    if have == target:
+        return
+    try:
+        values = have.to(target, np.asarray(col, dtype=float))
+    except u.UnitsError:
+        raise InputDataError(
+            f"{path}: column {name} is in {have}, which cannot be converted to the data "
+            f"model's {target}; write it in {target} (or a unit convertible to it).") from None
+    table[name] = table.Column(values.astype(col.dtype), name=name) if not hasattr(
+        col, "mask") else table.MaskedColumn(values.astype(col.dtype), name=name,
+                                              mask=np.ma.getmaskarray(col))
+    from astropy import log
+
+    log.info(f"{path}: column {name} converted from {have} to {target}.")

@@ -57,7 +57,7 @@ def _input_selection(meta: dict) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _regenerate_store(meta: dict, workdir: Path) -> Path | None:
+def _regenerate_store(meta: dict, workdir: Path, progress: bool = True) -> Path | None:
     """Re-simulate the parent store from the seed recorded in the catalogue provenance."""
     sel = _input_selection(meta)
     n = sel.get("n_stars", sel.get("n"))
@@ -67,13 +67,14 @@ def _regenerate_store(meta: dict, workdir: Path) -> Path | None:
 
     path = workdir / "regenerated_store.h5"
     log.info(f"Regenerating the simulated survey (seed {sel['seed']}, {n} stars) into {path}")
-    return simulate_store(path, int(n), seed=sel["seed"], kind=sel.get("kind", "observed"))
+    return simulate_store(path, int(n), seed=sel["seed"], kind=sel.get("kind", "observed"),
+                          progress=progress)
 
 
-def _find_store(store, meta: dict, workdir: Path):
+def _find_store(store, meta: dict, workdir: Path, progress: bool = True):
     if store:
         return store
-    regenerated = _regenerate_store(meta, workdir)
+    regenerated = _regenerate_store(meta, workdir, progress)
     if regenerated is None:
         raise click.ClickException(
             "The catalogue holds no S/N, positions or parallaxes: pass the store it was "
@@ -136,8 +137,10 @@ def _collect_references(kinds, required, source, files, store, seed, ids) -> dic
 @click.option("--formats", default="png,pdf", show_default=True,
               help="Comma-separated figure formats; 'none' writes tables and summary only.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing report.")
+@click.option("--quiet", is_flag=True, help="No progress bars and no INFO messages (warnings "
+              "and errors only).")
 def validate(catalog_path, against, source, reference_files, store, seed, outdir, formats,
-             overwrite):
+             overwrite, quiet):
     """Validate a catalogue against GALAH, asteroseismology, open clusters, GSP-Spec/Phot.
 
     Writes OUT/ with one ECSV statistics table per comparison, PNG/PDF figures and
@@ -161,6 +164,16 @@ def validate(catalog_path, against, source, reference_files, store, seed, outdir
       gaiarvs-cnn validate --catalog gaia_results/gaiarvs_cnn_catalog.fits \\
           --store gaia_rvs.h5 --against galah --reference galah=galah.fits --out galah_only/
     """
+    if quiet:
+        level = log.level
+        log.setLevel("WARNING")
+        click.get_current_context().call_on_close(lambda: log.setLevel(level))
+    _validate(catalog_path, against, source, reference_files, store, seed, outdir, formats,
+              overwrite, not quiet)
+
+
+def _validate(catalog_path, against, source, reference_files, store, seed, outdir, formats,
+              overwrite, progress):
     from ..validation.crossmatch import add_store_columns
     from ..validation.registry import comparison_names, needed_references
     from ..validation.report import write_report
@@ -171,7 +184,7 @@ def validate(catalog_path, against, source, reference_files, store, seed, outdir
     files = _parse_reference_files(reference_files)
     catalog = _read(catalog_path)
     with tempfile.TemporaryDirectory(prefix="gaiarvs_validate_") as work:
-        store_path = _find_store(store, dict(catalog.meta), Path(work))
+        store_path = _find_store(store, dict(catalog.meta), Path(work), progress)
         data = add_store_columns(catalog, store_path)
         required, optional = needed_references(wanted)
         # 'all' runs the comparisons whose required references can be obtained (the

@@ -63,6 +63,7 @@ __all__ = [
     "TSNEReference",
     "joint_training_like",
     "estimate_noise",
+    "check_reference_size",
 ]
 
 #: Perplexities of the paper's four t-SNE maps (Sect. 5.1).
@@ -204,6 +205,31 @@ def _exact_neighbours(points: np.ndarray, reference: np.ndarray,
     order = np.lexsort((idx, sq), axis=-1)
     idx = np.take_along_axis(idx, order, axis=-1)
     return idx, np.sqrt(np.take_along_axis(sq, order, axis=-1))
+
+
+def check_reference_size(n: int, perplexities: Sequence[float] = DEFAULT_PERPLEXITIES
+                         ) -> None:
+    """Refuse a t-SNE reference of too few spectra (before any costly work).
+
+    Parameters
+    ----------
+    n : int
+        Usable training spectra the reference would embed.
+    perplexities : sequence of float
+        The maps' perplexities.
+
+    Raises
+    ------
+    gaiarvs_cnn.exceptions.InputDataError
+        If ``n`` is not above ``3 x max(perplexities) + 1`` (one shared neighbour graph).
+    """
+    need = int(3 * max(perplexities)) + 2
+    if n < need:
+        raise InputDataError(
+            f"{n} usable training spectra; the t-SNE reference needs at least {need} "
+            f"(more than 3 x the largest perplexity, {max(perplexities):g}). Use more "
+            "training stars, smaller perplexities, or no t-SNE reference (tsne=False; "
+            "command line: --no-tsne).")
 
 
 def _loo_nn_quantile(points: np.ndarray, quantile: float) -> float:
@@ -366,11 +392,7 @@ class TSNEReference:
         t0 = time.perf_counter()
         x, usable = _clean_flux(flux)
         x = x[usable]
-        if len(x) < 3 * max(perplexities) + 2:
-            raise InputDataError(
-                f"{len(x)} usable training spectra; the t-SNE reference needs more than "
-                f"3 x max perplexity ({3 * max(perplexities):g}). Use more training stars "
-                "or smaller perplexities.")
+        check_reference_size(len(x), perplexities)
         n_pca = min(n_pca, len(x) - 1)
         log.info(f"t-SNE reference: embedding {len(x)} training spectra at perplexities "
                  f"{list(perplexities)}")

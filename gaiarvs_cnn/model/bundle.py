@@ -21,11 +21,20 @@ version, same Keras and TensorFlow major versions and same numpy major version a
 ones that wrote the bundle; every file listed in the manifest present with its checksum;
 every member's input shapes equal to those of the stored config. A different
 gaiarvs-cnn version is only logged.
+
+Updates of several files at once (`ModelBundle.write_calibration`: calibration.json,
+metadata.json, manifest.json) go through a journal: the new files are written into a hidden
+staging directory, which one atomic rename turns into ``.update/`` (the commit point);
+they are then moved into place, the manifest last, and ``.update/`` removed. A crash or a
+full disk before the commit leaves the old bundle (and a hidden temporary that the manifest
+ignores); a crash after it leaves ``.update/``, which `ModelBundle.load` (and every later
+update) replays first. A bundle is therefore always either the old or the new one.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,7 +46,13 @@ from astropy import log
 from ..constants import LABELS
 from ..exceptions import ModelBundleError
 from ..preprocess import InputScalers
-from ..utils.atomic import is_temporary, write_json_atomic, write_text_atomic
+from ..utils.atomic import (
+    is_temporary,
+    remove_path,
+    temporary_path,
+    write_json_atomic,
+    write_text_atomic,
+)
 from ..utils.checksum import sha256_file
 from .config import NetworkConfig
 from .network import input_shapes
@@ -49,6 +64,8 @@ __all__ = ["ModelBundle", "BUNDLE_FORMAT_VERSION", "software_versions", "demo_bu
 BUNDLE_FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 CALIBRATION = "calibration.json"
+#: Journal of a multi-file update (see the module documentation).
+JOURNAL = ".update"
 #: Range keys every bundle provides (used by `gaiarvs_cnn.flags.flag_boundary`).
 RANGE_KEYS = (*LABELS, "phot_g_mean_mag", "parallax")
 
@@ -268,6 +285,9 @@ class ModelBundle:
         absent = [k for k in RANGE_KEYS if k not in ranges]
         if absent:
             raise ModelBundleError(f"Cannot write bundle {path}: no range for {absent}.")
+        # an interrupted rewrite must read as unfinished, not as the old bundle with new files
+        replay_update(path)
+        (path / MANIFEST).unlink(missing_ok=True)
         write_json_atomic(path / "config.json", config.to_dict())
         write_text_atomic(path / "scalers.json", scalers.to_json())
         write_json_atomic(path / "ranges.json", {k: [float(v) for v in ranges[k]]
@@ -317,13 +337,12 @@ class ModelBundle:
         missing = [k for k in bundle.config.labels if k not in calibration]
         if missing:
             raise ModelBundleError(f"Cannot calibrate bundle {path}: no term for {missing}.")
-        write_json_atomic(path / CALIBRATION,
-                          {k: calibration[k].to_dict() for k in bundle.config.labels})
         meta = dict(bundle.meta)
         meta["calibration"] = dict(meta_update or {})
-        write_json_atomic(path / "metadata.json", meta)
         manifest = _read_json(path / MANIFEST, "its manifest")
-        write_manifest(path, bundle.config, manifest["members"])
+        update_files(path, bundle.config, manifest["members"], {
+            CALIBRATION: {k: calibration[k].to_dict() for k in bundle.config.labels},
+            "metadata.json": meta})
         return ModelBundle.load(path)
 
     # -- reading -------------------------------------------------------------------
@@ -350,6 +369,7 @@ class ModelBundle:
         path = Path(path) if path is not None else demo_bundle_path()
         if not path.is_dir():
             raise ModelBundleError(f"No model bundle directory at {path}.")
+        replay_update(path)
         manifest = _read_json(path / MANIFEST, "its manifest (unfinished or not a bundle?)")
         fmt = manifest.get("format_version")
         if fmt != BUNDLE_FORMAT_VERSION:
@@ -372,6 +392,25 @@ class ModelBundle:
                    manifest["bundle_id"], calibration)
 
 
+def _manifest(path: Path, config: NetworkConfig, member_files: list[str],
+              staged: Mapping[str, Path] | None = None) -> dict:
+    """The manifest of the bundle at ``path`` with the top-level files ``staged`` (name ->
+    staged file) in place of (or beside) its own."""
+    staged = dict(staged or {})
+    files = {str(p.relative_to(path)): p for p in path.rglob("*")
+             if p.is_file() and p.name != MANIFEST and not is_temporary(p)
+             and not any(is_temporary(q) for q in p.relative_to(path).parents)
+             and p.relative_to(path).parts[0] != JOURNAL}
+    files.update(staged)
+    ids = [*member_files, *([CALIBRATION] if CALIBRATION in files else [])]
+    digest = hashlib.sha256("".join(sha256_file(files[f]) for f in ids).encode())
+    return {"format_version": BUNDLE_FORMAT_VERSION, "bundle_id": digest.hexdigest()[:16],
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "versions": software_versions(), "members": list(member_files),
+            "input_shapes": {k: list(v) for k, v in input_shapes(config).items()},
+            "files": {f: sha256_file(files[f]) for f in sorted(files)}}
+
+
 def write_manifest(path, config: NetworkConfig, member_files: list[str]) -> None:
     """Write ``manifest.json`` of the bundle at ``path``: every file with its checksum.
 
@@ -379,16 +418,90 @@ def write_manifest(path, config: NetworkConfig, member_files: list[str]) -> None
     ``calibration.json`` (which changes the bundle's uncertainties).
     """
     path = Path(path)
-    files = sorted(str(p.relative_to(path)) for p in path.rglob("*")
-                   if p.is_file() and p.name != MANIFEST and not is_temporary(p))
-    ids = [*member_files, *([CALIBRATION] if (path / CALIBRATION).is_file() else [])]
-    digest = hashlib.sha256("".join(sha256_file(path / f) for f in ids).encode())
-    manifest = {"format_version": BUNDLE_FORMAT_VERSION, "bundle_id": digest.hexdigest()[:16],
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "versions": software_versions(), "members": list(member_files),
-                "input_shapes": {k: list(v) for k, v in input_shapes(config).items()},
-                "files": {f: sha256_file(path / f) for f in files}}
-    write_json_atomic(path / MANIFEST, manifest)
+    write_json_atomic(path / MANIFEST, _manifest(path, config, member_files))
+
+
+def update_files(path, config: NetworkConfig, member_files: list[str],
+                 files: Mapping[str, object]) -> None:
+    """Replace top-level JSON files of a bundle and its manifest as one (journal).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Bundle directory.
+    config : NetworkConfig
+        The bundle's config (for the manifest).
+    member_files : list of str
+        The bundle's member files (for the manifest and the ``bundle_id``).
+    files : Mapping of str to object
+        File name (top level of the bundle) -> JSON content.
+
+    Notes
+    -----
+    See the module documentation: the files and the new manifest are staged in a hidden
+    directory, renamed to ``.update/`` in one step (the commit), then moved into place by
+    `replay_update`. An exception before the commit leaves the bundle as it was.
+    """
+    path = Path(path)
+    replay_update(path)  # finish an earlier committed update first
+    staging = temporary_path(path / JOURNAL)
+    staging.mkdir()
+    try:
+        for name, content in files.items():
+            write_json_atomic(staging / name, content)
+        write_json_atomic(staging / MANIFEST, _manifest(
+            path, config, member_files, {n: staging / n for n in files}))
+        _fsync_directory(staging)
+        staging.rename(path / JOURNAL)  # the commit point
+        _fsync_directory(path)
+    except BaseException:
+        remove_path(staging)
+        raise
+    replay_update(path)
+
+
+def replay_update(path) -> None:
+    """Finish a committed multi-file update of the bundle at ``path`` (idempotent).
+
+    Moves every file of ``path/.update/`` into ``path``, the manifest last, then removes
+    the journal. Does nothing when there is none.
+
+    Raises
+    ------
+    ModelBundleError
+        If the journal cannot be applied (e.g. a read-only bundle directory).
+    """
+    path = Path(path)
+    journal = path / JOURNAL
+    if not journal.is_dir():
+        return
+    try:
+        for f in sorted(journal.iterdir(), key=lambda f: (f.name == MANIFEST, f.name)):
+            if is_temporary(f):
+                f.unlink()
+            else:
+                f.replace(path / f.name)
+        journal.rmdir()
+        _fsync_directory(path)
+    except OSError as exc:
+        raise ModelBundleError(
+            f"Model bundle {path} holds an update that was interrupted ({journal}) and it "
+            f"cannot be finished: {exc.strerror or exc}. Make the directory writable and "
+            "load the bundle again.") from exc
+
+
+def _fsync_directory(path: Path) -> None:
+    """Flush a directory's entries (renames) to disk, where the OS allows it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def read_bundle_id(path) -> str:
@@ -410,6 +523,7 @@ def read_bundle_id(path) -> str:
         If the directory holds no readable manifest with a ``bundle_id``.
     """
     path = Path(path)
+    replay_update(path)
     manifest = _read_json(path / MANIFEST, "its manifest (unfinished or not a bundle?)")
     if "bundle_id" not in manifest:
         raise ModelBundleError(f"{path / MANIFEST} has no bundle_id: not a model bundle.")

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from ..exceptions import InputDataError
 from ..io.shards import open_source
 from ..selection import usable_mask
+from ..utils.lock import RunLock
 from .bundle import ModelBundle
 from .predict import INPUT_COLUMNS, predict_batch
 from .residuals import CALIBRATION_SNR_EDGES, COVERAGE_LEVEL, fit_calibrated_dispersion
@@ -104,7 +105,17 @@ def calibrate_bundle(bundle_path, store_path, *, snr_edges=CALIBRATION_SNR_EDGES
         If the store has no labelled stars, or too few to fit a label's term.
     ModelBundleError
         If ``bundle_path`` is not a complete bundle.
+    gaiarvs_cnn.utils.lock.RunLockedError
+        If another run writes the bundle (``train``, ``calibrate``).
     """
+    with RunLock.beside(bundle_path, f"model bundle {bundle_path}"):
+        return _calibrate_bundle(bundle_path, store_path, snr_edges, n_label_bins,
+                                 min_per_bin, chunk_size, progress)
+
+
+def _calibrate_bundle(bundle_path, store_path, snr_edges, n_label_bins: int, min_per_bin: int,
+                      chunk_size: int, progress: bool) -> ModelBundle:
+    """`calibrate_bundle` once the bundle's run lock is held."""
     bundle = ModelBundle.load(bundle_path)
     labels = list(bundle.config.labels)
     parts: dict[str, list] = {"pred": [], "spread": [], "ref": [], "eref": [], "snr": []}

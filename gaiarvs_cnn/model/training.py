@@ -27,6 +27,7 @@ from ..io.batch import StarBatch
 from ..io.shards import open_source
 from ..preprocess import InputScalers, fill_nan_pixels
 from ..utils.atomic import atomic_path, write_json_atomic
+from ..utils.lock import RunLock
 from .bundle import ModelBundle, _read_json, software_versions
 from .config import PAPER_CONFIG, NetworkConfig
 from .network import build_model, compile_model
@@ -370,10 +371,23 @@ def _fit_tsne(flux: np.ndarray, out_dir: Path, seed: int, max_stars: int | None)
     TSNEReference.fit(flux, seed=seed).save(out_dir / "tsne")
 
 
+def _check_label_spread(batch: StarBatch, labels: Sequence[str], store_path) -> None:
+    """Refuse a label without spread: the network would learn a constant and its sigma_*
+    would be ~0 (a training on constant labels gave sigma_Teff = 0.002 K)."""
+    flat = [lab for j, lab in enumerate(labels)
+            if not np.ptp(batch["labels"][:, j]) > 0]
+    if flat:
+        raise InputDataError(
+            f"Label(s) {flat} of the training store {store_path} have the same value for "
+            f"all {len(batch)} stars: the network cannot learn them. Use training stars "
+            "whose reference labels span the parameter space.")
+
+
 def _prepare(store_path, out_dir: Path, config: NetworkConfig, n_splits: int, n_models: int,
              epochs: int, seed: int, max_stars: int | None):
     """Read and scale the training sample, draw the splits, write or check the state."""
     batch = load_training_sample(store_path, max_stars)
+    _check_label_spread(batch, config.labels, store_path)
     scalers = InputScalers.fit(batch)
     x, y = training_arrays(batch, scalers, config)
     splits = make_splits(len(batch), n_splits, seed)
@@ -381,6 +395,13 @@ def _prepare(store_path, out_dir: Path, config: NetworkConfig, n_splits: int, n_
                            "n_models": n_models, "seed": seed, "epochs": epochs,
                            "n_stars": len(batch), "source_ids": _ids_digest(batch["source_id"])})
     return batch, scalers, x, y, splits
+
+
+def _member_lock(out_dir: Path, name: str) -> RunLock:
+    """The lock of one member while it trains (beside the bundle directory, so that it is
+    never part of the bundle): processes sharing ``out_dir`` never train one member twice."""
+    return RunLock(out_dir.parent / f".{out_dir.name}.{name}.lock",
+                   f"member {name} of {out_dir}")
 
 
 def _member_jobs(n_splits: int, n_models: int) -> list[tuple[int, int]]:
@@ -398,9 +419,13 @@ def _train_missing(x, y, splits, out_dir: Path, config: NetworkConfig, jobs, see
         if _member_done(out_dir, name):
             histories[name] = _read_json(out_dir / "history" / f"{name}.json", name)
             continue
-        model, hist = train_member(x, y, *splits[s], config, member_seed(seed, s, m), epochs,
-                                   progress and position == 0, desc=name)
-        _save_member(model, hist, out_dir, name, config)
+        with _member_lock(out_dir, name):
+            if _member_done(out_dir, name):  # finished by another process meanwhile
+                histories[name] = _read_json(out_dir / "history" / f"{name}.json", name)
+                continue
+            model, hist = train_member(x, y, *splits[s], config, member_seed(seed, s, m),
+                                       epochs, progress and position == 0, desc=name)
+            _save_member(model, hist, out_dir, name, config)
         histories[name] = hist
         log.info(f"{name}: best val_loss {min(hist['val_loss']):.3g} at epoch "
                  f"{hist['best_epoch']}/{hist['epochs_run']} ({hist['seconds']:.0f} s)")
@@ -525,12 +550,34 @@ def train_ensemble(store_path, out_dir, config: NetworkConfig = PAPER_CONFIG,
     -------
     ModelBundle
         The loaded, checked bundle.
+
+    Raises
+    ------
+    gaiarvs_cnn.utils.lock.RunLockedError
+        If another run writes ``out_dir`` (a lock beside it, `RunLock.beside`).
+    gaiarvs_cnn.exceptions.InputDataError
+        If a label has no spread, or ``tsne`` and the t-SNE reference would have too few
+        spectra (both checked before any member trains).
     """
     out_dir = Path(out_dir)
+    with RunLock.beside(out_dir, f"model bundle {out_dir}"):
+        return _train_ensemble(store_path, out_dir, config, n_splits, n_models, epochs, seed,
+                               max_stars, tsne, tsne_max_stars, progress, description, workers)
+
+
+def _train_ensemble(store_path, out_dir: Path, config: NetworkConfig, n_splits: int,
+                    n_models: int, epochs: int, seed: int, max_stars: int | None, tsne: bool,
+                    tsne_max_stars: int | None, progress: bool, description: str,
+                    workers: int) -> ModelBundle:
+    """`train_ensemble` once its run lock is held."""
     out_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     batch, scalers, x, y, splits = _prepare(store_path, out_dir, config, n_splits, n_models,
                                             epochs, seed, max_stars)
+    if tsne:  # refuse before hours of training, not after
+        from ..flags.tsne import check_reference_size
+
+        check_reference_size(min(len(batch), tsne_max_stars or len(batch)))
     if workers > 1:
         _train_in_workers(workers, store_path, out_dir, config, n_splits, n_models, epochs,
                           seed, max_stars, progress)

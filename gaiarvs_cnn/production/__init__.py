@@ -4,13 +4,13 @@
   and its result files;
 - `~gaiarvs_cnn.production.state` -- the resume state: one work directory per run, its
   identity from content;
-- `~gaiarvs_cnn.production.lock` -- the run lock of an output or work directory;
+- `~gaiarvs_cnn.utils.lock.RunLock` -- the run lock of an output or work directory;
 - `~gaiarvs_cnn.production.executors` -- where chunks run: in this process or on Dask;
 - `~gaiarvs_cnn.production.merge` -- the merge of chunk results into the catalogue files;
 - `~gaiarvs_cnn.production.run` -- `produce_catalog`, the run itself.
 """
+from ..utils.lock import RunLock, RunLockedError
 from .executors import ChunkFailedError, DaskExecutor, LocalExecutor, make_client
-from .lock import RunLock, RunLockedError
 from .run import (
     DEFAULT_N_STARS,
     DEFAULT_SEED,

@@ -42,8 +42,8 @@ from ..exceptions import InputDataError, OutputExistsError, StoreError
 from ..flags import GOOD_FLAG
 from ..io.shards import Partition, open_source
 from ..selection import USABLE_CUTS
+from ..utils.lock import RunLock
 from .executors import DaskExecutor, LocalExecutor
-from .lock import RunLock
 from .merge import merge_chunks
 from .state import (
     RUN_FILE,

@@ -22,6 +22,7 @@ from ..io.shards import open_source
 from .stats import as_float
 
 __all__ = ["GOOD_FLAG", "STORE_COLUMNS", "match_reference", "add_store_columns",
+           "require_stars",
            "good_mask", "snr_subsets", "SNR_BINS"]
 
 #: ``flag_boundary`` of a star inside every training-sample limit (paper Sect. 5.2).
@@ -121,8 +122,10 @@ def add_store_columns(catalog: Table, store, columns: Sequence[str] = STORE_COLU
     Raises
     ------
     InputDataError
-        If catalogue stars are missing from the store (it is not the parent store).
+        If the catalogue has no star (`require_stars`), or catalogue stars are missing
+        from the store (it is not the parent store).
     """
+    require_stars(catalog)
     own = isinstance(store, (str, os.PathLike))
     src = open_source(store) if own else store
     try:
@@ -157,6 +160,19 @@ def add_store_columns(catalog: Table, store, columns: Sequence[str] = STORE_COLU
     out = join(Table(catalog, copy=False), extra, keys="source_id", join_type="left",
                metadata_conflicts="silent")
     return out
+
+
+def require_stars(catalog: Table) -> None:
+    """Refuse a catalogue without rows (its comparisons would all be empty).
+
+    Raises
+    ------
+    InputDataError
+        If ``catalog`` has no row.
+    """
+    if len(catalog) == 0:
+        raise InputDataError("The catalogue has no star: there is nothing to validate. "
+                             "Check the catalogue file (and the cuts that produced it).")
 
 
 def good_mask(table: Table) -> np.ndarray:

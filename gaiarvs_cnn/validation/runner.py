@@ -25,7 +25,7 @@ from ..constants import LABELS
 from ..exceptions import InputDataError
 from .bimodality import add_galactocentric, bimodality_grid, plot_bimodality, select_giants
 from .clusters import cluster_logg_trends, cluster_statistics, plot_clusters
-from .crossmatch import good_mask, match_reference
+from .crossmatch import GOOD_FLAG, good_mask, match_reference, require_stars
 from .figures import plot_comparison, plot_kiel
 from .gaia_ap import compare_gsp, gsp_precision_ratio
 from .galah import compare_galah, galah_quality_mask, plot_galah_snr
@@ -433,6 +433,65 @@ def simulator_bounds() -> Callable[[np.ndarray, float], dict]:
     return bounds
 
 
+def check_validation_inputs(data: Table, chosen: Sequence, references: Mapping[str, Table]
+                            ) -> Table:
+    """Refuse inputs whose comparisons would be silently empty; returns the data to use.
+
+    Parameters
+    ----------
+    data : `~astropy.table.Table`
+        Catalogue joined with its store columns.
+    chosen : sequence of `~gaiarvs_cnn.validation.registry.Comparison`
+        The comparisons to run.
+    references : mapping kind -> `~astropy.table.Table`
+        Their reference catalogues.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        ``data``; when no star's spectrum was tested by t-SNE (a bundle without t-SNE
+        reference, or ``tsne=False``: every t-SNE digit ``"1"``, "not tested"), a copy whose
+        t-SNE digit is ``"0"``, so that the comparisons select on the other seven digits
+        (with a warning) instead of finding no good star at all.
+
+    Raises
+    ------
+    InputDataError
+        If the catalogue has no star, no star has a clean flag, or a required reference
+        shares no source_id with the catalogue (the message names the reference).
+    """
+    require_stars(data)
+    if "flag_boundary" in data.colnames:
+        flags = np.char.strip(np.asarray(data["flag_boundary"]).astype(str))
+        if np.all(np.char.endswith(flags, "1")):
+            log.warning(f"No star of the catalogue ({len(data)} stars) has a t-SNE test (its "
+                        "t-SNE flag digit is 1 for every star: predicted with a bundle without "
+                        "t-SNE reference, or --no-tsne): the comparisons select stars on the "
+                        "seven other flag digits only.")
+            data = data.copy(copy_data=False)
+            data["flag_boundary"] = np.array([f[:-1] + "0" for f in flags.tolist()], dtype="U8")
+        if not good_mask(data).any():
+            raise InputDataError(
+                f"No star of the catalogue ({len(data)} stars) has flag_boundary "
+                f"'{GOOD_FLAG}': every comparison would be empty. The stars are outside the "
+                "bundle's training ranges; validate a catalogue of stars like the training "
+                "sample.")
+    ids = np.asarray(data["source_id"], dtype=np.int64)
+    for comparison in chosen:
+        for kind in comparison.required:
+            ref = references[kind]
+            n = int(np.isin(np.asarray(ref["source_id"], dtype=np.int64), ids).sum()) if len(
+                ref) else 0
+            if n == 0:
+                raise InputDataError(
+                    f"No star of the catalogue ({len(data)} stars) is in the {kind} reference "
+                    f"({len(ref)} stars): the {comparison.name} comparison would be empty. "
+                    f"Give a {kind} reference that covers the catalogue's stars (command "
+                    f"line: --reference {kind}=PATH), or leave the {comparison.name} "
+                    "comparison out (--against).")
+    return data
+
+
 def run_validation(data: Table, against: Sequence[str], references: Mapping[str, Table],
                    bounds: Callable | None = None) -> list[ValidationResult]:
     """Run the comparisons ``against`` (names of `COMPARISONS`).
@@ -458,7 +517,8 @@ def run_validation(data: Table, against: Sequence[str], references: Mapping[str,
     Raises
     ------
     InputDataError
-        If a required reference is missing from ``references``.
+        If a required reference is missing from ``references`` or the comparisons would
+        be empty (`check_validation_inputs`).
     """
     registered = comparisons()
     unknown = sorted(set(against) - {c.name for c in registered})
@@ -470,6 +530,8 @@ def run_validation(data: Table, against: Sequence[str], references: Mapping[str,
     if missing:
         raise InputDataError(f"Reference catalogue(s) {missing} needed for {list(against)} "
                              "were not provided.")
+    data = check_validation_inputs(data, [c for c in registered if c.name in against],
+                                   references)
     results = []
     for comparison in registered:
         if comparison.name in against:

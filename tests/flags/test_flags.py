@@ -183,7 +183,7 @@ def test_load_refuses_missing_or_unknown_version(reference, tmp_path):
 
 def test_fit_needs_more_spectra_than_three_times_the_perplexity():
     flux = np.ones((50, RVS_NPIX), np.float32)
-    with pytest.raises(InputDataError, match="3 x max perplexity"):
+    with pytest.raises(InputDataError, match="more than 3 x the largest perplexity"):
         TSNEReference.fit(flux, perplexities=(30,))
 
 

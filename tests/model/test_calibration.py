@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,3 +192,75 @@ def test_calibrate_cli_reports_coverage_and_refuses_unlabelled_stores(tiny_bundl
     assert res.exit_code == 1
     assert "Traceback" not in res.output
     assert "no usable star with five finite labels" in res.output
+
+
+@pytest.mark.parametrize("fail_at", ["calibration.json", "metadata.json", "manifest.json",
+                                     "commit", "replay"])
+def test_an_interrupted_calibration_leaves_a_readable_bundle(tiny_bundle, calibration_store,
+                                                             tmp_path, monkeypatch, fail_at):
+    """Fault injection: a full disk at each write, or a kill after the commit (issue 27).
+
+    Before the journal, a failure on the third write left a bundle whose manifest no
+    longer matched its metadata: load and calibrate both refused it.
+    """
+    import errno
+
+    from gaiarvs_cnn.model import ModelBundle
+    from gaiarvs_cnn.model import bundle as bundle_module
+    from gaiarvs_cnn.model.calibration import calibrate_bundle
+
+    reference = tmp_path / "reference"
+    shutil.copytree(tiny_bundle, reference)
+    calibrated = calibrate_bundle(reference, calibration_store, min_per_bin=10,
+                                  progress=False)
+    path = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, path)
+    before = ModelBundle.load(path)
+    real_write, real_rename, real_replace = (bundle_module.write_json_atomic, Path.rename,
+                                             Path.replace)
+
+    def full_disk(target, obj, **kw):
+        if Path(target).name == fail_at:
+            raise OSError(errno.ENOSPC, "No space left on device", str(target))
+        return real_write(target, obj, **kw)
+
+    def killed_rename(self, target):
+        if fail_at == "commit" and Path(target).name == bundle_module.JOURNAL:
+            raise KeyboardInterrupt
+        return real_rename(self, target)
+
+    def killed_replace(self, target):
+        if fail_at == "replay" and Path(target).name == "metadata.json":
+            raise KeyboardInterrupt
+        return real_replace(self, target)
+
+    monkeypatch.setattr(bundle_module, "write_json_atomic", full_disk)
+    monkeypatch.setattr(Path, "rename", killed_rename)
+    monkeypatch.setattr(Path, "replace", killed_replace)
+    with pytest.raises((OSError, KeyboardInterrupt)):
+        ModelBundle.write_calibration(before, calibrated.calibration,
+                                      calibrated.meta["calibration"])
+    monkeypatch.undo()
+    again = ModelBundle.load(path)
+    if fail_at == "replay":   # committed: the next load finishes the update
+        assert again.bundle_id == calibrated.bundle_id
+        assert again.meta["calibration"] == calibrated.meta["calibration"]
+    else:                     # not committed: the old bundle, untouched
+        assert again.bundle_id == before.bundle_id and again.calibration is None
+        assert "calibration" not in again.meta
+    assert not (path / bundle_module.JOURNAL).exists()
+    # and calibrate works on it again
+    final = calibrate_bundle(path, calibration_store, min_per_bin=10, progress=False)
+    assert final.calibration is not None
+    assert sorted(p.name for p in path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_calibrate_is_refused_while_another_run_writes_the_bundle(tiny_bundle, tmp_path):
+    from gaiarvs_cnn.model.calibration import calibrate_bundle
+    from gaiarvs_cnn.utils.lock import RunLock, RunLockedError
+
+    path = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, path)
+    with RunLock.beside(path, "model bundle"), pytest.raises(RunLockedError,
+                                                              match="Another gaiarvs-cnn run"):
+        calibrate_bundle(path, tmp_path / "unused.h5", progress=False)

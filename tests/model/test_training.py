@@ -176,3 +176,43 @@ def test_cli_members_option_trains_a_subset_and_parses_ranges(tmp_path, store_pa
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     assert ModelBundle.load(out).n_members == 2
+
+
+def test_constant_labels_are_refused_naming_the_label(tmp_path, store_path):
+    """A label without spread trained silently into sigma_Teff ~ 0.002 K (issue 27)."""
+    from gaiarvs_cnn.simulate.survey import SIM_EXTRA_COLUMNS
+
+    with Store.open(store_path) as store:
+        batch = store.read()
+    batch["labels"][:, LABELS.index("teff")] = 5000.0
+    flat = tmp_path / "flat.h5"
+    with Store.create(flat, extra_columns=SIM_EXTRA_COLUMNS) as out:
+        out.append(batch)
+    with pytest.raises(InputDataError, match=r"\['teff'\].*same value for all 200 stars"):
+        train_ensemble(flat, tmp_path / "b", TINY, n_splits=1, n_models=1, epochs=1,
+                       tsne=False, progress=False)
+    assert not (tmp_path / "b" / "members").exists()
+
+
+def test_a_second_train_into_the_same_folder_is_refused_at_once(tmp_path, store_path):
+    """Two trainings into one --out both trained everything (issue 27): the run lock."""
+    from gaiarvs_cnn.utils.lock import RunLock
+
+    out = tmp_path / "b"
+    with RunLock.beside(out, "model bundle (the other run)"):
+        res = CliRunner().invoke(main, ["train", "--store", str(store_path), "--out",
+                                        str(out), "--splits", "1", "--models", "1",
+                                        "--epochs", "1", "--no-tsne"])
+    assert res.exit_code == 1, res.output
+    assert "Another gaiarvs-cnn run" in res.output and "Traceback" not in res.output
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []     # lock file removed with the lock
+
+
+def test_a_too_small_tsne_sample_is_refused_before_training(tmp_path, store_path):
+    res = CliRunner().invoke(main, ["train", "--store", str(store_path), "--out",
+                                    str(tmp_path / "b"), "--splits", "1", "--models", "1",
+                                    "--epochs", "1", "--max-stars", "150"])
+    assert res.exit_code == 1, res.output
+    assert "150 usable training spectra" in res.output and "--no-tsne" in res.output
+    assert not (tmp_path / "b" / "members").exists()

@@ -156,3 +156,75 @@ def test_precision_result_has_metal_poor_and_calibration(survey):
     assert expected > 0 and np.all(mp["n"] == expected)
     cal = prec.tables["calibration"]
     np.testing.assert_allclose(cal["frac_within_1sigma"], 0.683, atol=0.06)
+
+
+def _validate(survey, catalog, *extra):
+    root = survey["root"]
+    return CliRunner().invoke(main, [
+        "validate", "--catalog", str(catalog), "--store", str(survey["store"]),
+        "--against", "galah", "--reference", f"galah={root / 'galah.ecsv'}",
+        "--formats", "none", *extra])
+
+
+def test_validate_converts_the_catalogue_units(survey, tmp_path):
+    """A teff column in kK gave a -4900 K bias, exit 0 (issue 27): now converted to K."""
+    import astropy.units as u
+
+    cat = survey["cat"].copy()
+    for name in ("teff", "eteff", "sigma_teff"):
+        cat[name] = np.asarray(cat[name], dtype=np.float32) / 1000
+        cat[name].unit = u.kK
+    cat.write(tmp_path / "kk.ecsv")
+    res = _validate(survey, tmp_path / "kk.ecsv", "--out", str(tmp_path / "kk"))
+    assert res.exit_code == 0, res.output
+    res = _validate(survey, survey["root"] / "cat.fits", "--out", str(tmp_path / "k"))
+    assert res.exit_code == 0, res.output
+    rows = [Table.read(tmp_path / d / "galah_stats.ecsv") for d in ("kk", "k")]
+    bias = [r[(r["label"] == "teff") & (r["subset"] == "all")][0]["bias"] for r in rows]
+    assert abs(bias[0] - bias[1]) < 0.05 and 30 < bias[0] < 70
+    cat["mh"].unit = u.K
+    cat.write(tmp_path / "bad.ecsv")
+    res = _validate(survey, tmp_path / "bad.ecsv", "--out", str(tmp_path / "bad"))
+    assert res.exit_code == 1 and "column mh is in K" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_validate_refuses_a_reference_without_overlap(survey, tmp_path):
+    galah = survey["galah"].copy()
+    galah["source_id"] = np.asarray(galah["source_id"]) + 10**15
+    galah.write(tmp_path / "foreign.ecsv")
+    res = CliRunner().invoke(main, [
+        "validate", "--catalog", str(survey["root"] / "cat.fits"), "--store",
+        str(survey["store"]), "--against", "galah", "--reference",
+        f"galah={tmp_path / 'foreign.ecsv'}", "--formats", "none", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 1, res.output
+    assert "is in the galah reference" in res.output and "--reference galah=PATH" in res.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_validate_of_an_untested_tsne_catalogue_warns_and_compares(survey, tmp_path, caplog):
+    """All t-SNE digits '1' (a --no-tsne bundle) made every comparison empty, exit 0."""
+    cat = survey["cat"].copy()
+    cat["flag_boundary"] = np.array([f[:-1] + "1" for f in np.asarray(cat["flag_boundary"],
+                                                                      dtype=str)])
+    cat.write(tmp_path / "notsne.ecsv")
+    res = _validate(survey, tmp_path / "notsne.ecsv", "--out", str(tmp_path / "r"))
+    assert res.exit_code == 0, res.output
+    assert "seven other flag digits" in caplog.text
+    stats = Table.read(tmp_path / "r" / "galah_stats.ecsv")
+    assert stats[(stats["label"] == "teff") & (stats["subset"] == "all")][0]["n"] > 100
+
+
+def test_validate_of_an_empty_catalogue_is_a_clear_error(survey, tmp_path):
+    survey["cat"][:0].write(tmp_path / "empty.ecsv")
+    res = _validate(survey, tmp_path / "empty.ecsv", "--out", str(tmp_path / "r"))
+    assert res.exit_code == 1, res.output
+    assert "The catalogue has no star" in res.output and "Traceback" not in res.output
+
+
+def test_validate_quiet_prints_only_the_result(survey, tmp_path, capsys):
+    res = _validate(survey, survey["root"] / "cat.fits", "--out", str(tmp_path / "r"),
+                    "--quiet")
+    assert res.exit_code == 0, res.output
+    assert "INFO" not in res.output + capsys.readouterr().out
+    assert res.output.strip().startswith("Validation report:")

@@ -1,4 +1,8 @@
-"""Run locks: one catalogue production at a time per output and per work directory.
+"""Run locks: one run at a time per output (catalogue, bundle, store) and work directory.
+
+Every command that writes a file or folder holds one (`RunLock.beside` the output):
+``predict`` and ``produce-catalog`` (catalogue and work directory), ``train`` (bundle
+directory; and each member while it trains), ``calibrate`` (the bundle).
 
 A lock is a small JSON file (``pid``, ``host``, ``started``) held with an exclusive
 ``fcntl.flock`` for the whole run. The kernel drops the ``flock`` when its process ends,
@@ -61,6 +65,28 @@ class RunLock:
         self.path = Path(path)
         self.what = what
         self._fd: int | None = None
+
+    @classmethod
+    def beside(cls, output, what: str) -> RunLock:
+        """The lock of ``output`` (a file or directory): ``.<name>.lock`` next to it.
+
+        Beside rather than inside, so that a directory replaced as a whole (or checked
+        file by file, like a model bundle) never holds the lock file.
+
+        Parameters
+        ----------
+        output : str or path-like
+            The file or directory the run writes.
+        what : str
+            What it is, for the message (e.g. ``"model bundle my_bundle"``).
+
+        Returns
+        -------
+        RunLock
+            Not yet acquired.
+        """
+        output = Path(output)
+        return cls(output.parent / f".{output.name}.lock", what)
 
     def _read_holder(self, fd: int) -> dict:
         with contextlib.suppress(OSError, ValueError):
