@@ -35,7 +35,7 @@ PROGRAM = "gaiarvs-cnn"
 
 #: Order in which the help texts' examples run (the tutorial's chain); "" is the main group.
 COMMAND_ORDER = ("config", "simulate", "fetch", "fetch gaia", "fetch reference", "fetch bulk",
-                 "store", "store ingest", "store info", "store convert", "train", "calibrate",
+                 "store", "store ingest", "store info", "train", "calibrate",
                  "shard", "manifest", "manifest create", "manifest validate", "produce-catalog",
                  "predict", "validate", "")
 
@@ -139,10 +139,16 @@ def _values(args: list[str], option: str) -> list[str]:
 
 
 def _commands(group: click.Group = main, prefix: str = ""):
-    """``(name, command)`` of the group and of every (sub-)command below it."""
+    """``(name, command)`` of the group and of every (sub-)command below it.
+
+    Hidden commands (``store convert``, kept only to explain that it was removed) have
+    no help text to show and no example.
+    """
     yield prefix, group
     for name, cmd in group.commands.items():
         full = f"{prefix} {name}".strip()
+        if cmd.hidden:
+            continue
         if isinstance(cmd, click.Group):
             yield from _commands(cmd, full)
         else:

@@ -21,7 +21,6 @@ from .readers import read_catalog
 from .registry import (
     BOTH,
     CATALOG_FORMATS,
-    FORMATS,
     format_of,
     output_paths,
     parse_formats,
@@ -38,7 +37,7 @@ from .writers import (
 )
 
 __all__ = ["BOTH", "CATALOG_FORMATS", "CatalogWriteError", "CatalogWriter", "DEFAULT_NAME",
-           "ECSVWriter", "FITSWriter", "FLAG_WIDTH", "FORMATS", "HATSWriter", "ParquetWriter",
+           "ECSVWriter", "FITSWriter", "FLAG_WIDTH", "HATSWriter", "ParquetWriter",
            "VOTableWriter", "WRITERS", "build_catalog_table", "catalog_columns", "datamodel",
            "flag_text", "format_of", "open_writer", "output_paths", "parse_formats",
            "read_catalog", "read_hats", "register_format", "register_writer", "select_good",

@@ -1,10 +1,11 @@
-"""Reading a catalogue back: `read_catalog`, for every format and for older and foreign files.
+"""Reading a catalogue back: `read_catalog`, for every format, with the data model restored.
 
-Files written by this version read with a plain `astropy.table.Table.read`; `read_catalog`
-also reads catalogues written by earlier versions (units as ``UnrecognizedUnit``,
-``flag_boundary`` as bytes, provenance in the FITS primary header or VOTable ``INFO``
-elements) and the paper's released catalogue, whose flag may be an integer
-(``flag_boundary == 0``), returned as zero-padded 8-character text.
+Files written by `gaiarvs_cnn.catalog.open_writer` read with a plain
+`astropy.table.Table.read`; `read_catalog` also gives the data model to files of other
+writers with the same columns: units the format cannot hold (``UnrecognizedUnit``),
+``flag_boundary`` as bytes or as the integer of the paper's released catalogue
+(``flag_boundary == 0``, returned as zero-padded 8-character text), provenance in the FITS
+primary header or in VOTable ``INFO`` elements (e.g. ``tests/data/catalog_4a1b5a8.*``).
 """
 from __future__ import annotations
 
@@ -73,8 +74,8 @@ def read_catalog(path) -> Table:
     ----------
     path : path-like
         A catalogue written by `gaiarvs_cnn.catalog.write_catalog` or
-        `gaiarvs_cnn.catalog.open_writer` (this or an earlier version), or the paper's
-        catalogue with the same columns.
+        `gaiarvs_cnn.catalog.open_writer`, or another catalogue with the same columns (the
+        paper's).
 
     Returns
     -------

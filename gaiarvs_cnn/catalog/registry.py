@@ -13,7 +13,7 @@ from ..exceptions import InputDataError
 from ..utils.formats import format_from_suffix
 from .datamodel import DEFAULT_NAME
 
-__all__ = ["CATALOG_FORMATS", "FORMATS", "BOTH", "format_of", "output_paths", "parse_formats",
+__all__ = ["CATALOG_FORMATS", "BOTH", "format_of", "output_paths", "parse_formats",
            "register_format"]
 
 #: Catalogue format name -> file suffix (``""`` for a directory format such as HATS).
@@ -21,8 +21,6 @@ CATALOG_FORMATS: dict[str, str] = {"fits": ".fits", "votable": ".vot", "ecsv": "
                                    "parquet": ".parquet"}
 #: The formats meant by ``"both"`` (the default of produce-catalog: FITS and VOTable).
 BOTH = ("fits", "votable")
-#: Suffixes of the ``"both"`` formats (kept for callers of earlier versions).
-FORMATS = {name: CATALOG_FORMATS[name] for name in BOTH}
 
 
 def register_format(name: str, suffix: str) -> None:

@@ -111,30 +111,22 @@ def ingest(rvs, xp, gaia_source, output, on_error, overwrite, chunk_size):
                f"({summary['meta'].get('n_skipped', 0)} skipped).")
 
 
-@store_group.command("convert")
-@click.argument("store", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="New HDF5 store (the input is left as it is).")
+#: Why ``store convert`` refuses (stores have one layout since the first release).
+CONVERT_REMOVED = (
+    "gaiarvs-cnn stores have one layout (column-wise, format 2), so there is nothing to "
+    "convert. Stores in the compound-row layout of pre-release versions (format 1) are not "
+    "read any more: write them again from their inputs ('store ingest', 'fetch gaia' or "
+    "'simulate').")
+
+
+@store_group.command("convert", hidden=True)
+@click.argument("store", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Not used: the command only explains why there is nothing to convert.")
 @click.option("--layout", type=click.Choice(["columns", "rows"]), default="columns",
-              show_default=True,
-              help="columns: spectra and XP in their own chunked arrays (format 2, fast "
-                   "column reads); rows: one compound row per star (format 1).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output store.")
-@click.option("--chunk-size", type=click.IntRange(min=1), default=None,
-              help="Stars per chunk [default: gaiarvs_cnn.conf.chunk_size = 4096].")
+              help="Not used.")
+@click.option("--overwrite", is_flag=True, help="Not used.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=None, help="Not used.")
 def convert(store, output, layout, overwrite, chunk_size):
-    """Rewrite STORE in another layout (default: the column-wise format 2).
-
-    A store written by gaiarvs-cnn 0.1 (row-wise, format 1) converts the same way as
-    sim_rows.h5 below.
-
-    \b
-    Examples (sim.h5 from 'simulate'):
-      gaiarvs-cnn store convert sim.h5 --layout rows -o sim_rows.h5
-      gaiarvs-cnn store convert sim_rows.h5 -o sim_columns.h5
-    """
-    from ..io.store import convert_store
-
-    path = convert_store(store, output, layout=layout, overwrite=overwrite,
-                         chunk_size=chunk_size, progress=True)
-    click.echo(f"Wrote {path} ({layout} layout, {store_summary(path)['n_stars']} stars).")
+    """Removed: stores have one layout; this command only says so (kept for old scripts)."""
+    raise click.ClickException(CONVERT_REMOVED)

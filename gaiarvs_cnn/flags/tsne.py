@@ -35,7 +35,7 @@ map (the figure test's map differed between 1 and 2 OpenBLAS threads). For the s
 the projection is computed in float64 and rounded to float32 (`_project`), neighbour
 distances are recomputed element by element (`_exact_neighbours`) and the initialisation
 is the first two PCs: the maps and classes are then bit-identical with another CPU's BLAS
-and numpy SIMD kernels (AVX2, AVX-512; tests/test_flags.py).
+and numpy SIMD kernels (AVX2, AVX-512; tests/flags/test_flags.py).
 """
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ DEFAULT_PLACEMENT_ITER = 0
 #: (`openTSNE.TSNEEmbedding.transform`'s ``k``); capped at the map's perplexity.
 PLACEMENT_K = 25
 
-_FORMAT_VERSION = 2   # 2 adds train_noise; version 1 (stored pca_threshold) still reads
+_FORMAT_VERSION = 2
 _ARRAYS = "tsne_reference.npz"
 _MANIFEST = "tsne_reference.json"
 
@@ -342,12 +342,10 @@ class TSNEReference:
         ``train_noise``.
     meta : dict, optional
         Provenance (seed, versions, date, n_train, timing).
-    pca_threshold : float, optional
-        Overrides the derived threshold (references of format version 1).
     """
 
     def __init__(self, perplexities, pca_mean, pca_components, train_pca, maps,
-                 map_threshold, train_noise, meta=None, pca_threshold=None):
+                 map_threshold, train_noise, meta=None):
         self.perplexities = tuple(float(p) for p in perplexities)
         self.pca_mean = np.asarray(pca_mean, dtype=np.float32)
         self.pca_components = np.asarray(pca_components, dtype=np.float32)
@@ -356,11 +354,10 @@ class TSNEReference:
         self.map_threshold = {float(p): float(v) for p, v in map_threshold.items()}
         self.train_noise = np.asarray(train_noise, dtype=np.float32)
         self.meta = dict(meta or {})
-        if pca_threshold is None:
-            dist, _ = cKDTree(self.train_pca).query(self.train_pca, k=2)
-            pca_threshold = np.quantile(
-                _noise_corrected(dist[:, 1], self.train_noise, self.train_pca.shape[1]),
-                MAP_QUANTILE)
+        dist, _ = cKDTree(self.train_pca).query(self.train_pca, k=2)
+        pca_threshold = np.quantile(
+            _noise_corrected(dist[:, 1], self.train_noise, self.train_pca.shape[1]),
+            MAP_QUANTILE)
         self.pca_threshold = float(pca_threshold)
         self._affinities: _FixedReferenceAffinities | None = None
         self._trees: dict[float, cKDTree] = {}
@@ -464,7 +461,7 @@ class TSNEReference:
             raise ModelBundleError(
                 f"Cannot read the t-SNE reference in {directory}: {exc}. Rebuild it with "
                 "TSNEReference.fit(train_flux).save(dir) (train_ensemble does this).") from exc
-        if manifest.get("format_version") not in (1, _FORMAT_VERSION):
+        if manifest.get("format_version") != _FORMAT_VERSION:
             raise ModelBundleError(
                 f"{directory / _MANIFEST} has format version {manifest.get('format_version')}, "
                 f"this gaiarvs-cnn reads version {_FORMAT_VERSION}; rebuild the reference.")
@@ -472,9 +469,7 @@ class TSNEReference:
         return cls(perp, arrays["pca_mean"], arrays["pca_components"], arrays["train_pca"],
                    {p: arrays[f"map_{i}"] for i, p in enumerate(perp)},
                    dict(zip(perp, manifest["map_threshold"])),
-                   arrays["train_noise"] if "train_noise" in arrays.files else np.zeros(
-                       len(arrays["train_pca"])), manifest["meta"],
-                   None if manifest["format_version"] > 1 else manifest["pca_threshold"])
+                   arrays["train_noise"], manifest["meta"])
 
     # -- classification ------------------------------------------------------------
     @property

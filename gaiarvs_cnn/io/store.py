@@ -9,9 +9,8 @@ Reading the columns of the cuts (`gaiarvs_cnn.selection`) therefore never decomp
 spectrum: see ``benchmarks/bench_store.py`` (``benchmarks/results/store.json``). Everything
 is blosc-compressed, appendable and readable chunk by chunk.
 
-Stores of format version 1 (every column in the one ``/stars`` table, one compound row
-per star) open, read and append as before; `convert_store` (CLI: ``store convert``)
-rewrites one in the column-wise layout.
+This is the one layout: a store of another ``format_version`` (the compound-row layout of
+pre-release versions, format 1, included) is refused with a message saying to write it again.
 
 Examples
 --------
@@ -40,13 +39,10 @@ from ..constants import LABELS
 from ..exceptions import DuplicateSourceError, InputDataError, StoreError
 from .batch import CORE_COLUMNS, ColumnSpec, StarBatch, match_ids
 
-__all__ = ["StarReader", "Store", "open_store", "atomic_store", "convert_store",
-           "STORE_FORMAT_VERSION", "STORE_LAYOUTS"]
+__all__ = ["StarReader", "Store", "open_store", "atomic_store", "STORE_FORMAT_VERSION"]
 
 #: Format of new stores: 2 = column-wise (wide columns in their own arrays).
 STORE_FORMAT_VERSION = 2
-#: Layout name -> format version (``'rows'``: version 1, one compound row per star).
-STORE_LAYOUTS = {"rows": 1, "columns": 2}
 _TABLE = "/stars"
 _ARRAYS = "/arrays"
 #: Columns of at least this many values per star are stored as their own chunked array.
@@ -198,29 +194,37 @@ class Store(StarReader):
             raise StoreError(f"{self.path} has no valid column specifications ({exc}); it "
                              "was not written by gaiarvs_cnn.io.store.") from exc
         attrs = self._table.attrs
-        # stores written before the marker existed (version 0.1) have none: complete
-        self.complete = bool(attrs["complete"]) if "complete" in attrs._v_attrnames else True
+        self.format_version = int(getattr(attrs, "format_version", 1))
+        if self.format_version < STORE_FORMAT_VERSION:
+            self._h5.close()
+            raise StoreError(
+                f"{self.path} has store format version {self.format_version} (the compound-row "
+                "layout of a pre-release gaiarvs-cnn), which this version does not read. "
+                "Write the store again from its inputs (store ingest, fetch or simulate).")
+        if self.format_version > STORE_FORMAT_VERSION:
+            self._h5.close()
+            raise StoreError(
+                f"{self.path} has store format version {self.format_version}; this "
+                f"gaiarvs-cnn reads version {STORE_FORMAT_VERSION}. Upgrade gaiarvs-cnn to "
+                "read it.")
+        if "complete" not in attrs._v_attrnames:
+            self._h5.close()
+            raise StoreError(f"{self.path} has no completeness marker: it was not written by "
+                             "this gaiarvs-cnn. Write the store again.")
+        self.complete = bool(attrs["complete"])
         if not self.complete and mode == "r" and not allow_incomplete:
             self._h5.close()
             raise StoreError(f"{self.path} is an incomplete store: its writer stopped before "
                              "finishing (killed or failed). Write it again.")
-        self.format_version = int(getattr(self._table.attrs, "format_version", 1))
-        if self.format_version not in STORE_LAYOUTS.values():
-            self._h5.close()
-            raise StoreError(
-                f"{self.path} has store format version {self.format_version}; this "
-                f"gaiarvs-cnn reads versions {sorted(STORE_LAYOUTS.values())}. Upgrade "
-                "gaiarvs-cnn to read it.")
         self._arrays: dict[str, tables.EArray] = {}
-        if self.format_version >= 2:
-            for spec in self.specs:
-                if _is_wide(spec):
-                    node = f"{_ARRAYS}/{spec.name}"
-                    if node not in self._h5:
-                        self._h5.close()
-                        raise StoreError(f"{self.path} lacks the array {node} of column "
-                                         f"'{spec.name}'; the file is damaged.")
-                    self._arrays[spec.name] = self._h5.get_node(node)
+        for spec in self.specs:
+            if _is_wide(spec):
+                node = f"{_ARRAYS}/{spec.name}"
+                if node not in self._h5:
+                    self._h5.close()
+                    raise StoreError(f"{self.path} lacks the array {node} of column "
+                                     f"'{spec.name}'; the file is damaged.")
+                self._arrays[spec.name] = self._h5.get_node(node)
         self.mode = mode
         self._ids: set[int] | None = None
         self._nrows = min([int(self._table.nrows)]
@@ -232,7 +236,7 @@ class Store(StarReader):
     @classmethod
     def create(cls, path, extra_columns: Sequence[ColumnSpec] = (), meta: Mapping | None = None,
                overwrite: bool = False, expected_rows: int = 100_000, *,
-               complete: bool = True, layout: str = "columns") -> Store:
+               complete: bool = True) -> Store:
         """Create an empty store and return it open for appending.
 
         Parameters
@@ -250,10 +254,6 @@ class Store(StarReader):
         complete : bool, optional
             False marks the store incomplete until `mark_complete` is called: readers
             refuse it (see `atomic_store`, which does this for long writes).
-        layout : {'columns', 'rows'}, optional
-            ``'columns'`` (default, format version 2): wide columns (spectra, XP) in their
-            own chunked arrays; ``'rows'`` (format version 1): one compound row per star,
-            for readers of gaiarvs-cnn 0.1.
 
         Returns
         -------
@@ -271,14 +271,11 @@ class Store(StarReader):
         path = Path(path)
         if path.exists() and not overwrite:
             raise StoreError(f"{path} exists; pass overwrite=True to replace it.")
-        if layout not in STORE_LAYOUTS:
-            raise ValueError(f"layout must be one of {sorted(STORE_LAYOUTS)}, not {layout!r}")
-        version = STORE_LAYOUTS[layout]
         specs = tuple(CORE_COLUMNS) + tuple(extra_columns)
         dupl = {s.name for s in extra_columns} & set(_CORE_NAMES)
         if dupl:
             raise StoreError(f"Extra columns {sorted(dupl)} clash with core columns.")
-        wide = [s for s in specs if version >= 2 and _is_wide(s)]
+        wide = [s for s in specs if _is_wide(s)]
         description = {s.name: tables.Col.from_dtype(np.dtype((s.dtype, s.shape)), pos=i)
                        for i, s in enumerate(specs) if s not in wide}
         filters = tables.Filters(complevel=5, complib="blosc:lz4", shuffle=True)
@@ -287,7 +284,7 @@ class Store(StarReader):
             tab = h5.create_table("/", _TABLE[1:], description, filters=filters,
                                   expectedrows=expected_rows)
             tab.attrs.column_specs = json.dumps([s.to_dict() for s in specs])
-            tab.attrs.format_version = version
+            tab.attrs.format_version = STORE_FORMAT_VERSION
             tab.attrs.meta = json.dumps(dict(meta or {}))
             tab.attrs.complete = bool(complete)
             tab.cols.source_id.create_csindex()
@@ -337,11 +334,6 @@ class Store(StarReader):
     # -- metadata ------------------------------------------------------------------
     def __len__(self) -> int:
         return self._nrows
-
-    @property
-    def layout(self) -> str:
-        """``'columns'`` (format version 2) or ``'rows'`` (version 1, see `convert_store`)."""
-        return {v: k for k, v in STORE_LAYOUTS.items()}[self.format_version]
 
     def _truncate_to_complete_rows(self) -> None:
         """Drop rows that an interrupted append wrote to some columns only."""
@@ -418,7 +410,7 @@ class Store(StarReader):
         -------
         dict
             ``path``, ``n_stars``, ``complete`` (False: the writer did not finish),
-            ``layout`` (`Store.layout`), ``columns`` (name -> shape/dtype/unit),
+            ``columns`` (name -> shape/dtype/unit),
             ``extra_columns``, ``meta``, ``label_coverage`` (fraction of stars with a finite
             value, per label) and ``snr_quantiles`` (percentile -> rvs_snr, finite values
             only; empty when none).
@@ -432,7 +424,6 @@ class Store(StarReader):
         snr = np.concatenate(snr) if snr else np.zeros(0)
         return {
             "path": str(self.path), "n_stars": n, "complete": self.complete,
-            "layout": self.layout,
             "columns": {s.name: {"shape": list(s.shape), "dtype": s.dtype, "unit": s.unit}
                         for s in self.specs},
             "extra_columns": [s.name for s in self.extra_columns],
@@ -623,62 +614,9 @@ def _read_rows(array, rows: np.ndarray) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def convert_store(source, destination, *, layout: str = "columns", overwrite: bool = False,
-                  chunk_size: int | None = None, progress: bool = False) -> Path:
-    """Rewrite a store in another layout (e.g. a version-1 store as column-wise).
-
-    Streams ``source`` chunk by chunk (memory bounded by one chunk); the columns, values,
-    metadata and star order are unchanged. ``destination`` appears only when complete.
-
-    Parameters
-    ----------
-    source : path-like
-        Existing store (any layout).
-    destination : path-like
-        New store; must differ from ``source``.
-    layout : {'columns', 'rows'}, optional
-        Layout of the new store (default column-wise, format version 2).
-    overwrite : bool, optional
-        Replace an existing ``destination``.
-    chunk_size : int, optional
-        Stars per read/write; default ``gaiarvs_cnn.conf.chunk_size``.
-    progress : bool, optional
-        Show a tqdm progress bar.
-
-    Returns
-    -------
-    Path
-        ``destination``.
-
-    Raises
-    ------
-    StoreError
-        If ``source`` is not a store, ``destination`` is ``source`` or exists (and not
-        ``overwrite``).
-    """
-    from tqdm.auto import tqdm
-
-    source, destination = Path(source), Path(destination)
-    if destination.resolve() == source.resolve():
-        raise StoreError(f"convert_store: destination {destination} is the source; write "
-                         "the converted store to a new file, then rename it.")
-    if destination.exists() and not overwrite:
-        raise StoreError(f"{destination} exists; pass overwrite=True to replace it.")
-    with Store.open(source) as src, atomic_store(
-            destination, overwrite=True, extra_columns=src.extra_columns, meta=src.meta,
-            expected_rows=max(len(src), 1), layout=layout) as dst, \
-            tqdm(total=len(src), unit="star", disable=not progress,
-                 desc=f"convert {source.name}") as bar:
-        for chunk in src.iter_chunks(chunk_size):
-            dst.append(chunk)
-            bar.update(len(chunk))
-    return destination
-
-
 @contextlib.contextmanager
 def atomic_store(path, *, overwrite: bool = False, extra_columns: Sequence[ColumnSpec] = (),
-                 meta: Mapping | None = None, expected_rows: int = 100_000,
-                 layout: str = "columns") -> Iterator[Store]:
+                 meta: Mapping | None = None, expected_rows: int = 100_000) -> Iterator[Store]:
     """A new store written under a temporary name, marked complete and renamed on success.
 
     While the block runs the store sits under a hidden temporary name (see
@@ -691,7 +629,7 @@ def atomic_store(path, *, overwrite: bool = False, extra_columns: Sequence[Colum
         Final store file.
     overwrite : bool, optional
         Replace an existing ``path`` (only once the new store is complete).
-    extra_columns, meta, expected_rows, layout
+    extra_columns, meta, expected_rows
         As for `Store.create`.
 
     Yields
@@ -709,7 +647,7 @@ def atomic_store(path, *, overwrite: bool = False, extra_columns: Sequence[Colum
     refuse_existing(path, overwrite=overwrite, what="store")
     with atomic_path(path) as tmp:
         store = Store.create(tmp, extra_columns=extra_columns, meta=meta, overwrite=True,
-                             expected_rows=expected_rows, complete=False, layout=layout)
+                             expected_rows=expected_rows, complete=False)
         try:
             yield store
             store.mark_complete()

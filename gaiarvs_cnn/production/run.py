@@ -48,8 +48,6 @@ from .merge import merge_chunks
 from .state import (
     RUN_FILE,
     STATE_VERSION,
-    is_legacy_work_dir,
-    legacy_error,
     prepare_work_dir,
     read_run_file,
 )
@@ -405,21 +403,10 @@ def _identity(run: CatalogRun, src, bundle_id: str, n_rows: int, chunk_size: int
             "tsne": bool(run.tsne)}
 
 
-def _legacy_dirs(run: CatalogRun) -> list[Path]:
-    """Work directories of gaiarvs-cnn 0.1 for this output."""
-    first = run.targets()[0]
-    candidates = [first.parent / f"{first.stem}.partial",
-                  *(t.with_name(t.name + ".partitions") for t in run.targets())]
-    return [p for p in candidates if p.is_dir() and is_legacy_work_dir(p)]
-
-
 def _check_resume(run: CatalogRun, work_dir: Path, identity: dict) -> None:
     """On resume without this run's work directory: say why nothing can be resumed."""
     if (work_dir / RUN_FILE).exists():
         return
-    legacy = _legacy_dirs(run)
-    if legacy:
-        raise legacy_error(legacy[0])
     first = run.targets()[0]
     others = sorted(first.parent.glob(f"{first.stem}.work-*"),
                     key=lambda p: p.stat().st_mtime, reverse=True)
@@ -434,12 +421,6 @@ def _check_resume(run: CatalogRun, work_dir: Path, identity: dict) -> None:
             "again without resume (starts over) or with the original input and options.")
     log.warning(f"Nothing to resume for {first} (no interrupted run): starting from the "
                 "first chunk.")
-
-
-def _discard_legacy(run: CatalogRun) -> None:
-    for path in _legacy_dirs(run):
-        log.warning(f"Discarding {path}, a work directory of gaiarvs-cnn 0.1.")
-        shutil.rmtree(path, ignore_errors=True)
 
 
 # -- the run --------------------------------------------------------------------------
@@ -517,8 +498,6 @@ def produce_catalog(run: CatalogRun, on_chunk: Callable[[int], None] | None = No
         locks.enter_context(RunLock(run.lock_path, f"catalogue {targets[0]}"))
         if run.work_dir is not None:
             locks.enter_context(RunLock(work_dir / ".lock", f"work directory {work_dir}"))
-        if not run.resume and run.overwrite:
-            _discard_legacy(run)
         store = _input_store(run, work_dir, summary)
         with open_source(store) as src:
             _check_source(src, store)

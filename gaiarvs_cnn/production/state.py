@@ -11,19 +11,15 @@ identity is built from content, not names:
 * every option that changes the output: the bundle id, chunk size, limit, the t-SNE digit on
   or off, the number of rows, the software version.
 
-So a different input of the same size is never resumed into the wrong catalogue. The work
-directories of version 0.1 (``state.json`` of ``produce-catalog``, ``run.json`` without
-``state_version`` of ``predict --workers``) are recognised and refused with what to do.
+So a different input of the same size is never resumed into the wrong catalogue: a work
+directory of another identity (or of another ``state_version``) is another run's.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
-
-from astropy import log
 
 from ..exceptions import InputDataError, OutputExistsError
 from ..utils.atomic import write_json_atomic
@@ -31,13 +27,12 @@ from ..utils.checksum import sha256_file
 from .task import CHUNK_GLOB
 
 __all__ = ["STATE_VERSION", "RUN_FILE", "input_identity", "run_token", "prepare_work_dir",
-           "is_legacy_work_dir", "read_run_file"]
+           "read_run_file"]
 
-#: Version of the work-directory format (0.1 had none: ``state.json`` / token-only ``run.json``).
+#: Version of the work-directory format (recorded in ``run.json``).
 STATE_VERSION = 2
 #: The identity file of a work directory.
 RUN_FILE = "run.json"
-_LEGACY_STATE = "state.json"
 
 
 def input_identity(src) -> dict:
@@ -80,25 +75,8 @@ def read_run_file(work_dir) -> dict | None:
         return None
 
 
-def is_legacy_work_dir(work_dir) -> bool:
-    """Whether ``work_dir`` is a work directory of gaiarvs-cnn 0.1 (not resumable)."""
-    work_dir = Path(work_dir)
-    if (work_dir / _LEGACY_STATE).exists():
-        return True
-    doc = read_run_file(work_dir)
-    return doc is not None and doc.get("state_version") != STATE_VERSION
-
-
 def _differences(old: Mapping, new: Mapping) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-
-
-def legacy_error(work_dir) -> InputDataError:
-    """The error for a 0.1 work directory: it cannot be resumed, start over with overwrite."""
-    return InputDataError(
-        f"{work_dir} is a work directory of gaiarvs-cnn 0.1, which this version cannot resume. "
-        "Run again without resume and with overwrite=True to discard "
-        "it and start over.")
 
 
 def _clear(work_dir: Path) -> None:
@@ -123,7 +101,7 @@ def prepare_work_dir(work_dir, identity: Mapping, *, resume: bool, explicit: boo
         The directory was chosen by the caller: finished chunks of the same identity are
         always kept, and a directory of another run is discarded only with ``overwrite``.
     overwrite : bool
-        Discard a work directory of another run (or of version 0.1).
+        Discard a work directory of another run.
 
     Returns
     -------
@@ -133,8 +111,7 @@ def prepare_work_dir(work_dir, identity: Mapping, *, resume: bool, explicit: boo
     Raises
     ------
     InputDataError
-        If ``resume`` is asked for a directory of another identity (naming what differs), or
-        of version 0.1.
+        If ``resume`` is asked for a directory of another identity (naming what differs).
     OutputExistsError
         If an ``explicit`` directory holds another run's chunks and ``overwrite`` is False.
     """
@@ -142,12 +119,6 @@ def prepare_work_dir(work_dir, identity: Mapping, *, resume: bool, explicit: boo
     identity = dict(identity)
     token = run_token(identity)
     doc = read_run_file(work_dir)
-    if work_dir.exists() and is_legacy_work_dir(work_dir):
-        if resume or (explicit and not overwrite):
-            raise legacy_error(work_dir)
-        log.warning(f"Discarding {work_dir}, a work directory of gaiarvs-cnn 0.1.")
-        shutil.rmtree(work_dir)
-        doc = None
     if doc is not None and doc.get("token") != token:
         changed = _differences(doc.get("identity", {}), identity)
         if resume:

@@ -218,7 +218,7 @@ def test_store_summary_reports_coverage_and_snr(tmp_path):
     assert info["meta"] == {"a": 1}
 
 
-# -- layouts: column-wise (format 2) and compound rows (format 1) ----------------------
+# -- the one layout: column-wise (format 2) -------------------------------------------
 CUT_COLUMNS = ["rvs_snr", "phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag",
                "parallax", "parallax_error", "ruwe"]
 
@@ -247,7 +247,7 @@ def test_column_store_keeps_wide_columns_apart_and_reads_scalars_without_them(tm
         assert h5.get_node("/arrays/flux").chunkshape == (store_module.ARRAY_CHUNK_ROWS,
                                                          RVS_NPIX)
     with Store.open(path) as store:
-        assert store.layout == "columns" and store.format_version == 2
+        assert store.format_version == 2
         for name in list(store._arrays):
             store._arrays[name] = _Untouchable()
         cuts = store.read(columns=CUT_COLUMNS)
@@ -269,33 +269,30 @@ def test_column_store_keeps_wide_columns_apart_and_reads_scalars_without_them(tm
     np.testing.assert_array_equal(part["rp_coefficients"], batch["rp_coefficients"][65:130])
 
 
-def test_row_store_of_format_1_still_opens_reads_appends_and_converts(tmp_path):
-    old = tmp_path / "old.h5"
-    batch = make_batch(30, extra=EXTRA)
-    with Store.create(old, extra_columns=EXTRA, meta={"survey": "v1"}, layout="rows") as store:
-        store.append(batch[:20])
-    with tables.open_file(str(old)) as h5:
-        assert "/arrays" not in h5 and "flux" in h5.get_node("/stars").colnames
-        assert h5.get_node("/stars").attrs.format_version == 1
-    with Store.open(old, "a") as store:
-        assert store.layout == "rows"
-        store.append(batch[20:])
-    new = store_module.convert_store(old, tmp_path / "new.h5", chunk_size=7)
-    with Store.open(old) as a, Store.open(new) as b:
-        assert (a.layout, b.layout) == ("rows", "columns")
-        assert b.meta == {"survey": "v1"} and b.colnames == a.colnames
-        assert b.specs == a.specs
-        ra, rb = a.read(), b.read()
-        for name in a.colnames:
-            np.testing.assert_array_equal(rb[name], ra[name], err_msg=name)
-        np.testing.assert_array_equal(rb["flux"], batch["flux"])
-        assert b._table.cols.source_id.is_indexed
-    with pytest.raises(StoreError, match="exists"):
-        store_module.convert_store(old, new)
-    with pytest.raises(StoreError, match="is the source"):
-        store_module.convert_store(old, old, overwrite=True)
-    with pytest.raises(ValueError, match="layout"):
-        Store.create(tmp_path / "x.h5", layout="hdf5")
+def test_row_store_of_pre_release_format_1_is_refused_with_what_to_do(tmp_path):
+    """Pre-release stores (one compound row per star, format 1) are not read."""
+    path = tmp_path / "old.h5"
+    with Store.create(path) as store:
+        store.append(make_batch(3))
+    with tables.open_file(str(path), "a") as h5:
+        h5.get_node("/stars").attrs.format_version = 1
+    with pytest.raises(StoreError, match="old.h5 has store format version 1 .*pre-release.*"
+                                         "Write the store again"):
+        Store.open(path)
+    with tables.open_file(str(path), "a") as h5:   # no format_version at all: also format 1
+        del h5.get_node("/stars").attrs.format_version
+    with pytest.raises(StoreError, match="format version 1"):
+        Store.open(path)
+
+
+def test_store_without_completeness_marker_is_refused(tmp_path):
+    path = tmp_path / "s.h5"
+    with Store.create(path) as store:
+        store.append(make_batch(3))
+    with tables.open_file(str(path), "a") as h5:
+        del h5.get_node("/stars").attrs.complete
+    with pytest.raises(StoreError, match="s.h5 has no completeness marker"):
+        Store.open(path)
 
 
 def test_store_of_unknown_version_or_missing_array_is_a_clear_error(tmp_path):
@@ -331,21 +328,20 @@ def test_interrupted_append_keeps_only_complete_stars(tmp_path):
         np.testing.assert_array_equal(store.read()["flux"], batch["flux"])
 
 
-def test_store_convert_command(tmp_path):
+def test_store_convert_command_says_there_is_one_layout(tmp_path):
+    """The command (and its flags) stay for old scripts; it explains, converts nothing."""
     from click.testing import CliRunner
 
     from gaiarvs_cnn.cli import main
 
-    old = tmp_path / "old.h5"
-    batch = make_batch(9)
-    with Store.create(old, layout="rows") as store:
-        store.append(batch)
-    runner = CliRunner()
-    result = runner.invoke(main, ["store", "convert", str(old), "-o", str(tmp_path / "n.h5")])
-    assert result.exit_code == 0, result.output
-    assert "columns layout, 9 stars" in result.output
-    with Store.open(tmp_path / "n.h5") as store:
-        assert store.layout == "columns"
-        np.testing.assert_array_equal(store.read()["flux"], batch["flux"])
-    again = runner.invoke(main, ["store", "convert", str(old), "-o", str(tmp_path / "n.h5")])
-    assert again.exit_code != 0 and "--overwrite" in again.output
+    path = tmp_path / "s.h5"
+    with Store.create(path) as store:
+        store.append(make_batch(9))
+    result = CliRunner().invoke(main, ["store", "convert", str(path), "-o",
+                                       str(tmp_path / "n.h5"), "--layout", "rows",
+                                       "--overwrite", "--chunk-size", "7"])
+    assert result.exit_code == 1
+    assert "one layout" in result.output and "write them again" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "n.h5").exists()
+    assert "convert" not in CliRunner().invoke(main, ["store", "--help"]).output

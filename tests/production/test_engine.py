@@ -21,7 +21,7 @@ import gaiarvs_cnn
 from gaiarvs_cnn import conf
 from gaiarvs_cnn.catalog import read_catalog
 from gaiarvs_cnn.cli import main
-from gaiarvs_cnn.exceptions import InputDataError
+from gaiarvs_cnn.exceptions import InputDataError, OutputExistsError
 from gaiarvs_cnn.io.store import Store
 from gaiarvs_cnn.production import CatalogRun, RunLock, RunLockedError, produce_catalog
 
@@ -190,30 +190,18 @@ def test_simulated_inputs_of_other_seeds_get_their_own_work_directories(tiny_bun
     assert runs[0].partial_dir.exists() and not runs[1].partial_dir.exists()
 
 
-# -- work directories of version 0.1 --------------------------------------------------------
-def test_old_work_directories_are_refused_with_what_to_do(tiny_observed_store, tiny_bundle,
-                                                          tmp_path):
-    old = tmp_path / "out" / "gaiarvs_cnn_catalog.partial"
-    old.mkdir(parents=True)
-    (old / "state.json").write_text(json.dumps({"fingerprint": {}, "done": [0]}))
-    with pytest.raises(InputDataError, match="0.1.*overwrite"):
-        produce_catalog(files_run(tiny_observed_store, tiny_bundle, tmp_path / "out",
-                                  resume=True))
-    result = CliRunner().invoke(main, [
-        "predict", "--store", str(tiny_observed_store), "--model", str(tiny_bundle), "--out",
-        str(tmp_path / "out"), "--resume", "--limit", "40", "--quiet"])
-    assert result.exit_code == 1 and "--overwrite" in result.output
-    assert "Traceback" not in result.output
-    produce_catalog(files_run(tiny_observed_store, tiny_bundle, tmp_path / "out",
-                              overwrite=True, limit=40))
-    assert not old.exists()
-
-    work = tmp_path / "work"  # an explicit --work-dir of 0.1's predict --workers
+# -- a work directory of another run -------------------------------------------------------
+def test_work_directory_of_another_run_is_refused_with_what_to_do(tiny_observed_store,
+                                                                  tiny_bundle, tmp_path):
+    work = tmp_path / "work"  # an explicit work directory holding another run's run.json
     work.mkdir()
     (work / "run.json").write_text(json.dumps({"token": "0123456789abcdef"}))
-    with pytest.raises(InputDataError, match="0.1"):
+    with pytest.raises(OutputExistsError, match="holds the chunks of another run.*overwrite"):
         produce_catalog(files_run(tiny_observed_store, tiny_bundle, tmp_path / "b.fits",
                                   work_dir=work, limit=40))
+    with pytest.raises(InputDataError, match="Cannot resume from .*work.*without resume"):
+        produce_catalog(files_run(tiny_observed_store, tiny_bundle, tmp_path / "b.fits",
+                                  work_dir=work, limit=40, resume=True))
     produce_catalog(files_run(tiny_observed_store, tiny_bundle, tmp_path / "b.fits",
                               work_dir=work, limit=40, overwrite=True))
     assert json.loads((work / "run.json").read_text())["state_version"] == 2
