@@ -408,18 +408,6 @@ def test_store_marked_incomplete_is_refused_but_inspectable(tmp_path):
         assert store.summary()["complete"] is False and len(store) == 3
 
 
-def test_store_without_the_marker_opens_as_complete(tmp_path):
-    import tables
-
-    path = tmp_path / "old.h5"
-    with Store.create(path) as store:
-        store.append(StarBatch({"source_id": np.arange(1, 3)}))
-    with tables.open_file(str(path), "a") as h5:      # a store written by version 0.1
-        del h5.get_node("/stars").attrs.complete
-    with Store.open(path) as store:
-        assert store.complete and len(store) == 2
-
-
 def test_killed_simulate_leaves_no_store(tmp_path):
     from gaiarvs_cnn.simulate import survey
 
