@@ -38,6 +38,10 @@ LABEL_LATEX = {
     "alpham": r"[$\alpha$/M]",
     "feh": r"[Fe/H]",
 }
+#: Names of the three input branches of the network (RVS spectrum, G/BP/RP + parallax, XP
+#: coefficients), in the order the network concatenates them.
+INPUT_NAMES = ("rvs", "phot", "xp")
+
 #: Photometric/astrometric inputs of the second network branch, in order.
 PHOT_INPUTS = ("phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag", "parallax")
 

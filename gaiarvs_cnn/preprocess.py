@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .constants import CONTINUUM_WINDOWS_NM, LABELS, PHOT_INPUTS, RVS_NPIX, rvs_wavelength_nm
+from .constants import (
+    CONTINUUM_WINDOWS_NM,
+    INPUT_NAMES,
+    LABELS,
+    PHOT_INPUTS,
+    RVS_NPIX,
+    rvs_wavelength_nm,
+)
 from .exceptions import BadStarError, InputDataError
 
 __all__ = [
@@ -544,19 +551,25 @@ class InputScalers:
                    MinMaxScaler.fit(phot, PHOT_INPUTS),
                    MinMaxScaler.fit(xp, xp_names))
 
-    def transform_inputs(self, batch) -> dict[str, np.ndarray]:
-        """Return the network inputs ``{'rvs', 'phot', 'xp'}`` as float32 arrays.
+    def transform_inputs(self, batch, inputs: Sequence[str] = INPUT_NAMES
+                         ) -> dict[str, np.ndarray]:
+        """Return the network inputs (of the branches ``inputs``) as float32 arrays.
 
         Parameters
         ----------
         batch : `~gaiarvs_cnn.io.batch.StarBatch`
-            Stars with flux, photometry, parallax and XP coefficients.
+            Stars with the columns the branches need: ``flux`` (rvs), G, BP, RP and parallax
+            (phot), XP coefficients (xp). The others are not read: an RVS-only network
+            needs neither photometry nor XP.
+        inputs : sequence of str, optional
+            Branches to prepare, a subset of `~gaiarvs_cnn.constants.INPUT_NAMES` (a
+            network's ``config.inputs``); default all three.
 
         Returns
         -------
         dict of str to ndarray of float32
-            ``rvs`` has shape (N, 2401, 1) with NaN pixels filled (`fill_nan_pixels`);
-            ``phot`` (N, 4) and ``xp`` (N, 110) are min-max scaled.
+            Keyed by ``inputs``: ``rvs`` has shape (N, 2401, 1) with NaN pixels filled
+            (`fill_nan_pixels`); ``phot`` (N, 4) and ``xp`` (N, 110) are min-max scaled.
 
         Raises
         ------
@@ -564,17 +577,26 @@ class InputScalers:
             Naming the first star whose inputs are not finite after preprocessing.
         """
         ids = batch["source_id"]
-        rvs = fill_nan_pixels(batch["flux"], source_ids=ids)
-        phot = self.phot.transform(np.stack([batch[c] for c in PHOT_INPUTS], axis=1))
-        xp = self.xp.transform(normalise_xp(batch["bp_coefficients"], batch["rp_coefficients"],
-                                            source_ids=ids))
-        for name, arr in (("photometry/parallax", phot), ("XP coefficients", xp)):
+        out = {}
+        if "rvs" in inputs:
+            rvs = fill_nan_pixels(batch["flux"], source_ids=ids)
+            out["rvs"] = rvs[..., None].astype(np.float32)
+        checks = []
+        if "phot" in inputs:
+            phot = self.phot.transform(np.stack([batch[c] for c in PHOT_INPUTS], axis=1))
+            out["phot"] = phot.astype(np.float32)
+            checks.append(("photometry/parallax", phot))
+        if "xp" in inputs:
+            xp = self.xp.transform(normalise_xp(batch["bp_coefficients"],
+                                                batch["rp_coefficients"], source_ids=ids))
+            out["xp"] = xp.astype(np.float32)
+            checks.append(("XP coefficients", xp))
+        for name, arr in checks:
             bad = ~np.all(np.isfinite(arr), axis=1)
             if bad.any():
                 raise BadStarError(ids[np.flatnonzero(bad)[0]],
                                    f"non-finite {name} after preprocessing")
-        return {"rvs": rvs[..., None].astype(np.float32), "phot": phot.astype(np.float32),
-                "xp": xp.astype(np.float32)}
+        return out
 
     def to_json(self) -> str:
         """Serialise the three scalers to JSON.

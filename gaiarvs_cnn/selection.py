@@ -14,15 +14,15 @@ Examples
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from astropy import log
 from astropy.table import Table
 
-from .constants import PHOT_INPUTS
+from .constants import INPUT_NAMES
 from .exceptions import InputDataError
-from .preprocess import usable_rvs_flux, xp_available
+from .io.availability import input_availability
 from .utils.columns import find_column
 
 __all__ = [
@@ -33,7 +33,9 @@ __all__ = [
     "gaia_quality_adql",
     "apply_cuts",
     "usable_mask",
+    "usable_cuts",
     "USABLE_CUTS",
+    "BRANCH_CUTS",
     "GAIA_MIN_FLUX_OVER_ERROR",
     "TRAINING_MIN_SNR",
     "TRAINING_MIN_PARALLAX_OVER_ERROR",
@@ -319,34 +321,59 @@ def apply_cuts(table, *cuts: Callable[[Table], np.ndarray]) -> Table:
     return out
 
 
-#: What `usable_mask` requires of a star (recorded in the catalogue provenance).
-USABLE_CUTS = ("plausible RVS flux (finite normalised continuum, no absurd or many negative "
-               "pixels), XP coefficients, G, BP, RP, parallax")
+#: What `usable_mask` requires of a star for each network branch (catalogue provenance).
+BRANCH_CUTS = {
+    "rvs": "plausible RVS flux (finite normalised continuum, no absurd or many negative pixels)",
+    "xp": "XP coefficients",
+    "phot": "G, BP, RP, parallax",
+}
+#: What `usable_mask` requires of a star for the full (RVS + phot + XP) network.
+USABLE_CUTS = ", ".join(BRANCH_CUTS.values())
 
 
-def usable_mask(batch) -> np.ndarray:
-    """Stars the network can parameterise (the input cuts of every prediction).
+def usable_cuts(inputs: Sequence[str] = INPUT_NAMES) -> str:
+    """What `usable_mask` requires of a star for a network with branches ``inputs`` (text).
 
-    A star needs an RVS spectrum that passes `gaiarvs_cnn.preprocess.usable_rvs_flux`
-    (finite continuum flux, no infinite or absurd pixels, at most a few negative ones,
-    normalised), both XP spectra (non-zero first coefficients, all 2 x 55 coefficients
-    finite) and finite G, BP, RP and parallax (see `USABLE_CUTS`).
+    Examples
+    --------
+    >>> from gaiarvs_cnn.selection import usable_cuts
+    >>> usable_cuts(("rvs",))
+    'plausible RVS flux (finite normalised continuum, no absurd or many negative pixels)'
+    """
+    _check_inputs(inputs)
+    return ", ".join(text for b, text in BRANCH_CUTS.items() if b in inputs)
+
+
+def _check_inputs(inputs: Sequence[str]) -> None:
+    bad = [b for b in inputs if b not in INPUT_NAMES]
+    if bad or not len(inputs):
+        raise InputDataError(f"Network inputs {tuple(inputs)!r}: use a non-empty subset of "
+                             f"{INPUT_NAMES}.")
+
+
+def usable_mask(batch, inputs: Sequence[str] = INPUT_NAMES) -> np.ndarray:
+    """Stars a network with branches ``inputs`` can parameterise (its input cuts).
+
+    Only the branches the network uses are tested (`input_availability`): an RVS-only
+    network (``inputs=('rvs',)``) needs neither photometry nor XP, so stars without them
+    are kept. Pass the bundle's ``config.inputs``.
 
     Parameters
     ----------
     batch : `~gaiarvs_cnn.io.batch.StarBatch` or mapping
-        Stars read from a store (``flux``, ``bp_coefficients``, ``rp_coefficients`` and the
-        photometric inputs).
+        Stars read from a store (the columns of the branches tested).
+    inputs : sequence of str, optional
+        Branches of the network, a subset of `~gaiarvs_cnn.constants.INPUT_NAMES`; default
+        all three (see `usable_cuts`).
 
     Returns
     -------
     ndarray of bool
         True for stars kept.
     """
-    ok = usable_rvs_flux(batch["flux"])
-    ok &= xp_available(batch["bp_coefficients"], batch["rp_coefficients"])
-    for col in ("bp_coefficients", "rp_coefficients"):
-        ok &= np.isfinite(np.asarray(batch[col])).all(axis=1)
-    for col in PHOT_INPUTS:
-        ok &= np.isfinite(np.asarray(batch[col], dtype=float))
+    _check_inputs(inputs)
+    available = input_availability(batch, inputs)
+    ok = np.ones(len(batch["source_id"]), dtype=bool)
+    for branch in inputs:
+        ok &= available[branch]
     return ok

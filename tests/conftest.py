@@ -62,3 +62,19 @@ def tiny_bundle(tiny_training_store, tiny_tsne_reference, tmp_path_factory):
     shutil.copytree(tiny_tsne_reference, bundle.tsne_dir)
     return bundle.path
 
+
+
+@pytest.fixture(scope="session")
+def tiny_rvs_only_bundle(tiny_training_store, tiny_tsne_reference, tmp_path_factory):
+    """Path of a 2-member bundle of the tiny network with the RVS branch only (paper App. B)."""
+    import shutil
+
+    from gaiarvs_cnn.model import NetworkConfig, train_ensemble
+
+    config = NetworkConfig(inputs=("rvs",), conv_filters=(4, 4, 2), rvs_dense=8,
+                           head_dense=(8, 4), jit_compile=False, batch_size=64)
+    out = tmp_path_factory.mktemp("tiny_rvs_only_bundle") / "bundle"
+    bundle = train_ensemble(tiny_training_store, out, config=config, n_splits=1, n_models=2,
+                            epochs=1, tsne=False, progress=False)
+    shutil.copytree(tiny_tsne_reference, bundle.tsne_dir)
+    return bundle.path

@@ -220,10 +220,13 @@ def test_header_only_rvs_file_is_an_error(tmp_path):
 
 def test_ingest_ending_with_zero_stars_is_an_error(tmp_path):
     out = tmp_path / "none.h5"
-    # both stars lack XP coefficients: skipped, and nothing is left to write
+    # both spectra are not normalised: bad stars, skipped, and nothing is left to write
+    # (stars lacking only XP coefficients are kept since issue 24: not bad stars)
+    bad = [_edit_csv(CSV / name, tmp_path / name, lambda lines: _set_flux(lines, range(2401),
+                                                                           "2.9"))
+           for name in ("KOI-001.csv", "HD176650.csv")]
     with pytest.raises(InputDataError, match=r"No star to write.*2 bad star\(s\) skipped"):
-        ingest_to_store([CSV / "KOI-001.csv", CSV / "HD176650.csv"],
-                        [_xp_for([1, 2], tmp_path / "xp.ecsv")], out, on_error="skip")
+        ingest_to_store(bad, [_xp_for([1, 2], tmp_path / "xp.ecsv")], out, on_error="skip")
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if is_temporary(p)]
 
@@ -487,10 +490,12 @@ def test_bulk_ingest_ending_with_zero_stars_is_an_error(tmp_path):
 
     from gaiarvs_cnn.io.ingest import bulk_to_store
 
-    rvs = write_bulk(tmp_path / "RvsMeanSpectrum_000000-003111.csv.gz", _real_rvs_rows(),
+    # every spectrum all-null: 3 bad stars (stars lacking only XP are kept since issue 24)
+    rows = [dict(row, flux=np.full(2401, np.nan)) for row in _real_rvs_rows()]
+    rvs = write_bulk(tmp_path / "RvsMeanSpectrum_000000-003111.csv.gz", rows,
                      ("flux", "flux_error"))
     xp = write_bulk(tmp_path / "XpContinuousMeanSpectrum_000000-003111.csv.gz",
-                    _real_xp_rows([1, 2]), XP_ARRAYS)          # XP of other stars only
+                    _real_xp_rows([1, 2]), XP_ARRAYS)
     out = tmp_path / "bulk.h5"
     with pytest.raises(InputDataError, match=r"No star to write.*3 bad star\(s\) skipped"):
         bulk_to_store([rvs], [xp], out, on_error="skip")

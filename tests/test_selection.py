@@ -141,3 +141,28 @@ def test_apply_cuts_logs_counts_and_returns_rows():
     ]
     text = " ".join(m.message for m in messages)
     assert "gaia_quality_cut: 1/12 pass" in text
+
+
+def test_usable_mask_tests_only_the_branches_of_the_network():
+    from gaiarvs_cnn.selection import USABLE_CUTS, usable_cuts, usable_mask
+    from gaiarvs_cnn.simulate.survey import simulate_batch
+
+    batch = simulate_batch(4, seed=3, kind="calibration", snr=50.0)
+    bp = batch["bp_coefficients"].copy()
+    bp[1] = np.nan                                  # star 1: no XP
+    batch["bp_coefficients"] = bp
+    g = batch["phot_g_mean_mag"].copy()
+    g[2] = np.nan                                   # star 2: no photometry
+    batch["phot_g_mean_mag"] = g
+    flux = batch["flux"].copy()
+    flux[3] = np.nan                                # star 3: all-NaN spectrum
+    batch["flux"] = flux
+    assert usable_mask(batch).tolist() == [True, False, False, False]
+    assert usable_mask(batch, ("rvs",)).tolist() == [True, True, True, False]
+    assert usable_mask(batch, ("rvs", "phot")).tolist() == [True, True, False, False]
+    assert usable_mask(batch, ("rvs", "xp")).tolist() == [True, False, True, False]
+    assert usable_cuts(("rvs", "phot", "xp")) == USABLE_CUTS
+    assert usable_cuts(("rvs",)).startswith("plausible RVS flux")
+    assert "XP" not in usable_cuts(("rvs", "phot"))
+    with pytest.raises(InputDataError, match="subset of"):
+        usable_mask(batch, ("rvs", "spectra"))

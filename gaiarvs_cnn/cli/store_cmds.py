@@ -94,6 +94,8 @@ def ingest(rvs, xp, gaia_source, output, on_error, overwrite, chunk_size):
     The RVS and XP_CONTINUOUS files are DataLink products of the Gaia archive (one
     per star, as its DataLink service names them); gaia_source.vot is the result of an
     archive query of gaiadr3.gaia_source for the same source_ids, saved as VOTable.
+    --xp and --gaia-source are optional: stars without them are written with those
+    columns empty (NaN), for networks that do not use them (e.g. an RVS-only network).
 
     \b
     Example:
@@ -109,6 +111,12 @@ def ingest(rvs, xp, gaia_source, output, on_error, overwrite, chunk_size):
     summary = store_summary(path)
     click.echo(f"Wrote {path}: {summary['n_stars']} stars "
                f"({summary['meta'].get('n_skipped', 0)} skipped).")
+    coverage = summary["meta"].get("network_coverage", {})
+    if coverage:
+        click.echo("Usable by networks with inputs: "
+                   + ", ".join(f"{name} {n}" for name, n in coverage.items())
+                   + " (stars without XP or photometry are kept for the networks that do "
+                     "not use them).")
 
 
 #: Why ``store convert`` refuses (stores have one layout since the first release).

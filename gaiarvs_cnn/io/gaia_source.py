@@ -1,9 +1,10 @@
 """``gaiadr3.gaia_source`` rows as star batches, and merging columns from one batch into another.
 
 `gaia_source_to_batch` maps photometry, parallax, RUWE and RVS S/N onto the store's columns
-(magnitude errors from the flux-over-error columns); `merge_on_source_id` and
-`complete_from` fill columns of one batch (RVS spectra) from another (XP coefficients,
-gaia_source rows), matching stars by source_id.
+(magnitude errors from the flux-over-error columns); `merge_on_source_id` fills columns of
+one batch (RVS spectra) from another (XP coefficients, gaia_source rows), matching stars by
+source_id; stars the other batch lacks keep NaN (they are not dropped: a network that does
+not use those columns can still parameterise them).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from .policy import BadStarPolicy, as_policy
 from .products import KIND_ARGS, KIND_NAMES, classify_table
 from .tables import read_tables, source_name
 
-__all__ = ["gaia_source_to_batch", "merge_on_source_id", "complete_from", "PHOT_COLUMNS"]
+__all__ = ["gaia_source_to_batch", "merge_on_source_id", "PHOT_COLUMNS"]
 
 #: Store columns filled from ``gaia_source``.
 PHOT_COLUMNS = ("ra", "dec", "phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag",
@@ -189,34 +190,3 @@ def merge_on_source_id(base: StarBatch, other: StarBatch, columns: Sequence[str]
                     f"{absent[:20].tolist()}{' ...' if absent.size > 20 else ''}; "
                     "their values stay as they were (NaN when unknown).")
     return out
-
-
-def complete_from(batch: StarBatch, other: StarBatch | None, columns: Sequence[str], what: str,
-                  policy: BadStarPolicy) -> StarBatch:
-    """Merge ``columns`` from ``other``; stars absent from ``other`` are bad stars.
-
-    Parameters
-    ----------
-    batch : StarBatch
-        The stars (e.g. RVS spectra).
-    other : StarBatch or None
-        Where the values come from (e.g. XP coefficients); None: ``batch`` unchanged.
-    columns : sequence of str
-        Columns to fill (`XP_COLUMNS`, `PHOT_COLUMNS`).
-    what : str
-        What ``other`` holds, for the message of a star absent from it.
-    policy : `~gaiarvs_cnn.io.policy.BadStarPolicy`
-        Decides about the stars absent from ``other``.
-
-    Returns
-    -------
-    StarBatch
-        The stars found in ``other``, with ``columns`` filled.
-    """
-    if other is None or len(batch) == 0:
-        return batch
-    found, _ = match_ids(batch["source_id"], other["source_id"])
-    for sid in batch["source_id"][~found].tolist():
-        policy.handle(BadStarError(sid, f"missing {what}."))
-    batch = batch[found]
-    return merge_on_source_id(batch, other, columns) if len(batch) else batch

@@ -8,7 +8,12 @@
 * `ingest_to_store` routes bulk files or DataLink products (via
   `gaiarvs_cnn.io.datalink`) plus a ``gaia_source`` table into a new store, atomically.
 
-Bad stars follow the readers' ``on_error`` policy (see `gaiarvs_cnn.io.policy`).
+Bad stars follow the readers' ``on_error`` policy (see `gaiarvs_cnn.io.policy`). A star
+without XP coefficients or without a ``gaia_source`` row is not a bad star: it is written
+with those columns NaN, since a network that does not use them (the RVS-only network of the
+paper's App. B) can still parameterise it. The store's ``network_coverage`` meta item (and
+the log) say how many stars each kind of network can use
+(`gaiarvs_cnn.io.availability.network_coverage`).
 
 Examples
 --------
@@ -36,10 +41,11 @@ from ..exceptions import BadStarError, InputDataError
 from ..preprocess import check_rvs_flux
 from ..utils.atomic import refuse_existing
 from ..utils.columns import find_column
+from .availability import NETWORK_KINDS, network_coverage
 from .batch import StarBatch, join_batches, rows_to_batch
 from .cells import parse_source_id, parse_vector
 from .datalink import read_products
-from .gaia_source import PHOT_COLUMNS, complete_from, gaia_source_to_batch
+from .gaia_source import PHOT_COLUMNS, gaia_source_to_batch, merge_on_source_id
 from .policy import BadStarPolicy, as_policy, duplicate_error
 from .spectra import XP_COLUMNS
 from .store import Store, atomic_store
@@ -250,14 +256,34 @@ def _bulk_xp_lookup(xp_files: Sequence, ids: set, policy: BadStarPolicy) -> Star
     return policy.drop_duplicates(join_batches(batches), "the XP bulk files")
 
 
-def _append_new(store: Store, batch: StarBatch, seen: set, policy: BadStarPolicy) -> None:
-    """Append the stars not ``seen`` before; repeated source_ids are bad stars."""
+def _append_new(store: Store, batch: StarBatch, seen: set, policy: BadStarPolicy,
+                coverage: dict) -> None:
+    """Append the stars not ``seen`` before (repeated source_ids are bad stars); add them to
+    the per-network ``coverage`` counts."""
     known = np.array([sid in seen for sid in batch["source_id"].tolist()], dtype=bool)
     for sid in batch["source_id"][known].tolist():
         policy.handle(duplicate_error(sid, "already read from an earlier file; repeated "
                                       "source_id not written again."))
-    store.append(batch[~known])
-    seen.update(batch["source_id"][~known].tolist())
+    new = batch[~known]
+    store.append(new)
+    seen.update(new["source_id"].tolist())
+    for name, n in network_coverage(new).items():
+        coverage[name] = coverage.get(name, 0) + n
+
+
+def _merge_available(batch: StarBatch, other: StarBatch | None,
+                     columns: Sequence[str]) -> StarBatch:
+    """Fill ``columns`` from ``other`` for the stars it has; the others keep NaN (kept)."""
+    if other is None or len(other) == 0 or len(batch) == 0:
+        return batch
+    return merge_on_source_id(batch, other, columns)
+
+
+def _report_coverage(coverage: dict, n: int) -> None:
+    """Log how many of the ``n`` stars written each kind of network can use."""
+    parts = ", ".join(f"{name} {coverage.get(name, 0)}" for name in NETWORK_KINDS)
+    log.info(f"Stars usable by networks with inputs {parts} (of {n} written; a network "
+             "needs only its own inputs).")
 
 
 def _refuse_empty(store: Store, store_path, policy: BadStarPolicy) -> None:
@@ -280,11 +306,13 @@ def _describe(source) -> str | None:
     return "<astropy Table>" if isinstance(source, Table) else str(source)
 
 
-def _provenance(rvs, xp, gaia_source, policy: BadStarPolicy, n: int) -> dict:
+def _provenance(rvs, xp, gaia_source, policy: BadStarPolicy, n: int, coverage: dict) -> dict:
+    _report_coverage(coverage, n)
     return {"inputs": {"rvs": [str(p) for p in rvs], "xp": [str(p) for p in xp],
                        "gaia_source": _describe(gaia_source)},
             "reader": "gaiarvs_cnn.io.ingest", "on_error": policy.on_error, "n_stars": n,
-            "n_skipped": len(policy.skipped), "n_skipped_files": len(policy.skipped_files)}
+            "n_skipped": len(policy.skipped), "n_skipped_files": len(policy.skipped_files),
+            "network_coverage": {name: int(coverage.get(name, 0)) for name in NETWORK_KINDS}}
 
 
 def _gaia_batch(gaia_source, policy: BadStarPolicy) -> StarBatch | None:
@@ -316,8 +344,8 @@ def bulk_to_store(rvs_files: Sequence, xp_files: Sequence, store_path, gaia_sour
     chunk_size : int, optional
         Stars per chunk (default ``conf.chunk_size``).
     on_error : {'skip', 'raise'}
-        Default 'skip': bad stars and stars without XP / gaia_source rows are logged and
-        left out.
+        Default 'skip': bad stars are logged and left out. Stars without XP or
+        gaia_source rows are kept, with those columns NaN.
     overwrite : bool
         Replace an existing ``store_path``.
 
@@ -338,6 +366,7 @@ def bulk_to_store(rvs_files: Sequence, xp_files: Sequence, store_path, gaia_sour
     refuse_existing(store_path, overwrite=overwrite, what="store")
     gaia = _gaia_batch(gaia_source, policy)
     seen: set = set()
+    coverage: dict = {}
     with atomic_store(store_path, overwrite=overwrite) as store, tqdm(
             desc="Bulk RVS spectra", unit="star") as bar:
         for rvs_file in rvs_files:
@@ -346,13 +375,12 @@ def bulk_to_store(rvs_files: Sequence, xp_files: Sequence, store_path, gaia_sour
             xp = _bulk_xp_lookup(_paired_xp(rvs_file, xp_files), ids, policy)
             for chunk in iter_bulk_rvs(rvs_file, chunk_size, policy):
                 bar.update(len(chunk))
-                chunk = complete_from(chunk, xp, XP_COLUMNS, "XP continuous coefficients",
-                                  policy)
-                _append_new(store, complete_from(chunk, gaia, PHOT_COLUMNS, "gaia_source row",
-                                             policy), seen, policy)
+                chunk = _merge_available(chunk, xp, XP_COLUMNS)
+                _append_new(store, _merge_available(chunk, gaia, PHOT_COLUMNS), seen, policy,
+                            coverage)
         _refuse_empty(store, store_path, policy)
         store.update_meta(**_provenance(rvs_files, xp_files, gaia_source, policy,
-                                        len(store)))
+                                        len(store), coverage))
     log.info(f"Wrote {store_path} ({len(policy.skipped)} star(s) skipped).")
     return store_path
 
@@ -369,8 +397,9 @@ def ingest_to_store(rvs_files: Sequence, xp_files: Sequence, store_path, gaia_so
 
     Bulk files (``RvsMeanSpectrum_*``) go through `bulk_to_store`; DataLink products and
     bundles through `read_products`, then XP and gaia_source values are merged by
-    source_id. Stars without XP coefficients (or without a gaia_source row when a table is
-    given) are bad stars.
+    source_id. Stars without XP coefficients (or without a gaia_source row) are kept with
+    those columns NaN: an RVS-only network can use them (``meta['network_coverage']`` of
+    the store counts the stars each kind of network can use).
 
     Parameters
     ----------
@@ -413,14 +442,14 @@ def ingest_to_store(rvs_files: Sequence, xp_files: Sequence, store_path, gaia_so
     refuse_existing(store_path, overwrite=overwrite, what="store")
     rvs = read_products(rvs_files, "RVS", policy)
     xp = read_products(xp_files, "XP_CONTINUOUS", policy)
-    batch = complete_from(rvs, xp, XP_COLUMNS, "XP continuous coefficients", policy)
-    batch = complete_from(batch, _gaia_batch(gaia_source, policy), PHOT_COLUMNS,
-                          "gaia_source row", policy)
+    batch = _merge_available(rvs, xp, XP_COLUMNS)
+    batch = _merge_available(batch, _gaia_batch(gaia_source, policy), PHOT_COLUMNS)
+    coverage = network_coverage(batch) if len(batch) else {}
     step = int(chunk_size or conf.chunk_size)
     with atomic_store(store_path, overwrite=overwrite) as store:
         for lo in tqdm(range(0, len(batch), step), desc="Writing store", unit="chunk"):
             store.append(batch[lo:lo + step])
         _refuse_empty(store, store_path, policy)
         store.update_meta(**_provenance(rvs_files, xp_files, gaia_source, policy,
-                                        len(store)))
+                                        len(store), coverage))
     return Path(store_path)

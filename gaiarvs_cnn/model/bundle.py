@@ -59,7 +59,7 @@ from .network import input_shapes
 from .residuals import CalibratedDispersion, ResidualFit
 
 __all__ = ["ModelBundle", "BUNDLE_FORMAT_VERSION", "software_versions", "demo_bundle_path",
-           "read_bundle_id"]
+           "read_bundle_id", "read_bundle_config"]
 
 BUNDLE_FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -377,7 +377,7 @@ class ModelBundle:
                                    f"gaiarvs-cnn reads version {BUNDLE_FORMAT_VERSION}.")
         check_versions(manifest.get("versions", {}), path)
         _check_files(path, manifest["files"])
-        config = NetworkConfig.from_dict(_read_json(path / "config.json", "config.json"))
+        config = read_bundle_config(path)
         scalers = InputScalers.from_json((path / "scalers.json").read_text())
         ranges = {k: tuple(v) for k, v in _read_json(path / "ranges.json", "ranges").items()}
         residuals = {k: ResidualFit.from_dict(v) for k, v in
@@ -528,6 +528,27 @@ def read_bundle_id(path) -> str:
     if "bundle_id" not in manifest:
         raise ModelBundleError(f"{path / MANIFEST} has no bundle_id: not a model bundle.")
     return str(manifest["bundle_id"])
+
+
+def read_bundle_config(path) -> NetworkConfig:
+    """The `NetworkConfig` of a bundle directory, read from its ``config.json`` (no model is
+    loaded): e.g. ``read_bundle_config(path).inputs``, the branches whose input cuts apply.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Bundle directory.
+
+    Returns
+    -------
+    NetworkConfig
+
+    Raises
+    ------
+    ModelBundleError
+        If the directory holds no readable ``config.json``.
+    """
+    return NetworkConfig.from_dict(_read_json(Path(path) / "config.json", "config.json"))
 
 
 def _check_files(path: Path, files: Mapping[str, str]) -> None:

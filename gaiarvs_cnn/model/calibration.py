@@ -127,7 +127,8 @@ def _calibrate_bundle(bundle_path, store_path, snr_edges, n_label_bins: int, min
         cols = [c for c in (*INPUT_COLUMNS, "labels", "label_errors") if c in have]
         bar = tqdm(total=len(src), unit="star", desc="calibrate", disable=not progress)
         for chunk in src.iter_chunks(chunk_size, columns=cols):
-            keep = np.all(np.isfinite(chunk["labels"]), axis=1) & usable_mask(chunk)
+            keep = (np.all(np.isfinite(chunk["labels"]), axis=1)
+                    & usable_mask(chunk, bundle.config.inputs))
             bar.update(int((~keep).sum()))
             if not keep.any():
                 continue

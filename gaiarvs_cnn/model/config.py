@@ -26,13 +26,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..constants import LABELS, PHOT_INPUTS, RVS_NPIX, RVS_WAVE_START, RVS_WAVE_STEP, XP_NCOEFF
+from ..constants import (
+    INPUT_NAMES,
+    LABELS,
+    PHOT_INPUTS,
+    RVS_NPIX,
+    RVS_WAVE_START,
+    RVS_WAVE_STEP,
+    XP_NCOEFF,
+)
 from ..exceptions import InputDataError
 
 __all__ = ["NetworkConfig", "INPUT_NAMES", "PAPER_CONFIG"]
-
-#: Names of the three input branches, in the order the network concatenates them.
-INPUT_NAMES = ("rvs", "phot", "xp")
 
 
 @dataclass(frozen=True)

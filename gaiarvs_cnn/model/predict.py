@@ -149,9 +149,10 @@ def prepare_inputs(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarra
         Naming the first star with non-finite inputs after preprocessing.
     """
     _check_columns(batch)
-    inputs = bundle.scalers.transform_inputs(batch)
-    inputs["rvs"] = np.ascontiguousarray(inputs["rvs"][:, grid_slice(bundle.config)])
-    return {k: inputs[k] for k in bundle.config.inputs}
+    inputs = bundle.scalers.transform_inputs(batch, bundle.config.inputs)
+    if "rvs" in inputs:
+        inputs["rvs"] = np.ascontiguousarray(inputs["rvs"][:, grid_slice(bundle.config)])
+    return inputs
 
 
 class FusedEnsemble:

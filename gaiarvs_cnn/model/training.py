@@ -186,10 +186,11 @@ def training_arrays(batch: StarBatch, scalers: InputScalers, config: NetworkConf
     y : ndarray of float32, shape (N, n_labels)
         Scaled labels.
     """
-    inputs = scalers.transform_inputs(batch)
-    inputs["rvs"] = np.ascontiguousarray(inputs["rvs"][:, grid_slice(config)])
+    inputs = scalers.transform_inputs(batch, config.inputs)
+    if "rvs" in inputs:
+        inputs["rvs"] = np.ascontiguousarray(inputs["rvs"][:, grid_slice(config)])
     y = scalers.labels.transform(batch["labels"]).astype(np.float32)
-    return {k: inputs[k] for k in config.inputs}, y
+    return inputs, y
 
 
 def _progress_callback(total_epochs: int, desc: str, enabled: bool):

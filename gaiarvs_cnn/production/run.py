@@ -41,7 +41,7 @@ from ..catalog import CATALOG_FORMATS, format_of, output_paths, parse_formats
 from ..exceptions import InputDataError, OutputExistsError, StoreError
 from ..flags import GOOD_FLAG
 from ..io.shards import Partition, open_source
-from ..selection import USABLE_CUTS
+from ..selection import usable_cuts
 from ..utils.lock import RunLock
 from .executors import DaskExecutor, LocalExecutor
 from .merge import merge_chunks
@@ -424,10 +424,17 @@ def _check_resume(run: CatalogRun, work_dir: Path, identity: dict) -> None:
 
 
 # -- the run --------------------------------------------------------------------------
+def _cuts(bundle_path: Path) -> str:
+    """The input cuts of the bundle's network (only its branches, `usable_cuts`)."""
+    from ..model.bundle import read_bundle_config
+
+    return usable_cuts(read_bundle_config(bundle_path).inputs)
+
+
 def _provenance(run: CatalogRun, store: Path, bundle_path: Path, bundle_id: str,
                 n_input: int) -> dict:
     selection = {"source": run.source, "store": Path(store).name, "limit": run.limit,
-                 "cuts": USABLE_CUTS}
+                 "cuts": _cuts(bundle_path)}
     if run.source == "simulated":
         selection.update(n_stars=run.n_stars, seed=run.seed)
     return {"bundle_id": bundle_id, "bundle": Path(bundle_path).name,
@@ -523,7 +530,7 @@ def produce_catalog(run: CatalogRun, on_chunk: Callable[[int], None] | None = No
             n_out = sum(int(m["n_output"]) for m in metas)
             if n_out == 0:
                 raise InputDataError(f"No star of {store} passed the input cuts "
-                                     f"({USABLE_CUTS}).")
+                                     f"({_cuts(bundle_path)}).")
             provenance = _provenance(run, store, bundle_path, summary.bundle_id,
                                      summary.n_input)
             summary.n_written, summary.n_good = merge_chunks(

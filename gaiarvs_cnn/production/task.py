@@ -185,7 +185,7 @@ def compute_chunk(part: Partition, bundle_path: str, work_dir: str, token: str,
                 "timings": {}, "computed": False}
     bundle = load_bundle(bundle_path)
     batch = part.read([*INPUT_COLUMNS, *POSITION_COLUMNS])
-    batch = batch[usable_mask(batch)]
+    batch = batch[usable_mask(batch, bundle.config.inputs)]
     timings = {"read+cuts": time.perf_counter() - t0}
     cols = predict.predict_and_flag(bundle, batch, tsne=tsne, timings=timings)
     for name in POSITION_COLUMNS:  # for partitioned (HEALPix) catalogues

@@ -469,13 +469,16 @@ def test_bulk_to_store_merges_xp_and_gaia_source(tmp_path, bulk_files):
     with Store.open(out) as store:
         batch = store.read()
         meta = store.meta
-    assert batch["source_id"].tolist() == [KOI, HD]          # 42 all-NaN, 8639... no XP
+    # 42 (all-NaN spectrum) is a bad star; 8639... has no XP: kept, with NaN XP (issue 24)
+    assert batch["source_id"].tolist() == [KOI, HD, 863983115982280448]
+    assert np.isnan(batch["bp_coefficients"][2]).all()
     assert batch["phot_g_mean_mag"][0] == pytest.approx(7.01201868057251)
     assert batch["rvs_snr"][1] == pytest.approx(525.4957275390625)
     np.testing.assert_allclose(batch["rp_coefficients"][1],
                                read_xp_continuous(XP / "XP_CONTINUOUS_RAW.csv")[
                                    "rp_coefficients"][1], rtol=1e-6)
-    assert meta["n_stars"] == 2 and meta["n_skipped"] == 2
+    assert meta["n_stars"] == 3 and meta["n_skipped"] == 1
+    assert meta["network_coverage"] == {"rvs+phot+xp": 2, "rvs+phot": 3, "rvs+xp": 2, "rvs": 3}
     with pytest.raises(OutputExistsError):
         bulk_to_store([rvs], [xp], out)
     with pytest.raises(BadStarError, match="Gaia DR3 42"):
@@ -487,8 +490,9 @@ def test_ingest_routes_bulk_files_to_bulk_to_store(tmp_path, bulk_files):
     rvs, xp = bulk_files
     out = ingest_to_store([rvs], [xp], tmp_path / "routed.h5", on_error="skip")
     with Store.open(out) as store:
-        assert store.source_ids().tolist() == [KOI, HD]
+        assert store.source_ids().tolist() == [KOI, HD, 863983115982280448]
         assert np.isnan(store.read()["parallax"]).all()        # no gaia_source given
+        assert store.meta["network_coverage"]["rvs+xp"] == 2
         assert store.meta["inputs"]["rvs"] == [str(rvs)]
 
 
@@ -511,19 +515,17 @@ def datalink_inputs(tmp_path):
 @pytest.mark.filterwarnings("ignore::astropy.io.votable.exceptions.W50")
 def test_ingest_to_store_from_datalink_products(tmp_path, datalink_inputs):
     out = tmp_path / "stars.h5"
-    with pytest.raises(BadStarError, match=f"Gaia DR3 {HD}.*XP"):
-        ingest_to_store(datalink_inputs["rvs"], datalink_inputs["xp"], out,
-                        gaia_source=datalink_inputs["gaia"])
-    assert not out.exists()
+    # HD 176650 has neither XP nor a gaia_source row: kept (an RVS-only network can use it)
     ingest_to_store(datalink_inputs["rvs"], datalink_inputs["xp"], out,
-                    gaia_source=datalink_inputs["gaia"], on_error="skip")
+                    gaia_source=datalink_inputs["gaia"], on_error="raise")
     with Store.open(out) as store:
         batch = store.read()
-    assert batch["source_id"].tolist() == [KOI, 863983115982280448]
+    assert batch["source_id"].tolist() == [KOI, 863983115982280448, HD]
     assert np.isnan(batch["flux"][1]).sum() == 83
     assert batch["parallax"][1] == pytest.approx(1.0704678100897584)
     for col in PHOT_COLUMNS:
-        assert np.isfinite(batch[col]).all(), col
+        assert np.isfinite(batch[col][:2]).all(), col
+    assert np.isnan(batch["parallax"][2]) and np.isnan(batch["bp_coefficients"][2]).all()
 
 
 @pytest.mark.filterwarnings("ignore::astropy.io.votable.exceptions.W50")
@@ -537,14 +539,16 @@ def test_cli_store_ingest_and_info(tmp_path, datalink_inputs):
     runner = CliRunner()
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert "2 stars (1 skipped)" in result.output
+    assert "3 stars (0 skipped)" in result.output
+    assert "Usable by networks with inputs: rvs+phot+xp 2, rvs+phot 2, rvs+xp 2, rvs 3" in \
+        result.output
     result = runner.invoke(main, ["store", "info", str(out)])
     assert result.exit_code == 0, result.output
-    assert "Stars: 2" in result.output
+    assert "Stars: 3" in result.output
     assert re.search(r"parallax\s+float32\s+scalar\s+\[mas\]", result.output)
     assert "teff     0.000" in result.output
     assert "50%=689.1" in result.output                       # median of 852.8 and 525.5
     result = runner.invoke(main, ["store", "info", "--json", str(out)])
-    assert json.loads(result.output)["meta"]["n_skipped"] == 1
+    assert json.loads(result.output)["meta"]["n_skipped"] == 0
     result = runner.invoke(main, args)                       # output exists
     assert result.exit_code != 0 and "overwrite" in result.output
