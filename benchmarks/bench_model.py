@@ -159,27 +159,23 @@ def bench_predict(n_members: int, n_stars: int, repeats: int) -> dict:
 
     The GEMM peak is measured right before and after the fused timings and the higher
     value is used, so a burst of load during the run does not inflate the fraction.
+    Variants are timed in turns, ``repeats`` rounds, best of each.
     """
-    import keras
-
-    from gaiarvs_cnn.model import FusedEnsemble, NetworkConfig, build_model
+    from gaiarvs_cnn.model import FusedEnsemble, NetworkConfig
 
     config = NetworkConfig()
-    members = []
-    for i in range(n_members):
-        keras.utils.set_random_seed(i)
-        members.append(build_model(config))
+    members = paper_members(config, n_members)
     x = random_inputs(config, n_stars)
     out = {"n_members": n_members, "n_stars": n_stars, "config": "paper (NetworkConfig())",
            "flops_per_star_per_member": config.flops_per_star(),
            "flops_per_star_ensemble": config.flops_per_star() * n_members}
-    out["plain_predict_loop_stars_per_s"] = best_rate(
-        lambda: [m.predict(x, batch_size=256, verbose=0) for m in members], n_stars, repeats)
-    peaks = [sgemm_peak()]
-    for jit, bs in ((False, 32), (False, 64), (False, 128), (False, 256), (True, 64)):
+    variants = {"plain_predict_loop_stars_per_s":
+                lambda: [m.predict(x, batch_size=256, verbose=0) for m in members]}
+    for jit, bs in ((False, 16), (False, 32), (False, 64), (True, 32)):
         fe = FusedEnsemble(members, config, jit_compile=jit, batch_size=bs)
-        out[f"fused_jit{int(jit)}_bs{bs}_stars_per_s"] = best_rate(lambda f=fe: f(x), n_stars,
-                                                                   repeats)
+        variants[f"fused_jit{int(jit)}_bs{bs}_stars_per_s"] = lambda f=fe: f(x)
+    peaks = [sgemm_peak()]
+    out.update(interleaved_rates(variants, n_stars, repeats))
     peaks.append(sgemm_peak())
     fused = {k: v for k, v in out.items() if k.startswith("fused_")}
     best_key = max(fused, key=fused.get)
@@ -189,9 +185,159 @@ def bench_predict(n_members: int, n_stars: int, repeats: int) -> dict:
     out["fused_gflops"] = fused[best_key] * out["flops_per_star_ensemble"] / 1e9
     out["sgemm_peak_gflops_before_after"] = peaks
     out["fused_fraction_of_sgemm_peak"] = out["fused_gflops"] / max(peaks)
-    conv = dominant_conv_gflops(config, 64, repeats=5)
+    conv = dominant_conv_gflops(config, 32, repeats=5)
     conv["fraction_of_sgemm_peak"] = conv["gflops"] / max(peaks)
-    out["dominant_conv_alone_bs64"] = conv
+    out["dominant_conv_alone_bs32"] = conv
+    return out
+
+
+def paper_members(config, n_members: int) -> list:
+    """``n_members`` untrained members of ``config`` (seeded by their index)."""
+    import keras
+
+    from gaiarvs_cnn.model import build_model
+
+    members = []
+    for i in range(n_members):
+        keras.utils.set_random_seed(i)
+        members.append(build_model(config))
+    return members
+
+
+def interleaved_rates(variants: dict, n: int, repeats: int, clock=time.perf_counter) -> dict:
+    """Best rate (``n`` / seconds of ``clock``) of each variant, timed in turns.
+
+    Each variant runs once to warm up (tracing), then ``repeats`` rounds time every variant
+    once, so a burst of load on the shared machine hits all variants alike.
+    """
+    for fn in variants.values():
+        fn()
+    best = dict.fromkeys(variants, np.inf)
+    for _ in range(repeats):
+        for key, fn in variants.items():
+            t = clock()
+            fn()
+            best[key] = min(best[key], clock() - t)
+    return {k: n / v for k, v in best.items()}
+
+
+def sgemm_peak_cpu(n: int = 1024, repeats: int = 5) -> float:
+    """Best float32 matrix-multiply rate of numpy per CPU second (GFLOP per CPU-s)."""
+    rng = np.random.default_rng(0)
+    a = rng.random((n, n), dtype=np.float32)
+    a @ a
+    best = np.inf
+    for _ in range(repeats):
+        t = time.process_time()
+        a @ a
+        best = min(best, time.process_time() - t)
+    return 2 * n**3 / best / 1e9
+
+
+_ONE_CORE_CHILD = """
+import sys
+sys.path.insert(0, {bench!r})
+import bench_model
+print("RESULT", bench_model.json.dumps(bench_model.one_core_predict({members}, {stars},
+                                                                    {repeats})))
+"""
+
+
+def one_core_predict(n_members: int, n_stars: int, repeats: int) -> dict:
+    """Fused ensemble vs plain loop on ONE thread, in CPU seconds (run in a child process).
+
+    TensorFlow and numpy are limited to one thread before they start, and every rate is
+    per CPU second (`time.process_time`), so the other jobs of a shared machine change it
+    little: the fraction of the one-core SGEMM peak measured in the same process is the
+    network's efficiency without the threading of a two-core run.
+    """
+    import tensorflow as tf
+    from threadpoolctl import threadpool_limits
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    threadpool_limits(1)
+    from gaiarvs_cnn import conf
+    from gaiarvs_cnn.model import FusedEnsemble, NetworkConfig
+
+    conf.threads = 1
+    config = NetworkConfig()
+    members = paper_members(config, n_members)
+    x = random_inputs(config, n_stars)
+    fe = FusedEnsemble(members, config, batch_size=32)
+    peaks = [sgemm_peak_cpu()]
+    rates = interleaved_rates(
+        {"plain_predict_loop": lambda: [m.predict(x, batch_size=256, verbose=0)
+                                        for m in members],
+         "fused_bs32": lambda: fe(x)}, n_stars, repeats, clock=time.process_time)
+    peaks.append(sgemm_peak_cpu())
+    flops = config.flops_per_star() * n_members
+    return {"n_members": n_members, "n_stars": n_stars, "threads": 1,
+            "plain_predict_loop_stars_per_cpu_s": rates["plain_predict_loop"],
+            "fused_bs32_stars_per_cpu_s": rates["fused_bs32"],
+            "fused_over_plain": rates["fused_bs32"] / rates["plain_predict_loop"],
+            "fused_gflops_per_cpu_s": rates["fused_bs32"] * flops / 1e9,
+            "sgemm_peak_gflops_per_cpu_s_before_after": peaks,
+            "fused_fraction_of_sgemm_peak": rates["fused_bs32"] * flops / 1e9 / max(peaks),
+            "load_average_end": list(os.getloadavg())}
+
+
+def bench_predict_one_core(n_members: int, n_stars: int, repeats: int) -> dict:
+    """`one_core_predict` in a fresh process (threads must be set before TensorFlow starts)."""
+    code = _ONE_CORE_CHILD.format(bench=str(Path(__file__).resolve().parent),
+                                  members=n_members, stars=n_stars, repeats=repeats)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    line = [x for x in res.stdout.splitlines() if x.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):])
+
+
+_PLAIN_PREDICT_CHILD = """
+import sys
+import numpy as np
+from gaiarvs_cnn.io.shards import open_source
+from gaiarvs_cnn.model import ModelBundle
+from gaiarvs_cnn.model.predict import INPUT_COLUMNS, prepare_inputs
+bundle = ModelBundle.load({bundle!r})
+with open_source({store!r}) as store:
+    for chunk in store.iter_chunks(columns=INPUT_COLUMNS):
+        x = prepare_inputs(bundle, chunk)
+        out = np.stack([m.predict(x, batch_size=256, verbose=0) for m in bundle.members])
+"""
+
+
+def bench_predict_end_to_end(bundle_path: Path, n_stars: int, repeats: int) -> dict:
+    """``gaiarvs-cnn predict`` (process start included) vs a plain Keras loop in a process.
+
+    Both processes load the bundle and read the same store of ``n_stars`` simulated
+    observed stars; the plain one runs ``model.predict`` per member on each chunk and
+    writes nothing, the CLI writes the catalogue (labels, uncertainties, flags). Best
+    wall time of ``repeats`` turns each.
+    """
+    from gaiarvs_cnn.model import ModelBundle
+    from gaiarvs_cnn.simulate.survey import simulate_store
+
+    bundle = ModelBundle.load(bundle_path)
+    out = {"bundle": bundle_path.name, "bundle_id": bundle.bundle_id,
+           "n_members": bundle.n_members, "n_stars": n_stars}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = simulate_store(Path(tmp) / "obs.h5", n_stars, seed=11, kind="observed")
+        cli = [sys.executable, "-m", "gaiarvs_cnn", "predict", "--store", str(store),
+               "--model", str(bundle_path), "--out", str(Path(tmp) / "cat"), "--overwrite",
+               "--quiet"]
+        plain = [sys.executable, "-c",
+                 _PLAIN_PREDICT_CHILD.format(bundle=str(bundle_path), store=str(store))]
+        best = {"cli": np.inf, "plain": np.inf}
+        for _ in range(repeats):
+            for key, cmd in (("cli", cli), ("plain", plain)):
+                t = time.perf_counter()
+                subprocess.run(cmd, check=True, capture_output=True)
+                best[key] = min(best[key], time.perf_counter() - t)
+    out["predict_cli_seconds"] = best["cli"]
+    out["plain_loop_seconds"] = best["plain"]
+    out["predict_cli_stars_per_s"] = n_stars / best["cli"]
+    out["plain_loop_stars_per_s"] = n_stars / best["plain"]
+    out["cli_over_plain"] = best["plain"] / best["cli"]
     return out
 
 
@@ -350,11 +496,14 @@ def bench_snr(bundle_path: Path, n_stars: int, seed: int) -> dict:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--only", choices=("predict", "train", "train_workers", "rss", "snr"),
+    p.add_argument("--only", choices=("predict", "predict_one_core", "predict_end_to_end",
+                                      "train", "train_workers", "rss", "snr"),
                    action="append")
     p.add_argument("--members", type=int, default=28)
     p.add_argument("--stars", type=int, default=1024, help="stars per prediction timing")
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--e2e-stars", type=int, default=3000,
+                   help="stars of the end-to-end predict timing")
     p.add_argument("--train-stars", type=int, default=1024)
     p.add_argument("--train-epochs", type=int, default=1)
     p.add_argument("--rss-sizes", default="10000,100000")
@@ -369,12 +518,18 @@ def main(argv=None) -> dict:
     from gaiarvs_cnn.model import demo_bundle_path
 
     bundle = args.bundle or demo_bundle_path()
-    todo = args.only or ["predict", "train", "train_workers", "rss", "snr"]
+    todo = args.only or ["predict", "predict_one_core", "predict_end_to_end", "train",
+                         "train_workers", "rss", "snr"]
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     results["machine"] = machine()
     results["sgemm_peak_gflops"] = sgemm_peak()
     if "predict" in todo:
         results["predict"] = bench_predict(args.members, args.stars, args.repeats)
+    if "predict_one_core" in todo:
+        results["predict_one_core"] = bench_predict_one_core(args.members, 256, 3)
+    if "predict_end_to_end" in todo:
+        results["predict_end_to_end"] = bench_predict_end_to_end(bundle, args.e2e_stars,
+                                                                 args.repeats)
     if "train" in todo:
         results["train"] = bench_training(args.train_stars, args.train_epochs)
     if "train_workers" in todo:

@@ -39,9 +39,9 @@ INPUT_COLUMNS = ("source_id", "flux", *PHOT_INPUTS, "bp_coefficients", "rp_coeff
 #: takes the largest term over S/N (`~gaiarvs_cnn.model.residuals.CalibratedDispersion`).
 OPTIONAL_COLUMNS = ("rvs_snr",)
 #: Stars per call of the fused ensemble function. Small enough that a member's largest
-#: activation (64 x 2394 x 32 float32, 20 MB) stays in the CPU caches: measured 1.2-1.3x
-#: faster than 256 for the paper network (``benchmarks/bench_model.py``).
-DEFAULT_BATCH_SIZE = 64
+#: activation (32 x 2394 x 32 float32, 10 MB) stays in the CPU caches: the fastest of 8 to
+#: 256 for the paper network (``benchmarks/bench_model.py``).
+DEFAULT_BATCH_SIZE = 32
 #: Name of the flag column `predict_and_flag` adds.
 FLAG_COLUMN = "flag_boundary"
 
@@ -155,8 +155,60 @@ def prepare_inputs(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarra
     return inputs
 
 
+def _member_weights(member, reference_names: list[str]) -> dict[str, list] | None:
+    """The weights of a `build_model` member by layer name, or None for another architecture."""
+    if [layer.name for layer in member.layers] != reference_names:
+        return None
+    return {layer.name: [np.asarray(w, np.float32) for w in layer.get_weights()]
+            for layer in member.layers if layer.get_weights()}
+
+
+def _member_graph(inputs: dict, weights: dict, config: NetworkConfig):
+    """One member's forward pass in raw `tf.nn` operations (same operations, same order).
+
+    Each convolution is one ``conv2d`` on a (stars, 1, pixels, channels) tensor followed by
+    ``bias_add`` and ``leaky_relu``, which TensorFlow's graph optimiser fuses into one
+    oneDNN convolution with post-ops (the Keras layers add the bias with a broadcast ``add``
+    on a reshaped tensor, which it does not fuse); the results are the Keras model's.
+    """
+    import tensorflow as tf
+
+    slope = config.leaky_slope
+
+    def dense(h, name, act=True):
+        kernel, bias = weights[name]
+        z = tf.nn.bias_add(tf.matmul(h, kernel), bias)
+        return tf.nn.leaky_relu(z, slope) if act else z
+
+    branches = []
+    if "phot" in inputs:
+        branches.append(dense(inputs["phot"], "phot_dense"))
+    if "rvs" in inputs:
+        h = inputs["rvs"][:, None, :, :]
+        for i in range(1, len(config.conv_filters) + 1):
+            kernel, bias = weights[f"rvs_conv{i}"]
+            h = tf.nn.leaky_relu(tf.nn.bias_add(tf.nn.conv2d(h, kernel[None], 1, "VALID"),
+                                                bias), slope)
+            if i in config.pool_after:
+                h = tf.nn.max_pool2d(h, (1, config.pool_size), (1, config.pool_size), "VALID")
+        n = config.rvs_length_after_convolutions() * config.conv_filters[-1]
+        branches.append(dense(tf.reshape(h, (-1, n)), "rvs_dense"))
+    if "xp" in inputs:
+        branches.append(dense(inputs["xp"], "xp_dense"))
+    x = branches[0] if len(branches) == 1 else tf.concat(branches, axis=1)
+    for i in range(1, len(config.head_dense) + 1):
+        x = dense(x, f"head_dense{i}")
+    return dense(x, "labels", act=False)
+
+
 class FusedEnsemble:
     """All members of an ensemble evaluated in one compiled `tf.function`.
+
+    Members built by `~gaiarvs_cnn.model.network.build_model` (every bundle's) are
+    rewritten as raw `tf.nn` operations on their weights (`_member_graph`): convolution,
+    bias and activation then run as one oneDNN kernel, and the members' outputs equal the
+    Keras models' (``tests/model/test_bundle.py``). Other Keras models are called as they
+    are. Measured in ``benchmarks/bench_model.py`` (``results/model.json``).
 
     Parameters
     ----------
@@ -172,15 +224,23 @@ class FusedEnsemble:
                  batch_size: int = DEFAULT_BATCH_SIZE):
         import tensorflow as tf
 
+        from .network import build_model
+
         configure_threads()
         self.members = list(members)
         self.config = config
         self.batch_size = int(batch_size)
         signature = [{k: tf.TensorSpec((None, *s), tf.float32, name=k)
                       for k, s in input_shapes(config).items()}]
+        names = [layer.name for layer in build_model(config).layers]
+        weights = [_member_weights(m, names) for m in self.members]
+        #: Members evaluated as raw operations (the others are called as Keras models).
+        self.n_raw = sum(w is not None for w in weights)
 
         def run(inputs):
-            return tf.stack([m(inputs, training=False) for m in self.members])
+            return tf.stack([m(inputs, training=False) if w is None
+                             else _member_graph(inputs, w, config)
+                             for m, w in zip(self.members, weights)])
 
         # autograph=False: the member loop is plain Python, unrolled at tracing
         self._fn = tf.function(run, input_signature=signature, autograph=False,

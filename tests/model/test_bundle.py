@@ -25,6 +25,7 @@ from gaiarvs_cnn.model import (
     predict_store,
 )
 from gaiarvs_cnn.model.bundle import RANGE_KEYS
+from gaiarvs_cnn.model.network import input_shapes
 from gaiarvs_cnn.model.predict import grid_slice, prepare_inputs, summarise
 from gaiarvs_cnn.model.residuals import ResidualFit, fit_residual_dispersion
 from gaiarvs_cnn.model.training import make_splits, member_seed
@@ -206,9 +207,38 @@ def test_uncertainties_are_unscaled_with_the_label_range(bundle):
 
 def test_fused_ensemble_equals_member_loop(bundle, sim_batch):
     inputs = prepare_inputs(bundle, sim_batch)
-    fused = FusedEnsemble(bundle.members, bundle.config, batch_size=64)(inputs)
+    ensemble = FusedEnsemble(bundle.members, bundle.config, batch_size=64)
+    assert ensemble.n_raw == bundle.n_members  # every member as raw tf.nn operations
+    fused = ensemble(inputs)
     loop = np.stack([m.predict(inputs, verbose=0) for m in bundle.members])
     np.testing.assert_allclose(fused, loop, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("config", [NetworkConfig(), NetworkConfig(inputs=("rvs",)),
+                                    TINY.replace(inputs=("xp", "phot"))],
+                         ids=["paper", "rvs-only", "no-rvs"])
+def test_raw_member_graph_equals_keras_model(config):
+    keras.utils.set_random_seed(3)
+    members = [build_model(config) for _ in range(2)]
+    rng = np.random.default_rng(1)
+    inputs = {k: rng.random((5, *s), dtype=np.float32) for k, s in input_shapes(config).items()}
+    ensemble = FusedEnsemble(members, config, batch_size=4)
+    assert ensemble.n_raw == 2
+    loop = np.stack([m.predict(inputs, verbose=0) for m in members])
+    np.testing.assert_allclose(ensemble(inputs), loop, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_ensemble_calls_other_keras_models_as_they_are():
+    config = TINY.replace(inputs=("xp",))
+    keras.utils.set_random_seed(4)
+    inp = keras.Input((config.n_xp,), name="xp")
+    other = keras.Model({"xp": inp}, keras.layers.Dense(5, name="labels")(inp))
+    members = [build_model(config), other]
+    x = {"xp": np.random.default_rng(2).random((3, config.n_xp), dtype=np.float32)}
+    ensemble = FusedEnsemble(members, config)
+    assert ensemble.n_raw == 1
+    np.testing.assert_allclose(ensemble(x)[1], other.predict(x, verbose=0), rtol=1e-5,
+                               atol=1e-6)
 
 
 def test_predict_store_streams_chunks_equal_to_batch(bundle, tmp_path, sim_batch):
