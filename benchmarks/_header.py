@@ -58,3 +58,36 @@ def result_header(script, script_version: int, args) -> dict:
             "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                         "processor": platform.processor() or platform.machine()},
             "load_average_start": list(os.getloadavg())}
+
+
+def provenance(bundle_path=None) -> dict:
+    """What a result was made with: the git commit (and whether the tree was modified) and,
+    for a result made with a model bundle, its name and ``bundle_id``.
+
+    Parameters
+    ----------
+    bundle_path : path-like, optional
+        The bundle the benchmark used (e.g. the shipped demo bundle).
+
+    Returns
+    -------
+    dict
+        ``git_commit``, ``uncommitted_changes`` and, with a bundle, ``bundle`` (recorded
+        by `recorded_path`) and ``bundle_id``.
+    """
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True,
+                                capture_output=True, text=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--",
+                                     "benchmarks/*.py", "gaiarvs_cnn"], check=True,
+                                    capture_output=True, text=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = None, None
+    out = {"git_commit": commit, "uncommitted_changes": dirty}
+    if bundle_path is not None:
+        from gaiarvs_cnn.model.bundle import read_bundle_id
+
+        out.update(bundle=recorded_path(bundle_path), bundle_id=read_bundle_id(bundle_path))
+    return out
