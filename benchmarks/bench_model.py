@@ -55,6 +55,9 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _header import recorded_path  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "model.json"
 INTERESTING_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw",
                      "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
@@ -439,7 +442,7 @@ def bench_rss(sizes: list[int], bundle_path: Path, chunk: int) -> dict:
     from gaiarvs_cnn.simulate.survey import simulate_batch
 
     base = simulate_batch(min(10_000, min(sizes)), seed=3, kind="observed")
-    out = {"bundle": str(bundle_path), "chunk_size": chunk, "runs": []}
+    out = {"bundle": recorded_path(bundle_path), "chunk_size": chunk, "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             store = _replicated_store(Path(tmp) / f"s{n}.h5", n, base)
@@ -472,7 +475,7 @@ def bench_snr(bundle_path: Path, n_stars: int, seed: int) -> dict:
     bins = {"15-25": (15, 25), "25-50": (25, 50), ">50": (50, np.inf)}
     ens = bundle.meta.get("ensemble", {})
     runs = list(bundle.meta.get("epochs_run", {}).values())
-    out = {"bundle": str(bundle_path), "bundle_id": bundle.bundle_id,
+    out = {"bundle": recorded_path(bundle_path), "bundle_id": bundle.bundle_id,
            "n_members": bundle.n_members,
            "network": {k: bundle.config.to_dict()[k] for k in
                        ("conv_filters", "pool_after", "pool_size", "rvs_dense", "xp_dense",
