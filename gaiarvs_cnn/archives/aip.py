@@ -22,8 +22,9 @@ import numpy as np
 from ..constants import RVS_NPIX, XP_NCOEFF
 from ..exceptions import InputDataError
 from ..io.batch import StarBatch
+from ..utils.arrays import masked_to_nan
 from .gaia import PRODUCT_COLUMNS, GaiaArchive, check_product_errors
-from .tables import ColumnMap, masked_to_nan
+from .tables import ColumnMap
 from .tap import query_by_ids
 
 __all__ = ["AIPArchive", "AIP_SPECTRA_TABLES"]

@@ -19,10 +19,11 @@ from dataclasses import replace
 import numpy as np
 from astropy.table import Table
 
+from ..utils.arrays import masked_to_nan
 from .cache import DiskCache
 from .http import HTTPClient
 from .specs import ReferenceSpec
-from .tables import ColumnMap, masked_to_nan
+from .tables import ColumnMap
 from .tap import query_by_ids
 
 __all__ = ["CLUSTERS_TABLE", "CLUSTERS_SPEC", "query_clusters", "clusters_from_table",

@@ -639,7 +639,7 @@ def check_product_errors(batch: StarBatch, kind: str,
 def label_arrays(ids: np.ndarray, labels: Table) -> tuple[np.ndarray, np.ndarray]:
     """(N, 5) label values and errors in `~gaiarvs_cnn.constants.LABELS` order for
     ``ids`` from a canonical reference table (NaN where absent)."""
-    from .tables import masked_to_nan
+    from ..utils.arrays import masked_to_nan
 
     val = np.full((len(ids), len(LABELS)), np.nan)
     err = np.full_like(val, np.nan)

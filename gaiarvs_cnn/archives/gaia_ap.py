@@ -23,9 +23,10 @@ import numpy as np
 from astropy.table import Table
 
 from ..exceptions import InputDataError
+from ..utils.arrays import masked_to_nan
 from .http import HTTPClient
 from .specs import ReferenceSpec
-from .tables import ColumnMap, masked_to_nan
+from .tables import ColumnMap
 
 __all__ = ["AP_TABLE", "GSPSPEC_SPEC", "GSPPHOT_SPEC", "query_gsp", "gspspec_from_table",
            "gspphot_from_table", "good_gspspec_flags"]

@@ -35,6 +35,7 @@ import numpy as np
 from astropy.table import Table
 
 from ..selection import galah_quality_cut
+from ..utils.arrays import masked_to_nan
 from .http import HTTPClient
 from .specs import ReferenceSpec
 from .tables import ColumnMap
@@ -81,7 +82,7 @@ def _alpha_as_alpham(t: Table) -> Table:
 
     t["alpham"], t["e_alpham"] = t["alpha_fe"], t["e_alpha_fe"]
     for name in ("alpha_fe", "e_alpha_fe"):
-        t[name] = np.ma.filled(np.ma.asarray(t[name], dtype=float), np.nan)
+        t[name] = masked_to_nan(t[name])
         t[name].unit = COLUMN_UNITS["alpham"]
     return t
 

@@ -28,10 +28,11 @@ import numpy as np
 from astropy.table import Table
 
 from ..exceptions import ArchiveError
+from ..utils.arrays import masked_to_nan
 from .clusters import dr2_to_dr3
 from .http import HTTPClient
 from .specs import ReferenceSpec
-from .tables import ColumnMap, masked_to_nan
+from .tables import ColumnMap
 
 __all__ = ["K2GAP_TABLE", "K2GAP_SPEC", "query_k2gap", "k2gap_from_table"]
 

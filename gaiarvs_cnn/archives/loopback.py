@@ -69,6 +69,7 @@ import numpy as np
 from astropy.io.votable import from_table
 from astropy.table import Table, vstack
 
+from ..utils.arrays import masked_to_nan
 from .loopback_tables import reference_tables, synthetic_apogee
 
 
@@ -178,8 +179,8 @@ def _rvs_table(products: dict[int, str]) -> Table:
     for sid, text in products.items():
         t = Table.read(text, format="ascii.csv")
         sids.append(sid)
-        flux.append(np.ma.filled(np.ma.asarray(t["flux"], dtype=float), np.nan))
-        err.append(np.ma.filled(np.ma.asarray(t["flux_error"], dtype=float), np.nan))
+        flux.append(masked_to_nan(t["flux"]))
+        err.append(masked_to_nan(t["flux_error"]))
     return Table({"source_id": np.array(sids, dtype=np.int64),
                   "flux": np.array(flux, dtype=np.float32),
                   "flux_error": np.array(err, dtype=np.float32)})

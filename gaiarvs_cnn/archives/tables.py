@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
-from astropy.table import Table
+from astropy.table import Table, unique
 
 from ..exceptions import ArchiveError
+from ..utils.arrays import masked_to_nan
 from ..utils.columns import find_column
 
-__all__ = ["ColumnMap", "masked_to_nan", "unique_best", "finish_reference"]
+__all__ = ["ColumnMap", "unique_best", "finish_reference"]
 
 
 class ColumnMap:
@@ -108,22 +109,6 @@ class ColumnMap:
         return out
 
 
-def masked_to_nan(col) -> np.ndarray:
-    """Return a float array with masked entries as NaN.
-
-    Parameters
-    ----------
-    col : array-like or astropy.table.Column
-        Values, possibly masked.
-
-    Returns
-    -------
-    numpy.ndarray
-        Float values, NaN where ``col`` was masked.
-    """
-    return np.ma.filled(np.ma.asarray(col, dtype=float), np.nan)
-
-
 def unique_best(table: Table, key: str, score: str | None = None) -> Table:
     """Keep one row per ``key`` value: the one with the highest ``score`` (or the first).
 
@@ -140,7 +125,8 @@ def unique_best(table: Table, key: str, score: str | None = None) -> Table:
     Returns
     -------
     astropy.table.Table
-        One row per distinct ``key`` value, in input order.
+        One row per distinct ``key`` value (`astropy.table.unique` of the rows sorted by
+        ``score``), in input order when there is no ``score``, else in ``score`` order.
     """
     if len(table) == 0:
         return table
@@ -149,8 +135,11 @@ def unique_best(table: Table, key: str, score: str | None = None) -> Table:
         order = np.argsort(-np.nan_to_num(masked_to_nan(table[score]), nan=-np.inf),
                            kind="stable")
     t = table[order]
-    _, first = np.unique(np.asarray(t[key]), return_index=True)
-    return t[np.sort(first)]
+    t["__position__"] = np.arange(len(t))
+    best = unique(t, keys=key, keep="first")        # group_by sorts stably: the first of t
+    best = best[np.argsort(best["__position__"])]
+    del best["__position__"]
+    return best
 
 
 def finish_reference(t: Table, cut: Callable[[Table], np.ndarray] | None = None,

@@ -30,10 +30,11 @@ import requests
 from astropy.table import Table
 
 from ..exceptions import ArchiveError
+from ..utils.arrays import masked_to_nan
 from .cache import DiskCache, cache_dir
 from .http import HTTPClient
 from .retry import check_http_status
-from .tables import ColumnMap, masked_to_nan
+from .tables import ColumnMap
 
 __all__ = ["GAIA_DR3_TABLE", "xmatch_gaia_dr3"]
 

@@ -136,8 +136,8 @@ def _to_model_unit(path: Path, table: Table, spec) -> None:
     if not spec["unit"] or have is None or isinstance(have, u.UnrecognizedUnit):
         return
     target = u.Unit(spec["unit"])
-    if have == target:
-        return
+    if have == target or have.to_string() == target.to_string():
+        return              # e.g. VOTable's CDS '[-]': a plain unit named 'dex', not u.dex
     try:
         values = have.to(target, np.asarray(col, dtype=float))
     except u.UnitsError:

@@ -27,6 +27,7 @@ from astropy.table import Column, Table
 
 from ..exceptions import GaiaRVSCNNError, InputDataError, OutputExistsError
 from ..flags.boundary import GOOD_FLAG
+from ..utils.arrays import masked_to_nan
 from ..utils.atomic import atomic_path
 from .datamodel import FLAG_WIDTH, _check_columns, _provenance_meta, catalog_columns, flag_text
 from .registry import CATALOG_FORMATS, format_of
@@ -62,7 +63,7 @@ def _values(table: Table, spec: Mapping) -> np.ndarray:
     col = table[name]
     if getattr(col, "mask", None) is not None and np.any(col.mask):
         if spec["dtype"].startswith("float"):
-            col = col.filled(np.nan)
+            col = masked_to_nan(col, spec["dtype"])
         else:
             i = int(np.flatnonzero(col.mask)[0])
             raise InputDataError(f"Column {name} has a missing value at row {i}; a catalogue "

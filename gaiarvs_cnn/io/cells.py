@@ -15,6 +15,7 @@ import numpy as np
 from astropy.table import Table
 
 from ..exceptions import BadStarError, InputDataError
+from ..utils.arrays import masked_to_nan
 from ..utils.columns import find_column
 from .policy import BadStarPolicy
 
@@ -33,7 +34,7 @@ def require_column(table: Table, name: str, where: str) -> str:
 
 def column_floats(col, unit: str | None = None) -> np.ndarray:
     """Column values as float64 with masked values as NaN, converted to ``unit``."""
-    arr = np.ma.filled(np.ma.asarray(col).astype(np.float64), np.nan)
+    arr = masked_to_nan(col)
     col_unit = getattr(col, "unit", None)
     if unit and col_unit is not None:
         arr = (arr * u.Unit(col_unit)).to_value(unit)
@@ -212,7 +213,7 @@ def parse_vector(cell, n: int, sid: int, name: str, where: str, *,
             raise BadStarError(sid, f"{name} in {where} has a {exc}.") from None
     else:
         try:
-            vec = np.ma.filled(np.ma.asarray(cell).astype(np.float64), np.nan).ravel()
+            vec = masked_to_nan(cell).ravel()
         except (TypeError, ValueError) as exc:
             raise BadStarError(sid, f"{name} in {where} is not numeric ({exc}).") from None
     if vec is None or vec.size == 0 or not np.isfinite(vec).any():

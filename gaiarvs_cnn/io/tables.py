@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 from astropy.io import votable
+from astropy.io.registry import identify_format
 from astropy.table import Table
 
 from ..exceptions import InputDataError
@@ -30,16 +31,36 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
+#: Formats taken from astropy's io-registry identifiers when the name has no known suffix.
+_IDENTIFIED = ("fits", "votable")
+
+
 def infer_format(name: str, head: bytes) -> str:
+    """The astropy format of a file: from its name's suffix, else from its first bytes.
+
+    Parameters
+    ----------
+    name : str
+        File name (its suffix is looked up in `gaiarvs_cnn.utils.formats`).
+    head : bytes
+        The first bytes of the content (2 kB are enough).
+
+    Returns
+    -------
+    str
+        ``'fits'`` or ``'votable'`` when astropy's identifiers recognise the content
+        (`astropy.io.registry.identify_format`), ``'ascii.ecsv'`` for an ECSV header line
+        (astropy identifies ECSV by its suffix only), else ``'ascii.csv'``.
+    """
     by_suffix = format_from_suffix(name)             # the package's one suffix table
     if by_suffix is not None:
         return ASTROPY_FORMATS[by_suffix]
-    if head.startswith(b"SIMPLE"):
-        return "fits"
+    found = identify_format("read", Table, None, io.BytesIO(head), [], {})
+    for fmt in _IDENTIFIED:
+        if fmt in found:
+            return fmt
     if head.lstrip().startswith(b"# %ECSV"):
         return "ascii.ecsv"
-    if b"<VOTABLE" in head[:1000] or head.lstrip().startswith(b"<?xml"):
-        return "votable"
     return "ascii.csv"
 
 

@@ -50,6 +50,7 @@ from tqdm.auto import tqdm
 
 from ..constants import LABELS, PAPER_TRAINING_RANGES, RVS_NPIX, rvs_wavelength_nm
 from ..exceptions import InputDataError
+from ..utils.arrays import masked_to_nan
 from .spectra import SpectrumModel
 
 __all__ = ["SpectrumFit", "LabelCheck", "fit_spectrum", "fit_at_labels", "check_labels",
@@ -483,7 +484,7 @@ def fit_store(path, *, labels: Table | None = None, limit: int | None = None, ou
             raise InputDataError(f"The labels table lacks column(s) {', '.join(missing)}; it "
                                  f"needs source_id and {', '.join(LABELS)}.")
         lab_ids = np.asarray(labels["source_id"], dtype=np.int64)
-        values = np.stack([np.ma.filled(np.ma.asarray(labels[c], dtype=float), np.nan)
+        values = np.stack([masked_to_nan(labels[c])
                            for c in LABELS], axis=1)
         order = np.argsort(lab_ids, kind="stable")
         pos = np.clip(np.searchsorted(lab_ids[order], ids), 0, max(len(lab_ids) - 1, 0))

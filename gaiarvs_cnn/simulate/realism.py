@@ -13,6 +13,7 @@ from astropy.table import Table
 
 from ..constants import rvs_wavelength_nm
 from ..preprocess import continuum_mask
+from ..utils.arrays import masked_to_nan
 
 __all__ = ["CA_TRIPLET_NM", "REFERENCE_STARS", "REFERENCE_FILES", "read_rvs_csv",
            "load_reference_spectra", "ca_triplet_ew", "ca_line_mask", "residual_rms",
@@ -44,8 +45,8 @@ def read_rvs_csv(path) -> tuple[np.ndarray, np.ndarray]:
     """Read a Gaia DR3 RVS DataLink CSV: (flux, flux_error) on the 2401-pixel grid, NaN kept."""
     t = Table.read(path, format="ascii.csv")
     order = np.argsort(np.asarray(t["wavelength"], dtype=float))
-    flux = np.ma.filled(np.ma.asarray(t["flux"], dtype=float), np.nan)[order]
-    err = np.ma.filled(np.ma.asarray(t["flux_error"], dtype=float), np.nan)[order]
+    flux = masked_to_nan(t["flux"])[order]
+    err = masked_to_nan(t["flux_error"])[order]
     return flux, err
 
 

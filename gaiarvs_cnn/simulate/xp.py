@@ -89,7 +89,13 @@ def _import_gaiaxpy():
 
 
 def _gaiaxpy():
-    """Import the GaiaXPy pieces used here, with a clear error if it is missing."""
+    """Import the GaiaXPy pieces used here, with a clear error if it is missing.
+
+    GaiaXPy has no public API for its design matrices, dispersion function and
+    configuration parsers (its public functions calibrate / convert whole tables), so these
+    are its internal modules; this is the one place that imports them, and
+    ``pyproject.toml`` bounds GaiaXPy to the minor version checked (``<2.2``).
+    """
     _import_gaiaxpy()
     try:
         from gaiaxpy.config.paths import config_path, hermite_bases_file

@@ -5,11 +5,9 @@ import hashlib
 
 __all__ = ["sha256_file"]
 
-_BLOCK = 1 << 20
-
 
 def sha256_file(path) -> str:
-    """Return the hexadecimal SHA-256 digest of a file, read in 1 MiB blocks.
+    """Return the hexadecimal SHA-256 digest of a file (`hashlib.file_digest`, read in blocks).
 
     Parameters
     ----------
@@ -26,8 +24,5 @@ def sha256_file(path) -> str:
     OSError
         If the file cannot be opened or read.
     """
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_BLOCK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()

@@ -24,8 +24,8 @@ import numpy as np
 from astropy.table import Table
 from matplotlib.figure import Figure
 
+from ..utils.arrays import masked_to_nan
 from .crossmatch import good_mask
-from .stats import as_float
 from .style import add_colorbar, axis_label, density_panel, new_figure, styled
 
 __all__ = ["R0_INPLANE", "Z_SUN", "V_LSR", "SOLAR_MOTION", "HIGH_ALPHA", "galactocentric_frame",
@@ -111,11 +111,11 @@ def add_galactocentric(table: Table, min_parallax_over_error: float = 5.0) -> Ta
     `~astropy.table.Table`
         ``table`` with ``R_gc`` and ``Z_gc``.
     """
-    plx = as_float(table["parallax"])
+    plx = masked_to_nan(table["parallax"])
     r, z = galactocentric_rz(np.asarray(table["ra"], float), np.asarray(table["dec"], float),
                              plx)
     if "parallax_error" in table.colnames and min_parallax_over_error > 0:
-        err = as_float(table["parallax_error"])
+        err = masked_to_nan(table["parallax_error"])
         poor = ~(plx / err >= min_parallax_over_error)
         r[poor], z[poor] = np.nan, np.nan
     table["R_gc"] = r * u.kpc
@@ -146,8 +146,8 @@ def select_giants(table: Table, logg_max: float = 2.2, snr_range: tuple = (15.0,
     -------
     numpy.ndarray of bool
     """
-    logg = as_float(table["logg"])
-    snr = as_float(table[snr_column])
+    logg = masked_to_nan(table["logg"])
+    snr = masked_to_nan(table[snr_column])
     mask = (logg < logg_max) & (snr >= snr_range[0]) & (snr <= snr_range[1])
     return mask & good_mask(table) if good_only else mask
 
@@ -203,8 +203,8 @@ def alpha_sequences(mh: np.ndarray, alpham: np.ndarray, mh_window: tuple = MH_WI
 
 def _chemistry_and_position(table: Table) -> tuple[np.ndarray, ...]:
     """[M/H], [alpha/M], R and ``|Z|`` of every row as float arrays."""
-    return (as_float(table["mh"]), as_float(table["alpham"]), as_float(table["R_gc"]),
-            np.abs(as_float(table["Z_gc"])))
+    return (masked_to_nan(table["mh"]), masked_to_nan(table["alpham"]),
+            masked_to_nan(table["R_gc"]), np.abs(masked_to_nan(table["Z_gc"])))
 
 
 def bimodality_grid(table: Table, mask: np.ndarray | None = None,

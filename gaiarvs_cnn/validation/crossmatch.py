@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ..constants import LABELS
 from ..exceptions import InputDataError
 from ..io.shards import open_source
-from .stats import as_float
+from ..utils.arrays import masked_to_nan
 
 __all__ = ["GOOD_FLAG", "STORE_COLUMNS", "match_reference", "add_store_columns",
            "require_stars",
@@ -207,5 +207,5 @@ def snr_subsets(snr: np.ndarray, bins: dict = SNR_BINS) -> dict:
     -------
     dict of str -> numpy.ndarray of bool
     """
-    snr = as_float(snr)
+    snr = masked_to_nan(snr)
     return {name: (snr >= lo) & (snr < hi) for name, (lo, hi) in bins.items()}

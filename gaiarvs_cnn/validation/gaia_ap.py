@@ -17,8 +17,9 @@ from astropy.table import Table
 from ..archives.gaia_ap import GOOD_FLAG_DIGITS, good_gspspec_flags
 from ..constants import LABELS
 from ..exceptions import InputDataError
+from ..utils.arrays import masked_to_nan
 from .crossmatch import good_mask, snr_subsets
-from .stats import as_float, comparison_table, difference_stats, finite
+from .stats import comparison_table, difference_stats, finite
 
 __all__ = ["GSP_LABELS", "compare_gsp",
            "gsp_precision_ratio"]
@@ -63,7 +64,7 @@ def compare_gsp(matched: Table, kind: str = "gsp-spec", prefix: str = "ref_",
         raise InputDataError(f"kind must be 'gsp-spec' or 'gsp-phot', not {kind!r}.")
     base = _gsp_base(matched, kind, prefix, good_only, apply_flags)
     pairs = {k: (k, prefix + k) for k in GSP_LABELS[kind] if prefix + k in matched.colnames}
-    logg = as_float(matched["logg"])
+    logg = masked_to_nan(matched["logg"])
     subsets = {"all": base, "giants": base & (logg < 3.5), "dwarfs": base & (logg >= 3.5)}
     if snr_column in matched.colnames:
         subsets.update({k: base & v for k, v in snr_subsets(matched[snr_column]).items()})
@@ -106,7 +107,7 @@ def gsp_precision_ratio(matched: Table, against_prefix: str, prefix: str = "ref_
         cols = (label, prefix + label, against_prefix + label)
         if not all(c in matched.colnames for c in cols):
             continue
-        cnn, gsp, ref = (as_float(matched[c]) for c in cols)
+        cnn, gsp, ref = (masked_to_nan(matched[c]) for c in cols)
         ok = base & finite(cnn, gsp, ref)
         s_cnn, s_gsp = difference_stats(cnn[ok] - ref[ok]), difference_stats(gsp[ok] - ref[ok])
         rows.append((label, int(ok.sum()), s_cnn["sigma_mad"], s_gsp["sigma_mad"],

@@ -23,6 +23,7 @@ from astropy.table import Table
 from ..archives.gaia_ap import good_gspspec_flags
 from ..constants import LABELS
 from ..exceptions import InputDataError
+from ..utils.arrays import masked_to_nan
 from .bimodality import add_galactocentric, bimodality_grid, plot_bimodality, select_giants
 from .clusters import cluster_logg_trends, cluster_statistics, plot_clusters
 from .crossmatch import GOOD_FLAG, good_mask, match_reference, require_stars
@@ -41,7 +42,7 @@ from .registry import comparisons, register_comparison
 from .registry import needed_references as _needed_references
 from .report import ValidationResult
 from .seismic import add_seismic_logg, compare_seismic, plot_seismic, seismic_logg
-from .stats import as_float, column, comparison_table, difference_stats
+from .stats import column, comparison_table, difference_stats
 from .truth import offset_recovery, sequence_recovery, truth_comparison
 
 __all__ = ["COMPARISONS", "REQUIRED_REFERENCES", "OPTIONAL_REFERENCES", "has_truth",  # noqa: F822
@@ -195,7 +196,7 @@ def validate_seismic(data: Table, seismic: Table, apogee: Table | None = None,
     if has_truth(matched):
         # the injection is checked with the true Teff, so that CNN Teff errors do not enter
         matched["seis_logg_true_teff"] = seismic_logg(
-            as_float(matched["ref_numax"]),
+            masked_to_nan(matched["ref_numax"]),
             np.asarray(matched["true_teff"], dtype=float))
         _add_recovery(result, matched, _seismic_injection(seismic), base, ("logg",),
                       {"logg": "seis_logg_true_teff"}, {"logg": None})
@@ -327,7 +328,7 @@ def validate_precision(data: Table, apogee: Table | None = None, gsp: Table | No
         bad = ~good_gspspec_flags(table["gsp_flags_gspspec"])
         for label in ("teff", "logg", "mh", "alpham"):
             if f"gsp_{label}" in table.colnames:
-                table[f"gsp_{label}"] = np.where(bad, np.nan, as_float(table[f"gsp_{label}"]))
+                table[f"gsp_{label}"] = np.where(bad, np.nan, masked_to_nan(table[f"gsp_{label}"]))
         gsp_prefix = "gsp_"
     prec = precision_vs_snr(table, prefix, gsp_prefix)
     result = ValidationResult("precision", tables={"vs_snr": prec})

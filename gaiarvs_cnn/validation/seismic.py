@@ -19,8 +19,9 @@ from astropy.table import Table, vstack
 from matplotlib.figure import Figure
 
 from ..constants import LABEL_UNITS
+from ..utils.arrays import masked_to_nan
 from .crossmatch import good_mask
-from .stats import as_float, comparison_table
+from .stats import comparison_table
 from .style import (
     add_colorbar,
     annotate_stats,
@@ -102,10 +103,10 @@ def add_seismic_logg(matched: Table, prefix: str = "ref_", teff_column: str = "t
     `~astropy.table.Table`
         ``matched`` with ``seis_logg`` and ``e_seis_logg`` (dex, cgs).
     """
-    numax = as_float(matched[f"{prefix}numax"])
-    e_numax = as_float(matched[f"{prefix}e_numax"])
-    teff = as_float(matched[teff_column])
-    e_teff = (as_float(matched["sigma_teff"])
+    numax = masked_to_nan(matched[f"{prefix}numax"])
+    e_numax = masked_to_nan(matched[f"{prefix}e_numax"])
+    teff = masked_to_nan(matched[teff_column])
+    e_teff = (masked_to_nan(matched["sigma_teff"])
               if "sigma_teff" in matched.colnames else None)
     logg, e_logg = seismic_logg(numax, teff, e_numax, e_teff)
     matched["seis_logg"] = logg * LABEL_UNITS["logg"]
@@ -148,7 +149,7 @@ def compare_seismic(matched: Table, prefix: str = "ref_", good_only: bool = True
     if "seis_logg" not in matched.colnames:
         add_seismic_logg(matched, prefix)
     base = good_mask(matched) if good_only else np.ones(len(matched), bool)
-    seis = as_float(matched["seis_logg"])
+    seis = masked_to_nan(matched["seis_logg"])
     parts = [comparison_table(matched, {"logg": ("logg", "seis_logg")},
                               _gravity_subsets(seis, base), "seismic")]
     for name, (col, mask) in (others or {}).items():
@@ -181,8 +182,8 @@ def plot_seismic(matched: Table, prefix: str = "ref_") -> Figure:
     """
     if "seis_logg" not in matched.colnames:
         add_seismic_logg(matched, prefix)
-    seis = as_float(matched["seis_logg"])
-    cnn = as_float(matched["logg"])
+    seis = masked_to_nan(matched["seis_logg"])
+    cnn = masked_to_nan(matched["logg"])
     fig, axes = new_figure(1, 2, panel_size=(3.0, 2.8))
     one, res = axes[0]
     grid = np.linspace(1.0, 3.8, 41)

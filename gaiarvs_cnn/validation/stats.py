@@ -16,29 +16,15 @@ import numpy as np
 from astropy.table import Table
 
 from ..constants import LABEL_UNITS
+from ..utils.arrays import masked_to_nan
 
-__all__ = ["MAD_TO_SIGMA", "as_float", "column", "finite", "robust_sigma", "difference_stats",
+__all__ = ["MAD_TO_SIGMA", "column", "finite", "robust_sigma", "difference_stats",
            "comparison_table", "running_stats", "binned_stats", "STAT_COLUMNS"]
 
 #: Factor turning a median absolute deviation into a Gaussian standard deviation.
 MAD_TO_SIGMA = 1.482602218505602
 #: Columns of every statistics row, in order.
 STAT_COLUMNS = ("n", "bias", "e_bias", "mean", "std", "sigma_mad")
-
-
-def as_float(values) -> np.ndarray:
-    """Float array of ``values`` with masked entries as NaN.
-
-    Parameters
-    ----------
-    values : array-like
-        Plain, masked or `~astropy.table.Column` values (units are dropped).
-
-    Returns
-    -------
-    numpy.ndarray of float
-    """
-    return np.asarray(np.ma.filled(np.ma.asarray(values, dtype=float), np.nan))
 
 
 def column(table: Table, name: str, missing_ok: bool = False) -> np.ndarray:
@@ -58,7 +44,7 @@ def column(table: Table, name: str, missing_ok: bool = False) -> np.ndarray:
     """
     if missing_ok and name not in table.colnames:
         return np.full(len(table), np.nan)
-    return as_float(table[name])
+    return masked_to_nan(table[name])
 
 
 def finite(*arrays) -> np.ndarray:
@@ -75,8 +61,7 @@ def finite(*arrays) -> np.ndarray:
     """
     mask = None
     for arr in arrays:
-        a = np.ma.asarray(arr)
-        ok = np.isfinite(np.ma.filled(a.astype(float), np.nan))
+        ok = np.isfinite(masked_to_nan(arr))
         mask = ok if mask is None else mask & ok
     return mask
 
@@ -120,7 +105,7 @@ def difference_stats(diff: np.ndarray) -> dict:
     >>> round(d["bias"], 3), d["n"]
     (0.2, 3)
     """
-    d = as_float(diff)
+    d = masked_to_nan(diff)
     d = d[np.isfinite(d)]
     n = int(d.size)
     if n == 0:
@@ -190,8 +175,8 @@ def binned_stats(x: np.ndarray, y: np.ndarray, edges: Sequence[float]) -> Table:
     `~astropy.table.Table`
         ``lo, hi`` and `STAT_COLUMNS` per bin (empty bins have n = 0).
     """
-    x = as_float(x)
-    y = as_float(y)
+    x = masked_to_nan(x)
+    y = masked_to_nan(y)
     rows = []
     for lo, hi in zip(edges[:-1], edges[1:]):
         sel = (x >= lo) & (x < hi)
