@@ -26,6 +26,7 @@ from .constants import (
     LABELS,
     PHOT_INPUTS,
     RVS_NPIX,
+    XP_NCOEFF,
     rvs_wavelength_nm,
 )
 from .exceptions import BadStarError, InputDataError
@@ -403,6 +404,21 @@ class MinMaxScaler:
                                  f"{[n for n, v in zip(names, lo) if not np.isfinite(v)]}")
         return cls(list(names), lo, hi)
 
+    @classmethod
+    def identity(cls, names: Sequence[str]) -> MinMaxScaler:
+        """The scaler that changes nothing (minimum 0, maximum 1): a branch not fitted.
+
+        Parameters
+        ----------
+        names : sequence of str
+            One name per feature.
+
+        Returns
+        -------
+        MinMaxScaler
+        """
+        return cls(list(names), np.zeros(len(names)), np.ones(len(names)))
+
     @property
     def range(self) -> np.ndarray:
         """Per-feature ``maximum - minimum`` (1 where that is zero), physical units."""
@@ -521,14 +537,18 @@ class InputScalers:
     xp: MinMaxScaler
 
     @classmethod
-    def fit(cls, batch) -> InputScalers:
+    def fit(cls, batch, inputs: Sequence[str] = INPUT_NAMES) -> InputScalers:
         """Fit on a training `~gaiarvs_cnn.io.batch.StarBatch` (labels must be known).
 
         Parameters
         ----------
         batch : `~gaiarvs_cnn.io.batch.StarBatch`
-            Training stars with finite ``labels``, photometry, parallax and XP
-            coefficients.
+            Training stars with finite ``labels`` and the inputs of the branches
+            ``inputs`` (photometry and parallax for ``phot``, XP coefficients for ``xp``).
+        inputs : sequence of str, optional
+            Branches of the network (its ``config.inputs``); default all three. The scaler
+            of a branch the network does not use is not fitted (identity: minimum 0,
+            maximum 1), so its columns may be missing (NaN).
 
         Returns
         -------
@@ -538,18 +558,23 @@ class InputScalers:
         Raises
         ------
         BadStarError
-            If a star has no usable XP coefficients.
+            If a star has no usable XP coefficients (``xp`` in ``inputs``).
         InputDataError
-            If a feature has no finite value.
+            If a feature of a used branch has no finite value.
         """
-        phot = np.stack([batch[c] for c in PHOT_INPUTS], axis=1)
-        xp = normalise_xp(batch["bp_coefficients"], batch["rp_coefficients"],
-                          source_ids=batch["source_id"])
-        xp_names = [f"bp_{i}" for i in range(xp.shape[1] // 2)] + [
-            f"rp_{i}" for i in range(xp.shape[1] // 2)]
-        return cls(MinMaxScaler.fit(batch["labels"], LABELS),
-                   MinMaxScaler.fit(phot, PHOT_INPUTS),
-                   MinMaxScaler.fit(xp, xp_names))
+        xp_names = [f"{band}_{i}" for band in ("bp", "rp") for i in range(XP_NCOEFF)]
+        if "phot" in inputs:
+            phot = MinMaxScaler.fit(np.stack([batch[c] for c in PHOT_INPUTS], axis=1),
+                                    PHOT_INPUTS)
+        else:
+            phot = MinMaxScaler.identity(PHOT_INPUTS)
+        if "xp" in inputs:
+            xp = MinMaxScaler.fit(normalise_xp(batch["bp_coefficients"],
+                                               batch["rp_coefficients"],
+                                               source_ids=batch["source_id"]), xp_names)
+        else:
+            xp = MinMaxScaler.identity(xp_names)
+        return cls(MinMaxScaler.fit(batch["labels"], LABELS), phot, xp)
 
     def transform_inputs(self, batch, inputs: Sequence[str] = INPUT_NAMES
                          ) -> dict[str, np.ndarray]:

@@ -66,15 +66,27 @@ def tiny_bundle(tiny_training_store, tiny_tsne_reference, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_rvs_only_bundle(tiny_training_store, tiny_tsne_reference, tmp_path_factory):
-    """Path of a 2-member bundle of the tiny network with the RVS branch only (paper App. B)."""
+    """Path of a 2-member bundle of the tiny network with the RVS branch only (paper App. B),
+    trained on the tiny training stars with photometry, parallax and XP removed (NaN): a
+    network needs only its own inputs."""
     import shutil
 
+    import numpy as np
+
+    from gaiarvs_cnn.constants import PHOT_INPUTS
+    from gaiarvs_cnn.io import Store, atomic_store
     from gaiarvs_cnn.model import NetworkConfig, train_ensemble
 
+    root = tmp_path_factory.mktemp("tiny_rvs_only_bundle")
+    with Store.open(tiny_training_store) as store:
+        batch, extra = store.read(), store.extra_columns
+    for col in (*PHOT_INPUTS, "bp_coefficients", "rp_coefficients"):
+        batch[col] = np.full_like(batch[col], np.nan)
+    with atomic_store(root / "train_rvs_only.h5", extra_columns=extra) as store:
+        store.append(batch)
     config = NetworkConfig(inputs=("rvs",), conv_filters=(4, 4, 2), rvs_dense=8,
                            head_dense=(8, 4), jit_compile=False, batch_size=64)
-    out = tmp_path_factory.mktemp("tiny_rvs_only_bundle") / "bundle"
-    bundle = train_ensemble(tiny_training_store, out, config=config, n_splits=1, n_models=2,
-                            epochs=1, tsne=False, progress=False)
+    bundle = train_ensemble(root / "train_rvs_only.h5", root / "bundle", config=config,
+                            n_splits=1, n_models=2, epochs=1, tsne=False, progress=False)
     shutil.copytree(tiny_tsne_reference, bundle.tsne_dir)
     return bundle.path

@@ -353,7 +353,12 @@ def _ranges(batch: StarBatch, labels: Sequence[str]) -> dict:
     out = {lab: tuple(float(v) for v in np.nanpercentile(batch["labels"][:, j], (lo, hi)))
            for j, lab in enumerate(labels)}
     for col in ("phot_g_mean_mag", "parallax"):
-        out[col] = tuple(float(v) for v in np.nanpercentile(batch[col], (lo, hi)))
+        if not np.isfinite(batch[col]).any():   # a network without photometry, trained so
+            log.warning(f"No training star has a finite {col}: every star's flag digit for "
+                        f"{col} will say 'outside the training range'.")
+            out[col] = (float("nan"), float("nan"))
+        else:
+            out[col] = tuple(float(v) for v in np.nanpercentile(batch[col], (lo, hi)))
     return out
 
 
@@ -389,7 +394,7 @@ def _prepare(store_path, out_dir: Path, config: NetworkConfig, n_splits: int, n_
     """Read and scale the training sample, draw the splits, write or check the state."""
     batch = load_training_sample(store_path, max_stars)
     _check_label_spread(batch, config.labels, store_path)
-    scalers = InputScalers.fit(batch)
+    scalers = InputScalers.fit(batch, config.inputs)
     x, y = training_arrays(batch, scalers, config)
     splits = make_splits(len(batch), n_splits, seed)
     _check_state(out_dir, {"config": config.to_dict(), "n_splits": n_splits,

@@ -1,5 +1,6 @@
-"""Inputs the network does not use are never required (issue 24): ``predict`` with an
-RVS-only bundle parameterises every star of a store without photometry or XP."""
+"""Inputs the network does not use are never required (issue 24): an RVS-only bundle trains
+on stars without photometry or XP (fixture ``tiny_rvs_only_bundle``) and ``predict``
+parameterises every star of a store without them."""
 from __future__ import annotations
 
 import numpy as np
@@ -25,6 +26,17 @@ def rvs_only_store(tiny_observed_store, tmp_path_factory):
     with atomic_store(path) as store:
         store.append(batch)
     return path
+
+
+def test_rvs_only_bundle_trained_without_photometry_or_xp(tiny_rvs_only_bundle):
+    from gaiarvs_cnn.model import ModelBundle
+
+    bundle = ModelBundle.load(tiny_rvs_only_bundle)
+    assert bundle.config.inputs == ("rvs",)
+    # the scalers of the unused branches are not fitted (identity); no training G/parallax
+    assert np.all(bundle.scalers.phot.minimum == 0) and np.all(bundle.scalers.xp.maximum == 1)
+    assert np.isnan(bundle.ranges["parallax"]).all()
+    assert bundle.ranges["teff"][0] < bundle.ranges["teff"][1]
 
 
 def test_rvs_only_bundle_predicts_every_star_of_a_store_without_photometry(
