@@ -32,9 +32,10 @@ class Conf(_config.ConfigNamespace):
     ``datalink_data_structure``, ``xmatch_max_distance`` (arcsec),
     the request limits ``datalink_max_ids`` and ``aip_datalink_max_ids``, the id-list
     sizes ``tap_upload_max_ids`` and ``tap_in_list_max_ids``, ``timeout`` (s),
-    ``retries``, ``chunk_size`` (stars), ``threads`` and ``on_error`` (the bad-star policy
-    of the readers). Change them for a
-    session with ``conf.set_temp`` or permanently in the astropy configuration file.
+    ``request_deadline`` (s), ``retries``, the answer limits ``max_response_bytes``,
+    ``zip_member_max_bytes`` and ``zip_max_bytes``, ``chunk_size`` (stars), ``threads``
+    and ``on_error`` (the bad-star policy of the readers). Change them for a session with
+    ``conf.set_temp`` or permanently in the astropy configuration file.
 
     Examples
     --------
@@ -94,9 +95,24 @@ class Conf(_config.ConfigNamespace):
         1000, "Source ids per ADQL IN list, at services without TAP uploads.",
         cfgtype="integer"
     )
-    timeout = _item(120.0, "Network timeout in seconds.", cfgtype="float")
+    timeout = _item(120.0, "Network timeout in seconds: longest wait to connect, and "
+                    "longest silence while an answer arrives.", cfgtype="float")
+    request_deadline = _item(
+        3600.0, "Longest time (s) one HTTP request may take in all, from connecting to "
+        "the last byte of the answer (a server trickling bytes is cut off then).",
+        cfgtype="float")
     retries = _item(4, "Retries (with exponential backoff) per request.",
                                  cfgtype="integer")
+    max_response_bytes = _item(
+        2 ** 31, "Largest answer body (bytes, after gzip/deflate decoding) accepted from "
+        "an archive; a larger or endless answer fails without being read further.",
+        cfgtype="integer")
+    zip_member_max_bytes = _item(
+        2 ** 28, "Largest uncompressed size (bytes) of one file in a downloaded DataLink "
+        "zip; checked before the file is read.", cfgtype="integer")
+    zip_max_bytes = _item(
+        2 ** 32, "Largest uncompressed size (bytes) of all files of a downloaded DataLink "
+        "zip together; checked before any file is read.", cfgtype="integer")
     chunk_size = _item(
         4096, "Stars per chunk when streaming the HDF5 store.", cfgtype="integer"
     )

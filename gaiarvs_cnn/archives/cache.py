@@ -81,6 +81,21 @@ class DiskCache:
         """
         return self.directory / key
 
+    def has(self, key: str) -> bool:
+        """Whether ``key`` is cached (always False when ``refresh`` is set).
+
+        Parameters
+        ----------
+        key : str
+            Cache key, as returned by `key`.
+
+        Returns
+        -------
+        bool
+            True when `path` holds the payload and ``refresh`` is not set.
+        """
+        return not self.refresh and self.path(key).exists()
+
     def get(self, key: str) -> bytes | None:
         """Return the cached payload, or None (also when ``refresh`` is set).
 

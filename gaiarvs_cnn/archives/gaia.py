@@ -41,6 +41,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +67,7 @@ from .tap import chunked, id_list_adql, query_by_ids, run_tap
 
 __all__ = ["GaiaArchive", "FetchReport", "ESA_SYNC_MAX_ROWS", "RETRIEVAL_TYPES",
            "data_structure_value", "other_spelling", "paper_cuts_adql", "GAIA_SOURCE_COLUMNS",
-           "check_product_errors"]
+           "check_product_errors", "check_zip", "check_datalink_zip"]
 
 #: Row cap of synchronous TAP queries at the ESA archive.
 ESA_SYNC_MAX_ROWS = 2000
@@ -348,8 +349,22 @@ class GaiaArchive:
         if ids.size == 0:
             raise InputDataError("No source ids to select.")
         table = query_by_ids(self.client, self.tap_url, ids, **self._selection(cuts),
-                             cache=self.cache, sync_max_rows=self.sync_max_rows)
+                             cache=self.cache, sync_max_rows=self.sync_max_rows,
+                             validate=self._check_selection)
         return table[training_cut(table)] if training and len(table) else table
+
+    def _check_selection(self, table: Table) -> None:
+        """Refuse (before it is cached) a selection answer without `GAIA_SOURCE_COLUMNS`."""
+        from ..utils.columns import find_column
+
+        missing = [c for c in GAIA_SOURCE_COLUMNS if find_column(table.colnames, c) is None]
+        if missing:
+            raise ArchiveError(
+                f"The gaia_source answer of {self.tap_url} lacks column(s) {missing} (it has "
+                f"{table.colnames[:10]}); the answer was not cached. Check conf.gaia_tap_url "
+                f"(it must be the archive's TAP base URL) and run the command again once the "
+                f"service answers normally; --refresh (refresh=True) also bypasses any "
+                f"cached answer.")
 
     def ids_from_query(self, adql: str) -> np.ndarray:
         """Run a user's ADQL query and return its (unique) ``source_id`` values.
@@ -413,11 +428,15 @@ class GaiaArchive:
         """
         params = self._datalink_params(source_ids, retrieval_type)
         key = DiskCache.key(self.datalink_url, sorted(params.items()))
-        if self.cache.get(key) is None:
+        if not self.cache.has(key):
+            what = f"DataLink {retrieval_type} for {len(source_ids)} id(s)"
+
+            def validate(path: Path) -> None:
+                check_datalink_zip(path, retrieval_type)
+
             try:
-                payload = self.client.fetch("POST", self.datalink_url, data=params,
-                                            what=f"DataLink {retrieval_type}",
-                                            validate=check_zip)
+                self.client.download("POST", self.datalink_url, self.cache.path(key),
+                                     data=params, what=what, validate=validate)
             except HTTPStatusError as exc:
                 if exc.status != 400 or "DATA_STRUCTURE" not in exc.body.upper():
                     raise
@@ -426,10 +445,8 @@ class GaiaArchive:
                             f"({exc.body[:200].strip()}); retrying with {other}. Set "
                             f"conf.datalink_data_structure = {other!r} to skip this.")
                 self.data_structure = params["DATA_STRUCTURE"] = other
-                payload = self.client.fetch("POST", self.datalink_url, data=params,
-                                            what=f"DataLink {retrieval_type}",
-                                            validate=check_zip)
-            self.cache.put(key, payload)
+                self.client.download("POST", self.datalink_url, self.cache.path(key),
+                                     data=params, what=what, validate=validate)
         return self.cache.path(key)
 
     def load_products(self, source_ids: Sequence[int],
@@ -465,6 +482,14 @@ class GaiaArchive:
         except InputDataError as exc:
             raise ArchiveError(f"DataLink {retrieval_type} bundle {path.name} is unreadable: "
                                f"{exc}") from exc
+        asked = np.asarray(source_ids, dtype=np.int64)
+        extra = sorted(arrived - set(asked.tolist()))
+        if extra:
+            log.warning(f"DataLink {retrieval_type} bundle {path.name} holds products of "
+                        f"{len(extra)} id(s) that were not requested ({extra[:5]}); they are "
+                        f"dropped.")
+            batch = batch[np.isin(batch["source_id"], asked)]
+            arrived -= set(extra)
         got = set(batch["source_id"].tolist())
         rejected = {sid: f"{retrieval_type} product rejected by the reader (see the log)"
                     for sid in arrived - got}
@@ -477,7 +502,8 @@ class GaiaArchive:
                        progress: bool = True) -> FetchReport:
         """Select stars, download their spectra chunk by chunk and append them to a store.
 
-        Resumable: chunks whose stars are all in the store are skipped. A chunk is
+        Resumable: chunks whose stars are all in the store, or recorded as done in the
+        store's ``meta["fetch_done_chunks"]`` (not with ``refresh``), are skipped. A chunk is
         written only once its RVS and XP products are complete and validated; a chunk
         that still fails after the retries is listed in the report (and in the store's
         ``meta["fetch_failed"]``), nothing of it is written, and a re-run retries it.
@@ -511,8 +537,12 @@ class GaiaArchive:
         Raises
         ------
         InputDataError
-            If both ``source_ids`` and ``query`` are given, or no ids at all.
+            If both ``source_ids`` and ``query`` are given, no ids at all, or
+            ``store_path`` is a directory (checked before the archive is asked).
         """
+        if Path(store_path).is_dir():  # before asking the archive anything
+            raise InputDataError(f"{store_path} is a directory; give the file name of the "
+                                 f"HDF5 store to write, e.g. {Path(store_path) / 'stars.h5'}.")
         ids = self._requested_ids(source_ids, query, labels)
         sources = gaia_source_to_batch(self.select_sources(ids, cuts, training), on_error="skip")
         report = FetchReport()
@@ -524,7 +554,9 @@ class GaiaArchive:
                               desc=f"fetch {self.name}", unit="chunk", disable=not progress):
                 key = DiskCache.key(chunk.tolist())
                 todo = np.array([i for i in chunk.tolist() if i not in present], dtype=np.int64)
-                if key in done or todo.size == 0:
+                # refresh: a chunk recorded as done is asked for again (its stars not in
+                # the store yet are fetched anew, not skipped)
+                if (key in done and not self.cache.refresh) or todo.size == 0:
                     report.skipped_chunks += 1
                     continue
                 try:
@@ -585,16 +617,64 @@ def _open_or_create(path, overwrite: bool, archive: GaiaArchive) -> Store:
                               "tap_url": archive.tap_url})
 
 
-def check_zip(payload: bytes) -> None:
-    """Raise `RetryableError` unless ``payload`` is a complete, uncorrupted zip."""
+def check_zip(payload) -> None:
+    """Raise `RetryableError` unless ``payload`` is a complete, uncorrupted zip within the
+    size budget (`gaiarvs_cnn.utils.zipcheck.check_zip_budget`, checked before any member
+    is read; a zip over it is a final `ArchiveError`).
+
+    Parameters
+    ----------
+    payload : bytes or path-like
+        The zip, in memory or in a file.
+    """
+    from ..utils.zipcheck import check_zip_budget
+
+    source = io.BytesIO(payload) if isinstance(payload, bytes | bytearray) else payload
+    size = len(payload) if isinstance(payload, bytes | bytearray) else Path(payload).stat().st_size
     try:
-        with zipfile.ZipFile(io.BytesIO(payload)) as zf:
-            bad = zf.testzip()
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise RetryableError(f"partial or corrupt DataLink zip ({len(payload)} bytes: "
+        with zipfile.ZipFile(source) as zf:
+            check_zip_budget(zf, label="DataLink zip")
+            bad = zf.testzip()  # CRC of every member, read in blocks
+    except InputDataError as exc:
+        raise ArchiveError(f"{exc} Nothing of it is stored.") from None
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
+        raise RetryableError(f"partial or corrupt DataLink zip ({size} bytes: "
                              f"{exc}); not stored") from exc
     if bad is not None:
         raise RetryableError(f"DataLink zip member {bad!r} fails its CRC check; not stored")
+
+
+def check_datalink_zip(payload, retrieval_type: str) -> None:
+    """`check_zip`, and refuse an answer without any ``retrieval_type`` product.
+
+    The archive answers every requested id it has a product for; a zip without any (an
+    empty answer, seen from overloaded services) is taken as transient: it is retried
+    and never cached, so the stars are not silently lost.
+
+    Parameters
+    ----------
+    payload : bytes or path-like
+        The zip, in memory or in a file.
+    retrieval_type : str
+        The DataLink ``RETRIEVAL_TYPE`` asked for.
+
+    Raises
+    ------
+    RetryableError
+        A truncated, corrupt or empty answer.
+    ArchiveError
+        A zip over the size budget.
+    """
+    check_zip(payload)
+    source = io.BytesIO(payload) if isinstance(payload, bytes | bytearray) else payload
+    with zipfile.ZipFile(source) as zf:
+        names = [n for n in zf.namelist() if not n.endswith("/")]
+    if not any((m := _PRODUCT_NAME.match(n)) and m.group(1) == retrieval_type
+               for n in names):
+        raise RetryableError(
+            f"the DataLink answer holds no {retrieval_type} product ({len(names)} file(s): "
+            f"{names[:3]}); an empty answer is not stored. If these stars have no "
+            f"{retrieval_type} product in Gaia DR3, leave them out of the id list")
 
 
 def check_product_errors(batch: StarBatch, kind: str,

@@ -40,7 +40,16 @@ Failures are injected per test with ``archive.fail(path, mode, times)``: ``"500"
 500), ``"slow"`` (sleep ``archive.slow_s`` before answering), ``"truncate"`` (half of the
 payload), ``"malformed"`` (a broken VOTable), ``"429"`` (HTTP 429 with
 ``Retry-After: archive.retry_after``) and ``"nostatus"`` (a VOTable without the
-``QUERY_STATUS`` INFO).
+``QUERY_STATUS`` INFO). The modes of a hostile or broken archive: ``"empty"`` (a valid
+zip without any file, HTTP 200), ``"fewcolumns"`` (a valid TAP answer, QUERY_STATUS=OK,
+holding only its first column), ``"extrarows"`` (a TAP answer plus the gaia_source rows
+of ids that were not asked for), ``"endless"`` (an answer that never ends: its start,
+then spaces without a Content-Length, up to ``archive.endless_bytes``),
+``"gzipbomb"`` (``Content-Encoding: gzip`` inflating to ``archive.bomb_bytes``, about a
+thousandth of that on the wire),
+``"zipbomb"`` (a DataLink zip whose one member inflates to ``archive.bomb_bytes``),
+``"trickle"`` (the answer at one byte every ``archive.trickle_s``) and ``"reset"`` (half
+of the answer in chunked encoding, then a TCP reset).
 
 Every request is logged (``Archive.log``: path and parameters) and the bytes of every
 answer counted per path (``Archive.served``); ``Archive.after_response``, when set, is
@@ -58,6 +67,7 @@ import threading
 import time
 import warnings
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -212,6 +222,12 @@ class Archive:
     uppercase: bool = False
     slow_s: float = 1.0
     retry_after: str = "2"
+    #: bytes of the "endless" answer (the client is meant to stop long before)
+    endless_bytes: int = 3 * 2 ** 30
+    #: inflated bytes of the "gzipbomb" and "zipbomb" answers
+    bomb_bytes: int = 2 ** 30
+    #: seconds between the bytes of a "trickle" answer
+    trickle_s: float = 0.05
     #: zlib level of the DataLink zips (deflate either way; 1 keeps N-star runs cheap)
     zip_level: int | None = None
     #: DataLink DATA_STRUCTURE values the loopback server accepts.
@@ -343,6 +359,16 @@ class Archive:
         overflow = self.sync_max_rows is not None and len(table) > self.sync_max_rows
         return table, overflow
 
+    def with_extra_rows(self, table: Table) -> Table:
+        """``table`` plus the gaia_source rows of the ids it lacks (same columns)."""
+        source = self.tables["gaiadr3.gaia_source"]
+        sid = next(c for c in table.colnames if c.lower() == "source_id")
+        extra = source[~np.isin(source["source_id"], np.asarray(table[sid]))]
+        extra = extra[[next(c for c in extra.colnames if c.lower() == n.lower())
+                       for n in table.colnames]]
+        extra.rename_columns(extra.colnames, table.colnames)
+        return vstack([table, extra], metadata_conflicts="silent")
+
     def votable(self, table: Table, overflow: bool = False) -> bytes:
         table = table.copy(copy_data=False)
         if self.uppercase:
@@ -442,6 +468,8 @@ def _uws(job_id: str, job: dict, base: str) -> bytes:
 
 class _Handler(BaseHTTPRequestHandler):
     archive: Archive
+    #: the fault mode of the request being answered (None: a normal answer)
+    mode: str | None = None
 
     def log_message(self, *args):  # keep pytest output clean
         pass
@@ -512,7 +540,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlparse(self.path).path
         params = self._params()
         arc.log.append((path, params))
-        mode = arc.take_failure(path, params)
+        mode = self.mode = arc.take_failure(path, params)
         if mode == "500":
             return self._send(500, b"Internal error (injected)", "text/plain")
         if mode == "429":
@@ -530,8 +558,15 @@ class _Handler(BaseHTTPRequestHandler):
             body = body[: len(body) // 3] + b"<<<"
         if mode == "nostatus":  # a valid VOTable without the standard QUERY_STATUS INFO
             body = re.sub(rb'<INFO name="QUERY_STATUS"[^>]*/>', b"", body)
+        if mode == "empty":
+            body = _empty_zip()
+        if mode == "zipbomb":
+            body = _zip_bomb(arc.bomb_bytes)
         try:
-            self._send(code, body, ctype, headers)
+            if mode in _STREAM_FAULTS:
+                _STREAM_FAULTS[mode](self, body)
+            else:
+                self._send(code, body, ctype, headers)
         except (BrokenPipeError, ConnectionResetError):  # client gave up (timeout test)
             pass
         if arc.after_response is not None:
@@ -553,6 +588,10 @@ class _Handler(BaseHTTPRequestHandler):
             uploads, sizes = self._uploads(params)
             arc.check_uploads(service, uploads, sizes)
             table, overflow = arc.run_adql(params["QUERY"], uploads)
+            if self.mode == "fewcolumns":
+                table = table[table.colnames[:1]]
+            if self.mode == "extrarows":
+                table = arc.with_extra_rows(table)
             return 200, arc.votable(table, overflow), "text/xml", {}
         m = re.search(r"^(.*/async)(?:/(\w+))?(/phase|/results/result)?$", path)
         if not m:
@@ -579,6 +618,113 @@ class _Handler(BaseHTTPRequestHandler):
             arc.jobs.pop(job_id)
             return 303, b"", "text/plain", {"Location": base}
         return 200, _uws(job_id, job, base), "text/xml", {}
+
+
+# -- answers of a broken or hostile archive ----------------------------------------------
+def _empty_zip() -> bytes:
+    """A valid zip archive without any file."""
+    buf = io.BytesIO()
+    zipfile.ZipFile(buf, "w").close()
+    return buf.getvalue()
+
+
+@functools.lru_cache(maxsize=2)
+def _zip_bomb(size: int) -> bytes:
+    """A valid DataLink-named zip (CRC right) whose one member inflates to ``size`` zero
+    bytes (whole MiB, < 4 GiB), about ``size / 1000`` zipped.
+
+    Written by hand (PKWARE APPNOTE 4.3: local header, data, central directory, end
+    record) from one deflated MiB of zeros repeated: after a full flush the deflate
+    state restarts, so each MiB deflates to the same bytes and nothing is compressed
+    ``size`` times.
+    """
+    import struct
+
+    block, n = bytes(2 ** 20), max(1, size // 2 ** 20)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    one = deflate.compress(block) + deflate.flush(zlib.Z_FULL_FLUSH)
+    data = one * n + deflate.flush()
+    crc = 0
+    for _ in range(n):
+        crc = zlib.crc32(block, crc)
+    name = b"RVS-Gaia DR3 1.csv"
+    fields = struct.pack("<HHHHHIII", 20, 0, 8, 0, 0x21, crc, len(data), n * len(block))
+    local = b"PK\x03\x04" + fields + struct.pack("<HH", len(name), 0) + name
+    central = (b"PK\x01\x02" + struct.pack("<H", 20) + fields
+               + struct.pack("<HHHHHII", len(name), 0, 0, 0, 0, 0, 0) + name)
+    end = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, 1, 1, len(central),
+                                          len(local) + len(data), 0)
+    return local + data + central + end
+
+
+@functools.lru_cache(maxsize=2)
+def _gzip_bomb(size: int) -> bytes:
+    """A gzip stream (concatenated members, as RFC 1952 allows) of ``size`` zero bytes."""
+    import gzip
+
+    member = gzip.compress(bytes(2 ** 20), compresslevel=9, mtime=0)
+    return member * max(1, size // 2 ** 20)
+
+
+def _endless(handler, body: bytes) -> None:
+    """The first half of the answer (of a VOTable: up to its ``<TABLEDATA>``), then spaces
+    without end (no Content-Length) until the client leaves or ``endless_bytes`` are
+    sent."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/octet-stream")
+    handler.send_header("Connection", "close")
+    handler.end_headers()
+    handler.close_connection = True
+    cut = body.find(b"<TABLEDATA>")  # a VOTable goes on with rows of blanks
+    handler.wfile.write(body[: cut + len(b"<TABLEDATA>") if cut >= 0 else len(body) // 2])
+    block = b" " * 2 ** 16
+    for _ in range(handler.archive.endless_bytes // len(block)):
+        handler.wfile.write(block)
+
+
+def _gzipped_bomb(handler, body: bytes) -> None:
+    """A gzip-encoded answer that inflates to ``bomb_bytes``."""
+    wire = _gzip_bomb(handler.archive.bomb_bytes)
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/octet-stream")
+    handler.send_header("Content-Encoding", "gzip")
+    handler.send_header("Content-Length", str(len(wire)))
+    handler.end_headers()
+    handler.wfile.write(wire)
+
+
+def _trickle(handler, body: bytes) -> None:
+    """The answer, one byte every ``trickle_s`` seconds."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/octet-stream")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    for i in range(len(body)):
+        handler.wfile.write(body[i:i + 1])
+        handler.wfile.flush()
+        time.sleep(handler.archive.trickle_s)
+
+
+def _reset(handler, body: bytes) -> None:
+    """Half of the answer in chunked transfer encoding, then a TCP reset (RST)."""
+    import socket
+    import struct
+
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/octet-stream")
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+    half = body[: len(body) // 2] or b"x"
+    handler.wfile.write(f"{len(half):x}\r\n".encode() + half + b"\r\n")
+    handler.wfile.flush()
+    handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    handler.close_connection = True
+    handler.connection.close()
+
+
+#: Fault modes that write the answer themselves (see `Archive.fail`).
+_STREAM_FAULTS = {"endless": _endless, "gzipbomb": _gzipped_bomb, "trickle": _trickle,
+                  "reset": _reset}
 
 
 @functools.lru_cache(maxsize=2)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,14 +25,14 @@ from .cache import DiskCache
 from .http import HTTPClient
 from .tables import ColumnMap
 
-__all__ = ["run_tap", "TAPLimits", "tap_limits", "ids_votable", "query_by_ids", "chunked",
-           "id_list_adql", "query_catalogue", "UPLOAD_NAME"]
+__all__ = ["run_tap", "TAPLimits", "tap_limits", "ids_votable", "query_by_ids",
+           "only_requested", "chunked", "id_list_adql", "query_catalogue", "UPLOAD_NAME"]
 
 
 def run_tap(client: HTTPClient, url: str, adql: str, *, sync_max_rows: int | None = None,
             mode: str = "auto", cache: DiskCache | None = None,
-            async_timeout: float = 3600.0, uploads: Mapping[str, Table] | None = None
-            ) -> Table:
+            async_timeout: float = 3600.0, uploads: Mapping[str, Table] | None = None,
+            validate: Callable[[Table], None] | None = None) -> Table:
     """Run an ADQL query on a TAP service and return an astropy Table.
 
     Parameters
@@ -56,6 +56,11 @@ def run_tap(client: HTTPClient, url: str, adql: str, *, sync_max_rows: int | Non
     uploads : mapping of str to astropy.table.Table, optional
         Tables sent with the query (TAP ``UPLOAD``, as VOTables) and visible to the ADQL
         as ``TAP_UPLOAD.<name>``; part of the cache key.
+    validate : callable, optional
+        Called with the result table; raises `~gaiarvs_cnn.exceptions.ArchiveError` when
+        the answer is unusable (e.g. lacks required columns). It runs before the answer
+        is cached, so a bad answer is never cached, and on a cached answer too (one that
+        fails is dropped from the cache and the query runs again).
 
     Returns
     -------
@@ -76,7 +81,15 @@ def run_tap(client: HTTPClient, url: str, adql: str, *, sync_max_rows: int | Non
                                      sorted(uploads.items())))
     extra = {"uploads": uploads} if uploads else {}
     if cache is not None and (hit := cache.get(key)) is not None:
-        return Table.read(io.BytesIO(hit), format="ascii.ecsv")
+        table = Table.read(io.BytesIO(hit), format="ascii.ecsv")
+        try:
+            if validate is not None:
+                validate(table)
+            return table
+        except ArchiveError as exc:
+            log.warning(f"Cached TAP answer {cache.path(key)} is unusable ({exc}); "
+                        f"querying {url} again.")
+            cache.path(key).unlink(missing_ok=True)
     service = pyvo.dal.TAPService(url, session=client.session)
     what = f"TAP query at {url}"
     result = None
@@ -100,6 +113,8 @@ def run_tap(client: HTTPClient, url: str, adql: str, *, sync_max_rows: int | Non
     with warnings.catch_warnings():  # unit strings such as VizieR's "[cm/s2]"
         warnings.simplefilter("ignore", VOWarning)
         table = result.to_table()
+    if validate is not None:
+        validate(table)  # before caching: a bad answer is never cached
     if cache is not None:
         buf = io.StringIO()
         table.write(buf, format="ascii.ecsv")
@@ -248,7 +263,8 @@ def query_by_ids(client: HTTPClient, url: str, ids: Iterable[int], *, select: st
                  table: str, id_column: str, joins: str = "", where: str | None = None,
                  cache: DiskCache | None = None, sync_max_rows: int | None = None,
                  in_list_size: int | None = None, upload_size: int | None = None,
-                 uploads: bool | None = None) -> Table:
+                 uploads: bool | None = None,
+                 validate: Callable[[Table], None] | None = None) -> Table:
     """Rows of ``table`` whose ``id_column`` is one of ``ids``, by TAP table upload.
 
     When the service declares TAP uploads (`tap_limits`), the ids go in chunks as an
@@ -287,11 +303,15 @@ def query_by_ids(client: HTTPClient, url: str, ids: Iterable[int], *, select: st
         ``conf.tap_upload_max_ids``.
     uploads : bool, optional
         Force (True) or forbid (False) uploads; default: what the service declares.
+    validate : callable, optional
+        Checks each chunk's answer before it is cached (see `run_tap`).
 
     Returns
     -------
     astropy.table.Table
-        The rows of every chunk, stacked.
+        The rows of every chunk, stacked. Rows whose id (the result column named like
+        ``id_column``) is not one of the ids asked for in their chunk are dropped with a
+        warning: a service's answer never adds stars that were not requested.
 
     Raises
     ------
@@ -317,15 +337,56 @@ def query_by_ids(client: HTTPClient, url: str, ids: Iterable[int], *, select: st
         for group in chunked(ids, size):
             # more ids than the synchronous row cap: go asynchronous at once
             mode = "async" if sync_max_rows and len(group) > sync_max_rows else "auto"
-            parts.append(run_tap(client, url, adql, cache=cache, sync_max_rows=sync_max_rows,
-                                 uploads={UPLOAD_NAME: ids_votable(group)}, mode=mode))
+            answer = run_tap(client, url, adql, cache=cache, sync_max_rows=sync_max_rows,
+                             uploads={UPLOAD_NAME: ids_votable(group)}, mode=mode,
+                             validate=validate)
+            parts.append(only_requested(answer, id_column, group, url))
     else:
         size = in_list_size or conf.tap_in_list_max_ids
         for group in chunked(ids, size):
             adql = (f"SELECT {select}\nFROM {table}{' ' + joins if joins else ''}\nWHERE "
                     f"{id_list_adql(id_column, group)}{' AND ' + where if where else ''}")
-            parts.append(run_tap(client, url, adql, cache=cache, sync_max_rows=sync_max_rows))
+            answer = run_tap(client, url, adql, cache=cache, sync_max_rows=sync_max_rows,
+                             validate=validate)
+            parts.append(only_requested(answer, id_column, group, url))
     return vstack(parts, metadata_conflicts="silent") if len(parts) > 1 else parts[0]
+
+
+def only_requested(table: Table, id_column: str, ids: np.ndarray, url: str = "") -> Table:
+    """Drop (with a warning) the rows of a TAP answer whose id was not asked for.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        The answer.
+    id_column : str
+        The id column as the ADQL names it (``g.source_id``, ``t."Source"``); the answer's
+        column of that name (case-insensitive) is compared. An answer without it is
+        returned unchanged.
+    ids : numpy.ndarray
+        The ids asked for.
+    url : str
+        The service, for the warning.
+
+    Returns
+    -------
+    astropy.table.Table
+        The rows whose id is one of ``ids``.
+    """
+    from ..utils.columns import find_column
+
+    name = find_column(table.colnames, id_column.rsplit(".", 1)[-1].strip('"'))
+    if name is None or not len(table):
+        return table
+    values = np.ma.filled(np.ma.asarray(table[name]), -1)
+    keep = np.isin(values, np.asarray(ids))
+    if not keep.all():
+        extra = np.unique(values[~keep])
+        log.warning(f"TAP answer of {url or 'the service'} holds {int((~keep).sum())} row(s) "
+                    f"for {extra.size} {name} value(s) that were not requested "
+                    f"({extra[:5].tolist()}); they are dropped.")
+        table = table[keep]
+    return table
 
 
 def _query_status(result, what: str) -> str:
