@@ -561,7 +561,7 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == "empty":
             body = _empty_zip()
         if mode == "zipbomb":
-            body = _zip_bomb(arc.bomb_bytes)
+            body = zip_bomb(arc.bomb_bytes)
         try:
             if mode in _STREAM_FAULTS:
                 _STREAM_FAULTS[mode](self, body)
@@ -629,7 +629,7 @@ def _empty_zip() -> bytes:
 
 
 @functools.lru_cache(maxsize=2)
-def _zip_bomb(size: int) -> bytes:
+def zip_bomb(size: int) -> bytes:
     """A valid DataLink-named zip (CRC right) whose one member inflates to ``size`` zero
     bytes (whole MiB, < 4 GiB), about ``size / 1000`` zipped.
 

@@ -17,6 +17,7 @@ from astropy import log
 from astropy.table import Table
 
 from ..exceptions import BadStarError, InputDataError
+from ..utils.zipcheck import check_zip_budget
 from .batch import StarBatch, join_batches
 from .policy import BadStarPolicy, as_policy
 from .products import KIND_NAMES, OTHER_PRODUCTS, classify_tables
@@ -71,6 +72,9 @@ def _bundle_items(bundle, policy: BadStarPolicy
         raise InputDataError(f"{path} is not a DataLink zip bundle or a directory ({exc}); "
                              "if it is a download, it may be incomplete.") from exc
     with archive:
+        # declared sizes against conf.zip_member_max_bytes / zip_max_bytes before any
+        # member is read: a zip bomb is refused, not inflated
+        check_zip_budget(archive, label=str(path))
         for member in archive.namelist():
             if member.endswith("/"):
                 continue

@@ -552,3 +552,21 @@ def test_cli_store_ingest_and_info(tmp_path, datalink_inputs):
     assert json.loads(result.output)["meta"]["n_skipped"] == 0
     result = runner.invoke(main, args)                       # output exists
     assert result.exit_code != 0 and "overwrite" in result.output
+
+
+def test_zip_bomb_bundle_is_refused_before_any_member_is_read(tmp_path):
+    """A local DataLink zip whose member declares 64 MiB (about 64 kB zipped) is refused
+    by its size budget, naming the member and the setting, before it is inflated."""
+    from gaiarvs_cnn import conf
+    from gaiarvs_cnn.archives.loopback import zip_bomb
+    from gaiarvs_cnn.io.datalink import read_datalink_products
+
+    bundle = tmp_path / "bomb.zip"
+    bundle.write_bytes(zip_bomb(64 * 2 ** 20))
+    with conf.set_temp("zip_member_max_bytes", 2 ** 20), pytest.raises(
+            InputDataError, match=r"bomb.zip: member 'RVS-Gaia DR3 1.csv' inflates to "
+                                  r"67108864 bytes.*conf.zip_member_max_bytes"):
+        read_datalink_products(bundle, on_error="skip")
+    with conf.set_temp("zip_max_bytes", 2 ** 20), pytest.raises(
+            InputDataError, match=r"inflate to 67108864 bytes.*conf.zip_max_bytes"):
+        read_datalink_products(bundle, on_error="skip")
