@@ -63,6 +63,9 @@ class FITSWriter(CatalogWriter):
             hdr["LONGSTRN"] = ("OGIP 1.0", "The OGIP long string convention may be used")
             for key, value in meta.items():
                 value = meta_value(value)
+                if isinstance(value, str) and not value.isascii():
+                    # FITS headers are ASCII: a bundle path 'modèle/' is kept as 'mod\xe8le/'
+                    value = value.encode("ascii", "backslashreplace").decode("ascii")
                 comment = comments.get(key, "")
                 fits_card = len(str(value)) + len(comment) <= 60
                 hdr[key] = (value, comment) if fits_card else value

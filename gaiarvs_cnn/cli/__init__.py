@@ -14,6 +14,7 @@ code   meaning
 2      usage error: a bad option or value (click)
 3      partial fetch: some stars could not be downloaded (``fetch``; resumable)
 130    interrupted (Ctrl-C / SIGINT)
+141    standard output closed by its reader (``| head``): quiet, as a Unix filter
 =====  ===================================================================================
 
 Library messages speak in parameter names (``overwrite=True``, ``on_error='skip'``); they
@@ -30,12 +31,15 @@ from astropy import log
 from ..version import __version__
 
 __all__ = ["main", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL", "EXIT_INTERRUPTED",
+           "EXIT_BROKEN_PIPE",
            "Interrupted", "translate_message", "set_output"]
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 #: Exit codes of every command.
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+#: Standard output closed by its reader (``| head``): 128 + SIGPIPE, no message.
+EXIT_BROKEN_PIPE = 141
 
 #: Library parameter spellings -> command-line flags (applied to every error message).
 _FLAG_TRANSLATIONS = (
@@ -100,11 +104,55 @@ class Interrupted(click.ClickException):
         super().__init__(message)
 
 
+def _is_output(filename, output: str | None) -> bool:
+    """Whether ``filename`` is the command's output, inside it or its temporary sibling."""
+    if output is None:
+        return False
+    from pathlib import Path
+
+    f, out = Path(filename).absolute(), Path(output).absolute()
+    return (f == out or out in f.parents
+            or (f.parent == out.parent and f.name.startswith(f".{out.name}.")))
+
+
 def _os_error_message(exc: OSError, output: str | None) -> str:
     reason = exc.strerror or str(exc)
     filename = exc.filename or output
-    verb = "write" if exc.errno in _WRITE_ERRNOS else "read"
-    return f"cannot {verb} {filename or 'a file'}: {reason}."
+    if exc.errno in (errno.EACCES, errno.EPERM):   # either way: ask which file it was
+        write = exc.filename is None or _is_output(exc.filename, output)
+    elif exc.errno is None:   # e.g. PyTables: "directory ... can not be written"
+        write = "writ" in reason.lower()
+    else:
+        write = exc.errno in _WRITE_ERRNOS
+    return f"cannot {'write' if write else 'read'} {filename or 'a file'}: {reason}."
+
+
+def _stdout_is_closed() -> bool:
+    """Whether standard output is a pipe whose reader has gone (``| head``)."""
+    import select
+    import sys
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & select.POLLERR for _, ev in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll, or stdout is no file
+        return False
+
+
+def _quiet_broken_pipe() -> None:
+    """End like a Unix filter whose reader has gone: no message, status 141 (128 + SIGPIPE).
+
+    Standard output is pointed at ``/dev/null`` first, so that Python's final flush does not
+    print a second error.
+    """
+    import os
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    raise SystemExit(EXIT_BROKEN_PIPE)
 
 
 def _hdf5_error_message(exc: Exception, output: str | None) -> str:
@@ -122,10 +170,14 @@ class GaiaRVSCNNGroup(click.Group):
     """The root command group: maps every error of a command to a message and exit code."""
 
     def invoke(self, ctx: click.Context):
+        import sys
+
         from ..exceptions import GaiaRVSCNNError
 
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()   # a closed pipe shows here, not in click's own handler
+            return result
         except click.ClickException as exc:
             exc.message = translate_message(exc.message)
             raise
@@ -136,6 +188,10 @@ class GaiaRVSCNNGroup(click.Group):
         except GaiaRVSCNNError as exc:
             log.debug("error", exc_info=True)
             raise click.ClickException(translate_message(str(exc))) from None
+        except BrokenPipeError:
+            if not _stdout_is_closed():
+                raise
+            _quiet_broken_pipe()
         except OSError as exc:
             log.debug("OS error", exc_info=True)
             raise click.ClickException(_os_error_message(exc, ctx.meta.get(_OUTPUT_KEY))

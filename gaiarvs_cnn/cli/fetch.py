@@ -47,16 +47,53 @@ def read_source_ids(path) -> list[int]:
 
     path = Path(path)
     if path.suffix.lower() in ("", ".txt", ".dat", ".lst"):
-        ids = np.loadtxt(path, dtype=np.int64, comments="#", ndmin=1)
+        ids = np.array(_text_ids(path), dtype=np.int64)
     else:
-        table = Table.read(path)
+        try:
+            table = Table.read(path)
+        except (OSError, ValueError, TypeError) as exc:
+            raise InputDataError(f"Cannot read {path} as a table of source ids ({exc}); "
+                                 "give a text file with one id per line or a table with a "
+                                 "source_id column.") from exc
         col = next((c for c in table.colnames if c.lower() == "source_id"), None)
         if col is None:
             raise InputDataError(f"{path} has no source_id column.")
-        ids = np.asarray(table[col], dtype=np.int64)
+        values = np.asarray(table[col])
+        if values.dtype.kind not in "iu":
+            raise InputDataError(f"{path}: column {col} holds {values.dtype} values, not "
+                                 "integer Gaia DR3 source ids.")
+        ids = values.astype(np.int64)
     if ids.size == 0:
         raise InputDataError(f"{path} lists no source ids.")
     return ids.tolist()
+
+
+#: Largest Gaia DR3 source_id (a positive signed 64-bit integer).
+_MAX_SOURCE_ID = 2**63 - 1
+
+
+def _text_ids(path: Path) -> list[int]:
+    """The ids of a text file (one per line, ``#`` comments); a bad line is an error
+    naming its number and content (nothing of it reaches a query)."""
+    from ..exceptions import InputDataError
+
+    ids = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for number, line in enumerate(fh, 1):
+                text = line.split("#", 1)[0].strip()
+                if not text:
+                    continue
+                if not text.isascii() or not text.isdigit() or not (
+                        0 < int(text) <= _MAX_SOURCE_ID):
+                    shown = text if len(text) <= 40 else text[:40] + "..."
+                    raise InputDataError(
+                        f"{path}, line {number}: {shown!r} is not a Gaia DR3 source_id (a "
+                        "positive integer of at most 19 digits); write one id per line.")
+                ids.append(int(text))
+    except UnicodeError as exc:  # pragma: no cover - errors='replace' avoids it
+        raise InputDataError(f"{path} is not a text file of source ids ({exc}).") from exc
+    return ids
 
 
 def write_table_atomic(table, path: Path, overwrite: bool) -> None:
@@ -126,11 +163,12 @@ def fetch_group():
               help="File of Gaia DR3 source ids (text, one per line, or a table).")
 @click.option("--training", type=click.Choice(["apogee"]),
               help="Fetch the APOGEE DR17 training sample (labels stored, training cuts).")
-@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
+@click.option("-o", "--output", "output", required=True,
+              type=click.Path(dir_okay=False, path_type=Path),
               help="HDF5 store to create or append to (resumable).")
 @click.option("--service", type=click.Choice(["esa", "aip"]), default="esa", show_default=True,
               help="ESA Gaia archive (TAP + DataLink) or the AIP mirror (TAP).")
-@click.option("--max-ids", type=int, default=None,
+@click.option("--max-ids", type=click.IntRange(min=1), default=None,
               help="Source ids per spectra request (default: conf limit of the service).")
 @click.option("--no-cuts", is_flag=True, help="Do not apply the paper's Gaia quality cuts.")
 @click.option("--refresh", is_flag=True, help="Bypass the download cache.")

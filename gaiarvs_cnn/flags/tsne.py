@@ -453,23 +453,33 @@ class TSNEReference:
         ModelBundleError
             If files are missing or of an unknown format version.
         """
+        import zipfile
+
         directory = Path(directory)
+        rebuild = ("Rebuild it with TSNEReference.fit(train_flux).save(dir) (train_ensemble "
+                   "does this).")
         try:
             manifest = json.loads((directory / _MANIFEST).read_text())
-            arrays = np.load(directory / _ARRAYS)
-        except (OSError, ValueError) as exc:
+            # every array is read here, inside the try: an object array (refused by
+            # allow_pickle=False, never unpickled) or a damaged member is reported, not raised
+            with np.load(directory / _ARRAYS, allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise ModelBundleError(
-                f"Cannot read the t-SNE reference in {directory}: {exc}. Rebuild it with "
-                "TSNEReference.fit(train_flux).save(dir) (train_ensemble does this).") from exc
+                f"Cannot read the t-SNE reference in {directory}: {exc}. {rebuild}") from exc
         if manifest.get("format_version") != _FORMAT_VERSION:
             raise ModelBundleError(
                 f"{directory / _MANIFEST} has format version {manifest.get('format_version')}, "
                 f"this gaiarvs-cnn reads version {_FORMAT_VERSION}; rebuild the reference.")
-        perp = manifest["perplexities"]
-        return cls(perp, arrays["pca_mean"], arrays["pca_components"], arrays["train_pca"],
-                   {p: arrays[f"map_{i}"] for i, p in enumerate(perp)},
-                   dict(zip(perp, manifest["map_threshold"])),
-                   arrays["train_noise"], manifest["meta"])
+        try:
+            perp = manifest["perplexities"]
+            return cls(perp, arrays["pca_mean"], arrays["pca_components"], arrays["train_pca"],
+                       {p: arrays[f"map_{i}"] for i, p in enumerate(perp)},
+                       dict(zip(perp, manifest["map_threshold"])),
+                       arrays["train_noise"], manifest["meta"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelBundleError(f"The t-SNE reference in {directory} lacks or has a bad "
+                                   f"{exc}. {rebuild}") from exc
 
     # -- classification ------------------------------------------------------------
     @property

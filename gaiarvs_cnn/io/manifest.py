@@ -222,6 +222,11 @@ class Manifest:
                              f"declares {[c.name for c in self.columns]}.")
 
     def _check_unique_ids(self) -> None:
+        paths = [self.shard_path(s).resolve() for s in self.shards]
+        twice = sorted({str(p) for p in paths if paths.count(p) > 1})
+        if twice:
+            raise DuplicateSourceError(f"Shard(s) {twice} are listed more than once in "
+                                       f"{self.path}; list each shard once.")
         ranges = sorted((s.source_id_min, s.source_id_max) for s in self.shards if s.n_stars)
         if not any(b[0] <= a[1] for a, b in zip(ranges, ranges[1:])):
             return

@@ -25,6 +25,7 @@ Examples
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from tqdm.auto import tqdm
 
 from ..exceptions import StoreError
 from ..utils.atomic import atomic_path
+from ..utils.lock import RunLock
 from .batch import ColumnSpec, StarBatch
 from .manifest import create_manifest, is_manifest, read_manifest
 from .store import StarReader, Store
@@ -154,16 +156,17 @@ class ShardedSource(StarReader):
     path : path-like
         The manifest (JSON).
     validate : bool
-        Check that the shards exist and match their sizes, star counts and columns
-        (checksums are verified by `Manifest.validate`, which reads every byte).
+        `Manifest.validate` without checksums (which read every byte): the shards exist
+        and match their sizes, star counts and columns, and no source_id is in two shards
+        (the same check as a full validation, less the checksums; overlapping shards
+        gave duplicated catalogue rows).
     """
 
     def __init__(self, path, validate: bool = True):
         self.path = Path(path)
         self.manifest = read_manifest(self.path)
         if validate:
-            for shard in self.manifest.shards:
-                self.manifest._validate_shard(shard, checksum=False)
+            self.manifest.validate(checksums=False, unique_ids=True)
         self.specs = tuple(self.manifest.columns)
         counts = [s.n_stars for s in self.manifest.shards]
         self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -367,6 +370,10 @@ def shard_store(store_path, out_dir, stars_per_shard: int, manifest_name: str = 
     ------
     OutputExistsError
         If the manifest exists and ``overwrite`` is False.
+    InputDataError
+        If the input holds no star (no folder is created).
+    gaiarvs_cnn.utils.lock.RunLockedError
+        If another run writes ``out_dir``.
     """
     from ..exceptions import InputDataError, OutputExistsError
     from ..settings import conf
@@ -377,11 +384,16 @@ def shard_store(store_path, out_dir, stars_per_shard: int, manifest_name: str = 
     manifest_path = out_dir / manifest_name
     if manifest_path.exists() and not overwrite:
         raise OutputExistsError.for_path(manifest_path)
-    out_dir.mkdir(parents=True, exist_ok=True)
     chunk = min(int(chunk_size or conf.chunk_size), stars_per_shard)
     paths = []
-    with open_source(store_path) as src:
+    with contextlib.ExitStack() as stack:
+        src = stack.enter_context(open_source(store_path))
         n = len(src)
+        if n == 0:
+            raise InputDataError(f"{store_path} holds no star: there is nothing to shard "
+                                 "(nothing was written).")
+        stack.enter_context(RunLock.beside(out_dir, f"shard folder {out_dir}"))
+        out_dir.mkdir(parents=True, exist_ok=True)
         extra, meta = src.extra_columns, dict(src.meta)
         starts = range(0, n, stars_per_shard)
         for i, lo in enumerate(tqdm(starts, desc="write shards", unit="shard")):
@@ -392,8 +404,8 @@ def shard_store(store_path, out_dir, stars_per_shard: int, manifest_name: str = 
             _write_shard(path, src.iter_chunks(chunk, start=lo, stop=hi), extra,
                          {**meta, "shard_index": i, "shard_rows": [lo, hi]}, hi - lo)
             paths.append(path)
-    meta_out = {"parent": str(Path(store_path).resolve()), "stars_per_shard": stars_per_shard,
-                "parent_meta": meta}
-    manifest = create_manifest(paths, manifest_path, meta=meta_out, overwrite=overwrite)
+        meta_out = {"parent": str(Path(store_path).resolve()),
+                    "stars_per_shard": stars_per_shard, "parent_meta": meta}
+        manifest = create_manifest(paths, manifest_path, meta=meta_out, overwrite=overwrite)
     log.info(f"Wrote {len(paths)} shard(s) with {manifest.n_stars} stars and {manifest_path}.")
     return manifest_path

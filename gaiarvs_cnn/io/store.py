@@ -27,6 +27,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -43,6 +44,8 @@ __all__ = ["StarReader", "Store", "open_store", "atomic_store", "STORE_FORMAT_VE
 
 #: Format of new stores: 2 = column-wise (wide columns in their own arrays).
 STORE_FORMAT_VERSION = 2
+#: HDF5's message when another process holds the file lock (HDF5 >= 1.10).
+_LOCKED = re.compile(r"unable to lock file|Resource temporarily unavailable")
 _TABLE = "/stars"
 _ARRAYS = "/arrays"
 #: Columns of at least this many values per star are stored as their own chunked array.
@@ -163,6 +166,17 @@ class Store(StarReader):
         anyway, e.g. to inspect it; by default such a store is refused.
     """
 
+    def _open_error(self, exc: Exception) -> StoreError:
+        """The error for an HDF5 file that does not open: in use (locked), or unreadable."""
+        log.debug(f"HDF5 error opening {self.path}: {exc!r}")
+        if _LOCKED.search(str(exc)):
+            return StoreError(
+                f"{self.path} is in use: another process (a running fetch, ingest or "
+                "simulate) holds its HDF5 lock. Wait for it to finish; the store itself "
+                "is fine.")
+        return StoreError(f"{self.path} is not a readable HDF5 store (truncated?); write it "
+                          "again.")
+
     def __init__(self, path, mode: str = "r", *, allow_incomplete: bool = False):
         self.path = Path(path)
         if mode not in ("r", "a"):
@@ -173,14 +187,10 @@ class Store(StarReader):
             self._h5 = tables.open_file(str(self.path), mode=mode)
         except OSError as exc:
             if isinstance(exc, tables.HDF5ExtError) or exc.errno is None:
-                log.debug(f"HDF5 error opening {self.path}: {exc}")
-                raise StoreError(f"{self.path} is not a readable HDF5 store (truncated?); "
-                                 "write it again.") from None
+                raise self._open_error(exc) from None
             raise
         except Exception as exc:  # HDF5 raises many types for corrupt files
-            log.debug(f"HDF5 error opening {self.path}: {exc!r}")
-            raise StoreError(f"{self.path} is not a readable HDF5 store (truncated?); "
-                             "write it again.") from None
+            raise self._open_error(exc) from None
         if _TABLE not in self._h5:
             self._h5.close()
             raise StoreError(f"{self.path} is an HDF5 file but not a gaiarvs-cnn store "

@@ -489,3 +489,11 @@ def test_votable_is_valid_against_the_ivoa_votable_1_3_schema(table, tmp_path):
     schema = etree.XMLSchema(etree.parse(str(xsd)))     # astropy's copy of the IVOA XSD
     path = _streamed(table, tmp_path / "cat.vot", input_selection="a & b < c")
     assert schema.validate(etree.parse(str(path))), list(schema.error_log)
+
+
+def test_fits_provenance_with_a_non_ascii_bundle_path_is_written(table, tmp_path):
+    """A bundle folder 'modèle' crashed the FITS header after all the work (issue 27)."""
+    path = write_catalog(table, tmp_path / "cat.fits", provenance={"bundle": "/data/modèle"})
+    with fits.open(path) as hdul:
+        assert hdul[0].header["BUNDLE"] == "/data/mod\\xe8le"
+    assert len(read_catalog(path)) == 6

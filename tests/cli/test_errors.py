@@ -193,3 +193,93 @@ def test_sigint_during_simulate_exits_130_and_leaves_no_store(tmp_path):
     assert proc.returncode == EXIT_INTERRUPTED, err
     assert "Interrupted" in err and "Traceback" not in err
     assert not list(tmp_path.iterdir())
+
+
+# -- issue 27: messages and tracebacks --------------------------------------------------
+@pytest.mark.parametrize("line, shown", [
+    ("12345 OR 1=1", "'12345 OR 1=1'"), ("1;DROP TABLE x", "'1;DROP TABLE x'"),
+    ("12345678901234567890123", "'12345678901234567890123'"), ("-5", "'-5'")])
+def test_a_bad_source_ids_line_is_named(tmp_path, line, shown):
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"# my stars\n4295806720\n{line}\n")
+    result = _run("fetch", "gaia", "--source-ids", ids, "-o", tmp_path / "s.h5")
+    _one_line_error(result, EXIT_ERROR, "ids.txt, line 3", shown, "not a Gaia DR3 source_id")
+    assert not (tmp_path / "s.h5").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_max_ids_below_one_is_a_usage_error(tmp_path, value):
+    ids = tmp_path / "ids.txt"
+    ids.write_text("4295806720\n")
+    result = _run("fetch", "gaia", "--source-ids", ids, "-o", tmp_path / "s.h5",
+                  "--max-ids", value)
+    assert result.exit_code == EXIT_USAGE and "--max-ids" in result.output
+
+
+def test_fetch_into_a_directory_is_refused_before_any_query(tmp_path, monkeypatch):
+    from gaiarvs_cnn.archives.gaia import GaiaArchive
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the archive was asked")
+
+    monkeypatch.setattr(GaiaArchive, "fetch_to_store", no_network)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("4295806720\n")
+    result = _run("fetch", "gaia", "--source-ids", ids, "-o", tmp_path)
+    assert result.exit_code == EXIT_USAGE and "is a directory" in result.output
+
+
+def test_shard_of_an_empty_store_leaves_no_folder(tmp_path):
+    store = tmp_path / "empty.h5"
+    Store.create(store).close()
+    result = _run("shard", store, tmp_path / "shards", "--stars-per-shard", 10)
+    _one_line_error(result, EXIT_ERROR, "holds no star", "nothing to shard")
+    assert not (tmp_path / "shards").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.h5"]
+
+
+def test_output_and_input_errors_say_write_or_read():
+    from gaiarvs_cnn.cli import _os_error_message
+
+    # PyTables' own check of a read-only folder carries no errno
+    unwritable = OSError("directory ``/ro`` exists but it can not be written")
+    assert _os_error_message(unwritable, "/ro/x.h5").startswith("cannot write /ro/x.h5")
+    denied_out = PermissionError(errno.EACCES, "Permission denied", "/ro/.x.h5.1.ab.tmp")
+    assert _os_error_message(denied_out, "/ro/x.h5").startswith("cannot write /ro/.x.h5")
+    denied_in = PermissionError(errno.EACCES, "Permission denied", "/data/in.h5")
+    assert _os_error_message(denied_in, "/out/x.h5").startswith("cannot read /data/in.h5")
+    full = OSError(errno.ENOSPC, "No space left on device")
+    assert _os_error_message(full, "/out/x.h5").startswith("cannot write /out/x.h5")
+
+
+def test_a_closed_output_pipe_ends_quietly(tmp_path):
+    """``gaiarvs-cnn store info s.h5 | head`` said "cannot read a file: Broken pipe"."""
+    from gaiarvs_cnn.cli import EXIT_BROKEN_PIPE
+
+    store = tmp_path / "s.h5"
+    with Store.create(store) as s:
+        s.append(StarBatch({"source_id": np.arange(1, 3)}))
+    proc = subprocess.Popen([sys.executable, "-m", "gaiarvs_cnn", "store", "info", str(store)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    proc.stdout.close()          # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert proc.returncode == EXIT_BROKEN_PIPE and "Error" not in err and "Traceback" not in err
+
+
+def test_a_store_locked_by_another_process_is_in_use_not_truncated(tmp_path):
+    store = tmp_path / "s.h5"
+    with Store.create(store) as s:
+        s.append(StarBatch({"source_id": np.arange(1, 3)}))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time, tables; f = tables.open_file(sys.argv[1], "
+         "'a'); print('held', flush=True); time.sleep(60)", str(store)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = _run("store", "info", store)
+    finally:
+        holder.kill()
+        holder.wait()
+    _one_line_error(result, EXIT_ERROR, "is in use", "Wait for it to finish")
+    assert "truncated" not in result.output

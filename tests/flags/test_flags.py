@@ -260,3 +260,12 @@ def test_fit_and_classification_do_not_depend_on_the_cpu_kernels(tmp_path):
             "position_10": details["position_10"], "pca_distance": details["pca_distance"]}
     for key, value in here.items():
         assert np.array_equal(other[key], value), key
+
+
+def test_a_reference_holding_an_object_array_is_refused_not_unpickled(reference, tmp_path):
+    path = reference.save(tmp_path / "tsne")
+    arrays = dict(np.load(path / "tsne_reference.npz"))
+    arrays["pca_mean"] = np.array([{"x": 1}], dtype=object)
+    np.savez(path / "tsne_reference.npz", **arrays)
+    with pytest.raises(ModelBundleError, match="Cannot read the t-SNE reference"):
+        TSNEReference.load(path)

@@ -195,3 +195,23 @@ def test_model_predicts_a_manifest_like_the_single_store(tiny_bundle, tiny_obser
         assert a.keys() == b.keys()
         for key in a:
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_overlapping_shards_are_refused_by_predict_too(single_store, tmp_path, tiny_bundle):
+    """The same shard listed twice: refused by 'manifest validate', but predict wrote
+    duplicated source_id rows, exit 0 (issue 27). One validation now serves both."""
+    manifest = shard_store(single_store, tmp_path / "shards", stars_per_shard=100)
+    doc = json.loads(manifest.read_text())
+    doc["shards"].append(doc["shards"][0])
+    doc["n_stars"] = sum(s["n_stars"] for s in doc["shards"])
+    twice = tmp_path / "shards" / "twice.json"
+    twice.write_text(json.dumps(doc))
+    with pytest.raises(DuplicateSourceError, match="listed more than once"):
+        open_source(twice)
+    for args in (["manifest", "validate", str(twice)],
+                 ["predict", "--store", str(twice), "--model", str(tiny_bundle), "--out",
+                  str(tmp_path / "out"), "--quiet"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1, result.output
+        assert "listed more than once" in result.output
+    assert not (tmp_path / "out" / "gaiarvs_cnn_catalog.fits").exists()
