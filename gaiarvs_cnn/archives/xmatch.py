@@ -16,7 +16,8 @@ answers for ``vizier:I/355/gaiadr3``; not verified from the VizieR ReadMe, see
 ``tests/data/reference_schemas/README.md``).
 
 The request goes through `HTTPClient.with_retries` (timeouts, 429/5xx retried with
-``Retry-After`` honoured, clear `ArchiveError` at the end) and its answer is kept in the
+``Retry-After`` honoured, clear `ArchiveError` at the end), astroquery sends it on the
+client's bounded session (request deadline, byte limit), and its answer is kept in the
 download cache (`DiskCache`, namespace ``"xmatch"``); astroquery's own cache (the list of
 XMatch tables) is placed in the same directory.
 """
@@ -77,6 +78,9 @@ def _query(client: HTTPClient, url: str, upload: Table, max_distance: float) -> 
 
     xmatch = _xmatch_class()()
     xmatch.URL, xmatch.TIMEOUT = url, client.timeout
+    # astroquery sends through its BaseQuery._session: the client's bounded session
+    # instead (request deadline, byte limit)
+    xmatch._session = client.session
     xmatch.cache_location = cache_dir() / "xmatch"
     what = f"CDS XMatch {url} (with {GAIA_DR3_TABLE})"
 

@@ -166,3 +166,17 @@ def test_client_import_keeps_stdout_clean():
                           "_xmatch_class; print(_xmatch_class().__name__)"],
                          capture_output=True, text=True, env=env, check=True)
     assert out.stdout == "XMatchClass\n"
+
+
+@pytest.mark.parametrize("mode", ["endless", "trickle"])
+def test_the_request_is_bounded_like_every_archive_request(archive, sky, mode):
+    """astroquery sends on the client's session: an endless answer stops at the byte
+    limit (final), a trickling one at the request deadline."""
+    from gaiarvs_cnn.archives.http import HTTPClient
+
+    ra0, dec0 = _position(archive, sky[0])
+    archive.fail("/xmatch/api/v1/sync", mode, times=1, when="'xmatch'")
+    client = HTTPClient(timeout=10, retries=0, deadline=1.5, max_bytes=2 ** 20)
+    pattern = "than the limit of 1048576 bytes" if mode == "endless" else "deadline of 1.5 s"
+    with pytest.raises(ArchiveError, match=pattern):
+        xmatch_gaia_dr3([ra0], [dec0], client=client)
