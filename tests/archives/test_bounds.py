@@ -124,6 +124,6 @@ def test_trickling_answer_hits_the_request_deadline(archive, path):
 def test_trickle_within_the_deadline_is_retried_then_succeeds(archive):
     archive.trickle_s = 0.05
     archive.fail("/data", "trickle", times=1)
-    client = HTTPClient(timeout=10, retries=1, backoff=0.01, deadline=1.0)
+    client = HTTPClient(timeout=10, retries=1, backoff=0.01, deadline=3.0)
     batch, _ = GaiaArchive(client=client).load_products(sorted(archive.rvs)[:2], "RVS")
     assert len(batch) == 2 and archive.count("/data") == 2
