@@ -1,8 +1,9 @@
 """Run locks: one run at a time per output (catalogue, bundle, store) and work directory.
 
-Every command that writes a file or folder holds one (`RunLock.beside` the output):
+The commands that write a folder or a catalogue hold one (`RunLock.beside` the output):
 ``predict`` and ``produce-catalog`` (catalogue and work directory), ``train`` (bundle
-directory; and each member while it trains), ``calibrate`` (the bundle).
+directory; and each member while it trains), ``calibrate`` (the bundle), ``shard`` (the
+shard folder) and ``validate`` (the report folder).
 
 A lock is a small JSON file (``pid``, ``host``, ``started``) held with an exclusive
 ``fcntl.flock`` for the whole run. The kernel drops the ``flock`` when its process ends,

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from ..exceptions import OutputExistsError
 from ..utils.atomic import atomic_path
+from ..utils.lock import RunLock
 from ..version import __version__
 
 #: File listing what a report wrote (so that an overwrite removes stale files only).
@@ -247,11 +248,19 @@ def write_report(results: Sequence[ValidationResult], outdir="validation_report"
     ------
     OutputExistsError
         If ``outdir`` already holds a report and ``overwrite`` is False.
+    gaiarvs_cnn.utils.lock.RunLockedError
+        If another run writes a report into ``outdir``.
     """
     outdir = Path(outdir)
     if (outdir / "summary.md").exists() and not overwrite:
         raise OutputExistsError(f"{outdir} already holds a validation report; pass "
                                 "overwrite=True or choose another directory.")
+    with RunLock.beside(outdir, f"validation report {outdir}"):
+        return _write_locked(results, outdir, formats, dpi, meta)
+
+
+def _write_locked(results, outdir: Path, formats, dpi, meta) -> Path:
+    """`write_report` once the report folder's run lock is held."""
     outdir.mkdir(parents=True, exist_ok=True)
     _remove_previous(outdir)
     files: dict[str, list[str]] = {}

@@ -228,3 +228,16 @@ def test_validate_quiet_prints_only_the_result(survey, tmp_path, capsys):
     assert res.exit_code == 0, res.output
     assert "INFO" not in res.output + capsys.readouterr().out
     assert res.output.strip().startswith("Validation report:")
+
+
+def test_two_reports_into_one_folder_are_not_written_at_once(tmp_path):
+    from gaiarvs_cnn.utils.lock import RunLock, RunLockedError
+
+    t = Table({"a": [1.0, 2.0], "b": [0.5, 1.0]})
+    stats = comparison_table(t, {"logg": ("a", "b")}, comparison="seismic")
+    res = ValidationResult("seismic", tables={"stats": stats}, summary=stats)
+    with RunLock.beside(tmp_path / "rep", "validation report"), pytest.raises(
+            RunLockedError, match="Another gaiarvs-cnn run"):
+        write_report([res], tmp_path / "rep", formats=())
+    assert not (tmp_path / "rep").exists()
+    assert write_report([res], tmp_path / "rep", formats=()).exists()
