@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from astropy.table import Table
 
-from ..exceptions import InputDataError
+from ..exceptions import InputDataError, Param
 from ..io.reference import ALL_KINDS
 from .http import HTTPClient
 from .specs import ProbeReport, ReferenceSpec
@@ -64,8 +64,9 @@ def query_reference(kind: str, source_ids: Iterable[int] | None = None, *,
     common = {"refresh": refresh, "client": client}
     if kind in ("gsp-spec", "gsp-phot"):
         if ids is None:
-            raise InputDataError(f"{kind} is queried per star: give source ids (source_ids "
-                                 "or store); the archive table is too large to download.")
+            raise InputDataError(f"{kind} is queried per star: give source ids (",
+                                 Param("source_ids"), " or ", Param("store"), "); the archive "
+                                 "table is too large to download.", parameter="source_ids")
         return gaia_ap.query_gsp(kind, ids, good_flags=good_flags, **common)
     queries = {"apogee": lambda: apogee.query_apogee(ids, **common),
                "galah": lambda: galah.query_galah(ids, **common),

@@ -79,6 +79,7 @@ class FITSWriter(CatalogWriter):
     def _open(self) -> None:
         primary, table_hdr = self._headers()
         self._sizes = (len(primary.tostring()), len(table_hdr.tostring()))
+        assert self.tmp is not None                  # set by __enter__
         self._fh = open(self.tmp, "wb")
         self._fh.write(primary.tostring().encode("ascii"))
         self._fh.write(table_hdr.tostring().encode("ascii"))

@@ -149,7 +149,7 @@ class HATSWriter:
     # -- context manager ----------------------------------------------------------------
     def __enter__(self) -> HATSWriter:
         if self.path.exists() and not self.overwrite:
-            raise OutputExistsError.for_path(self.path, what="HATS catalogue")
+            raise OutputExistsError(self.path, what="HATS catalogue")
         _hats_import()                               # fail before any work is done
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = temporary_path(self.path)
@@ -241,6 +241,7 @@ class HATSWriter:
                                  "needs at least one star.")
         ImportArguments, pipeline_with_client = _hats_import()
         t0 = time.perf_counter()
+        assert self.tmp is not None                  # set by __enter__
         out = self.tmp / "out"
         args = ImportArguments(
             output_path=str(out), output_artifact_name=self.path.name,

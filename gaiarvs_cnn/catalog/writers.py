@@ -125,7 +125,7 @@ class CatalogWriter:
     # -- context manager ----------------------------------------------------------------
     def __enter__(self):
         if self.path.exists() and not self.overwrite:
-            raise OutputExistsError.for_path(self.path, what="catalogue")
+            raise OutputExistsError(self.path, what="catalogue")
         self._stack = contextlib.ExitStack()
         self.tmp = self._stack.enter_context(atomic_path(self.path))
         try:
@@ -144,6 +144,7 @@ class CatalogWriter:
         except BaseException as err:
             self._fail(err)
             raise self._wrap(err) from err
+        assert self._stack is not None               # set by __enter__
         try:
             self._stack.close()                      # renames the temporary file into place
         except OSError as err:
@@ -154,7 +155,8 @@ class CatalogWriter:
     def _fail(self, exc) -> None:
         with contextlib.suppress(Exception):
             self._abort()
-        self._stack.__exit__(type(exc), exc, exc.__traceback__)   # removes the temporary
+        if self._stack is not None:
+            self._stack.__exit__(type(exc), exc, exc.__traceback__)   # removes the temporary
 
     def _wrap(self, exc):
         if isinstance(exc, OSError) and not isinstance(exc, GaiaRVSCNNError):
@@ -226,6 +228,7 @@ class PatchedHeaderWriter(CatalogWriter):
             while start >= 0:
                 self._patches.append((start, value))
                 start = header.find(token, start + 1)
+        assert self.tmp is not None                  # set by __enter__
         self._fh = open(self.tmp, "wb")
         self._fh.write(header)
 
@@ -238,10 +241,10 @@ class PatchedHeaderWriter(CatalogWriter):
 
 
 #: Format name -> writer class; each format's module registers its writer (`register_writer`).
-WRITERS: dict[str, type[CatalogWriter]] = {}
+WRITERS: dict[str, type] = {}
 
 
-def register_writer(name: str, writer: type[CatalogWriter]) -> None:
+def register_writer(name: str, writer: type) -> None:
     """Register the writer class of a catalogue format (see `registry.register_format`)."""
     if name not in CATALOG_FORMATS:
         raise InputDataError(f"Register the format '{name}' (register_format) first.")

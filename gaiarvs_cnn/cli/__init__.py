@@ -17,23 +17,34 @@ code   meaning
 141    standard output closed by its reader (``| head``): quiet, as a Unix filter
 =====  ===================================================================================
 
-Library messages speak in parameter names (``overwrite=True``, ``on_error='skip'``); they
-are translated here into the command's flags (``--overwrite``, ``--on-error skip``).
+Library errors name the library's parameters and functions as structured parts
+(`~gaiarvs_cnn.exceptions.Param`, `~gaiarvs_cnn.exceptions.Call`); the handler spells them
+with the flags of the command that failed, read from click's own metadata: a parameter is
+the command option whose ``name`` is the library parameter's name (``overwrite=True`` ->
+``--overwrite``, ``on_error='skip'`` -> ``--on-error skip``, ``rvs_files`` -> ``--rvs``),
+and a library function is the command that declares it calls it (``Command(calls=...)``:
+``simulate_store(..., kind='training')`` -> ``'gaiarvs-cnn simulate --kind training'``).
+No message text is rewritten: renaming a library parameter renames it in the option's
+declaration too, and the message follows.
 """
 from __future__ import annotations
 
 import errno
-import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import click
 from astropy import log
 
+from ..exceptions import Call, GaiaRVSCNNError, Param
 from ..version import __version__
 
 __all__ = ["main", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL", "EXIT_INTERRUPTED",
            "EXIT_BROKEN_PIPE",
-           "Interrupted", "translate_message", "set_output"]
+           "Interrupted", "Command", "GaiaRVSCNNGroup", "RegistryChoice", "cli_spelling",
+           "set_output"]
 
+#: The command's name (the console script of pyproject.toml).
+PROG = "gaiarvs-cnn"
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 #: Exit codes of every command.
@@ -41,47 +52,133 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 13
 #: Standard output closed by its reader (``| head``): 128 + SIGPIPE, no message.
 EXIT_BROKEN_PIPE = 141
 
-#: Library parameter spellings -> command-line flags (applied to every error message).
-_FLAG_TRANSLATIONS = (
-    (re.compile(r"overwrite=True \((?:CLI: )?--overwrite\)"), "--overwrite"),
-    (re.compile(r"--overwrite \(overwrite=True\)"), "--overwrite"),
-    (re.compile(r"\(or overwrite=True\)"), "(or --overwrite)"),
-    (re.compile(r"overwrite=True"), "--overwrite"),
-    (re.compile(r"on_error=['\"](raise|skip)['\"]"), r"--on-error \1"),
-    (re.compile(r"with create_manifest\b"), "with 'gaiarvs-cnn manifest create'"),
-    (re.compile(r"pass it as rvs_files"), "pass it with --rvs"),
-    (re.compile(r"pass it as xp_files"), "pass it with --xp"),
-    (re.compile(r"pass it as gaia_source"), "pass it with --gaia-source"),
-    (re.compile(r"\bstore=PATH"), "--store PATH"),
-    (re.compile(r"\(source_ids or store\)"), "(--source-ids or --store)"),
-    (re.compile(r"create one with fetch_to_store"), "create one with 'gaiarvs-cnn fetch gaia'"),
-    (re.compile(r"create one with ingest_to_store or simulate_store"),
-     "create one with 'gaiarvs-cnn store ingest' or 'gaiarvs-cnn simulate'"),
-    (re.compile(r"simulate_store\(\.\.\., kind='training'\)"),
-     "'gaiarvs-cnn simulate --kind training'"),
-)
 #: errno values that mean the output could not be written.
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS,
                  getattr(errno, "EDQUOT", errno.ENOSPC)}
 _OUTPUT_KEY = "gaiarvs_cnn.output"
+#: ``ctx.meta`` key of the context of the command that runs (the innermost one).
+_RUNNING_KEY = "gaiarvs_cnn.running"
 
 
-def translate_message(message: str) -> str:
-    """A library message with parameter names replaced by the command's flags.
+class _Context(click.Context):
+    """A command's context; records itself in ``meta`` (shared by the whole chain) as the
+    running command, so that the error handler spells with that command's flags."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.meta[_RUNNING_KEY] = self
+
+
+class Command(click.Command):
+    """A ``gaiarvs-cnn`` command.
 
     Parameters
     ----------
-    message : str
-        E.g. ``"sim.h5 exists; pass overwrite=True to replace it."``.
+    *args, **kwargs
+        As `click.Command`.
+    calls : str or sequence of str, optional
+        The library functions the command runs (public names, e.g. ``"simulate_store"``):
+        an error that advises calling one of them names this command instead.
+    """
+
+    context_class = _Context
+
+    def __init__(self, *args, calls: str | Sequence[str] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = (calls,) if isinstance(calls, str) else tuple(calls)
+
+
+class RegistryChoice(click.Choice):
+    """A choice among names a library registry holds, read when first needed (the
+    registries' modules are slow to import).
+
+    Parameters
+    ----------
+    names : callable
+        ``names() -> sequence of str``.
+    *extra : str
+        Further choices, after the registry's (``"all"``).
+    """
+
+    def __init__(self, names: Callable[[], Sequence[str]], *extra: str):
+        self._names = names
+        self._extra = extra
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (*self._names(), *self._extra)
+
+
+def _option_text(param: click.Parameter, ref: Param) -> str:
+    """``ref`` spelled with the option ``param``: ``--overwrite``, ``--store PATH``."""
+    if isinstance(param, click.Argument):
+        return param.human_readable_name
+    long = [o for o in param.opts if o.startswith("--")] or list(param.opts)
+    flag = long[0]
+    if isinstance(param, click.Option) and param.is_bool_flag:
+        if ref.has_value and not ref.value:
+            return param.secondary_opts[0] if param.secondary_opts else f"no {flag}"
+        return flag
+    if ref.placeholder is not None:
+        return f"{flag} {ref.placeholder}"
+    if ref.has_value and isinstance(ref.value, Mapping):      # KEY=VALUE options
+        return " ".join(f"{flag} {k}={v}" for k, v in ref.value.items())
+    return f"{flag} {ref.value}" if ref.has_value else flag
+
+
+def _find_param(command: click.Command, name: str) -> click.Parameter | None:
+    return next((p for p in command.params if p.name == name), None)
+
+
+def _walk(command: click.Command, path: tuple[str, ...] = ()
+          ) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _walk(sub, (*path, name))
+
+
+def cli_spelling(ctx: click.Context) -> Callable[[Param | Call], str]:
+    """How the command of ``ctx`` spells the references of a library error.
+
+    Parameters
+    ----------
+    ctx : click.Context
+        The context of the command that failed.
 
     Returns
     -------
-    str
-        E.g. ``"sim.h5 exists; pass --overwrite to replace it."``.
+    callable
+        ``spell(reference) -> str`` for `~gaiarvs_cnn.exceptions.GaiaRVSCNNError.render`:
+        a `~gaiarvs_cnn.exceptions.Param` becomes the option of the command (or of its
+        parent groups) whose ``name`` is the parameter's, a `~gaiarvs_cnn.exceptions.Call`
+        the command that declares it calls the function; anything else keeps the
+        library's spelling.
     """
-    for pattern, flag in _FLAG_TRANSLATIONS:
-        message = pattern.sub(flag, message)
-    return message
+    root = ctx.find_root()
+
+    def spell_param(ref: Param, chain: list[click.Command]) -> str:
+        for command in chain:
+            param = _find_param(command, ref.name)
+            if param is not None:
+                return _option_text(param, ref)
+        return str(ref)
+
+    def spell(ref: Param | Call) -> str:
+        if isinstance(ref, Param):
+            chain = []
+            c: click.Context | None = ctx
+            while c is not None:
+                chain.append(c.command)
+                c = c.parent
+            return spell_param(ref, chain)
+        for path, command in _walk(root.command):
+            if ref.function in getattr(command, "calls", ()):
+                words = [PROG, *path, *(spell_param(p, [command]) for p in ref.params)]
+                return "'" + " ".join(words) + "'"
+        return str(ref)
+
+    return spell
 
 
 def set_output(path) -> None:
@@ -157,8 +254,8 @@ def _quiet_broken_pipe() -> None:
 
 def _hdf5_error_message(exc: Exception, output: str | None) -> str:
     log.debug(f"HDF5 error: {exc}")
-    match = re.search(r"error message = '([^']+)'", str(exc))
-    reason = match.group(1) if match else "HDF5 write error (disk full or file too large?)"
+    reason = str(exc).partition("error message = '")[2].partition("'")[0]
+    reason = reason or "HDF5 write error (disk full or file too large?)"
     return f"cannot write {output or 'the HDF5 store'}: {reason}."
 
 
@@ -167,27 +264,35 @@ def _is_hdf5_error(exc: Exception) -> bool:
 
 
 class GaiaRVSCNNGroup(click.Group):
-    """The root command group: maps every error of a command to a message and exit code."""
+    """A command group: maps every error of a command to a message and exit code.
+
+    Its commands are `Command` and its sub-groups `GaiaRVSCNNGroup`; like `Command`, it
+    accepts ``calls``.
+    """
+
+    context_class = _Context
+    command_class = Command
+    group_class = type
+
+    def __init__(self, *args, calls: str | Sequence[str] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = (calls,) if isinstance(calls, str) else tuple(calls)
 
     def invoke(self, ctx: click.Context):
         import sys
-
-        from ..exceptions import GaiaRVSCNNError
 
         try:
             result = super().invoke(ctx)
             sys.stdout.flush()   # a closed pipe shows here, not in click's own handler
             return result
-        except click.ClickException as exc:
-            exc.message = translate_message(exc.message)
-            raise
-        except (click.exceptions.Exit, click.Abort):
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except KeyboardInterrupt:
             raise Interrupted() from None
         except GaiaRVSCNNError as exc:
             log.debug("error", exc_info=True)
-            raise click.ClickException(translate_message(str(exc))) from None
+            running = ctx.meta.get(_RUNNING_KEY, ctx)
+            raise click.ClickException(exc.render(cli_spelling(running))) from None
         except BrokenPipeError:
             if not _stdout_is_closed():
                 raise
@@ -204,7 +309,7 @@ class GaiaRVSCNNGroup(click.Group):
 
 
 @click.group(cls=GaiaRVSCNNGroup, context_settings=CONTEXT_SETTINGS)
-@click.version_option(__version__, "-V", "--version", prog_name="gaiarvs-cnn")
+@click.version_option(__version__, "-V", "--version", prog_name=PROG)
 def main():
     """gaiarvs-cnn: Teff, log g, [M/H], [alpha/M], [Fe/H] for Gaia-RVS stars with a hybrid
     CNN ensemble (Guiglion, Nepal et al. 2024).

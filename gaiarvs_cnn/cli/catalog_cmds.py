@@ -61,7 +61,7 @@ def _run(command: str, **options) -> None:
     click.echo("\n".join([f"{command} summary:", *("  " + s for s in summary.lines())]))
 
 
-@main.command("produce-catalog")
+@main.command("produce-catalog", calls="run_catalog")
 @click.option("--source", type=click.Choice(["simulated", "gaia", "files"]),
               default="simulated", show_default=True,
               help="simulated: the built-in survey (offline); gaia/files: read --store "

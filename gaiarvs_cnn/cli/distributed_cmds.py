@@ -13,7 +13,7 @@ import click
 from . import main
 
 
-@main.command("shard")
+@main.command("shard", calls="shard_store")
 @click.argument("store", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--stars-per-shard", "-n", type=click.IntRange(min=1), default=100_000,
@@ -57,7 +57,7 @@ def manifest_group():
     """
 
 
-@manifest_group.command("create")
+@manifest_group.command("create", calls="create_manifest")
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("shards", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))

@@ -10,7 +10,7 @@ import click
 # Exit statuses (defined once for every command in cli/__init__.py): EXIT_OK, EXIT_ERROR
 # (network, service, input), EXIT_USAGE (click's usage errors), EXIT_PARTIAL (``fetch gaia``:
 # some chunks failed after every retry; re-running the same command resumes them).
-from . import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main  # noqa: F401
+from . import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, RegistryChoice, main  # noqa: F401
 
 #: Reference kinds of ``fetch reference`` and what they query.
 REFERENCE_HELP = ("apogee: APOGEE DR17 allStar (VizieR III/286), galah: GALAH DR3 "
@@ -18,6 +18,12 @@ REFERENCE_HELP = ("apogee: APOGEE DR17 allStar (VizieR III/286), galah: GALAH DR
                   "Cantat-Gaudin+2020 members (J/A+A/640/A1), gsp-spec / gsp-phot: Gaia DR3 "
                   "astrophysical_parameters (needs --source-ids or --store), published: "
                   "the paper's RVS-CNN catalogue (AIP gaiadr3_contrib).")
+
+
+def _reference_kinds() -> tuple[str, ...]:
+    from ..io.reference import ALL_KINDS
+
+    return ALL_KINDS
 
 
 def read_source_ids(path) -> list[int]:
@@ -44,6 +50,7 @@ def read_source_ids(path) -> list[int]:
     from astropy.table import Table
 
     from ..exceptions import InputDataError
+    from ..utils.columns import require_column
 
     path = Path(path)
     if path.suffix.lower() in ("", ".txt", ".dat", ".lst"):
@@ -54,17 +61,15 @@ def read_source_ids(path) -> list[int]:
         except (OSError, ValueError, TypeError) as exc:
             raise InputDataError(f"Cannot read {path} as a table of source ids ({exc}); "
                                  "give a text file with one id per line or a table with a "
-                                 "source_id column.") from exc
-        col = next((c for c in table.colnames if c.lower() == "source_id"), None)
-        if col is None:
-            raise InputDataError(f"{path} has no source_id column.")
+                                 "source_id column.", file=path) from exc
+        col = require_column(table.colnames, "source_id", where=str(path), error=InputDataError)
         values = np.asarray(table[col])
         if values.dtype.kind not in "iu":
             raise InputDataError(f"{path}: column {col} holds {values.dtype} values, not "
-                                 "integer Gaia DR3 source ids.")
+                                 "integer Gaia DR3 source ids.", file=path, column=col)
         ids = values.astype(np.int64)
     if ids.size == 0:
-        raise InputDataError(f"{path} lists no source ids.")
+        raise InputDataError(f"{path} lists no source ids.", file=path)
     return ids.tolist()
 
 
@@ -135,16 +140,6 @@ def write_table_atomic(table, path: Path, overwrite: bool) -> None:
                   **({"format": "votable"} if path.suffix == ".xml" else {}))
 
 
-def _library_error(exc) -> click.ClickException:
-    """A library error as a click error (exit status `EXIT_ERROR`), in terms of this
-    command's flags."""
-    from ..exceptions import OutputExistsError
-
-    if isinstance(exc, OutputExistsError) and exc.path is not None:
-        return click.ClickException(f"{exc.path} exists; pass --overwrite to replace it.")
-    return click.ClickException(str(exc))
-
-
 @main.group("fetch")
 def fetch_group():
     """Download Gaia DR3 spectra into a store, or reference catalogues into a table.
@@ -157,9 +152,9 @@ def fetch_group():
     """
 
 
-@fetch_group.command("gaia")
+@fetch_group.command("gaia", calls="fetch_to_store")
 @click.option("--query", "query", help="ADQL returning a source_id column.")
-@click.option("--source-ids", "ids_file", type=click.Path(exists=True, path_type=Path),
+@click.option("--source-ids", "source_ids", type=click.Path(exists=True, path_type=Path),
               help="File of Gaia DR3 source ids (text, one per line, or a table).")
 @click.option("--training", type=click.Choice(["apogee"]),
               help="Fetch the APOGEE DR17 training sample (labels stored, training cuts).")
@@ -173,7 +168,7 @@ def fetch_group():
 @click.option("--no-cuts", is_flag=True, help="Do not apply the paper's Gaia quality cuts.")
 @click.option("--refresh", is_flag=True, help="Bypass the download cache.")
 @click.option("--overwrite", is_flag=True, help="Replace the store instead of appending.")
-def fetch_gaia(query, ids_file, training, output, service, max_ids, no_cuts, refresh,
+def fetch_gaia(query, source_ids, training, output, service, max_ids, no_cuts, refresh,
                overwrite):
     """Select Gaia DR3 stars with RVS spectra and store their spectra and XP coefficients.
 
@@ -193,23 +188,18 @@ def fetch_gaia(query, ids_file, training, output, service, max_ids, no_cuts, ref
     """
     from ..archives.aip import AIPArchive
     from ..archives.gaia import GaiaArchive
-    from ..exceptions import GaiaRVSCNNError
-
-    if sum(x is not None for x in (query, ids_file, training)) != 1:
+    if sum(x is not None for x in (query, source_ids, training)) != 1:
         raise click.UsageError("Give exactly one of --query, --source-ids, --training.")
     cls = AIPArchive if service == "aip" else GaiaArchive
-    try:
-        archive = cls(max_ids=max_ids, refresh=refresh)
-        labels = None
-        if training == "apogee":
-            from ..archives.apogee import query_apogee
+    archive = cls(max_ids=max_ids, refresh=refresh)
+    labels = None
+    if training == "apogee":
+        from ..archives.apogee import query_apogee
 
-            labels = query_apogee(refresh=refresh)
-        report = archive.fetch_to_store(
-            output, source_ids=read_source_ids(ids_file) if ids_file else None, query=query,
-            labels=labels, cuts=not no_cuts, training=labels is not None, overwrite=overwrite)
-    except GaiaRVSCNNError as exc:
-        raise _library_error(exc) from exc
+        labels = query_apogee(refresh=refresh)
+    report = archive.fetch_to_store(
+        output, source_ids=read_source_ids(source_ids) if source_ids else None, query=query,
+        labels=labels, cuts=not no_cuts, training=labels is not None, overwrite=overwrite)
     click.echo(report.summary())
     if not report.ok:
         click.echo(f"Incomplete: {len(report.failed_chunks)} chunk(s) failed; re-run the same "
@@ -217,17 +207,16 @@ def fetch_gaia(query, ids_file, training, output, service, max_ids, no_cuts, ref
         raise SystemExit(EXIT_PARTIAL)
 
 
-@fetch_group.command("reference")
-@click.option("--kind", required=True,
-              type=click.Choice(["apogee", "galah", "seismic", "clusters", "gsp-spec",
-                                 "gsp-phot", "published"]), help=REFERENCE_HELP)
+@fetch_group.command("reference", calls="query_reference")
+@click.option("--kind", required=True, type=RegistryChoice(_reference_kinds),
+              help=REFERENCE_HELP)
 @click.option("-o", "--output", "output", type=click.Path(path_type=Path),
               help="Output table (.fits, .ecsv, .xml/.vot); units and source_id included. "
                    "Required unless --probe.")
 @click.option("--probe", is_flag=True,
               help="Read one row (SELECT TOP 1 *) of the real table and report which "
                    "columns map and which are missing; exit 1 if a required one is missing.")
-@click.option("--source-ids", "ids_file", type=click.Path(exists=True, path_type=Path),
+@click.option("--source-ids", "source_ids", type=click.Path(exists=True, path_type=Path),
               help="Restrict to these Gaia DR3 ids (text file or table).")
 @click.option("--store", "store", type=click.Path(exists=True, path_type=Path),
               help="Restrict to the stars of this HDF5 store.")
@@ -235,7 +224,7 @@ def fetch_gaia(query, ids_file, training, output, service, max_ids, no_cuts, ref
               help="gsp-spec: keep stars with the first 13 flags_gspspec digits = 0.")
 @click.option("--refresh", is_flag=True, help="Bypass the download cache.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
-def fetch_reference(kind, output, probe, ids_file, store, good_flags, refresh, overwrite):
+def fetch_reference(kind, output, probe, source_ids, store, good_flags, refresh, overwrite):
     """Download a reference catalogue in the canonical schema (quality cuts applied).
 
     \b
@@ -245,35 +234,28 @@ def fetch_reference(kind, output, probe, ids_file, store, good_flags, refresh, o
       gaiarvs-cnn fetch reference --kind apogee --probe
     """
     from ..archives.catalogues import query_reference
-    from ..exceptions import GaiaRVSCNNError
     from ..io.store import Store
 
     if probe:
         from ..archives.catalogues import probe_reference
 
-        try:
-            report = probe_reference(kind)
-        except GaiaRVSCNNError as exc:
-            raise _library_error(exc) from exc
+        report = probe_reference(kind)
         click.echo(report.summary())
         raise SystemExit(EXIT_OK if report.ok else EXIT_ERROR)
     if output is None:
         raise click.UsageError("Give -o/--output (or --probe).")
-    try:
-        ids = None
-        if ids_file is not None:
-            ids = read_source_ids(ids_file)
-        elif store is not None:
-            with Store.open(store) as st:
-                ids = st.source_ids().tolist()
-        table = query_reference(kind, ids, refresh=refresh, good_flags=good_flags)
-        write_table_atomic(table, output, overwrite)
-    except GaiaRVSCNNError as exc:
-        raise _library_error(exc) from exc
+    ids = None
+    if source_ids is not None:
+        ids = read_source_ids(source_ids)
+    elif store is not None:
+        with Store.open(store) as st:
+            ids = st.source_ids().tolist()
+    table = query_reference(kind, ids, refresh=refresh, good_flags=good_flags)
+    write_table_atomic(table, output, overwrite)
     click.echo(f"{kind}: {len(table)} star(s) written to {output}")
 
 
-@fetch_group.command("bulk")
+@fetch_group.command("bulk", calls="fetch_bulk")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False,
               path_type=Path), help="Directory of the shards (one per bulk range) and "
               "manifest.json; re-running resumes.")
@@ -299,13 +281,9 @@ def fetch_bulk_command(out_dir, ranges, limit, quiet):
       gaiarvs-cnn fetch bulk -o dr3_bulk --range 000000-003111
     """
     from ..archives.bulk import fetch_bulk
-    from ..exceptions import GaiaRVSCNNError
 
-    try:
-        report = fetch_bulk(out_dir, ranges=list(ranges) or None, limit=limit,
-                            progress=not quiet)
-    except GaiaRVSCNNError as exc:
-        raise _library_error(exc) from exc
+    report = fetch_bulk(out_dir, ranges=list(ranges) or None, limit=limit,
+                        progress=not quiet)
     click.echo(report.summary())
     if not report.ok:
         raise SystemExit(EXIT_PARTIAL)

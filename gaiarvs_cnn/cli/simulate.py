@@ -3,18 +3,22 @@ from __future__ import annotations
 
 import click
 
-from . import main, set_output
+from . import RegistryChoice, main, set_output
 
 
-@main.command("simulate")
+def _simulation_kinds() -> tuple[str, ...]:
+    from ..simulate.survey import SIM_KINDS
+
+    return SIM_KINDS
+
+@main.command("simulate", calls="simulate_store")
 @click.option("--n", "n", type=click.IntRange(min=1), default=100_000, show_default=True,
               help="Number of stars.")
 @click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True,
               help="Random seed.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="sim.h5",
               show_default=True, help="Output HDF5 store.")
-@click.option("--kind", type=click.Choice(["observed", "training", "out-of-range",
-                                           "calibration"]),
+@click.option("--kind", type=RegistryChoice(_simulation_kinds),
               default="observed", show_default=True,
               help="training: APOGEE-like labelled stars passing the paper's cuts (S/N>=30); "
                    "observed: the sample to parameterise (S/N>=15, a few % out-of-range "

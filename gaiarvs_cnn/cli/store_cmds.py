@@ -69,12 +69,12 @@ def info(store, as_json):
         _print_summary(summary)
 
 
-@store_group.command("ingest")
-@click.option("--rvs", "rvs", multiple=True, required=True,
+@store_group.command("ingest", calls="ingest_to_store")
+@click.option("--rvs", "rvs_files", multiple=True, required=True,
               type=click.Path(exists=True, path_type=Path),
               help="RVS product(s): DataLink FITS/CSV/ECSV/VOTable, DataLink zip or folder, "
                    "or bulk RvsMeanSpectrum_*.csv.gz. Repeat the option for several files.")
-@click.option("--xp", "xp", multiple=True, type=click.Path(exists=True, path_type=Path),
+@click.option("--xp", "xp_files", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="XP continuous product(s) (same forms as --rvs). Repeatable.")
 @click.option("--gaia-source", "gaia_source", type=click.Path(exists=True, path_type=Path),
               help="gaia_source query result (VOTable/ECSV/CSV/FITS) with photometry, "
@@ -88,7 +88,7 @@ def info(store, as_json):
 @click.option("--overwrite", is_flag=True, help="Replace an existing output store.")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=None,
               help="Stars per chunk [default: gaiarvs_cnn.conf.chunk_size = 4096].")
-def ingest(rvs, xp, gaia_source, output, on_error, overwrite, chunk_size):
+def ingest(rvs_files, xp_files, gaia_source, output, on_error, overwrite, chunk_size):
     """Read real Gaia files (RVS, XP continuous, gaia_source) into a new store.
 
     The RVS and XP_CONTINUOUS files are DataLink products of the Gaia archive (one
@@ -106,7 +106,7 @@ def ingest(rvs, xp, gaia_source, output, on_error, overwrite, chunk_size):
     from ..io.ingest import ingest_to_store
 
     set_output(output)
-    path = ingest_to_store(rvs, xp, output, gaia_source=gaia_source, on_error=on_error,
+    path = ingest_to_store(rvs_files, xp_files, output, gaia_source=gaia_source, on_error=on_error,
                            overwrite=overwrite, chunk_size=chunk_size)
     summary = store_summary(path)
     click.echo(f"Wrote {path}: {summary['n_stars']} stars "

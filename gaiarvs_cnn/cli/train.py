@@ -26,7 +26,7 @@ def parse_index_list(spec: str) -> list[int]:
     click.BadParameter
         If a part is not an integer or a range.
     """
-    out = []
+    out: list[int] = []
     for part in filter(None, (p.strip() for p in spec.split(","))):
         lo, sep, hi = part.partition("-")
         try:
@@ -39,7 +39,7 @@ def parse_index_list(spec: str) -> list[int]:
     return out
 
 
-@main.command("train")
+@main.command("train", calls="train_ensemble")
 @click.option("--store", "store", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="HDF5 store of training stars (with labels).")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
@@ -113,7 +113,7 @@ def train(store, out, splits, models, epochs, seed, max_stars, config_file, rvs_
     click.echo(f"Model bundle {bundle.bundle_id} ({bundle.n_members} members) in {bundle.path}")
 
 
-@main.command("calibrate")
+@main.command("calibrate", calls="calibrate_bundle")
 @click.option("--model", "model", required=True,
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Model bundle to calibrate (modified in place).")

@@ -152,7 +152,7 @@ class StarBatch:
     """
 
     def __init__(self, columns: Mapping[str, np.ndarray],
-                 specs: Sequence[ColumnSpec] = CORE_COLUMNS):
+                 specs: Iterable[ColumnSpec] = CORE_COLUMNS):
         if "source_id" not in columns:
             raise InputDataError("A StarBatch needs a 'source_id' column.")
         self.specs = _specs_by_name(specs)
@@ -319,10 +319,9 @@ class StarBatch:
                 continue
             col = table[src]
             # fill masked values first: a Quantity made from a MaskedColumn drops the mask
-            arr = np.ma.asarray(col)
-            if np.dtype(spec.dtype).kind == "f":
-                arr = arr.astype(np.float64)
-            arr = np.ma.filled(arr, spec.fill)
+            floating = np.dtype(spec.dtype).kind == "f"
+            masked: np.ma.MaskedArray = np.ma.asarray(col, dtype=np.float64 if floating else None)
+            arr = np.ma.filled(masked, spec.fill)
             if spec.unit and getattr(col, "unit", None) is not None:
                 arr = (arr * u.Unit(col.unit)).to_value(spec.unit)
             cols[spec.name] = arr

@@ -6,6 +6,7 @@ out. `read_products` reads one product type from several files or bundles.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import zipfile
@@ -56,15 +57,15 @@ def _bundle_items(bundle, policy: BadStarPolicy
     """(file name, tables, kind) for every file in a zip, a directory or an astroquery dict."""
     if isinstance(bundle, Mapping):
         for name, value in bundle.items():
-            yield _member(name, lambda v=value, n=name: _tables_from_value(v, n), policy)
+            yield _member(name, functools.partial(_tables_from_value, value, name), policy)
         return
     path = Path(bundle)
     if path.is_dir():
-        for member in sorted(p for p in path.iterdir() if p.is_file()):
-            if member.name.startswith("."):      # hidden: .DS_Store, unfinished downloads
-                log.debug(f"Ignoring hidden file {member} in {path}.")
+        for file in sorted(p for p in path.iterdir() if p.is_file()):
+            if file.name.startswith("."):      # hidden: .DS_Store, unfinished downloads
+                log.debug(f"Ignoring hidden file {file} in {path}.")
                 continue
-            yield _member(str(member), lambda m=member: read_tables(m), policy)
+            yield _member(str(file), functools.partial(read_tables, file), policy)
         return
     try:
         archive = zipfile.ZipFile(path)

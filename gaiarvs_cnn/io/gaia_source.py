@@ -15,7 +15,7 @@ import numpy as np
 from astropy import log
 from astropy.table import Table
 
-from ..exceptions import BadStarError, DuplicateSourceError, InputDataError
+from ..exceptions import BadStarError, DuplicateSourceError, InputDataError, Param
 from ..utils.columns import find_column
 from .batch import StarBatch, match_ids
 from .cells import column_source_ids, numeric_column, require_column
@@ -111,7 +111,7 @@ def gaia_source_to_batch(table, on_error: str | BadStarPolicy | None = None) -> 
     kind = classify_table(table)
     if kind in ("RVS", "XP_CONTINUOUS"):
         raise InputDataError(f"{where} holds {KIND_NAMES[kind]}, not gaia_source rows; pass "
-                             f"it as {KIND_ARGS[kind]}.")
+                             "it with ", Param(KIND_ARGS[kind]), ".", file=where)
     for name in _GAIA_SOURCE_REQUIRED:
         require_column(table, name, where)
     missing = [c for c in _GAIA_SOURCE_WARN if find_column(table.colnames, c) is None]

@@ -30,6 +30,7 @@ import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy import log
@@ -40,7 +41,7 @@ from ..constants import RVS_NPIX, XP_NCOEFF
 from ..exceptions import BadStarError, InputDataError
 from ..preprocess import check_rvs_flux
 from ..utils.atomic import refuse_existing
-from ..utils.columns import find_column
+from ..utils.columns import find_column, require_column
 from .availability import NETWORK_KINDS, network_coverage
 from .batch import StarBatch, join_batches, rows_to_batch
 from .cells import parse_source_id, parse_vector
@@ -103,7 +104,8 @@ def _bulk_rows(path, wanted: set | None = None, required: Sequence[str] = (),
             if missing:
                 raise InputDataError(f"{path}: no column(s) {missing}; it has {names}. Is "
                                      "this a Gaia DR3 bulk file of the right table?")
-            i_sid = names.index(find_column(names, "source_id"))
+            i_sid = names.index(require_column(names, "source_id", where=str(path),
+                                               error=InputDataError))
             for row, cells in enumerate(csv.reader(fh), start=1):
                 if not cells:
                     continue
@@ -135,7 +137,7 @@ def _scalar(text: str, sid: int, name: str, where: str) -> float:
 
 
 def _bulk_rvs_row(sid: int, cells: dict, where: str) -> dict:
-    row = {"source_id": sid, "ra": _scalar(cells.get("ra", ""), sid, "ra", where),
+    row: dict[str, Any] = {"source_id": sid, "ra": _scalar(cells.get("ra", ""), sid, "ra", where),
            "dec": _scalar(cells.get("dec", ""), sid, "dec", where)}
     flux = parse_vector(cells["flux"], RVS_NPIX, sid, "RVS flux (all-NaN spectrum)", where)
     row["flux"] = check_rvs_flux(sid, flux, where)
@@ -145,7 +147,7 @@ def _bulk_rvs_row(sid: int, cells: dict, where: str) -> dict:
 
 
 def _bulk_xp_row(sid: int, cells: dict, where: str) -> dict:
-    row = {"source_id": sid}
+    row: dict[str, Any] = {"source_id": sid}
     for name in XP_COLUMNS:
         row[name] = parse_vector(cells[name], XP_NCOEFF, sid, f"XP continuous {name}", where)
     return row
@@ -323,7 +325,7 @@ def _gaia_batch(gaia_source, policy: BadStarPolicy) -> StarBatch | None:
 
 
 def bulk_to_store(rvs_files: Sequence, xp_files: Sequence, store_path, gaia_source=None,
-                  chunk_size: int | None = None, on_error: str = "skip",
+                  chunk_size: int | None = None, on_error: str | BadStarPolicy | None = "skip",
                   overwrite: bool = False) -> Path:
     """Build a store from Gaia DR3 bulk RVS and XP files (streamed, with progress bar).
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..exceptions import DuplicateSourceError, StoreError
+from ..exceptions import Call, DuplicateSourceError, StoreError
 from ..utils.atomic import write_text_atomic
 from ..utils.checksum import sha256_file
 from .batch import ColumnSpec
@@ -172,7 +172,7 @@ class Manifest:
         from ..exceptions import OutputExistsError
 
         if self.path.exists() and not overwrite:
-            raise OutputExistsError.for_path(self.path)
+            raise OutputExistsError(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.path, json.dumps(self.to_dict(), indent=1))
         return self.path
@@ -206,7 +206,7 @@ class Manifest:
         where = f"shard {shard.path} of manifest {self.path}"
         if not path.exists():
             raise StoreError(f"{where} is missing; restore the file or re-create the manifest "
-                             "with create_manifest.")
+                             "with ", Call("create_manifest"), ".", file=path)
         if path.stat().st_size != shard.bytes:
             raise StoreError(f"{where} has {path.stat().st_size} bytes, the manifest says "
                              f"{shard.bytes}: the file was modified or truncated.")

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 from astropy import log
 
-from ..exceptions import BadStarError, DuplicateSourceError, InputDataError
+from ..exceptions import BadStarError, DuplicateSourceError, InputDataError, Param, Part
 from .batch import StarBatch
 
 __all__ = ["ON_ERROR_CHOICES", "BadStarPolicy", "as_policy", "duplicate_error"]
@@ -171,8 +171,8 @@ class BadStarPolicy:
         keep[first] = True
         for sid in ids[~keep].tolist():
             self.handle(duplicate_error(sid, f"source_id occurs more than once in {where}; "
-                                             "remove the repeated rows (on_error='skip' "
-                                             "keeps the first)."))
+                                             "remove the repeated rows (",
+                                        Param("on_error", "skip"), " keeps the first)."))
         return batch if keep.all() else batch[keep]
 
 
@@ -191,21 +191,20 @@ def as_policy(on_error: str | BadStarPolicy | None) -> BadStarPolicy:
     return on_error if isinstance(on_error, BadStarPolicy) else BadStarPolicy(on_error)
 
 
-def duplicate_error(source_id: int, problem: str) -> DuplicateSourceError:
+def duplicate_error(source_id: int, *problem: Part) -> DuplicateSourceError:
     """The `~gaiarvs_cnn.exceptions.DuplicateSourceError` of one repeated star.
 
     Parameters
     ----------
     source_id : int
         The repeated Gaia DR3 source_id (set as the error's ``source_id``).
-    problem : str
-        Where it repeats and what to do.
+    *problem : str or Param
+        Where it repeats and what to do (parts of the message).
 
     Returns
     -------
     DuplicateSourceError
     """
-    exc = DuplicateSourceError(f"Gaia DR3 {source_id}: {problem}")
-    exc.source_id = source_id
-    exc.problem = problem
+    exc = DuplicateSourceError(f"Gaia DR3 {source_id}: ", *problem, source_id=source_id)
+    exc.problem = exc.render()[len(f"Gaia DR3 {source_id}: "):]
     return exc

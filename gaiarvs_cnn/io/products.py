@@ -84,7 +84,7 @@ def classify_tables(tables: Sequence[Table], name: str) -> str:
     if len(kinds) > 1:
         raise InputDataError(f"{name} mixes tables of kinds {sorted(map(str, kinds))}; give "
                              "one product per file.")
-    return kinds.pop()
+    return str(kinds.pop())
 
 
 KIND_NAMES = {"RVS": "RVS spectra", "XP_CONTINUOUS": "XP continuous coefficients",

@@ -383,7 +383,7 @@ def shard_store(store_path, out_dir, stars_per_shard: int, manifest_name: str = 
     out_dir = Path(out_dir)
     manifest_path = out_dir / manifest_name
     if manifest_path.exists() and not overwrite:
-        raise OutputExistsError.for_path(manifest_path)
+        raise OutputExistsError(manifest_path)
     chunk = min(int(chunk_size or conf.chunk_size), stars_per_shard)
     paths = []
     with contextlib.ExitStack() as stack:
@@ -400,7 +400,7 @@ def shard_store(store_path, out_dir, stars_per_shard: int, manifest_name: str = 
             hi = min(lo + stars_per_shard, n)
             path = out_dir / f"shard-{i:05d}.h5"
             if path.exists() and not overwrite:
-                raise OutputExistsError.for_path(path)
+                raise OutputExistsError(path)
             _write_shard(path, src.iter_chunks(chunk, start=lo, stop=hi), extra,
                          {**meta, "shard_index": i, "shard_rows": [lo, hi]}, hi - lo)
             paths.append(path)

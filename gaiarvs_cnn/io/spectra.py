@@ -21,13 +21,14 @@ wrong-length XP coefficients, and repeated source_ids (the first occurrence is k
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 from astropy import log
 from astropy.table import Table
 
 from ..constants import RVS_NPIX, XP_NCOEFF
-from ..exceptions import BadStarError, InputDataError
+from ..exceptions import BadStarError, InputDataError, Param
 from ..preprocess import check_rvs_flux, check_rvs_grid
 from ..utils.columns import find_column
 from .batch import StarBatch, join_batches, rows_to_batch
@@ -171,10 +172,10 @@ def read_product(source, product: str, format: str | None, policy: BadStarPolicy
     tables = read_tables(source, format, name)
     kind = classify_tables(tables, name)
     if kind != product:
-        hint = (f"; pass it as {KIND_ARGS[kind]}" if kind in KIND_ARGS
-                else "; gaiarvs-cnn does not read this product")
+        hint = (("; pass it with ", Param(KIND_ARGS[kind])) if kind in KIND_ARGS
+                else ("; gaiarvs-cnn does not read this product",))
         raise InputDataError(f"{name} holds {KIND_NAMES.get(kind, kind)}, not "
-                             f"{KIND_NAMES[product]}{hint}.")
+                             f"{KIND_NAMES[product]}", *hint, ".", file=name)
     batch = join_batches([PRODUCTS[product](t, name, policy) for t in tables])
     return policy.drop_duplicates(batch, name)
 
@@ -225,7 +226,7 @@ def _xp_from_table(table: Table, where: str, policy: BadStarPolicy) -> StarBatch
 
     def build(i):
         sid = int(ids[i])
-        row = {"source_id": sid}
+        row: dict[str, Any] = {"source_id": sid}
         for name in XP_COLUMNS:
             row[name] = parse_vector(table[cols[name]][i], XP_NCOEFF, sid,
                                      f"XP continuous {name}", where)

@@ -37,7 +37,7 @@ import tables
 from astropy import log
 
 from ..constants import LABELS
-from ..exceptions import DuplicateSourceError, InputDataError, StoreError
+from ..exceptions import DuplicateSourceError, InputDataError, StoreError, StoreExistsError
 from .batch import CORE_COLUMNS, ColumnSpec, StarBatch, match_ids
 
 __all__ = ["StarReader", "Store", "open_store", "atomic_store", "STORE_FORMAT_VERSION"]
@@ -280,7 +280,7 @@ class Store(StarReader):
 
         path = Path(path)
         if path.exists() and not overwrite:
-            raise StoreError(f"{path} exists; pass overwrite=True to replace it.")
+            raise StoreExistsError(path)
         specs = tuple(CORE_COLUMNS) + tuple(extra_columns)
         dupl = {s.name for s in extra_columns} & set(_CORE_NAMES)
         if dupl:
@@ -427,11 +427,11 @@ class Store(StarReader):
         """
         n = len(self)
         finite = np.zeros(len(LABELS), dtype=np.int64)
-        snr = []
+        parts = []
         for chunk in self.iter_chunks(columns=["labels", "rvs_snr"]):
             finite += np.isfinite(chunk["labels"]).sum(axis=0)
-            snr.append(chunk["rvs_snr"][np.isfinite(chunk["rvs_snr"])])
-        snr = np.concatenate(snr) if snr else np.zeros(0)
+            parts.append(chunk["rvs_snr"][np.isfinite(chunk["rvs_snr"])])
+        snr = np.concatenate(parts) if parts else np.zeros(0)
         return {
             "path": str(self.path), "n_stars": n, "complete": self.complete,
             "columns": {s.name: {"shape": list(s.shape), "dtype": s.dtype, "unit": s.unit}
@@ -586,10 +586,12 @@ class Store(StarReader):
             found, rows = match_ids(ids, self.source_ids())
             missing = ids[~found].tolist()
         else:
-            rows, missing = [], []
+            hits: list[int] = []
+            missing = []
             for sid in ids.tolist():
                 hit = self._table.get_where_list("source_id == sid", condvars={"sid": sid})
-                (rows.append(int(hit[0])) if len(hit) else missing.append(sid))
+                (hits.append(int(hit[0])) if len(hit) else missing.append(sid))
+            rows = np.asarray(hits)
         if missing:
             raise StoreError(f"source_id(s) {missing[:10]} not in {self.path.name}.")
         rows = np.asarray(rows, dtype=np.int64)

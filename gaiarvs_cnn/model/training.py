@@ -22,7 +22,7 @@ import numpy as np
 from astropy import log
 from tqdm.auto import tqdm
 
-from ..exceptions import InputDataError, ModelBundleError
+from ..exceptions import Call, InputDataError, ModelBundleError, Param
 from ..io.batch import StarBatch
 from ..io.shards import open_source
 from ..preprocess import InputScalers, fill_nan_pixels
@@ -161,8 +161,9 @@ def load_training_sample(store_path, max_stars: int | None = None) -> StarBatch:
     batch = StarBatch.concatenate(parts) if parts else None
     if batch is None or len(batch) == 0:
         raise InputDataError(f"Store {store_path} has no star with all five labels; a "
-                             "training store needs reference labels (e.g. "
-                             "simulate_store(..., kind='training')).")
+                             "training store needs reference labels (e.g. ",
+                             Call("simulate_store", Param("kind", "training")), ").",
+                             file=store_path)
     return batch[:max_stars] if max_stars is not None else batch
 
 
@@ -298,7 +299,8 @@ def _check_state(out_dir: Path, state: dict) -> None:
         if diff:
             raise ModelBundleError(
                 f"{out_dir} holds a training with different {diff}; resume with the same "
-                "settings, or use a new output directory (or overwrite=True).")
+                "settings, or use a new output directory (or ", Param("overwrite", True), ").",
+                file=out_dir)
         log.info(f"Resuming the training in {out_dir}.")
         return
     write_json_atomic(path, state)

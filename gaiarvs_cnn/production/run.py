@@ -38,7 +38,7 @@ from astropy import log
 from tqdm import tqdm
 
 from ..catalog import CATALOG_FORMATS, format_of, output_paths, parse_formats
-from ..exceptions import InputDataError, OutputExistsError, StoreError
+from ..exceptions import Call, InputDataError, OutputExistsError, Param, StoreError
 from ..flags import GOOD_FLAG
 from ..io.shards import Partition, open_source
 from ..selection import usable_cuts
@@ -62,7 +62,7 @@ SOURCES = ("simulated", "gaia", "files")
 DEFAULT_N_STARS = 20_000
 #: Seed of the default simulated survey.
 DEFAULT_SEED = 7
-_REPLACE_HINT = ("pass overwrite=True to replace it (the old catalogue "
+_REPLACE_HINT = ("pass ", Param("overwrite", True), " to replace it (the old catalogue "
                  "stays until the new one is complete), or choose another output")
 
 
@@ -317,10 +317,11 @@ def _input_store(run: CatalogRun, work_dir: Path, summary: RunSummary) -> Path:
         with _stage("simulate", summary):
             return _simulated_store(run, work_dir)
     if run.store is None:
-        hint = ("create one with fetch_to_store" if run.source == "gaia"
-                else "create one with ingest_to_store or simulate_store")
-        raise InputDataError(f"Source '{run.source}' needs a store (store=PATH: an HDF5 "
-                             f"store or shard manifest); {hint}.")
+        hint = (("create one with ", Call("fetch_to_store")) if run.source == "gaia" else
+                ("create one with ", Call("ingest_to_store"), " or ", Call("simulate_store")))
+        raise InputDataError(f"Source '{run.source}' needs a store (",
+                             Param("store", placeholder="PATH"), ": an HDF5 store or shard "
+                             "manifest); ", *hint, ".")
     return Path(run.store)
 
 
@@ -495,7 +496,7 @@ def produce_catalog(run: CatalogRun, on_chunk: Callable[[int], None] | None = No
     targets = run.targets()
     for target in targets:
         if target.exists() and not run.overwrite:
-            raise OutputExistsError.for_path(target, what="catalogue", hint=_REPLACE_HINT)
+            raise OutputExistsError(target, what="catalogue", hint=_REPLACE_HINT)
     executor = executor or run.executor()
     summary = RunSummary(executor=executor.name)
     work_dir = run.partial_dir

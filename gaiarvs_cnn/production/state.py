@@ -21,7 +21,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..exceptions import InputDataError, OutputExistsError
+from ..exceptions import InputDataError, OutputExistsError, Param
 from ..utils.atomic import write_json_atomic
 from ..utils.checksum import sha256_file
 from .task import CHUNK_GLOB
@@ -124,12 +124,12 @@ def prepare_work_dir(work_dir, identity: Mapping, *, resume: bool, explicit: boo
         if resume:
             raise InputDataError(
                 f"Cannot resume from {work_dir}: {changed} differ(s) from the interrupted run. "
-                "Run again without resume (starts over) or with the original input and "
-                "options.")
+                "Run again without ", Param("resume"), " (starts over) or with the original "
+                "input and options.", file=work_dir)
         if explicit and not overwrite:
-            raise OutputExistsError(
-                f"{work_dir} holds the chunks of another run ({changed} differ). Use another "
-                "work directory, or overwrite=True to discard them.")
+            raise OutputExistsError(work_dir, what="work directory", hint=(
+                f"it holds the chunks of another run ({changed} differ); use another work "
+                "directory, or ", Param("overwrite", True), " to discard them"))
         _clear(work_dir)
     elif doc is not None and not (resume or explicit):
         _clear(work_dir)  # same run, started over

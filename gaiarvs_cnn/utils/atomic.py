@@ -210,8 +210,8 @@ def write_json_atomic(path, obj, *, indent: int = 1, sort_keys: bool = False) ->
 def refuse_existing(path, *, overwrite: bool, what: str = "") -> None:
     """Raise `~gaiarvs_cnn.exceptions.OutputExistsError` if ``path`` exists and not ``overwrite``.
 
-    The one "already exists" check of the package; the CLI translates ``overwrite`` into its
-    ``--overwrite`` flag.
+    The error's ``parameter`` is ``"overwrite"``; the command line names its own flag for it
+    (``--overwrite``).
 
     Parameters
     ----------
@@ -223,4 +223,4 @@ def refuse_existing(path, *, overwrite: bool, what: str = "") -> None:
         What the file is (``"catalogue"``, ``"store"``), for the message.
     """
     if not overwrite and Path(path).exists():
-        raise OutputExistsError.for_path(path, what=what)
+        raise OutputExistsError(path, what=what)

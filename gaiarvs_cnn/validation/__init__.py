@@ -13,8 +13,9 @@ function returning a `~matplotlib.figure.Figure`:
 * `~gaiarvs_cnn.validation.truth`: science checks on the simulated survey.
 
 `~gaiarvs_cnn.validation.runner.run_validation` runs them and
-`~gaiarvs_cnn.validation.report.write_report` writes ``validation_report/``; the command
-line is ``gaiarvs-cnn validate``.
+`~gaiarvs_cnn.validation.report.write_report` writes ``validation_report/``;
+`~gaiarvs_cnn.validation.pipeline.validate_catalog` does both for a catalogue file (store,
+references and all), as the command line ``gaiarvs-cnn validate`` does.
 
 Examples
 --------
@@ -37,6 +38,7 @@ from .crossmatch import add_store_columns, good_mask, match_reference
 from .figures import plot_comparison, plot_kiel
 from .gaia_ap import compare_gsp, gsp_precision_ratio
 from .galah import compare_galah, plot_galah_snr
+from .pipeline import ValidationRun, validate_catalog
 from .precision import (
     calibration_check,
     cramer_rao_bound,
@@ -64,5 +66,5 @@ __all__ = [
     "compare_seismic", "plot_seismic", "seismic_logg", "binned_stats", "comparison_table",
     "difference_stats", "robust_sigma", "running_stats", "synthetic_catalog",
     "synthetic_reference", "synthetic_truth", "offset_recovery", "sequence_recovery",
-    "truth_comparison",
+    "truth_comparison", "ValidationRun", "validate_catalog",
 ]

@@ -17,7 +17,7 @@ from astropy.table import Table, join, vstack
 from tqdm.auto import tqdm
 
 from ..constants import LABELS
-from ..exceptions import InputDataError
+from ..exceptions import InputDataError, Param
 from ..io.shards import open_source
 from ..utils.arrays import masked_to_nan
 
@@ -154,7 +154,8 @@ def add_store_columns(catalog: Table, store, columns: Sequence[str] = STORE_COLU
     if missing.size:
         raise InputDataError(
             f"{missing.size} catalogue star(s) (e.g. Gaia DR3 {missing[:3].tolist()}) are not "
-            "in the store; pass the store the catalogue was produced from (store=PATH).")
+            "in the store; pass the store the catalogue was produced from (",
+            Param("store", placeholder="PATH"), ").")
     drop = [c for c in extra.colnames if c != "source_id" and c in catalog.colnames]
     extra.remove_columns(drop)
     out = join(Table(catalog, copy=False), extra, keys="source_id", join_type="left",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from astropy.table import Table
 
-from ..exceptions import ArchiveError, GaiaRVSCNNError, InputDataError
+from ..exceptions import ArchiveError, GaiaRVSCNNError, InputDataError, Param
 from ..io.reference import ALL_KINDS, check_reference
 
 __all__ = ["REFERENCE_SOURCES", "get_reference"]
@@ -36,7 +36,8 @@ def _simulated(kind: str, store, seed) -> Table:
 
     if store is None:
         raise InputDataError(f"The simulated {kind} reference is derived from the simulated "
-                             "store of the catalogue: pass store=PATH (e.g. sim.h5).")
+                             "store of the catalogue: pass ",
+                             Param("store", placeholder="PATH"), " (e.g. sim.h5).")
     if not isinstance(store, (str, Path)) or Path(store).suffix.lower() != ".json":
         return reference_catalog(kind, store, seed)
     # a shard manifest: read the per-star columns (no spectra) in store order

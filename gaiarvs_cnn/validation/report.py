@@ -20,7 +20,7 @@ from astropy import log
 from astropy.table import Table
 from matplotlib.figure import Figure
 
-from ..exceptions import OutputExistsError
+from ..exceptions import OutputExistsError, Param
 from ..utils.atomic import atomic_path
 from ..utils.lock import RunLock
 from ..version import __version__
@@ -253,8 +253,8 @@ def write_report(results: Sequence[ValidationResult], outdir="validation_report"
     """
     outdir = Path(outdir)
     if (outdir / "summary.md").exists() and not overwrite:
-        raise OutputExistsError(f"{outdir} already holds a validation report; pass "
-                                "overwrite=True or choose another directory.")
+        raise OutputExistsError(outdir, what="validation report in", hint=(
+            "pass ", Param("overwrite", True), " or choose another directory"))
     with RunLock.beside(outdir, f"validation report {outdir}"):
         return _write_locked(results, outdir, formats, dpi, meta)
 

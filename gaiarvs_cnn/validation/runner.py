@@ -22,7 +22,7 @@ from astropy.table import Table
 
 from ..archives.gaia_ap import good_gspspec_flags
 from ..constants import LABELS
-from ..exceptions import InputDataError
+from ..exceptions import InputDataError, Param
 from ..utils.arrays import masked_to_nan
 from .bimodality import add_galactocentric, bimodality_grid, plot_bimodality, select_giants
 from .clusters import cluster_logg_trends, cluster_statistics, plot_clusters
@@ -487,9 +487,10 @@ def check_validation_inputs(data: Table, chosen: Sequence, references: Mapping[s
                 raise InputDataError(
                     f"No star of the catalogue ({len(data)} stars) is in the {kind} reference "
                     f"({len(ref)} stars): the {comparison.name} comparison would be empty. "
-                    f"Give a {kind} reference that covers the catalogue's stars (command "
-                    f"line: --reference {kind}=PATH), or leave the {comparison.name} "
-                    "comparison out (--against).")
+                    f"Give a {kind} reference that covers the catalogue's stars (",
+                    Param("reference_files", {kind: "PATH"}), "), or leave the "
+                    f"{comparison.name} comparison out of ", Param("against"), ".",
+                    parameter="reference_files")
     return data
 
 

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -19,8 +20,17 @@ from gaiarvs_cnn.cli import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
+    GaiaRVSCNNGroup,
+    cli_spelling,
     main,
-    translate_message,
+)
+from gaiarvs_cnn.exceptions import (
+    Call,
+    DuplicateSourceError,
+    InputDataError,
+    OutputExistsError,
+    Param,
+    StoreError,
 )
 from gaiarvs_cnn.io.batch import StarBatch
 from gaiarvs_cnn.io.store import Store
@@ -42,15 +52,120 @@ def _one_line_error(result, code, *parts):
         assert part in error_lines[0], result.output
 
 
-def test_translate_message_uses_flags():
-    assert translate_message("a.h5 exists; pass overwrite=True to replace it.") == \
+def _spelled(command_path, error):
+    """``error`` as the command ``command_path`` (e.g. ``["store", "ingest"]``) reports it."""
+    ctx = main.make_context("gaiarvs-cnn", [], resilient_parsing=True)
+    for name in command_path:
+        cmd = ctx.command.get_command(ctx, name)
+        ctx = cmd.make_context(name, [], parent=ctx, resilient_parsing=True)
+    return error.render(cli_spelling(ctx))
+
+
+def test_library_errors_are_spelled_with_the_commands_flags():
+    assert _spelled(["simulate"], OutputExistsError("a.h5")) == \
         "a.h5 exists; pass --overwrite to replace it."
-    assert translate_message("x exists; pass overwrite=True (CLI: --overwrite).") == \
-        "x exists; pass --overwrite."
-    assert translate_message("remove them (on_error='skip' keeps the first)") == \
+    assert _spelled(["simulate"], OutputExistsError("x", hint=("pass ", Param("overwrite", True)))
+                    ) == "x exists; pass --overwrite."
+    assert _spelled(["store", "ingest"], InputDataError(
+        "remove them (", Param("on_error", "skip"), " keeps the first)")) == \
         "remove them (--on-error skip keeps the first)"
-    assert translate_message("re-create the manifest with create_manifest.") == \
+    assert _spelled(["predict"], StoreError(
+        "re-create the manifest with ", Call("create_manifest"), ".")) == \
         "re-create the manifest with 'gaiarvs-cnn manifest create'."
+    assert _spelled(["predict"], InputDataError(
+        "e.g. ", Call("simulate_store", Param("kind", "training")), ".")) == \
+        "e.g. 'gaiarvs-cnn simulate --kind training'."
+    assert _spelled(["validate"], InputDataError("pass ", Param("store", placeholder="PATH"))
+                    ) == "pass --store PATH"
+    assert _spelled(["fetch", "reference"], InputDataError(
+        "(", Param("source_ids"), " or ", Param("store"), ")")) == "(--source-ids or --store)"
+    assert _spelled(["store", "ingest"], InputDataError("pass it with ", Param("xp_files"))
+                    ) == "pass it with --xp"
+    assert _spelled(["validate"], InputDataError(
+        "(", Param("reference_files", {"galah": "PATH"}), ")")) == "(--reference galah=PATH)"
+    # the library spells the same errors in its own terms
+    assert str(InputDataError("e.g. ", Call("simulate_store", Param("kind", "training")))) == \
+        "e.g. simulate_store(..., kind='training')"
+
+
+def test_every_declared_library_function_exists():
+    import gaiarvs_cnn
+    from gaiarvs_cnn.cli import _walk
+
+    public = set()
+    for module_name in ("io", "simulate", "model", "production", "archives", "catalog",
+                        "validation"):
+        import importlib
+        import pkgutil
+
+        pkg = importlib.import_module(f"gaiarvs_cnn.{module_name}")
+        for info in pkgutil.iter_modules(pkg.__path__):
+            module = importlib.import_module(f"{pkg.__name__}.{info.name}")
+            public.update(n for n in dir(module) if not n.startswith("_"))
+            for obj in vars(module).values():  # methods such as GaiaArchive.fetch_to_store
+                if isinstance(obj, type) and obj.__module__ == module.__name__:
+                    public.update(n for n in vars(obj) if not n.startswith("_"))
+    declared = {f for _, cmd in _walk(main) for f in getattr(cmd, "calls", ())}
+    assert declared and declared <= public, declared - public
+    assert gaiarvs_cnn
+
+
+def test_renamed_library_parameter_still_names_the_right_flag(tmp_path, monkeypatch):
+    """The library renames ``overwrite`` to ``replace``: the command's option declares the
+    new name (``click.option("--overwrite", "replace")``), the error names the parameter
+    ``replace``, and the message still says ``--overwrite`` -- no text is matched."""
+    group = GaiaRVSCNNGroup("gaiarvs-cnn")
+
+    def write(path, *, replace=False):
+        raise OutputExistsError(path, parameter="replace")
+
+    @group.command("write", calls="write")
+    @click.option("--overwrite", "replace", is_flag=True)
+    @click.argument("path")
+    def write_cmd(path, replace):
+        write(path, replace=replace)
+
+    @group.command("other")
+    def other():
+        raise InputDataError("see ", Call("write", Param("replace", True)), ".")
+
+    result = CliRunner().invoke(group, ["write", str(tmp_path / "a.h5")])
+    _one_line_error(result, EXIT_ERROR, "a.h5 exists; pass --overwrite to replace it.")
+    assert "replace" not in result.output.replace("to replace it", "")
+    result = CliRunner().invoke(group, ["other"])
+    _one_line_error(result, EXIT_ERROR, "see 'gaiarvs-cnn write --overwrite'.")
+
+
+def test_renamed_parameter_of_a_real_command(tmp_path, monkeypatch):
+    """``store ingest`` passes ``--rvs`` as the library's ``rvs_files``: an error about
+    ``rvs_files`` names ``--rvs``, and one about a parameter the command lacks keeps the
+    library's spelling."""
+    from gaiarvs_cnn.io import ingest
+
+    def fail(*args, **kwargs):
+        raise InputDataError("f.csv holds RVS spectra; pass it with ", Param("rvs_files"),
+                             " (or ", Param("no_such_parameter", 3), ").", file="f.csv")
+
+    monkeypatch.setattr(ingest, "ingest_to_store", fail)
+    csv = DATA / "rvs_datalink_csv" / "KOI-001.csv"
+    result = _run("store", "ingest", "--rvs", csv, "-o", tmp_path / "o.h5")
+    _one_line_error(result, EXIT_ERROR,
+                    "f.csv holds RVS spectra; pass it with --rvs (or no_such_parameter=3).")
+
+
+def test_structured_errors_know_their_subject_and_survive_pickling():
+    import pickle
+
+    err = OutputExistsError("sim.h5", what="store")
+    assert (err.parameter, err.file, err.path) == ("overwrite", "sim.h5", "sim.h5")
+    assert isinstance(err, FileExistsError)
+    dup = DuplicateSourceError("Gaia DR3 7: repeated; (", Param("on_error", "skip"), ")",
+                               source_id=7)
+    assert (dup.parameter, dup.source_id) == ("on_error", 7)
+    for e in (err, dup):
+        back = pickle.loads(pickle.dumps(e))
+        assert type(back) is type(e) and str(back) == str(e)
+        assert back.parts == e.parts and back.source_id == e.source_id
 
 
 def test_simulate_onto_existing_file_says_pass_overwrite(tmp_path):

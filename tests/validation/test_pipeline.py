@@ -241,3 +241,28 @@ def test_two_reports_into_one_folder_are_not_written_at_once(tmp_path):
         write_report([res], tmp_path / "rep", formats=())
     assert not (tmp_path / "rep").exists()
     assert write_report([res], tmp_path / "rep", formats=()).exists()
+
+
+def test_catalogue_without_store_or_provenance_names_the_store_option(survey, tmp_path):
+    """The library asks for its ``store`` parameter; the command names ``--store``."""
+    from gaiarvs_cnn.exceptions import InputDataError
+    from gaiarvs_cnn.validation.pipeline import validate_catalog
+
+    with pytest.raises(InputDataError, match=r"\(store=sim.h5\)") as err:
+        validate_catalog(survey["root"] / "cat.fits", against=["galah"], out=tmp_path / "r")
+    assert err.value.parameter == "store" and err.value.file.endswith("cat.fits")
+    result = CliRunner().invoke(main, ["validate", "--catalog", str(survey["root"] / "cat.fits"),
+                                       "--against", "galah", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "(--store sim.h5)" in result.output, result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_validate_catalog_runs_what_the_command_runs(survey, tmp_path):
+    from gaiarvs_cnn.validation.pipeline import validate_catalog
+
+    run = validate_catalog(survey["root"] / "cat.fits", against=["galah"],
+                           store=survey["store"], out=tmp_path / "r", formats=(),
+                           reference_files={"galah": survey["root"] / "galah.ecsv"})
+    assert run.summary == tmp_path / "r" / "summary.md" and run.summary.exists()
+    assert run.comparisons == ["galah"] and run.skipped == []
+    assert run.references["galah"].startswith("file ")
