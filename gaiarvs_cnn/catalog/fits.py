@@ -8,9 +8,11 @@ serialized-column header (``COMMENT --BEGIN-ASTROPY-SERIALIZED-COLUMNS--``, the 
 ``Table.write(format='fits')``), which also restores descriptions, UCDs and the text flag;
 other readers get ``TCOMMn`` (description, with the unit in brackets where no ``TUNITn``)
 and ``TUCDn``. Long strings use ``CONTINUE`` cards, declared by ``LONGSTRN``. The HDUs carry
-``DATASUM``/``CHECKSUM``, written on close by cfitsio (`fitsio`), which reads the data unit
-block by block: astropy computes them only over data held in memory (or memory-mapped,
-which grows the resident memory with the file), while a catalogue is streamed.
+``DATASUM``/``CHECKSUM`` (FITS standard, appendix J), summed here as the rows stream by: astropy
+computes them only over data held in memory or memory-mapped (the resident memory would grow
+with the catalogue), and cfitsio's ``write_checksum`` is a second pass over the file that made
+the FITS merge of 10^6 rows about 0.9 s (some 20 %) slower. The files verify with both
+(tests/catalog/test_catalog.py).
 """
 from __future__ import annotations
 
@@ -81,11 +83,12 @@ class FITSWriter(CatalogWriter):
         self._sizes = (len(primary.tostring()), len(table_hdr.tostring()))
         assert self.tmp is not None                  # set by __enter__
         self._fh = open(self.tmp, "wb")
-        self._fh.write(primary.tostring().encode("ascii"))
+        self._fh.write(_with_checksum(primary, 0).tostring().encode("ascii"))
         self._fh.write(table_hdr.tostring().encode("ascii"))
         self._dtype = np.dtype([(s["name"], {"int64": ">i8", "float32": ">f4",
                                              "str8": f"S{FLAG_WIDTH}"}[s["dtype"]])
                                 for s in catalog_columns()])
+        self._datasum = 0
         self._nbytes = 0
 
     def _append(self, columns: dict, n: int) -> None:
@@ -93,6 +96,7 @@ class FITSWriter(CatalogWriter):
         for name, values in columns.items():
             rec[name] = np.char.encode(values, "ascii") if values.dtype.kind == "U" else values
         data = rec.tobytes()
+        self._datasum = _ones_complement_sum(data, self._datasum)
         self._nbytes += len(data)
         self._fh.write(data)
 
@@ -100,21 +104,14 @@ class FITSWriter(CatalogWriter):
         pad = -self._nbytes % 2880                    # FITS blocks are 2880 bytes
         self._fh.write(b"\0" * pad)
         primary, table_hdr = self._headers()
-        primary_bytes = primary.tostring().encode("ascii")
-        table_bytes = table_hdr.tostring().encode("ascii")
+        primary_bytes = _with_checksum(primary, 0).tostring().encode("ascii")
+        table_bytes = _with_checksum(table_hdr, self._datasum).tostring().encode("ascii")
         if (len(primary_bytes), len(table_bytes)) != self._sizes:  # pragma: no cover
             raise RuntimeError("FITS header size changed between open and close.")
         self._fh.seek(0)
         self._fh.write(primary_bytes)
         self._fh.write(table_bytes)
         self._fh.close()
-        import fitsio
-
-        # DATASUM/CHECKSUM of both HDUs, in place of the placeholders written above (the
-        # headers keep their size); cfitsio reads the data unit block by block.
-        with fitsio.FITS(str(self.tmp), "rw") as hdus:
-            for hdu in hdus:
-                hdu.write_checksum()
 
 
 def _serialized_column_comments() -> list[str]:
@@ -149,6 +146,52 @@ def _serialized_column_comments() -> list[str]:
         lines.extend([p + "\\" for p in pieces[:-1]] + [pieces[-1]])
     lines.append("--END-ASTROPY-SERIALIZED-COLUMNS--")
     return lines
+
+
+def _ones_complement_sum(data: bytes, sum32: int = 0) -> int:
+    """32-bit ones-complement sum of big-endian words (FITS checksum convention)."""
+    words = np.frombuffer(data, dtype=">u4", count=len(data) // 4)
+    total = int(sum32) + int(words.sum(dtype=np.uint64))
+    if len(data) % 4:                                    # rows here are 4-byte multiples
+        tail = data[len(data) // 4 * 4:] + b"\0" * (4 - len(data) % 4)
+        total += int.from_bytes(tail, "big")
+    while total >> 32:
+        total = (total & 0xFFFFFFFF) + (total >> 32)
+    return total
+
+
+_CHECKSUM_EXCLUDE = frozenset(b":;<=>?@[\\]^_`")
+
+
+def _encode_checksum(value: int) -> str:
+    """The 16-character ASCII encoding of a checksum (FITS checksum convention, A.7.2)."""
+    asc = [0] * 16
+    for i in range(4):
+        byte = (value >> (24 - 8 * i)) & 0xFF
+        quotient, remainder = byte // 4 + ord("0"), byte % 4
+        ch = [quotient + remainder, quotient, quotient, quotient]
+        check = True
+        while check:
+            check = False
+            for j in (0, 2):
+                while ch[j] in _CHECKSUM_EXCLUDE or ch[j + 1] in _CHECKSUM_EXCLUDE:
+                    ch[j] += 1
+                    ch[j + 1] -= 1
+                    check = True
+        for j in range(4):
+            asc[4 * j + i] = ch[j]
+    text = bytes(asc)
+    return (text[-1:] + text[:-1]).decode("ascii")     # rotate right by one
+
+
+def _with_checksum(header: fits.Header, datasum: int) -> fits.Header:
+    """``header`` with ``DATASUM`` and ``CHECKSUM`` for data of ones-complement sum ``datasum``."""
+    header = header.copy()
+    header["DATASUM"] = str(datasum)
+    header["CHECKSUM"] = "0" * 16
+    total = _ones_complement_sum(header.tostring().encode("ascii"), datasum)
+    header["CHECKSUM"] = _encode_checksum(~total & 0xFFFFFFFF)
+    return header
 
 
 register_writer("fits", FITSWriter)
