@@ -11,6 +11,8 @@ Tried as a new user would, with the project's own commands only:
    (``tests/data/real_stars/labels.ecsv``: SWEET-Cat labels, Gaia DR3 photometry and
    parallax) with a gaia_source table written from it, no XP;
 4. ``gaiarvs-cnn predict`` and Delta = CNN - reference per star and label;
+   ``gaiarvs-cnn fit-spectra --catalog`` adds the physics fit (best-fit labels, their Delta,
+   and chi2 at the CNN labels minus chi2 of the best fit) per star;
 5. the simulated precision of the same bundles (``gaiarvs-cnn predict`` of a simulated
    observed survey with and without the ``dr3`` ingredients, robust sigma and median of
    CNN - truth for stars inside the training ranges).
@@ -80,6 +82,40 @@ def acceptance_set():
     return Table.read(ACCEPTANCE, format="ascii.ecsv")
 
 
+def information_limit(row, corr_px: float = 1.1) -> dict:
+    """Cramér-Rao bounds (Teff, log g, [Fe/H]) of the RVS spectrum at the reference labels.
+
+    ``white``: `gaiarvs_cnn.simulate.survey.cramer_rao_bound` (the simulator's white
+    noise); ``real_noise``: the same Jacobian with the noise correlated like the real
+    spectra (Gaussian kernel of ``corr_px`` pixels, `gaiarvs_cnn.simulate.domain`) and a
+    free quadratic continuum (the normalisation error) as nuisance parameters.
+    """
+    from gaiarvs_cnn.constants import LABELS, rvs_wavelength_nm
+    from gaiarvs_cnn.simulate.population import FEH_ALPHA_COEFF
+    from gaiarvs_cnn.simulate.survey import cramer_rao_bound, forward, jacobian
+
+    feh = float(row["feh"])
+    labels = np.array([row["teff"], row["logg"], feh, 0.0, feh])   # [alpha/M] = 0, [M/H] = [Fe/H]
+    snr = float(row["rvs_snr_median"])
+    white = cramer_rao_bound(labels, snr)
+    flux = forward(labels).astype(float)
+    x = (rvs_wavelength_nm() - 858.0) / 12.0
+    chain = np.vstack([np.eye(4), [0, 0, 1.0, -FEH_ALPHA_COEFF]])
+    jac = np.hstack([jacobian(labels) @ chain, flux[:, None] * np.stack([x**0, x, x**2], 1)])
+    sigma = np.sqrt(np.clip(flux, 0.05, None)) / snr
+    lag = np.arange(len(flux))
+    corr = np.exp(-(lag[:, None] - lag[None, :]) ** 2 / (4.0 * corr_px**2))
+    cov = corr * sigma[:, None] * sigma[None, :]
+    fisher = jac.T @ np.linalg.solve(cov + 1e-12 * np.eye(len(flux)), jac)
+    full = np.linalg.inv(fisher)
+    lab_cov = chain @ full[:4, :4] @ chain.T
+    real = np.sqrt(np.diag(lab_cov))
+    pick = [LABELS.index(k) for k in TOLERANCE]
+    return {"white": {k: round(float(white[i]), 4) for k, i in zip(TOLERANCE, pick)},
+            "real_noise": {k: round(float(real[i]), 4) for k, i in zip(TOLERANCE, pick)},
+            "noise_correlation_px": corr_px}
+
+
 def _gaia_source(table, path: Path) -> Path:
     """gaia_source-like ECSV of the acceptance set (what a user's archive query returns)."""
     from astropy.table import Table
@@ -110,6 +146,12 @@ def _predict(store: Path, bundle: Path, out: Path, log_file: Path):
     return read_catalog(out)
 
 
+def _delta_text(delta: dict) -> str:
+    """``'-78 K / -0.10 / -0.01'`` (Teff / log g / [Fe/H]) for the docs table."""
+    return (f"{delta['teff']:+.0f} K / {delta['logg']:+.2f} / {delta['feh']:+.2f}"
+            .replace("-", "\u2212"))
+
+
 def _real_deltas(cat, table) -> dict:
     """Per star: reference, CNN, sigma, Delta and whether it meets `TOLERANCE`."""
     out = {}
@@ -127,9 +169,52 @@ def _real_deltas(cat, table) -> dict:
         entry["sigma"] = {k: float(cat[f"sigma_{k}"][i]) for k in TOLERANCE
                           if f"sigma_{k}" in cat.colnames}
         entry["delta"] = {k: round(entry["cnn"][k] - entry["reference"][k], 4) for k in TOLERANCE}
+        entry["delta_text"] = _delta_text(entry["delta"])
         entry["within_tolerance"] = {k: bool(abs(entry["delta"][k]) <= TOLERANCE[k])
                                      for k in TOLERANCE}
         out[str(row["star"])] = entry
+    return out
+
+
+def _physics_fit(real_store: Path, catalogue: Path, out: Path, table, stars: dict,
+                 log_file: Path) -> None:
+    """Add the physics fit (``gaiarvs-cnn fit-spectra --catalog``) to each star's entry."""
+    from astropy.table import Table
+
+    from gaiarvs_cnn.constants import LABELS
+
+    if not out.exists():
+        _cli("fit-spectra", str(real_store), "--catalog", str(catalogue), "-o", str(out),
+             "--quiet", log_file=log_file)
+    fit = Table.read(out)
+    by_id = {int(s): i for i, s in enumerate(np.asarray(fit["source_id"]))}
+    for row in table:
+        entry, i = stars[str(row["star"])], by_id.get(int(row["source_id"]))
+        if i is None:
+            continue
+        labels = {k: float(fit["fit_labels"][i][LABELS.index(k)]) for k in TOLERANCE}
+        entry["physics_fit"] = {
+            "labels": labels,
+            "delta": {k: round(labels[k] - float(row[k]), 4) for k in TOLERANCE},
+            "delta_text": _delta_text({k: labels[k] - float(row[k]) for k in TOLERANCE}),
+            "rv_kms": float(fit["fit_rv"][i]),
+            "reduced_chi2": float(fit["fit_reduced_chi2"][i]),
+            "success": bool(fit["fit_success"][i]),
+            "chi2_at_cnn_labels_minus_best": (float(fit["delta_chi2"][i])
+                                              if "delta_chi2" in fit.colnames else None)}
+
+
+def _summary(stars: dict) -> dict:
+    """Over the predicted stars with S/N >= `MIN_SNR`: max and mean |Delta| per label,
+    the number of stars within every tolerance, and the same text for the docs."""
+    used = [s for s in stars.values() if s.get("predicted") and s["rvs_snr"] >= MIN_SNR]
+    out: dict = {"n_stars": len(used),
+                 "n_within_all": sum(all(s["within_tolerance"].values()) for s in used)}
+    for k in TOLERANCE:
+        d = np.abs([s["delta"][k] for s in used]) if used else np.array([np.nan])
+        out[f"max_abs_{k}"], out[f"mean_abs_{k}"] = float(d.max()), float(d.mean())
+    out["mean_abs_text"] = (f"{out['mean_abs_teff']:.0f} K / {out['mean_abs_logg']:.2f} / "
+                            f"{out['mean_abs_feh']:.2f}")
     return out
 
 
@@ -162,34 +247,50 @@ def _precision(cat, store) -> dict:
     return out
 
 
-def run_realism(spec: str, args, table, real_store: Path, log_file: Path) -> dict:
-    """Simulate, train both variants, predict the real and the simulated stars for ``spec``."""
-    from gaiarvs_cnn.model import ModelBundle
+def _work(args, spec: str) -> tuple[str, Path]:
     from gaiarvs_cnn.simulate.domain import DomainRandomisation
 
     canon = DomainRandomisation.parse(spec).spec
-    work = args.work_dir / canon.replace(",", "+")
+    return canon, args.work_dir / canon.replace(",", "+")
+
+
+def train_realism(spec: str, args, log_file: Path) -> dict:
+    """Simulate the training survey with ``spec`` and train both variants (resumable)."""
+    canon, work = _work(args, spec)
     work.mkdir(parents=True, exist_ok=True)
     train = work / "train.h5"
-    entry: dict = {"realism": canon, "timings_seconds": {}}
+    timings = {}
     if not train.exists():
-        entry["timings_seconds"]["simulate"] = round(_cli(
+        timings["simulate"] = round(_cli(
             "simulate", "--kind", "training", "--n", str(args.n_stars), "--seed",
             str(args.seed), "--realism", canon, "-o", str(train), "--quiet",
             log_file=log_file), 1)
     cfg = _config_json(args.work_dir)
-    entry["variants"] = {}
     for variant in VARIANTS:
         bundle_dir = work / variant
         if not (bundle_dir / "metadata.json").exists():
             extra = ["--rvs-only"] if variant == "rvs_only" else []
-            entry["timings_seconds"][f"train_{variant}"] = round(_cli(
+            timings[f"train_{variant}"] = round(_cli(
                 "train", "--store", str(train), "--out", str(bundle_dir), "--config", str(cfg),
                 *extra, "--splits", str(args.splits), "--models", str(args.models), "--epochs",
                 str(args.epochs), "--seed", str(args.seed), "--no-tsne", log_file=log_file), 1)
+    return timings
+
+
+def evaluate_realism(spec: str, args, table, real_store: Path, log_file: Path) -> dict:
+    """Predict the real and the simulated stars with both variants trained on ``spec``."""
+    from gaiarvs_cnn.model import ModelBundle
+
+    canon, work = _work(args, spec)
+    entry: dict = {"realism": canon, "variants": {}}
+    for variant in VARIANTS:
+        bundle_dir = work / variant
         bundle = ModelBundle.load(bundle_dir)
         cat = _predict(real_store, bundle_dir, work / f"real_{variant}.ecsv", log_file)
         stars = _real_deltas(cat, table)
+        if not args.no_physics_fit:
+            _physics_fit(real_store, work / f"real_{variant}.ecsv",
+                         work / f"physics_fit_{variant}.ecsv", table, stars, log_file)
         sim = {}
         for obs_spec, obs_store in args.observed.items():
             obs_cat = _predict(obs_store, bundle_dir, work / f"obs_{obs_spec}_{variant}.ecsv",
@@ -200,6 +301,7 @@ def run_realism(spec: str, args, table, real_store: Path, log_file: Path) -> dic
             "inputs": list(bundle.config.inputs),
             "training_seconds": bundle.meta.get("training_seconds"),
             "stars": stars, "meets_targets": _meets(stars),
+            "summary": _summary(stars),
             "simulated_precision": sim}
     return entry
 
@@ -225,19 +327,26 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--realism", nargs="+", default=["none", "dr3"],
                         help="domain-randomisation specs to train on (one run each)")
-    parser.add_argument("--n-stars", type=int, default=3000)
+    parser.add_argument("--n-stars", type=int, default=6000)
     parser.add_argument("--splits", type=int, default=2)
     parser.add_argument("--models", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=24)
     parser.add_argument("--n-observed", type=int, default=3000,
                         help="simulated observed stars for the simulated precision")
     parser.add_argument("--work-dir", type=Path, default=Path("bench_real_stars_work"))
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--no-physics-fit", action="store_true",
+                        help="skip 'gaiarvs-cnn fit-spectra' of the real stars")
+    parser.add_argument("--train-only", action="store_true",
+                        help="only simulate and train (e.g. ahead of the evaluation)")
     args = parser.parse_args(argv)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     log_file = args.work_dir / "commands.log"
     table = acceptance_set()
+    timings = {spec: train_realism(spec, args, log_file) for spec in args.realism}
+    if args.train_only:
+        return {}
 
     real_store = args.work_dir / "real_stars.h5"
     if not real_store.exists():
@@ -264,13 +373,15 @@ def main(argv=None) -> dict:
         "stars": {str(r["star"]): {"source_id": int(r["source_id"]),
                                    "rvs_file": str(r["rvs_file"]),
                                    "reference": {k: float(r[k]) for k in TOLERANCE},
-                                   "rvs_snr": float(r["rvs_snr_median"])} for r in table},
+                                   "rvs_snr": float(r["rvs_snr_median"]),
+                                   "cramer_rao": information_limit(r)} for r in table},
         "label_source": "SWEET-Cat (Sousa et al. 2021)"}
     info["targets"] = {"min_snr": MIN_SNR, "abs_delta_max": TOLERANCE}
     for spec in args.realism:
         t0 = time.perf_counter()
-        entry = run_realism(spec, args, table, real_store, log_file)
-        entry["wall_seconds"] = round(time.perf_counter() - t0, 1)
+        entry = evaluate_realism(spec, args, table, real_store, log_file)
+        entry["evaluate_wall_seconds"] = round(time.perf_counter() - t0, 1)
+        entry["train_wall_seconds_this_run"] = timings[spec]
         entry.update(_commit())
         runs[entry["realism"]] = entry
         info["runs"] = runs
