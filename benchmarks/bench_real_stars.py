@@ -333,18 +333,25 @@ def main(argv=None) -> dict:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=24)
     parser.add_argument("--n-observed", type=int, default=3000,
-                        help="simulated observed stars for the simulated precision")
+                        help="simulated observed stars for the simulated precision (0: skip)")
     parser.add_argument("--work-dir", type=Path, default=Path("bench_real_stars_work"))
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--no-physics-fit", action="store_true",
                         help="skip 'gaiarvs-cnn fit-spectra' of the real stars")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="train nothing: evaluate the specs whose bundles are complete")
     parser.add_argument("--train-only", action="store_true",
                         help="only simulate and train (e.g. ahead of the evaluation)")
     args = parser.parse_args(argv)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     log_file = args.work_dir / "commands.log"
     table = acceptance_set()
-    timings = {spec: train_realism(spec, args, log_file) for spec in args.realism}
+    if args.evaluate_only:   # only the specs whose bundles are complete
+        args.realism = [spec for spec in args.realism
+                        if all((_work(args, spec)[1] / v / "metadata.json").exists()
+                               for v in VARIANTS)]
+    timings = {spec: ({} if args.evaluate_only else train_realism(spec, args, log_file))
+               for spec in args.realism}
     if args.train_only:
         return {}
 
@@ -355,7 +362,7 @@ def main(argv=None) -> dict:
         _cli("store", "ingest", *rvs, "--gaia-source", str(gs), "-o", str(real_store),
              log_file=log_file)
     args.observed = {}
-    for obs_spec in ("none", "dr3"):
+    for obs_spec in ("none", "dr3") if args.n_observed > 0 else ():
         path = args.work_dir / f"observed_{obs_spec}.h5"
         if not path.exists():
             _cli("simulate", "--kind", "observed", "--n", str(args.n_observed), "--seed", "11",
