@@ -80,7 +80,7 @@ from astropy.io.votable import from_table
 from astropy.table import Table, vstack
 
 from ..utils.arrays import masked_to_nan
-from .loopback_tables import reference_tables, synthetic_apogee
+from .loopback_tables import reference_tables, synthetic_apogee, synthetic_references
 
 
 @dataclass(frozen=True)
@@ -859,7 +859,7 @@ def _xp_variants(real: RealProducts, n_variants: int) -> list[list[tuple[str, st
 
 
 def build_synthetic_archive(n: int, real, *, seed: int = 0, n_variants: int = 8,
-                            zip_level: int | None = 1) -> Archive:
+                            zip_level: int | None = 1, references: bool = False) -> Archive:
     """A loopback archive of ``n`` stars with format-faithful products.
 
     Every star (source_id from `synthetic_ids`) is a clone of the real data of
@@ -892,6 +892,10 @@ def build_synthetic_archive(n: int, real, *, seed: int = 0, n_variants: int = 8,
         Perturbed variants of each real product.
     zip_level : int or None
         zlib level of the DataLink zips (None: zlib's default, 6).
+    references : bool
+        Also serve the reference tables of the validation for these stars
+        (`loopback_tables.synthetic_references`: GALAH, K2-GAP, clusters, GSP-Spec/Phot,
+        the published catalogue) and the VizieR Gaia DR3 table of the XMatch service.
 
     Returns
     -------
@@ -929,6 +933,10 @@ def build_synthetic_archive(n: int, real, *, seed: int = 0, n_variants: int = 8,
                           "iii/286/catalog": synthetic_apogee(ids, seed=seed)},
                   rvs=ClonedProducts(ids, rvs), xp=ClonedProducts(ids, xp),
                   zip_level=zip_level)
+    if references:
+        arc.tables.update(synthetic_references(ids, ra, dec, seed=seed))
+        arc.tables["i/355/gaiadr3"] = Table({"Source": ids, "RA_ICRS": ra, "DE_ICRS": dec,
+                                             "Gmag": source["phot_g_mean_mag"]})
     arc.services["esa"]["upload_limit"] = None
     return arc
 

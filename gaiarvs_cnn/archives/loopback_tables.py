@@ -178,3 +178,93 @@ def reference_tables(sky: list[int], positions: dict | None = None) -> dict[str,
             "gaiadr3.dr2_neighbourhood": _dr2_neighbourhood(sky),
             "gaiadr3.astrophysical_parameters": _astrophysical_parameters(sky),
             "gaiadr3_contrib.cnn_gaia_rvs_catalog": _published(sky)}
+
+
+def synthetic_references(ids, ra, dec, *, seed: int = 0) -> dict[str, Table]:
+    """Reference tables for the synthetic stars of ``loopback.build_synthetic_archive``
+    (``references=True``): every row passes the adapters' quality cuts, and the labels are
+    the star's `synthetic_apogee` labels plus noise (seeded), so that a whole run can be
+    validated on loopback. GALAH holds every 3rd star, GSP-Spec/Phot every 2nd, the
+    published catalogue every star, K2-GAP every 5th (DR2 ids mapped by
+    ``gaiadr3.dr2_neighbourhood``), the clusters every 7th star in 3 clusters.
+
+    Parameters
+    ----------
+    ids, ra, dec : array
+        Source ids and positions (deg) of the synthetic gaia_source.
+    seed : int
+        The archive's seed (the APOGEE labels are ``synthetic_apogee(ids, seed=seed)``).
+
+    Returns
+    -------
+    dict of str to Table
+        Keyed by lower-case table name, as `reference_tables`.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    apogee = synthetic_apogee(ids, seed=seed)
+    rng = np.random.default_rng(seed + 2)
+    teff, logg = np.asarray(apogee["Teff"]), np.asarray(apogee["logg"])
+    mh, am, feh = (np.asarray(apogee[c]) for c in ("[M/H]", "[a/M]", "[Fe/H]"))
+
+    def noisy(x, s, rows):
+        return x[rows] + rng.normal(0, s, rows.size)
+
+    g = np.arange(0, ids.size, 3)
+    galah = Table()
+    galah["GALAH"] = np.arange(g.size, dtype=np.int64) + 170000000000000
+    galah["GaiaEDR3"] = ids[g]
+    galah["Teff"] = noisy(teff, 60, g) * u.K
+    galah["e_Teff"] = np.full(g.size, 80.0) * u.K
+    galah["logg"] = noisy(logg, 0.1, g) * LOGG
+    galah["e_logg"] = np.full(g.size, 0.2) * LOGG
+    galah["[Fe/H]"] = noisy(feh, 0.05, g) * DEX
+    galah["e_[Fe/H]"] = np.full(g.size, 0.07) * DEX
+    galah["[alpha/Fe]"] = noisy(am, 0.04, g) * DEX
+    galah["e_[alpha/Fe]"] = np.full(g.size, 0.05) * DEX
+    for flag in ("flagsp", "flagfeh", "flagalphafe", "flagguess"):
+        galah[flag] = np.zeros(g.size, dtype=np.int32)
+    galah["snrc3iraf"] = rng.uniform(45, 150, g.size)
+
+    s = np.arange(0, ids.size, 2)
+    gsp = Table({
+        "source_id": ids[s],
+        "teff_gspspec": noisy(teff, 100, s) * u.K, "logg_gspspec": noisy(logg, 0.2, s) * LOGG,
+        "mh_gspspec": noisy(mh, 0.1, s) * DEX, "alphafe_gspspec": noisy(am, 0.05, s) * DEX,
+        "fem_gspspec": noisy(feh - mh, 0.05, s) * DEX, "flags_gspspec": ["0" * 41] * s.size,
+        "teff_gspphot": noisy(teff, 150, s) * u.K, "logg_gspphot": noisy(logg, 0.3, s) * LOGG,
+        "mh_gspphot": noisy(mh, 0.3, s) * DEX,
+        "classlabel_espels": np.ma.masked_all(s.size, dtype="U8")})
+
+    published = Table({"sourceid": ids})
+    for k, (x, sig, unit) in {"teff": (teff, 50, u.K), "logg": (logg, 0.08, LOGG),
+                              "mh": (mh, 0.05, DEX), "feh": (feh, 0.05, DEX),
+                              "alpham": (am, 0.03, DEX)}.items():
+        rows = np.arange(ids.size)
+        published[k] = noisy(x, sig, rows) * unit
+        published[f"e{k}"] = np.full(ids.size, sig / 2) * unit
+        published[f"sigma_{k}"] = np.full(ids.size, sig) * unit
+    published["flag_boundary"] = np.zeros(ids.size, dtype=np.int64)
+
+    # K2-GAP and the clusters name Gaia DR2 ids, mapped to DR3 by dr2_neighbourhood
+    k = np.arange(0, ids.size, 5)
+    c = np.arange(1, ids.size, 7)
+    dr2 = {int(i): 900_000_000 + n for n, i in enumerate(np.union1d(ids[k], ids[c]))}
+    numax = 10 ** (logg[k] - 4.44) * 3090 * (teff[k] / 5777) ** -0.5
+    k2 = Table({"EPIC": np.arange(k.size, dtype=np.int64) + 210000001,
+                "RAJ2000": np.asarray(ra)[k] * u.deg, "DEJ2000": np.asarray(dec)[k] * u.deg,
+                "GaiaDR2": np.array([dr2[int(i)] for i in ids[k]], dtype=np.int64),
+                "numax": numax * u.uHz, "e_numax": 0.02 * numax * u.uHz,
+                "dnu": 0.263 * numax ** 0.772 * u.uHz,
+                "e_dnu": 0.01 * 0.263 * numax ** 0.772 * u.uHz})
+    clusters = Table({"Cluster": np.array(["NGC_0001", "NGC_0002", "NGC_0003"])[
+                          np.arange(c.size) % 3],
+                      "GaiaDR2": np.array([dr2[int(i)] for i in ids[c]], dtype=np.int64),
+                      "proba": np.full(c.size, 0.9)})
+    pairs = np.array(sorted(dr2.items()), dtype=np.int64).reshape(-1, 2)
+    neighbourhood = Table({"dr2_source_id": pairs[:, 1], "dr3_source_id": pairs[:, 0],
+                           "angular_distance": np.full(len(pairs), 1.0) * u.mas,
+                           "magnitude_difference": np.full(len(pairs), 0.01) * u.mag,
+                           "proper_motion_propagation": np.ones(len(pairs), dtype=bool)})
+    return {"j/mnras/506/150/stars": galah, "gaiadr3.astrophysical_parameters": gsp,
+            "gaiadr3_contrib.cnn_gaia_rvs_catalog": published, "j/apj/926/191/table2": k2,
+            "j/a+a/640/a1/nodup": clusters, "gaiadr3.dr2_neighbourhood": neighbourhood}

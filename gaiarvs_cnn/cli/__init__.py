@@ -342,7 +342,8 @@ def _register() -> None:
     import importlib
 
     for name in ("store_cmds", "simulate", "train", "catalog_cmds", "fetch", "validate",
-                 "distributed_cmds", "config_cmd", "fit"):
+                 "distributed_cmds", "config_cmd", "fit",
+                 "run_cmd"):
         try:
             importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as exc:
