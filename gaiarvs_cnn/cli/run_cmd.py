@@ -16,8 +16,11 @@ from . import main, set_output
 @click.option("--example", is_flag=True,
               help="Print the shipped configuration reproducing Guiglion, Nepal et al. "
                    "2024 (save it, edit it, run it).")
+@click.option("--until", metavar="STAGE", default=None,
+              help="Stop after this stage (fetch-training, train, calibrate, fetch-observed, "
+                   "predict, fetch-references, validate); run again to continue.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def run_command(config, plan_only, example, quiet):
+def run_command(config, plan_only, example, until, quiet):
     """Fetch, train, calibrate, predict and validate as CONFIG (a TOML file) describes.
 
     Stages, in order: fetch-training, train, calibrate, fetch-observed, predict,
@@ -32,6 +35,7 @@ def run_command(config, plan_only, example, quiet):
     Examples:
       gaiarvs-cnn run --example > paper.toml
       gaiarvs-cnn run paper.toml --plan
+      gaiarvs-cnn run paper.toml --until train    # the bundle only, for now
       gaiarvs-cnn run paper.toml
     """
     from ..pipeline import load_run_config, paper_config_path, run_pipeline
@@ -45,6 +49,7 @@ def run_command(config, plan_only, example, quiet):
         raise click.BadParameter(f"no file {config}.", param_hint="CONFIG")
     cfg = load_run_config(config)
     set_output(cfg.output)
-    result = run_pipeline(cfg, progress=not quiet, plan_only=plan_only, echo=click.echo)
+    result = run_pipeline(cfg, progress=not quiet, plan_only=plan_only, until=until,
+                          echo=click.echo)
     if not plan_only:
         click.echo("\n".join(result.lines()))

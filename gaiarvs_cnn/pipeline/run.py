@@ -93,7 +93,7 @@ class RunResult:
         for stage in STAGES:
             rec = self.records.get(stage, {})
             state = ("done before" if stage in self.skipped else
-                     f"done in {rec.get('seconds', 0):.1f} s" if stage in self.ran else "")
+                     f"done in {rec.get('seconds', 0):.1f} s" if stage in self.ran else "to do")
             out.append(f"  {stage:17s} {state}")
         out += [f"catalogue: {self.folder.catalogue}",
                 f"validation report: {self.folder.validation / 'summary.html'}",
@@ -121,6 +121,7 @@ def _provenance(config: RunConfig, probe: Probe, records: dict, started: str) ->
 
 
 def run_pipeline(config: RunConfig, *, progress: bool = True, plan_only: bool = False,
+                 until: str | None = None,
                  echo: Callable[[str], None] | None = None) -> RunResult:
     """Run every stage of ``config`` not yet done, in order.
 
@@ -132,6 +133,8 @@ def run_pipeline(config: RunConfig, *, progress: bool = True, plan_only: bool = 
         Show progress bars.
     plan_only : bool
         Probe and print the plan, run nothing (no file is written).
+    until : str, optional
+        Stop after this stage (a name of `STAGES`); a later call continues.
     echo : callable, optional
         Receives the plan's lines (default: the log).
 
@@ -152,6 +155,8 @@ def run_pipeline(config: RunConfig, *, progress: bool = True, plan_only: bool = 
     """
     from ..production.lock import RunLock
 
+    if until is not None and until not in STAGES:
+        raise InputDataError(f"Unknown stage {until!r}; use one of {', '.join(STAGES)}.")
     echo = echo or log.info
     folder = RunFolder(config.output)
     _check_folder(config, folder)
@@ -174,6 +179,8 @@ def run_pipeline(config: RunConfig, *, progress: bool = True, plan_only: bool = 
                 records[stage] = json.loads(done.read_text(encoding="utf-8"))
                 result.skipped.append(stage)
                 log.info(f"stage {stage}: done before, skipped")
+                if stage == until:
+                    break
                 continue
             log.info(f"stage {stage}: started")
             t0 = time.perf_counter()
@@ -185,9 +192,11 @@ def run_pipeline(config: RunConfig, *, progress: bool = True, plan_only: bool = 
             result.ran.append(stage)
             write_json_atomic(folder.provenance, _provenance(config, probe, records, started))
             log.info(f"stage {stage}: done in {record['seconds']:.1f} s")
+            if stage == until:
+                break
         write_json_atomic(folder.provenance, _provenance(config, probe, records, started))
     result.records = records
-    if not folder.catalogue_files(config)[0].exists():
+    if until is None and not folder.catalogue_files(config)[0].exists():
         raise InputDataError(f"{folder.root}: the stages are recorded as done but the "
                              "catalogue is missing; remove the folder's state/ to redo them.")
     return result
