@@ -131,7 +131,8 @@ def main(argv=None) -> None:
     result = {**result_header(__file__, SCRIPT_VERSION, args),
               "n_training": args.n_training, "n_observed": args.n_observed,
               "ensemble": f"demo network, {args.splits} x {args.models} members, at most "
-                          f"{args.epochs} epochs, t-SNE {'on' if args.tsne else 'off'}", "label": args.label}
+                          f"{args.epochs} epochs, t-SNE {'on' if args.tsne else 'off'}",
+              "label": args.label}
     work = Path(tempfile.mkdtemp(prefix="bench_run.", dir=args.dir))
     try:
         t0 = time.perf_counter()
