@@ -153,7 +153,7 @@ def run_pipeline(config: RunConfig, *, progress: bool = True, plan_only: bool = 
     RunLockedError
         Another run is using the folder.
     """
-    from ..production.lock import RunLock
+    from ..utils.lock import RunLock
 
     if until is not None and until not in STAGES:
         raise InputDataError(f"Unknown stage {until!r}; use one of {', '.join(STAGES)}.")
