@@ -18,6 +18,12 @@
     The content of a benchmark result file of ``benchmarks/`` as tables (one per
     top-level key, or only those named by ``:keys:``), flattened to dotted names.
 
+``.. run-config::`` / ``.. run-plan::``
+    The shipped run configuration reproducing the paper
+    (`gaiarvs_cnn.pipeline.paper_config_path`), and the plan ``gaiarvs-cnn run paper.toml
+    --plan`` prints for it, computed by `gaiarvs_cnn.pipeline.plan_run` from the cost
+    model with the paper's sample sizes in place of the probe (the docs build offline).
+
 ``:bench:`<file>.json:dotted.key```
     One value of a benchmark result file, inserted in the text at build time.
 """
@@ -241,12 +247,55 @@ def bench_role(name, rawtext, text, lineno, inliner, options=None, content=None)
     return [nodes.Text(value if isinstance(value, str) else _format_value(value))], []
 
 
+#: The counts the probe would find, from the paper (Sects. 2.1 and 2.5): the training
+#: sample and the DR3 RVS spectra before the Gaia cuts.
+PAPER_TRAINING_STARS, PAPER_RVS_SPECTRA = 44_780, 999_670
+
+
+class RunConfig(Directive):
+    """The shipped paper run configuration, as a TOML literal block."""
+
+    has_content = False
+
+    def run(self):
+        from gaiarvs_cnn.pipeline import paper_config_path
+
+        _mark_generated(self.state.document.settings.env)
+        return [nodes.literal_block(text=paper_config_path().read_text(encoding="utf-8"),
+                                    language="toml")]
+
+
+class RunPlan(Directive):
+    """The plan of the shipped paper configuration (`plan_run` + `format_plan`)."""
+
+    has_content = False
+
+    def run(self):
+        from gaiarvs_cnn.pipeline import (
+            Probe,
+            format_plan,
+            load_run_config,
+            paper_config_path,
+            plan_run,
+        )
+
+        _mark_generated(self.state.document.settings.env)
+        config = load_run_config(paper_config_path())
+        probe = Probe(n_labels=PAPER_TRAINING_STARS, n_observed=PAPER_RVS_SPECTRA,
+                      references={k: "..." for k in config.references.kinds},
+                      answered="(the paper's sample sizes)")
+        lines = format_plan(config, probe, plan_run(config, probe))
+        return [nodes.literal_block(text="\n".join(lines), language="text")]
+
+
 def setup(app):
     """Register the directives with Sphinx."""
     app.add_directive("cli-help", CliHelp)
     app.add_directive("config-items", ConfigItems)
     app.add_directive("catalogue-datamodel", CatalogueDatamodel)
     app.add_directive("benchmark-json", BenchmarkJson)
+    app.add_directive("run-config", RunConfig)
+    app.add_directive("run-plan", RunPlan)
     app.add_role("bench", bench_role)
     app.connect("env-get-outdated", _outdated_generated)
     app.connect("env-merge-info", _merge_generated)

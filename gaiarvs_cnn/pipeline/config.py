@@ -410,6 +410,15 @@ def _against(config: RunConfig) -> None:
         raise RunConfigError(config.path, "references.against",
                              f"unknown comparison(s) {bad}; use all or "
                              f"{', '.join(names)}.")
+    from ..validation.registry import get_comparison
+
+    kinds = set(config.references.kinds)
+    for name in config.references.against:
+        missing = [] if name == "all" else sorted(set(get_comparison(name).required) - kinds)
+        if missing:
+            raise RunConfigError(config.path, "references.against",
+                                 f"the {name} comparison needs reference(s) {missing}; add "
+                                 "them to references.kinds.")
 
 
 def load_run_config(path) -> RunConfig:

@@ -61,7 +61,7 @@ class StagePlan:
         Stars the stage handles (at most).
     requests : int
         HTTP requests (at most; retries not counted).
-    bytes : int
+    download_bytes : int
         Bytes downloaded (estimate).
     core_hours : float
         CPU time (estimate; training: every member to its maximum epochs).
@@ -73,7 +73,7 @@ class StagePlan:
     stage: str
     stars: int = 0
     requests: int = 0
-    bytes: int = 0
+    download_bytes: int = 0
     core_hours: float = 0.0
     done: bool = False
     note: str = ""
@@ -244,7 +244,7 @@ def format_plan(config: RunConfig, probe: Probe, plans: list[StagePlan]) -> list
     -------
     list of str
     """
-    lines = [f"Run {config.run.name or config.path.name} -> {config.output}",
+    lines = [f"Run {config.run.name or config.path.name} -> {config.run.output}",
              f"probed {probe.answered}: {probe.n_labels} labelled star(s); observed "
              + (f"{probe.n_observed} star(s)" if probe.n_observed is not None
                 else f"{probe.bulk_files} bulk file(s)")
@@ -252,9 +252,9 @@ def format_plan(config: RunConfig, probe: Probe, plans: list[StagePlan]) -> list
              f"{'stage':17s} {'stars':>9s} {'requests':>9s} {'download':>10s} "
              f"{'core-h':>9s}  note"]
     for p in plans:
-        lines.append(f"{p.stage:17s} {p.stars:9d} {p.requests:9d} {_size(p.bytes):>10s} "
+        lines.append(f"{p.stage:17s} {p.stars:9d} {p.requests:9d} {_size(p.download_bytes):>10s} "
                      f"{_hours(p.core_hours):>9s}  {'[done] ' if p.done else ''}{p.note}")
-    total_b = sum(p.bytes for p in plans if not p.done)
+    total_b = sum(p.download_bytes for p in plans if not p.done)
     total_h = sum(p.core_hours for p in plans if not p.done)
     lines.append(f"{'total (to do)':17s} {'':9s} "
                  f"{sum(p.requests for p in plans if not p.done):9d} {_size(total_b):>10s} "

@@ -54,6 +54,8 @@ def test_defaults_fill_missing_tables(tmp_path, monkeypatch):
     (GOOD + "[executor]\nkind = \"slurm\"\n", "executor.kind", "local, dask"),
     (GOOD + "[references]\nkinds = [\"galah\", \"lamost\"]\n", "references.kinds", "lamost"),
     (GOOD + "[references]\nagainst = [\"gala\"]\n", "references.against", "gala"),
+    (GOOD + "[references]\nkinds = [\"galah\"]\nagainst = [\"seismic\"]\n",
+     "references.against", "needs reference(s) ['seismic']"),
     (GOOD + "[training]\ncalibration_fraction = 1.5\n", "training.calibration_fraction",
      "[0, 1)"),
     ("[run]\noutput = \"out\"\n", "observed", "exactly one selection"),

@@ -68,7 +68,7 @@ calibration_fraction = 0.4
 config = "{root / 'net.json'}"
 splits = 1
 models = 2
-epochs = 1
+epochs = 12
 tsne = false
 [observed]
 query = "{query}"
