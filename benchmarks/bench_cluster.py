@@ -226,6 +226,132 @@ def cluster_run(store, bundle, work, *, chunk_size: int = 20, n_workers: int = 2
     return result
 
 
+_LOCAL_TRAIN = """
+from gaiarvs_cnn import conf
+from gaiarvs_cnn.model.predict import configure_threads
+conf.threads = 1
+configure_threads(1)
+from gaiarvs_cnn.model import NetworkConfig, train_ensemble
+config = NetworkConfig.from_json(open({config!r}).read())
+train_ensemble({store!r}, {out!r}, config, n_splits={splits}, n_models={models},
+               epochs={epochs}, seed={seed}, tsne=False, progress=False)
+"""
+
+
+def _compare_bundles(a_path: Path, b_path: Path) -> dict:
+    """Members' weights, ensemble settings and residual statistics of two bundles.
+
+    ``members_differing`` names the members whose weights are not bit-identical;
+    ``max_weight_difference`` is the largest absolute difference of any weight, beside the
+    largest absolute weight (``max_weight``).
+    """
+    import keras
+
+    from gaiarvs_cnn.model import ModelBundle
+
+    a, b = ModelBundle.load(a_path), ModelBundle.load(b_path)
+    differ, max_diff, max_w = [], 0.0, 0.0
+    for name, ma, mb in zip(a.meta["ensemble"]["members"], a.members, b.members):
+        wa, wb = ma.get_weights(), mb.get_weights()
+        if len(wa) != len(wb) or any(x.shape != y.shape for x, y in zip(wa, wb)):
+            differ.append(name)
+            max_diff = float("inf")
+            continue
+        if not all(np.array_equal(x, y) for x, y in zip(wa, wb)):
+            differ.append(name)
+        max_diff = max(max_diff, *(float(np.abs(x - y).max()) for x, y in zip(wa, wb)))
+        max_w = max(max_w, *(float(np.abs(x).max()) for x in wa))
+    keras.backend.clear_session()
+    return {"members": [a.n_members, b.n_members],
+            "member_names_equal": a.meta["ensemble"]["members"] == b.meta["ensemble"]["members"],
+            "ensemble_settings_equal": a.meta["ensemble"] == b.meta["ensemble"],
+            "members_differing": differ, "max_weight_difference": max_diff,
+            "max_weight": max_w,
+            "identical": bool(a.n_members == b.n_members and not differ
+                              and a.meta["ensemble"] == b.meta["ensemble"])}
+
+
+def cluster_train_run(store, config, work, *, n_splits: int = 3, n_models: int = 2,
+                      epochs: int = 2, seed: int = 3, n_workers: int = 2,
+                      kill_after: int = 1, timeout: float = 900.0) -> dict:
+    """``gaiarvs-cnn train --scheduler`` on a loopback cluster with a killed worker.
+
+    Trains the ensemble once locally (one process, one TensorFlow thread) and once with
+    every member a task on ``dask scheduler`` + ``n_workers`` ``dask worker`` processes
+    (one thread each), killing worker 0 (SIGKILL) once ``kill_after`` members are finished;
+    then compares the two bundles member by member (`_compare_bundles`).
+
+    Parameters
+    ----------
+    store : path-like
+        Training store (labelled stars).
+    config : NetworkConfig
+        The network (a tiny one in the tests).
+    work : path-like
+        Empty working directory.
+    n_splits, n_models, epochs, seed : int
+        Ensemble settings of both runs.
+    n_workers, kill_after : int
+        ``dask worker`` processes; kill worker 0 once this many members are finished.
+    timeout : float
+        Seconds allowed for each run.
+
+    Returns
+    -------
+    dict
+        Wall times, the killed worker, the training command's exit code and summary, and
+        ``comparison`` (``identical`` is the verdict).
+    """
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    cfg = work / "config.json"
+    cfg.write_text(config.to_json())
+    n_members = n_splits * n_models
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", _LOCAL_TRAIN.format(
+        config=str(cfg), store=str(store), out=str(work / "local"), splits=n_splits,
+        models=n_models, epochs=epochs, seed=seed)], env=_env(), check=True,
+        capture_output=True, timeout=timeout)
+    result = {"n_members": n_members, "epochs": epochs,
+              "local_wall_s": round(time.perf_counter() - t0, 2)}
+    out_dir = work / "cluster"
+    history = out_dir / "history"
+    with LoopbackCluster(work / "dask", n_workers) as cluster:
+        cmd = [sys.executable, "-m", "gaiarvs_cnn", "train", "--store", str(store), "--out",
+               str(out_dir), "--config", str(cfg), "--splits", str(n_splits), "--models",
+               str(n_models), "--epochs", str(epochs), "--seed", str(seed), "--no-tsne",
+               "--scheduler", cluster.address, "--threads-per-worker", "1", "--retries", "2"]
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            _wait(lambda: len(list(history.glob("*.json"))) >= kill_after,
+                  "first members", timeout, [proc])
+            done_at_kill = len(list(history.glob("*.json")))
+            killed_at = time.perf_counter() - t0
+            pid = cluster.kill_worker(0)
+            out, err = proc.communicate(timeout=timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        wall = time.perf_counter() - t0
+    result.update({
+        "scheduler": "dask scheduler (separate process, loopback)",
+        "workers": n_workers, "threads_per_worker": 1,
+        "killed_worker": {"name": "worker-0", "pid": pid, "signal": "SIGKILL",
+                          "seconds_after_start": round(killed_at, 2),
+                          "members_done_before_kill": done_at_kill},
+        "train_exit_code": proc.returncode,
+        "train_summary": [line.strip() for line in out.strip().splitlines()][-1:],
+        "train_error": err.strip().splitlines()[-3:] if proc.returncode else [],
+        "cluster_wall_s": round(wall, 2),
+        "comparison": (_compare_bundles(out_dir, work / "local") if proc.returncode == 0
+                       else {"identical": False}),
+    })
+    return result
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-stars", type=int, default=400)

@@ -381,7 +381,7 @@ def bench_training(n_stars: int, epochs: int) -> dict:
 
 
 def bench_train_workers(n_stars: int, n_members: int, epochs: int) -> dict:
-    """Wall time of `train_ensemble` in one process vs one process per core.
+    """Wall time of `train_ensemble` in one process vs a Dask cluster of one worker per core.
 
     For the paper network and the demo network, both runs train the same ``n_members``
     members (1 split) on the same simulated stars and write a bundle (no t-SNE
@@ -390,6 +390,7 @@ def bench_train_workers(n_stars: int, n_members: int, epochs: int) -> dict:
     """
     from gaiarvs_cnn.model import NetworkConfig, train_ensemble
     from gaiarvs_cnn.model.demo import DEMO_CONFIG
+    from gaiarvs_cnn.production import DaskExecutor
     from gaiarvs_cnn.simulate.survey import simulate_store
 
     cores = os.cpu_count() or 1
@@ -399,10 +400,16 @@ def bench_train_workers(n_stars: int, n_members: int, epochs: int) -> dict:
         for name, config in (("paper", NetworkConfig()), ("demo", DEMO_CONFIG)):
             res = {}
             for workers in (1, cores):
+                executor = (DaskExecutor(workers=workers, threads_per_worker=max(
+                    1, cores // workers)) if workers > 1 else None)
                 t = time.perf_counter()
-                train_ensemble(store, Path(tmp) / f"{name}{workers}", config, n_splits=1,
-                               n_models=n_members, epochs=epochs, seed=0, tsne=False,
-                               progress=False, workers=workers)
+                try:
+                    train_ensemble(store, Path(tmp) / f"{name}{workers}", config, n_splits=1,
+                                   n_models=n_members, epochs=epochs, seed=0, tsne=False,
+                                   progress=False, executor=executor)
+                finally:
+                    if executor is not None:
+                        executor.close()
                 res[f"workers{workers}_seconds"] = time.perf_counter() - t
             res["speedup"] = res["workers1_seconds"] / res[f"workers{cores}_seconds"]
             out[name] = res

@@ -52,7 +52,7 @@ SIZES = {
     ("--members", "0-13"): "0",        # the two halves of 28 members -> of 2 members
     ("--members", "14-27"): "1",
     ("--workers", "4"): "1",           # Dask workers of predict (local cluster)
-    ("--workers", "2"): "1",           # train: process pools are tested in test_model_training
+    ("--workers", "2"): "1",           # train: Dask workers, tests/model/test_training.py
 }
 
 #: command -> options added when the example does not give the option (the defaults the

@@ -62,7 +62,17 @@ def parse_index_list(spec: str) -> list[int]:
 @click.option("--no-tsne", is_flag=True, help="Skip the t-SNE reference (flags then cannot "
               "test spectra).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Train members in this many processes at once (cores shared).")
+              help="Train members as Dask tasks on a local cluster of this many worker "
+                   "processes (cores shared); 1: in this process.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Train members as tasks on a running Dask cluster (e.g. "
+                   "tcp://10.0.0.1:8786); --store and --out must be on a file system "
+                   "the workers share.")
+@click.option("--threads-per-worker", type=click.IntRange(min=1), default=None,
+              help="TensorFlow threads of each Dask worker [local: cores / workers; "
+                   "--scheduler: the worker's own --nthreads].")
+@click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Extra attempts of a failing member task (Dask).")
 @click.option("--members", "member_spec", default=None, metavar="LIST",
               help="Train only these member indices (e.g. '0-13' or '0,2,4') and stop "
                    "without writing the bundle: for several processes or machines sharing "
@@ -70,7 +80,7 @@ def parse_index_list(spec: str) -> list[int]:
 @click.option("--demo", is_flag=True, help="Rebuild the shipped demo bundle instead "
               "(simulated stars; ignores the other options).")
 def train(store, out, splits, models, epochs, seed, max_stars, config_file, rvs_only, no_tsne,
-          workers, member_spec, demo):
+          workers, scheduler, threads_per_worker, retries, member_spec, demo):
     """Train an ensemble of SPLITS x MODELS hybrid CNNs and write a model bundle.
 
     The run is resumable: start it again with the same options and finished members
@@ -109,7 +119,22 @@ def train(store, out, splits, models, epochs, seed, max_stars, config_file, rvs_
             click.echo(f"Members {', '.join(done)} trained in {out}; run without --members "
                        "to assemble the bundle.")
             return
-        bundle = train_ensemble(store, out, config, tsne=not no_tsne, workers=workers, **common)
+        executor = None
+        if scheduler or workers > 1:
+            import os
+
+            from ..production import DaskExecutor
+
+            threads = threads_per_worker or (
+                None if scheduler else max(1, (os.cpu_count() or 1) // workers))
+            executor = DaskExecutor(scheduler=scheduler, workers=workers,
+                                    threads_per_worker=threads, retries=retries)
+        try:
+            bundle = train_ensemble(store, out, config, tsne=not no_tsne, executor=executor,
+                                    **common)
+        finally:
+            if executor is not None:
+                executor.close()
     click.echo(f"Model bundle {bundle.bundle_id} ({bundle.n_members} members) in {bundle.path}")
 
 

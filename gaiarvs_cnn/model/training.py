@@ -13,7 +13,6 @@ with different settings is refused instead of mixing incompatible members.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -490,39 +489,11 @@ def train_members(store_path, out_dir, members: Sequence[int],
                                position))
 
 
-def _train_in_workers(workers: int, store_path, out_dir: Path, config: NetworkConfig,
-                      n_splits: int, n_models: int, epochs: int, seed: int,
-                      max_stars: int | None, progress: bool) -> None:
-    """Train the unfinished members in ``workers`` spawned processes (round robin)."""
-    import multiprocessing
-
-    todo = [i for i, (s, m) in enumerate(_member_jobs(n_splits, n_models))
-            if not _member_done(out_dir, member_name(s, m))]
-    workers = min(workers, len(todo))
-    if workers < 2:
-        return
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    log.info(f"Training {len(todo)} members in {workers} processes of {threads} thread(s).")
-    ctx = multiprocessing.get_context("spawn")  # TensorFlow does not survive a fork
-    procs = [ctx.Process(target=train_members, name=f"gaiarvs-cnn-train-{w}",
-                         args=(store_path, out_dir, todo[w::workers], config, n_splits,
-                               n_models, epochs, seed, max_stars, progress, threads, w))
-             for w in range(workers)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join()
-    failed = [p.name for p in procs if p.exitcode != 0]
-    if failed:
-        raise ModelBundleError(f"Training process(es) {failed} failed; finished members are "
-                               f"kept in {out_dir}: run the same command again to resume.")
-
-
 def train_ensemble(store_path, out_dir, config: NetworkConfig = PAPER_CONFIG,
                    n_splits: int = 7, n_models: int = 4, epochs: int = 200, seed: int = 0,
                    max_stars: int | None = None, tsne: bool = True,
                    tsne_max_stars: int | None = 10_000, progress: bool = True,
-                   description: str = "", workers: int = 1) -> ModelBundle:
+                   description: str = "", executor=None) -> ModelBundle:
     """Train ``n_splits`` x ``n_models`` members and write a complete bundle to ``out_dir``.
 
     Parameters
@@ -548,11 +519,12 @@ def train_ensemble(store_path, out_dir, config: NetworkConfig = PAPER_CONFIG,
         Show tqdm progress bars.
     description : str
         Free text stored in the metadata's training-sample description.
-    workers : int
-        Train the members in this many processes at once, the cores shared between
-        them (`train_members`): for nodes with more cores than one member keeps busy (on
-        two cores it gains nothing, see ``docs/performance.rst``). Results differ from a
-        single-process run only by floating-point summation order.
+    executor : `~gaiarvs_cnn.production.executors.DaskExecutor` or `LocalExecutor`, optional
+        Trains the unfinished members (its ``train_members``): e.g. one Dask task per
+        member on a cluster (``gaiarvs-cnn train --workers N`` / ``--scheduler ADDRESS``).
+        Each member gets the seed and split of a local run; a member trained with another
+        number of TensorFlow threads differs only by floating-point summation order (with
+        one thread in both, not at all). None trains them here, one after the other.
 
     Returns
     -------
@@ -570,13 +542,13 @@ def train_ensemble(store_path, out_dir, config: NetworkConfig = PAPER_CONFIG,
     out_dir = Path(out_dir)
     with RunLock.beside(out_dir, f"model bundle {out_dir}"):
         return _train_ensemble(store_path, out_dir, config, n_splits, n_models, epochs, seed,
-                               max_stars, tsne, tsne_max_stars, progress, description, workers)
+                               max_stars, tsne, tsne_max_stars, progress, description, executor)
 
 
 def _train_ensemble(store_path, out_dir: Path, config: NetworkConfig, n_splits: int,
                     n_models: int, epochs: int, seed: int, max_stars: int | None, tsne: bool,
                     tsne_max_stars: int | None, progress: bool, description: str,
-                    workers: int) -> ModelBundle:
+                    executor) -> ModelBundle:
     """`train_ensemble` once its run lock is held."""
     out_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -586,10 +558,14 @@ def _train_ensemble(store_path, out_dir: Path, config: NetworkConfig, n_splits: 
         from ..flags.tsne import check_reference_size
 
         check_reference_size(min(len(batch), tsne_max_stars or len(batch)))
-    if workers > 1:
-        _train_in_workers(workers, store_path, out_dir, config, n_splits, n_models, epochs,
-                          seed, max_stars, progress)
     jobs = _member_jobs(n_splits, n_models)
+    if executor is not None:
+        todo = [i for i, (s, m) in enumerate(jobs)
+                if not _member_done(out_dir, member_name(s, m))]
+        log.info(f"Training {len(todo)} member(s) with the {executor.name} executor.")
+        executor.train_members(store_path, out_dir, todo, config, n_splits=n_splits,
+                               n_models=n_models, epochs=epochs, seed=seed,
+                               max_stars=max_stars)
     histories = _train_missing(x, y, splits, out_dir, config, jobs, seed, epochs, progress)
     names = [member_name(s, m) for s, m in jobs]
     val_sets = [splits[s][1] for s, _ in jobs]

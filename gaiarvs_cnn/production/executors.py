@@ -1,4 +1,4 @@
-"""Executors: they only decide WHERE the chunk tasks run.
+"""Executors: they only decide WHERE the tasks run (chunks of a catalogue, members of a training).
 
 Both run `gaiarvs_cnn.production.task.compute_chunk` on the same partitions with the same
 arguments, so they write the same chunk files and the merge gives the same catalogue:
@@ -8,6 +8,11 @@ arguments, so they write the same chunk files and the merge gives the same catal
   ``workers`` processes, a running scheduler (``scheduler="tcp://host:8786"``) or a given
   ``client``. Workers load the bundle once (`BundlePreload`); tasks are retried, and tasks
   of a lost worker are re-run by the scheduler.
+
+Training uses the same executors: ``train_members`` runs
+`~gaiarvs_cnn.production.task.train_member_task` for each member to train (in this process,
+or as Dask tasks, one member per task), and `~gaiarvs_cnn.model.train_ensemble` (its
+``executor`` argument) then assembles the bundle.
 """
 from __future__ import annotations
 
@@ -18,12 +23,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from astropy import log
 from distributed import WorkerPlugin
 
-from ..exceptions import GaiaRVSCNNError
+from ..exceptions import GaiaRVSCNNError, ModelBundleError
 from ..io.shards import Partition
-from .task import compute_chunk, load_bundle
+from .task import compute_chunk, load_bundle, train_member_task
 
 __all__ = ["ChunkFailedError", "LocalExecutor", "DaskExecutor", "BundlePreload",
-           "make_client"]
+           "TensorFlowThreads", "make_client"]
 
 
 class ChunkFailedError(GaiaRVSCNNError):
@@ -88,6 +93,61 @@ class LocalExecutor:
             if on_chunk is not None:
                 on_chunk(part.index)
             yield record
+
+
+    def train_members(self, store_path, out_dir, members: Sequence[int], config, *,
+                      progress=None, **settings) -> list[str]:
+        """Train ``members`` of an ensemble in this process, one after the other.
+
+        Parameters
+        ----------
+        store_path, out_dir : path-like
+            Training store and bundle directory.
+        members : sequence of int
+            Member indices to train (finished ones are skipped).
+        config : `~gaiarvs_cnn.model.NetworkConfig`
+        progress : callable, optional
+            Called with the index of each finished member.
+        **settings
+            ``n_splits``, ``n_models``, ``epochs``, ``seed``, ``max_stars``.
+
+        Returns
+        -------
+        list of str
+            Names of the trained members.
+        """
+        names = []
+        for index in members:
+            names.append(train_member_task(index, str(store_path), str(out_dir),
+                                           config.to_dict(), settings)["name"])
+            if progress is not None:
+                progress(index)
+        return names
+
+
+class TensorFlowThreads(WorkerPlugin):
+    """Dask worker plugin: limit the worker's TensorFlow threads at start-up.
+
+    Parameters
+    ----------
+    threads : int, optional
+        TensorFlow intra- and inter-op threads of every worker; None: the worker's own
+        number of threads (``dask worker --nthreads``).
+    """
+
+    name = "gaiarvs-cnn-threads"
+
+    def __init__(self, threads: int | None = 1):
+        self.threads = threads
+
+    def setup(self, worker=None) -> None:
+        """Set the threads (called by Dask when a worker starts or joins)."""
+        from ..model.predict import configure_threads
+        from ..settings import conf
+
+        threads = self.threads or getattr(getattr(worker, "state", None), "nthreads", 1)
+        conf.threads = int(threads)
+        configure_threads(int(threads))
 
 
 class BundlePreload(WorkerPlugin):
@@ -283,3 +343,54 @@ class DaskExecutor:
                     yield record
         if failures:
             raise ChunkFailedError(failures, args[1])
+
+    def train_members(self, store_path, out_dir, members: Sequence[int], config, *,
+                      progress=None, **settings) -> list[str]:
+        """Train ``members`` of an ensemble on the cluster, one Dask task per member.
+
+        Same parameters as `LocalExecutor.train_members`; the store and ``out_dir`` must be
+        readable and writable by every worker (a shared file system). Each task trains its
+        member in a child process of the worker (`~gaiarvs_cnn.production.task.train_member_task`
+        with ``isolate``) with ``threads_per_worker`` TensorFlow threads, so the member
+        equals the one of a local run. Failing tasks are
+        retried ``retries`` times; the members of a lost worker are trained again by the
+        scheduler on another one.
+
+        Raises
+        ------
+        gaiarvs_cnn.exceptions.ModelBundleError
+            After every task ended, if some members still failed (the finished ones are
+            kept: run the same command again to resume).
+        """
+        if not members:
+            return []
+        from distributed import as_completed
+
+        client = self._connect()
+        # a remote cluster's workers keep their own --nthreads unless told otherwise
+        threads = None if self.scheduler and self.threads_per_worker is None else (
+            self.threads_per_worker or 1)
+        client.register_plugin(TensorFlowThreads(threads))
+        futures = {client.submit(train_member_task, int(i), str(store_path), str(out_dir),
+                                 config.to_dict(), dict(settings), isolate=True,
+                                 threads=threads, retries=self.retries, pure=False): i
+                   for i in members}
+        names, failures = [], {}
+        for fut in as_completed(futures):
+            index = futures[fut]
+            if fut.status == "finished":
+                names.append(fut.result()["name"])
+                if progress is not None:
+                    progress(index)
+            else:
+                exc = fut.exception()
+                failures[index] = f"{type(exc).__name__}: {exc}"
+                log.error(f"Training member {index} failed: {failures[index]}")
+            fut.release()
+        if failures:
+            first = next(iter(failures.items()))
+            raise ModelBundleError(
+                f"{len(failures)} member(s) failed after retries (first: member {first[0]}: "
+                f"{first[1]}). Finished members are kept in {out_dir}: fix the cause and run "
+                "the same command again to resume.")
+        return names

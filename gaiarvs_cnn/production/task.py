@@ -1,4 +1,5 @@
-"""The one chunk task of catalogue production: read -> input cuts -> ensemble -> flags.
+"""The tasks executors run: the chunk task of catalogue production (read -> input cuts ->
+ensemble -> flags) and the member task of training (`train_member_task`).
 
 `compute_chunk` is what every executor runs, in this process or on a Dask worker: it reads
 one `~gaiarvs_cnn.io.shards.Partition` of the input, keeps the stars passing
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from ..model.bundle import ModelBundle
 
 __all__ = ["chunk_path", "read_chunk", "read_chunk_meta", "chunk_is_complete", "write_chunk",
-           "load_bundle", "compute_chunk", "CHUNK_GLOB"]
+           "load_bundle", "compute_chunk", "train_member_task", "CHUNK_GLOB"]
 
 #: Store columns kept beside the catalogue columns (positions, for HEALPix-partitioned
 #: catalogues such as HATS).
@@ -205,3 +206,80 @@ def _worker_name() -> str:
         return get_worker().address
     except (ImportError, ValueError):
         return f"pid{os.getpid()}"
+
+
+def train_member_task(index: int, store_path: str, out_dir: str, config: dict,
+                      settings: dict, *, isolate: bool = False,
+                      threads: int | None = None) -> dict:
+    """Train member ``index`` of an ensemble into ``out_dir`` (the training task).
+
+    It calls `gaiarvs_cnn.model.training.train_members` for one member: the member's seed
+    and split come from ``settings``, so it is the member a local run trains, wherever it
+    runs. Idempotent: a finished member (its history file, written last) is not retrained,
+    so a retry after a lost worker, or a resumed run, only trains what is missing.
+
+    Parameters
+    ----------
+    index : int
+        Member index (split-major, see `~gaiarvs_cnn.model.training.train_members`).
+    store_path, out_dir : str
+        Training store and bundle directory, readable and writable by the worker.
+    config : dict
+        `~gaiarvs_cnn.model.NetworkConfig.to_dict` of the network.
+    settings : dict
+        ``n_splits``, ``n_models``, ``epochs``, ``seed``, ``max_stars`` of the ensemble.
+    isolate : bool
+        Train in a child Python process (what Dask workers do): the worker's own threads
+        draw from Python's global random generator while a member is being built, which
+        would change the member's initial weights; a child process keeps the seeded
+        generators to itself, so the member equals the one of a local run.
+    threads : int, optional
+        TensorFlow threads of the child process (``isolate``).
+
+    Returns
+    -------
+    dict
+        ``index``, ``name`` of the member and ``seconds`` spent in this task.
+    """
+    t0 = time.perf_counter()
+    if isolate:
+        import subprocess
+        import sys
+
+        job = json.dumps({"index": int(index), "store_path": str(store_path),
+                          "out_dir": str(out_dir), "config": config, "settings": settings,
+                          "threads": threads})
+        res = subprocess.run([sys.executable, "-c", _CHILD], input=job, text=True,
+                             capture_output=True)
+        if res.returncode != 0:
+            tail = " | ".join(res.stderr.strip().splitlines()[-3:])
+            raise RuntimeError(f"training member {index} failed (exit {res.returncode}): "
+                               f"{tail}")
+        name = res.stdout.strip().splitlines()[-1]
+    else:
+        name = _train_one(int(index), str(store_path), str(out_dir), config, settings)
+    return {"index": int(index), "name": name, "seconds": time.perf_counter() - t0}
+
+
+def _train_one(index: int, store_path: str, out_dir: str, config: dict, settings: dict,
+               threads: int | None = None) -> str:
+    from ..model import NetworkConfig
+    from ..model.training import train_members
+
+    return train_members(store_path, out_dir, [index], NetworkConfig.from_dict(config),
+                         progress=False, threads=threads, **settings)[0]
+
+
+#: The child process of an isolated training task: reads the job as JSON on stdin.
+_CHILD = """
+import json, sys
+job = json.load(sys.stdin)
+if job["threads"]:
+    from gaiarvs_cnn import conf
+    from gaiarvs_cnn.model.predict import configure_threads
+    conf.threads = job["threads"]
+    configure_threads(job["threads"])
+from gaiarvs_cnn.production.task import _train_one
+print(_train_one(job["index"], job["store_path"], job["out_dir"], job["config"],
+                 job["settings"], job["threads"]))
+"""

@@ -146,10 +146,16 @@ def test_members_trained_separately_equal_one_run(trained, tmp_path, store_path)
         train_members(store_path, out, [2], TINY, n_splits=2, n_models=1, epochs=2, seed=4)
 
 
-def test_worker_processes_train_the_same_members(trained, tmp_path, store_path):
+def test_dask_worker_processes_train_the_same_members(trained, tmp_path, store_path):
+    from gaiarvs_cnn.production import DaskExecutor
+
     out = tmp_path / "workers"
-    bundle = train_ensemble(store_path, out, TINY, n_splits=2, n_models=1, epochs=2, seed=4,
-                            tsne=False, progress=False, workers=2)
+    executor = DaskExecutor(workers=2, threads_per_worker=1)
+    try:
+        bundle = train_ensemble(store_path, out, TINY, n_splits=2, n_models=1, epochs=2,
+                                seed=4, tsne=False, progress=False, executor=executor)
+    finally:
+        executor.close()
     assert bundle.n_members == 2
     # one thread per process instead of all cores: only summation order differs
     _assert_same_members(bundle, trained, rtol=1e-2)

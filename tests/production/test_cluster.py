@@ -44,3 +44,28 @@ def test_killed_worker_of_a_real_cluster_gives_the_local_catalogue(tiny_observed
         np.testing.assert_array_equal(np.asarray(a[name]), np.asarray(b[name]), err_msg=name)
     assert sorted(p.name for p in (tmp_path / "chunks").glob("part-*.npz")) == [
         f"part-{i:06d}.npz" for i in range(20)]
+
+
+@pytest.mark.slow
+def test_killed_worker_of_a_real_cluster_trains_the_local_members(tiny_training_store,
+                                                                  tmp_path):
+    from gaiarvs_cnn.model import NetworkConfig
+
+    config = NetworkConfig(conv_filters=(4, 4, 2), rvs_dense=8, phot_dense=4, xp_dense=4,
+                           head_dense=(8, 4), jit_compile=False, batch_size=64)
+    result = _bench().cluster_train_run(tiny_training_store, config, tmp_path, n_splits=3,
+                                        n_models=2, epochs=2, n_workers=2, kill_after=1,
+                                        timeout=600)
+    assert result["train_exit_code"] == 0, result["train_error"]
+    killed = result["killed_worker"]
+    assert 1 <= killed["members_done_before_kill"] < result["n_members"] == 6  # mid-run
+    with pytest.raises(ProcessLookupError):
+        os.kill(killed["pid"], 0)
+    comparison = result["comparison"]
+    assert comparison["members"] == [6, 6] and comparison["member_names_equal"]
+    assert comparison["ensemble_settings_equal"]  # same seeds, splits, epochs per member
+    # The same members as the local run: bit-identical between local processes and threads
+    # with one TensorFlow thread; on the cluster within float summation-order drift.
+    assert comparison["max_weight_difference"] < 1e-2 * comparison["max_weight"]
+    assert sorted(p.name for p in (tmp_path / "cluster" / "members").iterdir()) == [
+        f"split{s}_model{m}.keras" for s in range(3) for m in range(2)]
