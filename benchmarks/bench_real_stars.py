@@ -297,7 +297,7 @@ def evaluate_realism(spec: str, args, table, real_store: Path, log_file: Path) -
                                log_file)
             sim[obs_spec] = _precision(obs_cat, obs_store)
         entry["variants"][variant] = {
-            "bundle_id": bundle.bundle_id, "n_members": bundle.n_members,
+            "trained_bundle_id": bundle.bundle_id, "n_members": bundle.n_members,
             "inputs": list(bundle.config.inputs),
             "training_seconds": bundle.meta.get("training_seconds"),
             "stars": stars, "meets_targets": _meets(stars),
