@@ -20,7 +20,7 @@ import pytest
 
 #: Console commands of the pages that the doctests do not run, and why.
 NOT_RUN = {
-    'pip install ".[test]" && gaiarvs-cnn produce-catalog':
+    'pip install ".[test,docs]" && gaiarvs-cnn produce-catalog':
         "the quick start: 20 000 stars, minutes on two cores (the test suite runs the same "
         "pipeline at 300 stars in tests/production/test_pinned_output.py)",
     "gaiarvs-cnn validate --catalog catalog/gaiarvs_cnn_catalog.fits --against all":

@@ -11,7 +11,7 @@ verbatim in another help text runs once.
 
 Sizes are shrunk through `SIZES` (an option's value as printed -> the value run) and
 `ADDED_OPTIONS` (options added when the example does not give them); nothing else of an
-example is changed. Examples that need the network (``fetch``, ``--source archive``) and
+example is changed. Examples that need the network (``fetch``, ``run``, ``--source archive``) and
 those that read an output of such an example are marked ``remote_data``; `SKIPPED` lists,
 with the reason, the only example that does not run.
 """
@@ -37,7 +37,7 @@ PROGRAM = "gaiarvs-cnn"
 COMMAND_ORDER = ("config", "simulate", "fetch", "fetch gaia", "fetch reference", "fetch bulk",
                  "store", "store ingest", "store info", "train", "calibrate",
                  "shard", "manifest", "manifest create", "manifest validate", "produce-catalog",
-                 "predict", "validate", "")
+                 "predict", "fit-spectra", "validate", "run", "")
 
 #: (option, value as printed in the help) -> value run by the test (tiny sizes).
 SIZES = {
@@ -131,7 +131,9 @@ class Example:
 
     @property
     def remote(self) -> bool:
-        return self.name[:1] == ["fetch"] or "archive" in _values(self.args, "--source")
+        # ``run`` chains the fetches: its examples need the archives too.
+        return (self.name[:1] in (["fetch"], ["run"])
+                or "archive" in _values(self.args, "--source"))
 
 
 def _values(args: list[str], option: str) -> list[str]:

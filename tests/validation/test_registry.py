@@ -46,7 +46,8 @@ def test_a_registered_comparison_reaches_the_runner_and_the_cli(monkeypatch):
     assert runner.REQUIRED_REFERENCES["toy"] == ("galah",)
     from astropy.table import Table
 
-    results = runner.run_validation(Table({"source_id": [1, 2]}), ["toy"], {"galah": Table()})
+    results = runner.run_validation(Table({"source_id": [1, 2]}), ["toy"],
+                                   {"galah": Table({"source_id": [2, 3]})})
     assert [r.name for r in results] == ["toy"] and calls == [(2, ["galah"])]
     with pytest.raises(InputDataError, match=r"\['galah'\] needed"):
         runner.run_validation(Table({"source_id": [1]}), ["toy"], {})
