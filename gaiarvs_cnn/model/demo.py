@@ -29,6 +29,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from astropy import log
 
@@ -43,8 +44,9 @@ DEMO_CONFIG = NetworkConfig(conv_filters=(16, 8, 8), pool_after=(1, 2, 3), pool_
                             rvs_dense=64, head_dense=(64, 32), batch_size=64,
                             learning_rate=3e-3, jit_compile=False, patience=10, lr_patience=4)
 #: Training sample and ensemble of the demo bundle.
-DEMO_SETTINGS = {"n_stars": 6000, "seed": 20240101, "n_splits": 7, "n_models": 4,
-                 "epochs": 20, "tsne_max_stars": 2000, "realism": "none"}
+DEMO_SETTINGS: dict[str, Any] = {"n_stars": 6000, "seed": 20240101, "n_splits": 7,
+                                 "n_models": 4, "epochs": 20, "tsne_max_stars": 2000,
+                                 "realism": "none"}
 #: Held-out calibration stars of the demo bundle (simulator kind ``'calibration'``: labelled
 #: like the training stars, down to S/N 15; `gaiarvs_cnn.model.calibration`). Not part of
 #: the work key: recalibrating a finished training is cheap.

@@ -145,7 +145,7 @@ class TensorFlowThreads(WorkerPlugin):
         from ..model.predict import configure_threads
         from ..settings import conf
 
-        threads = self.threads or getattr(getattr(worker, "state", None), "nthreads", 1)
+        threads = self.threads or getattr(getattr(worker, "state", None), "nthreads", None) or 1
         conf.threads = int(threads)
         configure_threads(int(threads))
 
@@ -166,7 +166,7 @@ class BundlePreload(WorkerPlugin):
 
     name = "gaiarvs-cnn-bundle"
 
-    def __init__(self, bundle_path: str, threads: int = 1):
+    def __init__(self, bundle_path: str, threads: int | None = 1):
         self.bundle_path = str(bundle_path)
         self.threads = threads
 
@@ -191,7 +191,7 @@ class BundlePreload(WorkerPlugin):
 
 
 def make_client(scheduler: str | None = None, workers: int | None = None,
-                threads_per_worker: int = 1, host: str = "127.0.0.1", **cluster_kwargs):
+                threads_per_worker: int | None = 1, host: str = "127.0.0.1", **cluster_kwargs):
     """Connect to a Dask scheduler, or start a `~distributed.LocalCluster`.
 
     Parameters
@@ -201,8 +201,9 @@ def make_client(scheduler: str | None = None, workers: int | None = None,
         dask-gateway, ...). If None, a LocalCluster of worker processes is started.
     workers : int, optional
         Worker processes of the LocalCluster (default: number of CPU cores).
-    threads_per_worker : int
-        Threads per LocalCluster worker (1 is best for TensorFlow inference).
+    threads_per_worker : int or None
+        Threads per LocalCluster worker (1 is best for TensorFlow inference; None: Dask's
+        default).
     host : str
         Interface of the LocalCluster (loopback by default).
     **cluster_kwargs
@@ -252,8 +253,9 @@ class DaskExecutor:
     workers : int, optional
         Start a `~distributed.LocalCluster` of this many worker processes (default: the
         number of CPU cores) when neither ``client`` nor ``scheduler`` is given.
-    threads_per_worker : int
-        Threads per LocalCluster worker, and TensorFlow threads of every worker.
+    threads_per_worker : int or None
+        Threads per LocalCluster worker, and TensorFlow threads of every worker (None with
+        ``scheduler``: as many as each worker has).
     retries : int
         Extra attempts of a failing task.
     performance_report : path-like, optional
@@ -263,7 +265,7 @@ class DaskExecutor:
     name = "dask"
 
     def __init__(self, *, client=None, scheduler: str | None = None,
-                 workers: int | None = None, threads_per_worker: int = 1, retries: int = 2,
+                 workers: int | None = None, threads_per_worker: int | None = 1, retries: int = 2,
                  performance_report=None):
         self.client = client
         self.scheduler = scheduler
