@@ -150,7 +150,8 @@ class NetworkSection:
     tsne : bool
         Fit the t-SNE reference of ``flag_boundary``.
     workers : int
-        Train this many members at once (processes sharing the cores).
+        Train this many members at once (tasks of a local Dask cluster of this many
+        worker processes sharing the cores).
     """
 
     config: str = "paper"

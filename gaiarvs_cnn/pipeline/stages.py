@@ -199,11 +199,20 @@ def train(config: RunConfig, folder: RunFolder, progress: bool) -> dict:
     from ..model import train_ensemble
 
     net = config.network
-    bundle = train_ensemble(folder.training, folder.bundle, network_config(config),
-                            n_splits=net.splits, n_models=net.models, epochs=net.epochs,
-                            seed=config.run.seed, max_stars=config.training.max_stars,
-                            tsne=net.tsne, progress=progress, workers=net.workers,
-                            description=f"gaiarvs-cnn run {config.path.name}")
+    executor = None
+    if net.workers > 1:   # members as tasks of a local Dask cluster (production.executors)
+        from ..production import DaskExecutor
+
+        executor = DaskExecutor(workers=net.workers, threads_per_worker=1)
+    try:
+        bundle = train_ensemble(folder.training, folder.bundle, network_config(config),
+                                n_splits=net.splits, n_models=net.models, epochs=net.epochs,
+                                seed=config.run.seed, max_stars=config.training.max_stars,
+                                tsne=net.tsne, progress=progress, executor=executor,
+                                description=f"gaiarvs-cnn run {config.path.name}")
+    finally:
+        if executor is not None:
+            executor.close()
     return {"bundle_id": bundle.bundle_id, "n_members": bundle.n_members,
             "training_seconds": bundle.meta.get("training_seconds")}
 

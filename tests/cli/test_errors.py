@@ -273,6 +273,12 @@ def test_hdf5_write_error_names_the_file_and_reason(tmp_path, monkeypatch):
     assert "HDF5-DIAG" not in result.output
 
 
+def _default_sigint():
+    """Give the child Ctrl-C as in a terminal: a test run started in the background (where
+    the shell ignores SIGINT, which children inherit) must still see the interrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cli(args, **kwargs):
     env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.Popen([sys.executable, "-m", "gaiarvs_cnn", *map(str, args)],
@@ -298,7 +304,7 @@ def test_file_size_limit_gives_cannot_write(tmp_path):
 
 def test_sigint_during_simulate_exits_130_and_leaves_no_store(tmp_path):
     proc = _cli(["simulate", "--n", 200_000, "--chunk-size", 500, "--quiet",
-                 "-o", tmp_path / "sim.h5"], cwd=tmp_path)
+                 "-o", tmp_path / "sim.h5"], cwd=tmp_path, preexec_fn=_default_sigint)
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".sim.h5.*")) and time.monotonic() < deadline:
         time.sleep(0.2)

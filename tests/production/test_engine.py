@@ -51,11 +51,18 @@ def interrupt_after_first_chunk(run):
     assert sorted(p.name for p in run.partial_dir.glob("part-*.npz")) == ["part-000000.npz"]
 
 
+def _default_sigint():
+    """Give the child Ctrl-C as in a terminal: a test run started in the background (where
+    the shell ignores SIGINT, which children inherit) must still see the interrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli(*args):
     """The command as a separate process (``python -m gaiarvs_cnn``) with this checkout."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.Popen([sys.executable, "-m", "gaiarvs_cnn", *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
 
 
 def wait_for(condition, proc, timeout=240.0):
