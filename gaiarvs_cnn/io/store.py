@@ -357,6 +357,11 @@ class Store(StarReader):
                 node.truncate(self._nrows)
         self._h5.flush()
 
+    def _require_writable(self) -> None:
+        """Refuse a write to a store open read-only (`StoreError`)."""
+        if self.mode != "a":
+            raise StoreError(f"{self.path.name} is open read-only; use Store.open(path, 'a').")
+
     @property
     def meta(self) -> dict:
         """Store metadata (a dict, JSON round-tripped)."""
@@ -370,8 +375,7 @@ class Store(StarReader):
         StoreError
             If the store is open read-only.
         """
-        if self.mode != "a":
-            raise StoreError(f"{self.path.name} is open read-only; use Store.open(path, 'a').")
+        self._require_writable()
         self._table.attrs.complete = True
         self._h5.flush()
         self.complete = True
@@ -389,8 +393,7 @@ class Store(StarReader):
         StoreError
             If the store is open read-only.
         """
-        if self.mode != "a":
-            raise StoreError(f"{self.path.name} is open read-only; use Store.open(path, 'a').")
+        self._require_writable()
         meta = self.meta
         meta.update(items)
         self._table.attrs.meta = json.dumps(meta)
@@ -474,8 +477,7 @@ class Store(StarReader):
         StoreError
             If the store is open read-only.
         """
-        if self.mode != "a":
-            raise StoreError(f"{self.path.name} is open read-only; use Store.open(path, 'a').")
+        self._require_writable()
         if len(batch) == 0:
             return
         missing = [n for n in self.colnames if n not in batch]
