@@ -110,6 +110,27 @@ class StarReader(abc.ABC):
         """Names of all columns (core then extra), in store order."""
         return [s.name for s in self.specs]
 
+    def require_columns(self, columns: Sequence[str], needed: str) -> None:
+        """Refuse a reader that lacks any of ``columns``.
+
+        Parameters
+        ----------
+        columns : sequence of str
+            The columns a consumer will read.
+        needed : str
+            What needs them, as it ends the message (``"by the model"``,
+            ``"for training"``).
+
+        Raises
+        ------
+        InputDataError
+            Naming the missing columns, the file and ``needed``.
+        """
+        missing = [c for c in columns if c not in self.colnames]
+        if missing:
+            raise InputDataError(f"Store {self.path} lacks column(s) {missing} needed "
+                                 f"{needed}.")
+
     @property
     def extra_columns(self) -> tuple[ColumnSpec, ...]:
         """Specifications of the columns beyond `~gaiarvs_cnn.io.batch.CORE_COLUMNS`."""

@@ -424,10 +424,7 @@ def predict_store(bundle: ModelBundle, store_or_path, chunk_size: int | None = N
     own = not hasattr(store_or_path, "iter_chunks")
     store = open_source(store_or_path) if own else store_or_path
     try:
-        missing = [c for c in INPUT_COLUMNS if c not in store.colnames]
-        if missing:
-            raise InputDataError(f"Store {store.path} lacks column(s) {missing} needed by "
-                                 "the model.")
+        store.require_columns(INPUT_COLUMNS, "by the model")
         for chunk in store.iter_chunks(chunk_size, columns=INPUT_COLUMNS, start=start,
                                        stop=stop):
             yield predict_batch(bundle, chunk)

@@ -146,10 +146,7 @@ def load_training_sample(store_path, max_stars: int | None = None) -> StarBatch:
         If the store lacks a needed column or has no star with all five labels.
     """
     with open_source(store_path) as store:
-        missing = [c for c in TRAIN_COLUMNS if c not in store.colnames]
-        if missing:
-            raise InputDataError(f"Store {store.path} lacks column(s) {missing} needed for "
-                                 "training.")
+        store.require_columns(TRAIN_COLUMNS, "for training")
         parts, n = [], 0
         for chunk in store.iter_chunks(columns=TRAIN_COLUMNS):
             ok = np.all(np.isfinite(chunk["labels"]), axis=1)

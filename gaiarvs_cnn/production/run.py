@@ -330,10 +330,7 @@ def _check_source(src, path: Path) -> None:
 
     if len(src) == 0:
         raise InputDataError(f"Store {path} is empty: no stars to parameterise.")
-    names = [s.name for s in src.specs]
-    missing = [c for c in INPUT_COLUMNS if c not in names]
-    if missing:
-        raise InputDataError(f"Store {path} lacks column(s) {missing} needed by the model.")
+    src.require_columns(INPUT_COLUMNS, "by the model")
     probe = src.read(0, min(len(src), 2000), columns=["flux"])["flux"]
     if not np.isfinite(probe).any():
         raise InputDataError(

@@ -169,6 +169,18 @@ def test_store_append_after_reopen_and_meta_update(tmp_path):
             store.append(make_batch(1, first_id=7000))
 
 
+def test_require_columns_names_the_missing_columns_the_file_and_the_consumer(tmp_path):
+    path = tmp_path / "s.h5"
+    with Store.create(path, extra_columns=EXTRA) as store:
+        store.append(make_batch(2, extra=EXTRA))
+    with Store.open(path) as store:
+        store.require_columns(["flux", "true_labels"], "by the model")
+        with pytest.raises(InputDataError) as info:
+            store.require_columns(["flux", "labels_x", "mask_y"], "for training")
+    assert str(info.value) == (f"Store {path} lacks column(s) ['labels_x', 'mask_y'] "
+                               "needed for training.")
+
+
 def test_store_create_is_atomic_and_refuses_to_overwrite(tmp_path):
     path = tmp_path / "s.h5"
     path.write_text("precious")
