@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import astropy.units as u
@@ -128,22 +128,14 @@ class CatalogWriter:
             raise OutputExistsError(self.path, what="catalogue")
         self._stack = contextlib.ExitStack()
         self.tmp = self._stack.enter_context(atomic_path(self.path))
-        try:
-            self._open()
-        except BaseException as exc:
-            self._fail(exc)
-            raise self._wrap(exc) from exc
+        self._or_fail(self._open)
         return self
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:
             self._fail(exc)
             return False
-        try:
-            self._close()
-        except BaseException as err:
-            self._fail(err)
-            raise self._wrap(err) from err
+        self._or_fail(self._close)
         assert self._stack is not None               # set by __enter__
         try:
             self._stack.close()                      # renames the temporary file into place
@@ -151,6 +143,14 @@ class CatalogWriter:
             raise self._wrap(err) from err
         log.info(f"Wrote {self.n_rows} stars to {self.path} ({self.format})")
         return False
+
+    def _or_fail(self, step: Callable[[], None]) -> None:
+        """Run ``step``; if it raises, abort, remove the temporary file and raise `_wrap`."""
+        try:
+            step()
+        except BaseException as exc:
+            self._fail(exc)
+            raise self._wrap(exc) from exc
 
     def _fail(self, exc) -> None:
         with contextlib.suppress(Exception):
