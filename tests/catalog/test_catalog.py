@@ -204,6 +204,22 @@ def test_full_disk_leaves_earlier_catalogue_and_no_temporary(table, tmp_path, mo
     assert sorted(os.listdir(tmp_path)) == ["cat.vot"]
 
 
+@pytest.mark.parametrize("step", ["_open", "_close"])
+def test_full_disk_on_opening_or_closing_leaves_earlier_catalogue_and_no_temporary(
+        table, tmp_path, monkeypatch, step):
+    path = tmp_path / "cat.vot"
+    path.write_text("earlier catalogue")
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(f"gaiarvs_cnn.catalog.votable.VOTableWriter.{step}", disk_full)
+    with pytest.raises(CatalogWriteError, match="No space left"):
+        write_catalog(table, path, overwrite=True)
+    assert path.read_text() == "earlier catalogue"
+    assert sorted(os.listdir(tmp_path)) == ["cat.vot"]
+
+
 def test_select_good_keeps_all_zero_flags_and_can_ignore_positions(table):
     assert select_good(table)["flag_boundary"].tolist() == ["00000000", "00000000"]
     kept = select_good(table, ignore=("tsne", "parallax"))
