@@ -65,6 +65,8 @@ _PUPIL_AREA_M2 = 0.7278
 _RESPONSE_FILES = {"bp": "bpC03_v375wi_response.csv", "rp": "rpC03_v142r_response.csv"}
 _TRANSIT_SCATTER = 0.25
 _REFERENCE_FILE = "xp_dr3_reference.ecsv"
+_NEEDS_GAIAXPY = ("Simulated XP spectra need GaiaXPy (the DR3 XP bases and instrument "
+                  "model): pip install 'gaiaxpy>=2.1'.")
 
 
 def _import_gaiaxpy():
@@ -80,9 +82,7 @@ def _import_gaiaxpy():
     try:
         import gaiaxpy
     except ImportError as exc:  # pragma: no cover - gaiaxpy is a required dependency
-        raise ModuleNotFoundError(
-            "Simulated XP spectra need GaiaXPy (the DR3 XP bases and instrument model): "
-            "pip install 'gaiaxpy>=2.1'.") from exc
+        raise ModuleNotFoundError(_NEEDS_GAIAXPY) from exc
     finally:
         matplotlib.rcParams["text.usetex"] = usetex
     return gaiaxpy
@@ -103,9 +103,7 @@ def _gaiaxpy():
         from gaiaxpy.converter.converter import get_design_matrices
         from gaiaxpy.core.dispersion_function import pwl_to_wl
     except ImportError as exc:  # pragma: no cover - gaiaxpy is a required dependency
-        raise ModuleNotFoundError(
-            "Simulated XP spectra need GaiaXPy (the DR3 XP bases and instrument model): "
-            "pip install 'gaiaxpy>=2.1'.") from exc
+        raise ModuleNotFoundError(_NEEDS_GAIAXPY) from exc
     return config_path, hermite_bases_file, parse_config, get_design_matrices, pwl_to_wl
 
 
