@@ -23,7 +23,14 @@ from astropy.table import SerializedColumn
 from astropy.table import meta as table_meta
 
 from .datamodel import FLAG_WIDTH, catalog_columns, datamodel
-from .writers import CatalogWriter, meta_value, model_table, register_writer
+from .writers import (
+    CatalogWriter,
+    binary_fields,
+    binary_rows,
+    meta_value,
+    model_table,
+    register_writer,
+)
 
 __all__ = ["FITSWriter"]
 
@@ -85,17 +92,12 @@ class FITSWriter(CatalogWriter):
         self._fh = open(self.tmp, "wb")
         self._fh.write(_with_checksum(primary, 0).tostring().encode("ascii"))
         self._fh.write(table_hdr.tostring().encode("ascii"))
-        self._dtype = np.dtype([(s["name"], {"int64": ">i8", "float32": ">f4",
-                                             "str8": f"S{FLAG_WIDTH}"}[s["dtype"]])
-                                for s in catalog_columns()])
+        self._dtype = np.dtype(binary_fields(catalog_columns()))
         self._datasum = 0
         self._nbytes = 0
 
     def _append(self, columns: dict, n: int) -> None:
-        rec = np.empty(n, self._dtype)
-        for name, values in columns.items():
-            rec[name] = np.char.encode(values, "ascii") if values.dtype.kind == "U" else values
-        data = rec.tobytes()
+        data = binary_rows(self._dtype, columns, n).tobytes()
         self._datasum = _ones_complement_sum(data, self._datasum)
         self._nbytes += len(data)
         self._fh.write(data)

@@ -23,6 +23,8 @@ from .writers import (
     GOOD_PLACEHOLDER,
     ROWS_PLACEHOLDER,
     PatchedHeaderWriter,
+    binary_fields,
+    binary_rows,
     meta_value,
     model_table,
     register_writer,
@@ -79,16 +81,11 @@ class VOTableWriter(PatchedHeaderWriter):
         self._tail = text[text.index(b"</STREAM>", start):]
         self._write_header(text[:start] + b"\n")
         n_null = (len(specs) + 7) // 8
-        self._dtype = np.dtype([("__null__", f"V{n_null}")] + [
-            (s["name"], {"int64": ">i8", "float32": ">f4", "str8": f"S{FLAG_WIDTH}"}[s["dtype"]])
-            for s in specs])
+        self._dtype = np.dtype([("__null__", f"V{n_null}"), *binary_fields(specs)])
         self._carry = b""
 
     def _append(self, columns: dict, n: int) -> None:
-        rec = np.zeros(n, self._dtype)
-        for name, values in columns.items():
-            rec[name] = np.char.encode(values, "ascii") if values.dtype.kind == "U" else values
-        data = self._carry + rec.tobytes()
+        data = self._carry + binary_rows(self._dtype, columns, n).tobytes()
         cut = len(data) // 3 * 3
         self._carry = data[cut:]
         self._fh.write(base64.b64encode(data[:cut]) + b"\n")
