@@ -69,7 +69,17 @@ class _Context(click.Context):
         self.meta[_RUNNING_KEY] = self
 
 
-class Command(click.Command):
+class _Calls:
+    """What `Command` and `GaiaRVSCNNGroup` share: their context and ``calls``."""
+
+    context_class: type[click.Context] = _Context
+
+    def __init__(self, *args, calls: str | Sequence[str] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = (calls,) if isinstance(calls, str) else tuple(calls)
+
+
+class Command(_Calls, click.Command):
     """A ``gaiarvs-cnn`` command.
 
     Parameters
@@ -80,12 +90,6 @@ class Command(click.Command):
         The library functions the command runs (public names, e.g. ``"simulate_store"``):
         an error that advises calling one of them names this command instead.
     """
-
-    context_class = _Context
-
-    def __init__(self, *args, calls: str | Sequence[str] = (), **kwargs):
-        super().__init__(*args, **kwargs)
-        self.calls = (calls,) if isinstance(calls, str) else tuple(calls)
 
 
 class RegistryChoice(click.Choice):
@@ -263,20 +267,15 @@ def _is_hdf5_error(exc: Exception) -> bool:
     return type(exc).__module__.split(".")[0] == "tables"
 
 
-class GaiaRVSCNNGroup(click.Group):
+class GaiaRVSCNNGroup(_Calls, click.Group):
     """A command group: maps every error of a command to a message and exit code.
 
     Its commands are `Command` and its sub-groups `GaiaRVSCNNGroup`; like `Command`, it
     accepts ``calls``.
     """
 
-    context_class = _Context
     command_class = Command
     group_class = type
-
-    def __init__(self, *args, calls: str | Sequence[str] = (), **kwargs):
-        super().__init__(*args, **kwargs)
-        self.calls = (calls,) if isinstance(calls, str) else tuple(calls)
 
     def invoke(self, ctx: click.Context):
         import sys
