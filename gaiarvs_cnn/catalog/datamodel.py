@@ -23,6 +23,8 @@ from ..flags.boundary import FLAG_POSITIONS
 
 __all__ = [
     "DEFAULT_NAME",
+    "binary_fields",
+    "binary_rows",
     "build_catalog_table",
     "catalog_columns",
     "datamodel",
@@ -77,6 +79,49 @@ def _unit(spec: Mapping) -> u.UnitBase | None:
 
 def _dtype(spec: Mapping) -> str:
     return "U8" if spec["dtype"] == "str8" else spec["dtype"]
+
+
+#: Numpy type of each data-model dtype in big-endian binary rows (FITS, VOTable BINARY2).
+_BINARY_TYPES = {"int64": ">i8", "float32": ">f4", "str8": f"S{FLAG_WIDTH}"}
+
+
+def binary_fields(specs) -> list[tuple[str, str]]:
+    """``(name, numpy type)`` of data-model columns in big-endian binary rows.
+
+    Parameters
+    ----------
+    specs : iterable of dict
+        Column specifications (`gaiarvs_cnn.catalog.datamodel.catalog_columns`).
+
+    Returns
+    -------
+    list of tuple
+        One ``(name, type)`` per column, for `numpy.dtype`.
+    """
+    return [(s["name"], _BINARY_TYPES[s["dtype"]]) for s in specs]
+
+
+def binary_rows(dtype: np.dtype, columns: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    """``n`` zero-filled rows of ``dtype`` holding ``columns`` (text encoded as ASCII).
+
+    Parameters
+    ----------
+    dtype : numpy.dtype
+        The row type (fields from `binary_fields`, possibly more).
+    columns : mapping of str to ndarray
+        Values of ``n`` stars per field name.
+    n : int
+        Number of rows.
+
+    Returns
+    -------
+    ndarray
+        The structured rows; fields not in ``columns`` stay zero.
+    """
+    rec = np.zeros(n, dtype)
+    for name, values in columns.items():
+        rec[name] = np.char.encode(values, "ascii") if values.dtype.kind == "U" else values
+    return rec
 
 
 def _as_list(obj) -> list:

@@ -22,15 +22,8 @@ from astropy.io import fits
 from astropy.table import SerializedColumn
 from astropy.table import meta as table_meta
 
-from .datamodel import FLAG_WIDTH, catalog_columns, datamodel
-from .writers import (
-    CatalogWriter,
-    binary_fields,
-    binary_rows,
-    meta_value,
-    model_table,
-    register_writer,
-)
+from .datamodel import FLAG_WIDTH, binary_fields, binary_rows, catalog_columns, datamodel
+from .writers import CatalogWriter, meta_value, model_table, register_writer
 
 __all__ = ["FITSWriter"]
 

@@ -18,13 +18,11 @@ import astropy.units as u
 import numpy as np
 from astropy.utils.exceptions import AstropyWarning
 
-from .datamodel import FLAG_WIDTH, catalog_columns, datamodel
+from .datamodel import FLAG_WIDTH, binary_fields, binary_rows, catalog_columns, datamodel
 from .writers import (
     GOOD_PLACEHOLDER,
     ROWS_PLACEHOLDER,
     PatchedHeaderWriter,
-    binary_fields,
-    binary_rows,
     meta_value,
     model_table,
     register_writer,

@@ -33,8 +33,7 @@ from .datamodel import FLAG_WIDTH, _check_columns, _provenance_meta, catalog_col
 from .registry import CATALOG_FORMATS, format_of
 
 __all__ = ["CatalogWriteError", "CatalogWriter", "PatchedHeaderWriter", "WRITERS",
-           "open_writer", "register_writer", "write_catalog", "model_table", "meta_value",
-           "binary_fields", "binary_rows"]
+           "open_writer", "register_writer", "write_catalog", "model_table", "meta_value"]
 
 #: Counts patched into a header on close are first written as these 15-digit placeholders.
 ROWS_PLACEHOLDER, GOOD_PLACEHOLDER = 999_999_999_999_901, 999_999_999_999_902
@@ -87,49 +86,6 @@ def model_table(meta: Mapping | None = None, *, flag_dtype: str = "U8") -> Table
 def meta_value(value):
     """A provenance value as a FITS/VOTable scalar (JSON text for anything else)."""
     return value if isinstance(value, int | float | str | bool) else json.dumps(value)
-
-
-#: Numpy type of each data-model dtype in big-endian binary rows (FITS, VOTable BINARY2).
-_BINARY_TYPES = {"int64": ">i8", "float32": ">f4", "str8": f"S{FLAG_WIDTH}"}
-
-
-def binary_fields(specs) -> list[tuple[str, str]]:
-    """``(name, numpy type)`` of data-model columns in big-endian binary rows.
-
-    Parameters
-    ----------
-    specs : iterable of dict
-        Column specifications (`gaiarvs_cnn.catalog.datamodel.catalog_columns`).
-
-    Returns
-    -------
-    list of tuple
-        One ``(name, type)`` per column, for `numpy.dtype`.
-    """
-    return [(s["name"], _BINARY_TYPES[s["dtype"]]) for s in specs]
-
-
-def binary_rows(dtype: np.dtype, columns: Mapping[str, np.ndarray], n: int) -> np.ndarray:
-    """``n`` zero-filled rows of ``dtype`` holding ``columns`` (text encoded as ASCII).
-
-    Parameters
-    ----------
-    dtype : numpy.dtype
-        The row type (fields from `binary_fields`, possibly more).
-    columns : mapping of str to ndarray
-        Values of ``n`` stars per field name.
-    n : int
-        Number of rows.
-
-    Returns
-    -------
-    ndarray
-        The structured rows; fields not in ``columns`` stay zero.
-    """
-    rec = np.zeros(n, dtype)
-    for name, values in columns.items():
-        rec[name] = np.char.encode(values, "ascii") if values.dtype.kind == "U" else values
-    return rec
 
 
 class CatalogWriter:
