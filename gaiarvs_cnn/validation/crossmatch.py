@@ -176,19 +176,21 @@ def require_stars(catalog: Table) -> None:
                              "Check the catalogue file (and the cuts that produced it).")
 
 
-def good_mask(table: Table) -> np.ndarray:
+def good_mask(table: Table, good_only: bool = True) -> np.ndarray:
     """True where ``flag_boundary == "00000000"`` (all True if the column is absent).
 
     Parameters
     ----------
     table : `~astropy.table.Table`
         Catalogue.
+    good_only : bool, optional
+        If False, every row is True (the comparisons' ``good_only`` option).
 
     Returns
     -------
     numpy.ndarray of bool
     """
-    if "flag_boundary" not in table.colnames:
+    if not good_only or "flag_boundary" not in table.colnames:
         return np.ones(len(table), dtype=bool)
     flags = np.char.strip(np.asarray(table["flag_boundary"]).astype(str))
     return flags == GOOD_FLAG

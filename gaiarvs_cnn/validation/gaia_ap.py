@@ -30,7 +30,7 @@ GSP_LABELS = {"gsp-spec": ("teff", "logg", "mh", "alpham"), "gsp-phot": ("teff",
 
 def _gsp_base(matched: Table, kind: str, prefix: str, good_only: bool,
               apply_flags: bool) -> np.ndarray:
-    base = good_mask(matched) if good_only else np.ones(len(matched), bool)
+    base = good_mask(matched, good_only)
     if kind == "gsp-spec" and apply_flags:
         base &= good_gspspec_flags(matched[f"{prefix}flags_gspspec"])
     return base

@@ -121,7 +121,7 @@ def compare_galah(matched: Table, prefix: str = "ref_", snr_column: str = "rvs_s
         `~gaiarvs_cnn.validation.stats.comparison_table` rows (labels teff, logg, feh,
         alpham and mh vs GALAH [Fe/H]).
     """
-    base = good_mask(matched) if good_only else np.ones(len(matched), bool)
+    base = good_mask(matched, good_only)
     if quality_cuts:
         base &= galah_quality_mask(matched, prefix)
     pairs = {k: (k, prefix + v) for k, v in GALAH_PAIRS.items()

@@ -88,7 +88,7 @@ def precision_vs_snr(matched: Table, ref_prefix: str | None = "ref_",
         std_gsp, sigma_mad_gsp`` (label units; NaN where not computable).
     """
     snr = _col(matched, snr_column)
-    base = good_mask(matched) if good_only else np.ones(len(matched), bool)
+    base = good_mask(matched, good_only)
     rows = []
     for label in labels:
         if label not in matched.colnames:
@@ -144,7 +144,7 @@ def calibration_check(matched: Table, ref_prefix: str = "ref_", labels: Sequence
         median_z``. Calibrated uncertainties give ``frac_within_1sigma ~ 0.683``, ``std_z
         ~ 1``.
     """
-    base = good_mask(matched) if good_only else np.ones(len(matched), bool)
+    base = good_mask(matched, good_only)
     rows = []
     for label in labels:
         if label not in matched.colnames or f"{ref_prefix}{label}" not in matched.colnames:
@@ -310,7 +310,7 @@ def cramer_rao_table(matched: Table, bounds: Callable[[np.ndarray, float], dict]
     """
     snr = _col(matched, snr_column)
     truth = np.column_stack([_col(matched, truth_prefix + k) for k in LABELS])
-    base = good_mask(matched) if good_only else np.ones(len(matched), bool)
+    base = good_mask(matched, good_only)
     sel = np.flatnonzero(base & (snr >= snr_range[0]) & (snr < snr_range[1])
                          & np.all(np.isfinite(truth), axis=1))
     rng = np.random.default_rng(seed)
@@ -415,7 +415,7 @@ def plot_calibration(matched: Table, ref_prefix: str = "ref_",
     cal = calibration_check(matched, ref_prefix, labels, good_only)
     show = [k for k in labels if k in set(cal["label"])]
     fig, axes = new_figure(1, len(show), panel_size=(2.1, 2.0), sharey=True)
-    base = good_mask(matched) if good_only else np.ones(len(matched), bool)
+    base = good_mask(matched, good_only)
     grid = np.linspace(-5, 5, 41)
     for ax, label in zip(axes[0], show):
         diff = _col(matched, label) - _col(matched, f"{ref_prefix}{label}")

@@ -148,7 +148,7 @@ def compare_seismic(matched: Table, prefix: str = "ref_", good_only: bool = True
     """
     if "seis_logg" not in matched.colnames:
         add_seismic_logg(matched, prefix)
-    base = good_mask(matched) if good_only else np.ones(len(matched), bool)
+    base = good_mask(matched, good_only)
     seis = masked_to_nan(matched["seis_logg"])
     parts = [comparison_table(matched, {"logg": ("logg", "seis_logg")},
                               _gravity_subsets(seis, base), "seismic")]

@@ -47,7 +47,7 @@ def truth_comparison(matched: Table, snr_column: str = "rvs_snr",
     `~astropy.table.Table`
         `~gaiarvs_cnn.validation.stats.comparison_table` rows (comparison ``truth``).
     """
-    base = good_mask(matched) if good_only else np.ones(len(matched), bool)
+    base = good_mask(matched, good_only)
     bins = snr_subsets(column(matched, snr_column))
     subsets = {"all": base, **{k: base & v for k, v in bins.items()}}
     subsets["metal-poor snr 15-25"] = base & bins["snr 15-25"] & (column(matched, "true_mh") < -1)

@@ -106,3 +106,9 @@ def test_match_reference_needs_source_id():
 def test_good_mask_reads_flag_boundary():
     t = Table({"flag_boundary": ["00000000", "10000000", "00000001"]})
     assert good_mask(t).tolist() == [True, False, False]
+
+
+def test_good_mask_keeps_every_row_unless_good_only():
+    t = Table({"flag_boundary": ["00000000", "10000000", "00000001"]})
+    assert good_mask(t, good_only=False).tolist() == [True, True, True]
+    assert good_mask(t, good_only=True).tolist() == [True, False, False]
