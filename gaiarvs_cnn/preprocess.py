@@ -34,6 +34,7 @@ from .exceptions import BadStarError, InputDataError
 __all__ = [
     "continuum_mask",
     "fill_nan_pixels",
+    "fill_nan_pixels_masked",
     "normalise_xp",
     "xp_available",
     "MinMaxScaler",
@@ -253,28 +254,54 @@ def fill_nan_pixels(flux: np.ndarray, source_ids: Sequence | None = None) -> np.
     BadStarError
         If a spectrum has no finite pixel in the continuum windows (e.g. all NaN).
     """
-    arr = np.array(flux, dtype=np.float32, copy=True)
-    single = arr.ndim == 1
-    arr = np.atleast_2d(arr)
+    single = np.ndim(flux) == 1
+    arr, usable = fill_nan_pixels_masked(flux)
+    if not usable.all():
+        i = int(np.flatnonzero(~usable)[0])
+        sid = source_ids[i] if source_ids is not None else f"row {i}"
+        raise BadStarError(sid, "RVS spectrum has no finite flux in the continuum windows "
+                                "(all-NaN spectrum?); it cannot be used.")
+    return arr[0] if single else arr
+
+
+def fill_nan_pixels_masked(flux: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`fill_nan_pixels` that marks unusable spectra instead of raising.
+
+    Parameters
+    ----------
+    flux : array, shape (2401,) or (N, 2401)
+        Normalised RVS flux (dimensionless).
+
+    Returns
+    -------
+    filled : ndarray of float32, shape (N, 2401)
+        A copy of ``flux`` with non-finite pixels replaced by the Q3 of the spectrum's
+        continuum-window flux (by 1 in a spectrum without finite continuum flux).
+    usable : ndarray of bool, shape (N,)
+        False for the spectra without any finite pixel in the continuum windows.
+
+    Raises
+    ------
+    InputDataError
+        If the spectra do not have 2401 pixels.
+    """
+    arr = np.array(np.atleast_2d(flux), dtype=np.float32)
     if arr.shape[1] != RVS_NPIX:
         raise InputDataError(f"RVS flux has {arr.shape[1]} pixels, expected {RVS_NPIX}.")
     bad = ~np.isfinite(arr)
+    usable = np.ones(len(arr), dtype=bool)
     rows = np.flatnonzero(bad.any(axis=1))
     if rows.size:
-        cont = arr[rows][:, continuum_mask()]
-        cont[~np.isfinite(cont)] = np.nan  # +-inf pixels are bad pixels, not continuum
-        with np.errstate(all="ignore"), _quiet_nan_warnings():
-            q3 = np.nanpercentile(cont, 75, axis=1)
-        empty = ~np.isfinite(q3)
-        if empty.any():
-            i = rows[np.flatnonzero(empty)[0]]
-            sid = source_ids[i] if source_ids is not None else f"row {i}"
-            raise BadStarError(sid, "RVS spectrum has no finite flux in the continuum windows "
-                                    "(all-NaN spectrum?); it cannot be used.")
-        sub = arr[rows]
-        sub[bad[rows]] = np.repeat(q3, bad[rows].sum(axis=1)).astype(np.float32)
-        arr[rows] = sub
-    return arr[0] if single else arr
+        # +-inf pixels are bad pixels, not continuum
+        cont = np.where(bad[rows][:, continuum_mask()], np.nan, arr[rows][:, continuum_mask()])
+        with np.errstate(all="ignore"):
+            finite = np.isfinite(cont).any(axis=1)
+            q3 = np.full(len(rows), 1.0, dtype=np.float32)
+            if finite.any():
+                q3[finite] = np.nanpercentile(cont[finite], 75, axis=1)
+        usable[rows[~finite]] = False
+        arr[rows] = np.where(bad[rows], q3[:, None], arr[rows])
+    return arr, usable
 
 
 class _quiet_nan_warnings:

@@ -15,6 +15,7 @@ from gaiarvs_cnn.preprocess import (
     check_rvs_grid,
     continuum_mask,
     fill_nan_pixels,
+    fill_nan_pixels_masked,
     normalise_xp,
     xp_available,
 )
@@ -73,6 +74,23 @@ def test_all_nan_spectrum_raises_bad_star_naming_source_id():
     assert info.value.source_id == 42
     with pytest.raises(InputDataError, match="2400 pixels"):
         fill_nan_pixels(np.ones((1, 2400)))
+
+
+def test_fill_nan_pixels_masked_marks_spectra_without_continuum_instead_of_raising():
+    flux = np.ones((3, RVS_NPIX))
+    flux[0, :5] = np.nan
+    flux[1] = np.nan
+    flux[2, continuum_mask()] = np.inf
+    flux[2, 0] = 0.5
+    filled, usable = fill_nan_pixels_masked(flux)
+    assert usable.tolist() == [True, False, False]
+    assert filled.dtype == np.float32 and np.isfinite(filled).all()
+    np.testing.assert_array_equal(filled[0], fill_nan_pixels(flux[0]))
+    np.testing.assert_array_equal(filled[1], 1.0)                     # flat continuum
+    assert filled[2, 0] == 0.5 and (filled[2, continuum_mask()] == 1.0).all()
+    assert fill_nan_pixels_masked(flux[0])[0].shape == (1, RVS_NPIX)
+    with pytest.raises(InputDataError, match="2400 pixels"):
+        fill_nan_pixels_masked(np.ones((1, 2400)))
 
 
 def test_check_rvs_grid():

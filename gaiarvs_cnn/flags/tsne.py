@@ -53,9 +53,8 @@ from scipy.spatial import cKDTree
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
-from ..constants import RVS_NPIX
 from ..exceptions import InputDataError, ModelBundleError
-from ..preprocess import continuum_mask
+from ..preprocess import fill_nan_pixels_masked
 from ..utils.atomic import atomic_directory
 
 __all__ = [
@@ -135,30 +134,6 @@ def _placement_k(perplexity: float) -> int:
 def _gradient_method(n: int) -> str:
     """Barnes-Hut below ``FFT_MIN_POINTS`` points (faster there), FFT interpolation above."""
     return "bh" if n < FFT_MIN_POINTS else "fft"
-
-
-def _clean_flux(flux: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fill NaN pixels (continuum Q3, as the network inputs); return (flux, usable mask).
-
-    Spectra without any finite continuum pixel are unusable: they are returned as a flat
-    continuum and marked ``False`` in the mask (never training-like).
-    """
-    arr = np.array(np.atleast_2d(flux), dtype=np.float32)
-    if arr.shape[1] != RVS_NPIX:
-        raise InputDataError(f"RVS flux has {arr.shape[1]} pixels, expected {RVS_NPIX}.")
-    bad = ~np.isfinite(arr)
-    usable = np.ones(len(arr), dtype=bool)
-    rows = np.flatnonzero(bad.any(axis=1))
-    if rows.size:
-        cont = np.where(bad[rows][:, continuum_mask()], np.nan, arr[rows][:, continuum_mask()])
-        with np.errstate(all="ignore"):
-            finite = np.isfinite(cont).any(axis=1)
-            q3 = np.full(len(rows), 1.0, dtype=np.float32)
-            if finite.any():
-                q3[finite] = np.nanpercentile(cont[finite], 75, axis=1)
-        usable[rows[~finite]] = False
-        arr[rows] = np.where(bad[rows], q3[:, None], arr[rows])
-    return arr, usable
 
 
 #: Rows per block of the float64 projection (bounds its memory: ~80 MB).
@@ -387,7 +362,7 @@ class TSNEReference:
         TSNEReference
         """
         t0 = time.perf_counter()
-        x, usable = _clean_flux(flux)
+        x, usable = fill_nan_pixels_masked(flux)
         x = x[usable]
         check_reference_size(len(x), perplexities)
         n_pca = min(n_pca, len(x) - 1)
@@ -504,7 +479,7 @@ class TSNEReference:
         usable : ndarray of bool (N,)
             False for spectra without finite continuum flux.
         """
-        x, usable = _clean_flux(flux)
+        x, usable = fill_nan_pixels_masked(flux)
         return _project(x, self.pca_mean, self.pca_components), estimate_noise(x), usable
 
     @property
@@ -699,8 +674,8 @@ def joint_training_like(train_flux: np.ndarray, obs_flux: np.ndarray,
     -------
     ndarray of bool, shape (len(obs_flux),)
     """
-    xt, _ = _clean_flux(train_flux)
-    xo, usable = _clean_flux(obs_flux)
+    xt, _ = fill_nan_pixels_masked(train_flux)
+    xo, usable = fill_nan_pixels_masked(obs_flux)
     x = np.concatenate([xt, xo])
     with _one_blas_thread():
         pca = PCA(n_components=min(n_pca, len(x) - 1), svd_solver="randomized",
