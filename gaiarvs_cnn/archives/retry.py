@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import http.client
 import time
+from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 
 import requests
@@ -29,7 +30,7 @@ from ..exceptions import ArchiveError
 
 __all__ = ["RETRY_STATUS", "MAX_RETRY_AFTER", "retry_after_seconds", "HTTPStatusError",
            "RetryableError", "ResponseTooLarge", "DeadlineExceeded", "Transient",
-           "check_http_status", "classify"]
+           "check_http_status", "classify", "exception_chain"]
 
 #: HTTP status codes worth retrying (server-side or rate-limit problems).
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -154,8 +155,19 @@ def check_http_status(response: requests.Response) -> None:
                       response.headers.get("Retry-After"))
 
 
-def _chain(exc: BaseException):
-    """``exc`` and its causes (``cause`` of pyvo errors, ``__cause__``, ``__context__``)."""
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and its causes (``cause`` of pyvo errors, ``__cause__``, ``__context__``).
+
+    Parameters
+    ----------
+    exc : BaseException
+        The error raised.
+
+    Yields
+    ------
+    BaseException
+        ``exc``, then each cause once (a cycle ends the chain).
+    """
     seen, cur = set(), exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
@@ -195,7 +207,7 @@ def classify(what: str, exc: BaseException, *, timeout: float | None = None,
     """
     from pyvo.dal import DALAccessError, DALFormatError, DALServiceError
 
-    chain = list(_chain(exc))
+    chain = list(exception_chain(exc))
     for cur in chain:  # final whatever wraps it (pyvo wraps what a read raises)
         if isinstance(cur, ArchiveError) and not isinstance(cur, RetryableError):
             return cur
@@ -239,7 +251,7 @@ def classify(what: str, exc: BaseException, *, timeout: float | None = None,
 
 def _pyvo_retry_after(exc: Exception) -> str | None:
     """The ``Retry-After`` header of the HTTP response behind a pyvo error, if any."""
-    for cur in _chain(exc):
+    for cur in exception_chain(exc):
         raw = getattr(cur, "retry_after_raw", None)  # pyvo >= 1.8 DALRateLimitError
         if raw is not None:
             return raw

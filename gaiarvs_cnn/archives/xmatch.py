@@ -34,7 +34,7 @@ from ..exceptions import ArchiveError
 from ..utils.arrays import masked_to_nan
 from .cache import DiskCache, cache_dir
 from .http import HTTPClient
-from .retry import check_http_status
+from .retry import check_http_status, exception_chain
 from .tables import ColumnMap
 
 __all__ = ["GAIA_DR3_TABLE", "xmatch_gaia_dr3"]
@@ -48,12 +48,9 @@ _ANSWER = ColumnMap({"row": "gaiarvs_row", "source_id": ("Source", "source_id"),
 
 def _http_response(exc: BaseException) -> requests.Response | None:
     """The HTTP error answer behind an astroquery exception (its cause chain), if any."""
-    seen, cur = set(), exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
+    for cur in exception_chain(exc):
         if isinstance(cur, requests.HTTPError) and cur.response is not None:
             return cur.response
-        cur = cur.__cause__ or cur.__context__
     return None
 
 
