@@ -24,8 +24,8 @@ predict            `~gaiarvs_cnn.production.produce_catalog` into ``catalogue/``
                    once the catalogue is written)
 fetch-references   `~gaiarvs_cnn.archives.catalogues.query_reference` per kind into
                    ``references/<kind>.ecsv`` (atomic; present files are kept)
-validate           the comparisons of `gaiarvs_cnn.validation` into ``validation/``
-                   (``summary.html`` with the figures)
+validate           `~gaiarvs_cnn.validation.pipeline.validate_catalog` with the fetched
+                   references into ``validation/`` (``summary.html`` with the figures)
 =================  ===================================================================
 """
 from __future__ import annotations
@@ -305,32 +305,23 @@ def fetch_references(config: RunConfig, folder: RunFolder, progress: bool) -> di
 
 
 def validate(config: RunConfig, folder: RunFolder, progress: bool) -> dict:
-    """Stage ``validate``: the comparisons with the fetched references, the report."""
+    """Stage ``validate``: `~gaiarvs_cnn.validation.pipeline.validate_catalog` with the
+    fetched references (no other source), the report in ``validation/``."""
     from astropy.table import Table
 
-    from ..catalog import read_catalog
-    from ..io.reference import check_reference
-    from ..validation.crossmatch import add_store_columns
-    from ..validation.registry import comparison_names, get_comparison
-    from ..validation.report import write_report
-    from ..validation.runner import run_validation
+    from ..validation.pipeline import validate_catalog
 
-    refs = {kind: check_reference(Table.read(folder.references / f"{kind}.ecsv"), kind)
+    refs = {kind: Table.read(folder.references / f"{kind}.ecsv")
             for kind in config.references.kinds}
-    against = config.references.against
-    if "all" in against:
-        wanted = [n for n in comparison_names()
-                  if set(get_comparison(n).required) <= set(refs)]
-    else:
-        wanted = [n for n in comparison_names() if n in against]
     catalogue = folder.catalogue_files(config)[0]
-    data = add_store_columns(read_catalog(catalogue), folder.observed_store(config))
-    results = run_validation(data, wanted, refs)
-    summary = write_report(results, folder.validation, list(config.references.figure_formats),
-                           overwrite=True,
-                           meta={"catalogue": catalogue.name, "run": config.path.name,
-                                 "references": ", ".join(f"{k}: archive" for k in refs)})
-    return {"comparisons": wanted, "summary": summary.name,
+    run = validate_catalog(
+        catalogue, against=list(config.references.against), source=None, references=refs,
+        store=folder.observed_store(config), out=folder.validation,
+        formats=list(config.references.figure_formats), overwrite=True, progress=progress,
+        meta={"catalogue": catalogue.name, "store": folder.observed_store(config).name,
+              "run": config.path.name,
+              "references": ", ".join(f"{k}: archive" for k in refs)})
+    return {"comparisons": run.comparisons, "summary": run.summary.name,
             "html": (folder.validation / "summary.html").name}
 
 

@@ -1,8 +1,9 @@
 """Validation of a catalogue file from start to end: `validate_catalog`.
 
-What ``gaiarvs-cnn validate`` runs: read the catalogue, find the store it was produced from
-(or re-simulate it from the seed its provenance records), add the store's columns, obtain
-the references the chosen comparisons need (``"all"`` skips, with a warning, the
+What ``gaiarvs-cnn validate`` and the ``validate`` stage of ``gaiarvs-cnn run`` run: read
+the catalogue, find the store it was produced from (or re-simulate it from the seed its
+provenance records), add the store's columns, obtain the references the chosen comparisons
+need (tables already in hand, files, or a source; ``"all"`` skips, with a warning, the
 comparisons whose references cannot be obtained; a comparison named explicitly needs its
 references), run the comparisons and write the report.
 
@@ -48,8 +49,8 @@ class ValidationRun:
     skipped : list of str
         Comparisons of ``"all"`` left out because a required reference was unavailable.
     references : dict
-        Reference kind -> where it came from (``"file PATH"``, ``"simulated"``,
-        ``"archive"``).
+        Reference kind -> where it came from (``"given"``, ``"file PATH"``,
+        ``"simulated"``, ``"archive"``).
     """
 
     summary: Path
@@ -105,15 +106,26 @@ def _read(path) -> Table:
     return read_catalog(path)
 
 
-def _collect_references(kinds: Sequence[str], required: set, source: str,
-                        files: Mapping[str, str], store, seed: int, ids) -> dict:
+def _collect_references(kinds: Sequence[str], required: set, source: str | None,
+                        files: Mapping[str, str], store, seed: int, ids,
+                        given: Mapping[str, Table]) -> dict:
     """Reference kind -> Table; a required kind that cannot be obtained is an error, an
-    optional one a warning."""
+    optional one a warning (with ``source`` None, a kind neither given nor in ``files``
+    is left out)."""
+    from ..io.reference import check_reference
     from .references import get_reference
 
     refs = {}
     for kind in kinds:
+        if kind in given:
+            refs[kind] = check_reference(given[kind], kind)
+            continue
         src = "file" if kind in files else source
+        if src is None:
+            if kind in required:
+                raise InputDataError(f"Cannot obtain the {kind} reference: none was given "
+                                     "(pass its table or file).", parameter="references")
+            continue
         try:
             refs[kind] = get_reference(kind, src, store=store, seed=seed, source_ids=ids,
                                        path=files.get(kind))
@@ -126,10 +138,13 @@ def _collect_references(kinds: Sequence[str], required: set, source: str,
     return refs
 
 
-def validate_catalog(catalog, *, against: Sequence[str] = ("all",), source: str = "simulated",
-                     reference_files: Mapping[str, str] | None = None, store=None,
+def validate_catalog(catalog, *, against: Sequence[str] = ("all",),
+                     source: str | None = "simulated",
+                     reference_files: Mapping[str, str] | None = None,
+                     references: Mapping[str, Table] | None = None, store=None,
                      seed: int = 0, out="validation_report",
                      formats: Sequence[str] = ("png", "pdf"), overwrite: bool = False,
+                     meta: Mapping[str, str] | None = None,
                      progress: bool = True) -> ValidationRun:
     """Compare a catalogue with the reference surveys and write the validation report.
 
@@ -140,10 +155,15 @@ def validate_catalog(catalog, *, against: Sequence[str] = ("all",), source: str 
     against : sequence of str, optional
         Comparison names (`~gaiarvs_cnn.validation.registry.comparison_names`), or
         ``"all"``: every comparison whose required references can be obtained.
-    source : {'simulated', 'archive'}, optional
-        Where the references come from.
+    source : {'simulated', 'archive'} or None, optional
+        Where the references come from; None: only ``references`` and
+        ``reference_files`` (the other kinds are unavailable).
     reference_files : mapping of str to path, optional
         Reference kind -> canonical-schema file, used instead of ``source`` for that kind.
+    references : mapping of str to astropy.table.Table, optional
+        Reference kind -> table already obtained (canonical schema, checked with
+        `~gaiarvs_cnn.io.reference.check_reference`), used instead of a file or
+        ``source`` for that kind.
     store : str or path-like, optional
         Store or shard manifest the catalogue was produced from (S/N, positions,
         parallaxes; truth for a simulated store). Default: re-simulated from the
@@ -156,6 +176,9 @@ def validate_catalog(catalog, *, against: Sequence[str] = ("all",), source: str 
         Figure formats; empty for tables and summary only.
     overwrite : bool, optional
         Replace an existing report.
+    meta : mapping of str to str, optional
+        Report metadata (``summary.md``/``summary.html``) that replaces or adds to the
+        defaults (catalogue, store, references).
     progress : bool, optional
         Show progress bars.
 
@@ -177,7 +200,7 @@ def validate_catalog(catalog, *, against: Sequence[str] = ("all",), source: str 
     from .report import write_report
     from .runner import has_truth, run_validation, simulator_bounds
 
-    if source not in SOURCES:
+    if source is not None and source not in SOURCES:
         raise InputDataError(f"Unknown reference source {source!r}; use one of {SOURCES}.",
                              parameter="source")
     everything = "all" in against
@@ -187,6 +210,7 @@ def validate_catalog(catalog, *, against: Sequence[str] = ("all",), source: str 
             get_comparison(name)  # an unknown name is an error
     wanted = list(names) if everything else [n for n in names if n in against]
     files = {k: os.fspath(v) for k, v in (reference_files or {}).items()}
+    given = dict(references or {})
     table = _read(catalog)
     with tempfile.TemporaryDirectory(prefix="gaiarvs_validate_") as work:
         store_path = store or regenerate_store(dict(table.meta), work, progress)
@@ -199,18 +223,23 @@ def validate_catalog(catalog, *, against: Sequence[str] = ("all",), source: str 
         required, optional = needed_references(wanted)
         refs = _collect_references(required + optional,
                                    set() if everything else set(required), source, files,
-                                   store_path, seed, data["source_id"])
+                                   store_path, seed, data["source_id"], given)
         skipped = []
         if everything:
             skipped = [n for n in wanted if not set(get_comparison(n).required) <= set(refs)]
             for name in skipped:
-                log.warning(f"Skipping the {name} comparison: its reference is not available "
-                            f"from the {source} source (give a reference file for it).")
+                if source is None:  # only the references given were asked for
+                    log.info(f"Skipping the {name} comparison: its reference was not given.")
+                else:
+                    log.warning(f"Skipping the {name} comparison: its reference is not "
+                                f"available from the {source} source (give a reference "
+                                "file for it).")
             wanted = [n for n in wanted if n not in skipped]
         bounds = simulator_bounds() if has_truth(data) else None
         results = run_validation(data, wanted, refs, bounds)
-    used = {k: f"file {files[k]}" if k in files else source for k in refs}
+    used = {k: "given" if k in given else f"file {files[k]}" if k in files else str(source)
+            for k in refs}
     meta = {"catalogue": os.fspath(catalog), "store": os.fspath(store or "regenerated"),
-            "references": ", ".join(f"{k}: {v}" for k, v in used.items())}
+            "references": ", ".join(f"{k}: {v}" for k, v in used.items()), **(meta or {})}
     summary = write_report(results, out, list(formats), overwrite=overwrite, meta=meta)
     return ValidationRun(Path(summary), wanted, skipped, used)

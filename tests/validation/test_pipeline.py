@@ -266,3 +266,22 @@ def test_validate_catalog_runs_what_the_command_runs(survey, tmp_path):
     assert run.summary == tmp_path / "r" / "summary.md" and run.summary.exists()
     assert run.comparisons == ["galah"] and run.skipped == []
     assert run.references["galah"].startswith("file ")
+
+
+def test_validate_catalog_with_given_references_and_no_source(survey, tmp_path):
+    from gaiarvs_cnn.exceptions import InputDataError
+    from gaiarvs_cnn.validation.pipeline import validate_catalog
+
+    given = {"galah": Table.read(survey["root"] / "galah.ecsv")}
+    run = validate_catalog(survey["root"] / "cat.fits", against=["all"], source=None,
+                           references=given, store=survey["store"], out=tmp_path / "r",
+                           formats=(), meta={"run": "paper.toml"})
+    assert run.comparisons == ["galah", "precision", "bimodality"]
+    assert run.references == {"galah": "given"}
+    assert "seismic" in run.skipped   # not given, and no source to ask
+    summary = run.summary.read_text()
+    assert "paper.toml" in summary and "galah: given" in summary
+    with pytest.raises(InputDataError, match="seismic reference: none was given"):
+        validate_catalog(survey["root"] / "cat.fits", against=["seismic"], source=None,
+                         references=given, store=survey["store"], out=tmp_path / "s",
+                         formats=())
