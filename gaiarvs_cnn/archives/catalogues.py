@@ -23,7 +23,11 @@ from ..io.reference import ALL_KINDS
 from .http import HTTPClient
 from .specs import ProbeReport, ReferenceSpec
 
-__all__ = ["query_reference", "reference_specs", "probe_reference"]
+__all__ = ["query_reference", "reference_requests", "reference_specs", "probe_reference"]
+
+#: Kinds downloaded whole (`query_reference` ignores their ids); their Gaia DR2 ids are
+#: mapped to DR3 by ``gaiadr3.dr2_neighbourhood`` (`.clusters.dr2_to_dr3`).
+WHOLE_KINDS = ("seismic", "clusters")
 
 
 def query_reference(kind: str, source_ids: Iterable[int] | None = None, *,
@@ -76,6 +80,55 @@ def query_reference(kind: str, source_ids: Iterable[int] | None = None, *,
     if kind not in queries:
         raise InputDataError(f"Unknown reference kind {kind!r}; use one of {ALL_KINDS}.")
     return queries[kind]()
+
+
+def reference_requests(kind: str, n_ids: int, *, table_rows: int = 0,
+                       client: HTTPClient | None = None) -> int:
+    """The HTTP requests that `query_reference` sends for ``kind`` and ``n_ids`` distinct
+    ids, from the services' published limits (the chunks of
+    `~gaiarvs_cnn.archives.tap.query_by_ids`).
+
+    A kind selected by id costs its service's capabilities document and one query per
+    chunk of ids; a kind downloaded whole (``seismic``, ``clusters``) one query for the
+    table, then the ESA capabilities and one query per chunk of its ``table_rows`` Gaia
+    DR2 ids (the DR2 -> DR3 mapping).
+
+    Parameters
+    ----------
+    kind : str
+        One of `~gaiarvs_cnn.io.reference.ALL_KINDS`.
+    n_ids : int
+        Distinct Gaia DR3 ids looked up.
+    table_rows : int
+        Rows of a table downloaded whole (its DR2 ids to map).
+    client : `~gaiarvs_cnn.archives.http.HTTPClient`, optional
+        Reads each service's capabilities once.
+
+    Returns
+    -------
+    int
+        At least what is sent. Not counted: the one-row probe of the columns (cached by
+        ``gaiarvs-cnn run``'s probe), the status requests of a chunk run as an
+        asynchronous job, retries.
+
+    Raises
+    ------
+    InputDataError
+        Unknown kind.
+    ArchiveError
+        A service's capabilities cannot be read after retries.
+    """
+    from ..settings import conf
+    from .tap import id_queries
+
+    specs = reference_specs()
+    if kind not in specs:
+        raise InputDataError(f"Unknown reference kind {kind!r}; use one of {ALL_KINDS}.")
+    client = client or HTTPClient()
+    if kind in WHOLE_KINDS:
+        return specs[kind].queries(client=client) + (
+            1 + id_queries(client, conf.gaia_tap_url, table_rows) if table_rows else 0)
+    return (1 + specs[kind].queries(n_ids, client=client)) if n_ids > 0 else 0
 
 
 def reference_specs() -> dict[str, ReferenceSpec]:

@@ -25,7 +25,7 @@ from ..exceptions import InputDataError
 from .cache import DiskCache
 from .http import HTTPClient
 from .tables import ColumnMap, finish_reference
-from .tap import query_catalogue, run_tap
+from .tap import id_queries, query_catalogue, run_tap
 
 __all__ = ["ReferenceSpec", "ProbeReport"]
 
@@ -168,6 +168,31 @@ class ReferenceSpec:
                                ids=source_ids, client=client, refresh=refresh,
                                columns=self.columns, namespace=self.namespace,
                                sync_max_rows=self.sync_max_rows)
+
+    def queries(self, n_ids: int | None = None, *, url: str | None = None,
+                client: HTTPClient | None = None) -> int:
+        """The TAP queries that `query` sends: one for the whole table, else one per chunk
+        of ids (`~gaiarvs_cnn.archives.tap.id_queries`: the service's published limits,
+        read from its capabilities).
+
+        Parameters
+        ----------
+        n_ids : int, optional
+            Distinct Gaia DR3 ids to select; None for the whole table.
+        url : str, optional
+            TAP URL (default `url_setting` of ``conf``).
+        client : `~gaiarvs_cnn.archives.http.HTTPClient`, optional
+            Retry policy and timeout (and the capabilities already read).
+
+        Returns
+        -------
+        int
+            Not counted: the one-row probe of the columns (cached), and the status
+            requests of a chunk run as an asynchronous job.
+        """
+        if n_ids is None:
+            return 1
+        return id_queries(client or HTTPClient(), self.url(url), n_ids)
 
     def finish(self, raw: Table, *, cuts: bool = True) -> Table:
         """The canonical table from raw rows (any case of the service's names).

@@ -5,11 +5,14 @@
   ``QUERY_STATUS`` INFO that the TAP standard requires is refused with an `ArchiveError`
   (a truncated result could not be told from a complete one).
 * `tap_limits` reads a service's upload support and limits (TAPRegExt capabilities);
-  `query_by_ids` sends id lists as uploaded tables (or ``IN`` lists) in chunks that fit.
+  `query_by_ids` sends id lists as uploaded tables (or ``IN`` lists) in chunks that fit
+  (a byte limit is compared with `id_upload_bytes`, the size of the VOTable as sent);
+  `id_queries` counts those chunks ahead of time.
 * `query_catalogue` fetches a reference catalogue, whole or by ids.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import warnings
@@ -25,7 +28,8 @@ from .cache import DiskCache
 from .http import HTTPClient
 from .tables import ColumnMap
 
-__all__ = ["run_tap", "TAPLimits", "tap_limits", "ids_votable", "query_by_ids",
+__all__ = ["run_tap", "TAPLimits", "tap_limits", "ids_votable", "id_upload_bytes",
+           "query_by_ids", "id_queries",
            "only_requested", "chunked", "id_list_adql", "query_catalogue", "UPLOAD_NAME"]
 
 
@@ -161,8 +165,9 @@ class TAPLimits:
 
     def ids_per_upload(self, ceiling: int) -> int:
         """The largest id list to upload in one query: the service's row and byte limits
-        (one id row of the VOTable costs `ID_ROW_BYTES`; 10 % margin), the output limit
-        (at least one result row per id) and ``ceiling`` (``conf.tap_upload_max_ids``).
+        (the bytes of the VOTable as it is sent, `id_upload_bytes`, with a 10 % margin
+        for the service's own accounting), the output limit (at least one result row per
+        id) and ``ceiling`` (``conf.tap_upload_max_ids``).
 
         Parameters
         ----------
@@ -178,15 +183,47 @@ class TAPLimits:
         if self.upload_rows:
             sizes.append(self.upload_rows)
         if self.upload_bytes:
-            sizes.append(int(0.9 * (self.upload_bytes - ID_VOTABLE_OVERHEAD) / ID_ROW_BYTES))
+            overhead, per_id = _id_votable_sizes()
+            sizes.append(int((0.9 * self.upload_bytes - overhead) // per_id))
         if self.output_rows:
             sizes.append(self.output_rows)
         return max(1, min(sizes))
 
 
-#: Bytes of one ``<TR><TD>id</TD></TR>`` row (19-digit id) and of the VOTable around them.
-ID_ROW_BYTES = 40
-ID_VOTABLE_OVERHEAD = 2048
+#: The largest Gaia DR3 source_id has 19 digits (int64); `id_upload_bytes` sizes uploads
+#: for ids of that width.
+_WIDEST_ID = np.iinfo(np.int64).max
+
+
+@functools.lru_cache(maxsize=1)
+def _id_votable_sizes() -> tuple[int, int]:
+    """(bytes around the rows, bytes per row) of an `ids_votable` upload, measured by
+    writing it the way pyvo sends it (astropy VOTable, TABLEDATA) with the widest ids."""
+    one, two = (len(_votable_bytes(ids_votable([_WIDEST_ID] * n))) for n in (1, 2))
+    return one - (two - one), two - one
+
+
+def _votable_bytes(table: Table) -> bytes:
+    """``table`` serialised as pyvo serialises an uploaded astropy Table."""
+    buf = io.BytesIO()
+    table.write(buf, format="votable")
+    return buf.getvalue()
+
+
+def id_upload_bytes(n_ids: int) -> int:
+    """Bytes of the VOTable of ``n_ids`` ids that a TAP upload sends (at most: every id
+    as wide as the widest int64); what a byte ``uploadLimit`` is compared with.
+
+    Parameters
+    ----------
+    n_ids : int
+
+    Returns
+    -------
+    int
+    """
+    overhead, per_id = _id_votable_sizes()
+    return overhead + int(n_ids) * per_id
 
 
 def tap_limits(client: HTTPClient, url: str) -> TAPLimits:
@@ -309,9 +346,11 @@ def query_by_ids(client: HTTPClient, url: str, ids: Iterable[int], *, select: st
     Returns
     -------
     astropy.table.Table
-        The rows of every chunk, stacked. Rows whose id (the result column named like
-        ``id_column``) is not one of the ids asked for in their chunk are dropped with a
-        warning: a service's answer never adds stars that were not requested.
+        The rows of every chunk, stacked (the chunks hold distinct ids, so no row is
+        answered twice; `id_queries` counts the chunks). Rows whose id (the result column
+        named like ``id_column``) is not one of the ids asked for in their chunk are
+        dropped with a warning: a service's answer never adds stars that were not
+        requested.
 
     Raises
     ------
@@ -322,16 +361,14 @@ def query_by_ids(client: HTTPClient, url: str, ids: Iterable[int], *, select: st
     """
     from astropy.table import vstack
 
-    from ..settings import conf
-
     ids = np.unique(np.asarray(list(ids), dtype=np.int64))
     if ids.size == 0:
         raise InputDataError("Empty list of source ids.")
-    limits = tap_limits(client, url) if uploads is None else TAPLimits(uploads=uploads)
+    limits, size = _id_chunks(client, url, in_list_size=in_list_size,
+                              upload_size=upload_size, uploads=uploads)
     cond = f"\nWHERE {where}" if where else ""
     parts = []
     if limits.uploads:
-        size = limits.ids_per_upload(upload_size or conf.tap_upload_max_ids)
         adql = (f"SELECT {select}\nFROM TAP_UPLOAD.{UPLOAD_NAME} AS u\nJOIN {table} ON "
                 f"{id_column} = u.source_id{' ' + joins if joins else ''}{cond}")
         for group in chunked(ids, size):
@@ -342,7 +379,6 @@ def query_by_ids(client: HTTPClient, url: str, ids: Iterable[int], *, select: st
                              validate=validate)
             parts.append(only_requested(answer, id_column, group, url))
     else:
-        size = in_list_size or conf.tap_in_list_max_ids
         for group in chunked(ids, size):
             adql = (f"SELECT {select}\nFROM {table}{' ' + joins if joins else ''}\nWHERE "
                     f"{id_list_adql(id_column, group)}{' AND ' + where if where else ''}")
@@ -350,6 +386,47 @@ def query_by_ids(client: HTTPClient, url: str, ids: Iterable[int], *, select: st
                              validate=validate)
             parts.append(only_requested(answer, id_column, group, url))
     return vstack(parts, metadata_conflicts="silent") if len(parts) > 1 else parts[0]
+
+
+def _id_chunks(client: HTTPClient, url: str, *, in_list_size: int | None,
+               upload_size: int | None, uploads: bool | None) -> tuple[TAPLimits, int]:
+    """The service's limits and the ids per query of `query_by_ids` (per upload when
+    ``limits.uploads``, else per ``IN`` list)."""
+    from ..settings import conf
+
+    limits = tap_limits(client, url) if uploads is None else TAPLimits(uploads=uploads)
+    if limits.uploads:
+        return limits, limits.ids_per_upload(upload_size or conf.tap_upload_max_ids)
+    return limits, in_list_size or conf.tap_in_list_max_ids
+
+
+def id_queries(client: HTTPClient, url: str, n_ids: int, *, in_list_size: int | None = None,
+               upload_size: int | None = None, uploads: bool | None = None) -> int:
+    """The number of queries `query_by_ids` sends for ``n_ids`` distinct ids: its chunks,
+    sized by the service's published limits (`tap_limits`, read once per client).
+
+    Parameters
+    ----------
+    client : `HTTPClient`
+        Session, timeout and retries.
+    url : str
+        TAP base URL.
+    n_ids : int
+        Distinct ids.
+    in_list_size, upload_size, uploads : optional
+        As for `query_by_ids`.
+
+    Returns
+    -------
+    int
+        0 for no id. A chunk run as an asynchronous job counts once (its job requests
+        are not counted).
+    """
+    if n_ids <= 0:
+        return 0
+    _, size = _id_chunks(client, url, in_list_size=in_list_size, upload_size=upload_size,
+                         uploads=uploads)
+    return -(-int(n_ids) // size)
 
 
 def only_requested(table: Table, id_column: str, ids: np.ndarray, url: str = "") -> Table:
@@ -457,7 +534,7 @@ def id_list_adql(column: str, ids: Iterable[int]) -> str:
 def query_catalogue(table: str, *, url: str, id_column: str | None = None,
                     ids: Iterable[int] | None = None, columns: str | ColumnMap = "*",
                     client: HTTPClient | None = None, refresh: bool = False,
-                    namespace: str = "vizier", ids_per_query: int = 1000,
+                    namespace: str = "vizier", ids_per_query: int | None = None,
                     sync_max_rows: int | None = None) -> Table:
     """Fetch a catalogue table (whole, or the rows whose ``id_column`` is in ``ids``) by TAP.
 
@@ -483,8 +560,9 @@ def query_catalogue(table: str, *, url: str, id_column: str | None = None,
         If True, bypass the download cache (query again).
     namespace : str
         Cache sub-directory (see `DiskCache`).
-    ids_per_query : int
-        Largest number of identifiers per ``IN`` list (the fallback without uploads).
+    ids_per_query : int, optional
+        Largest number of identifiers per ``IN`` list (the fallback without uploads;
+        default ``conf.tap_in_list_max_ids``).
     sync_max_rows : int, optional
         The service's synchronous row cap (see `run_tap`).
 

@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 from gaiarvs_cnn.archives.gaia import GaiaArchive
-from gaiarvs_cnn.archives.tap import TAPLimits, query_by_ids, tap_limits
+from gaiarvs_cnn.archives.tap import (
+    TAPLimits,
+    id_upload_bytes,
+    ids_votable,
+    query_by_ids,
+    tap_limits,
+)
 from gaiarvs_cnn.exceptions import ArchiveError
 
 NO_SPECTRUM = 1000000000000000001
@@ -27,7 +33,8 @@ def test_capabilities_are_read(archive, fast_client):
 def test_ids_per_upload_follows_the_tightest_limit():
     assert TAPLimits(uploads=True).ids_per_upload(50000) == 50000
     assert TAPLimits(uploads=True, upload_rows=2000).ids_per_upload(50000) == 2000
-    assert TAPLimits(uploads=True, upload_bytes=100000).ids_per_upload(50000) == 2203
+    n = TAPLimits(uploads=True, upload_bytes=100000).ids_per_upload(50000)
+    assert id_upload_bytes(n) <= 90000 < id_upload_bytes(n + 1)   # 10 % margin
     assert TAPLimits(uploads=True, output_rows=10).ids_per_upload(50000) == 10
 
 
@@ -91,3 +98,52 @@ def test_chunk_larger_than_the_sync_cap_goes_async_at_once(archive, fast_client)
                        id_column="g.source_id", sync_max_rows=3)
     assert len(got) == 5
     assert archive.count("/esa/tap/sync") == 0 and archive.count("/esa/tap/async") >= 3
+
+
+def test_id_upload_bytes_are_the_bytes_pyvo_sends():
+    from pyvo.dal.query import Upload
+
+    for n in (1, 7, 1000):
+        widest = ids_votable([np.iinfo(np.int64).max] * n)
+        assert len(Upload("gaiarvs_ids", widest).fileobj().read()) == id_upload_bytes(n)
+        real = ids_votable(np.arange(n) + 4_000_000_000_000_000_000)   # 19 digits
+        assert len(Upload("gaiarvs_ids", real).fileobj().read()) <= id_upload_bytes(n)
+
+
+def test_reference_ids_beyond_one_upload_go_in_chunks_within_the_byte_limit(tmp_path):
+    """4 000 ids are 224 kB as a VOTable: more than VizieR's 100 kB upload limit."""
+    import contextlib
+    from pathlib import Path
+
+    from gaiarvs_cnn import conf
+    from gaiarvs_cnn.archives.catalogues import (
+        probe_reference,
+        query_reference,
+        reference_requests,
+    )
+    from gaiarvs_cnn.archives.http import HTTPClient
+    from gaiarvs_cnn.archives.loopback import (
+        RealProducts,
+        build_synthetic_archive,
+        conf_values,
+        serve,
+        synthetic_ids,
+    )
+
+    real = RealProducts(Path(__file__).resolve().parents[1] / "data" / "gaia_real")
+    ids = synthetic_ids(4000)
+    with serve(build_synthetic_archive(ids.size, real, references=True)) as arc, \
+            contextlib.ExitStack() as stack:
+        for name, value in conf_values(arc, tmp_path / "cache", retries=0).items():
+            stack.enter_context(conf.set_temp(name, value))
+        assert id_upload_bytes(ids.size) > 100000
+        planned = reference_requests("galah", ids.size, client=HTTPClient(retries=0))
+        probe_reference("galah")   # as `gaiarvs-cnn run` does first: the probe row is cached
+        since = len(arc.log)
+        got = query_reference("galah", ids[::-1])
+        sent = [n for svc, _, n in arc.uploads_received if svc == "vizier"]
+        assert len(sent) == 3 and sum(sent) == ids.size   # every id once, 3 uploads
+        assert max(id_upload_bytes(n) for n in sent) <= 100000
+        # every GALAH star (every 3rd synthetic star) once
+        assert sorted(got["source_id"].tolist()) == ids[::3].tolist()
+        assert planned == len(arc.log) - since == 4   # capabilities + 3 uploads
