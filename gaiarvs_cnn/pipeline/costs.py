@@ -11,7 +11,8 @@ not measured), core-hours are CPU time, not wall time.
 from __future__ import annotations
 
 __all__ = ["DATALINK_BYTES_PER_STAR", "GAIA_SOURCE_BYTES_PER_STAR", "APOGEE_BYTES_PER_ROW",
-           "REFERENCE_BYTES_PER_STAR", "FETCH_CORE_SECONDS_PER_STAR", "STORE_BYTES_PER_STAR",
+           "REFERENCE_BYTES_PER_ROW", "REFERENCE_ROWS_PER_ID", "FETCH_CORE_SECONDS_PER_STAR",
+           "STORE_BYTES_PER_STAR",
            "TRAIN_CORE_SECONDS_PER_SAMPLE_EPOCH", "ENSEMBLE_CORE_SECONDS_PER_STAR",
            "CHUNK_CORE_SECONDS_PER_STAR", "CATALOGUE_BYTES_PER_STAR", "BULK_BYTES_PER_STAR",
            "datalink_requests", "train_core_seconds", "predict_core_seconds"]
@@ -25,9 +26,17 @@ GAIA_SOURCE_BYTES_PER_STAR = 379
 #: Bytes of the APOGEE DR17 answer (VizieR TAP, VOTable) per row: fetch_rehearsal.json,
 #: 22 400 247 B for 45 000 rows.
 APOGEE_BYTES_PER_ROW = 498
-#: Bytes of a reference catalogue answer per star looked up (VOTable; the size of the
-#: APOGEE rows, whose column count is the largest of the references).
-REFERENCE_BYTES_PER_STAR = APOGEE_BYTES_PER_ROW
+#: Bytes of a reference answer per row, by kind: the TAP answers (VOTables of the columns
+#: each adapter selects, chunk headers included) divided by the rows, measured on the
+#: loopback archive (``build_synthetic_archive(4000, references=True)``, 4 000 ids looked
+#: up with ``query_reference``; seismic and clusters include the answer of their DR2 ->
+#: DR3 mapping).
+REFERENCE_BYTES_PER_ROW = {"apogee": 504, "galah": 374, "gsp-spec": 287, "gsp-phot": 159,
+                           "published": 445, "seismic": 395, "clusters": 210}
+#: Rows of a reference selected by id per star looked up: at most one (the surveys hold
+#: a fraction of the catalogue's stars; the real fractions are not measured, so the
+#: estimate is an upper bound).
+REFERENCE_ROWS_PER_ID = 1.0
 #: Client CPU time of ``fetch gaia`` per star (download, unzip, parse, validate, store):
 #: fetch_rehearsal.json, 565.26 s for 45 000 stars.
 FETCH_CORE_SECONDS_PER_STAR = 565.26 / 45_000

@@ -211,10 +211,9 @@ def plan_run(config: RunConfig, probe: Probe, folder: RunFolder | None = None
         note=f"{config.executor.kind} executor; catalogue "
              f"{', '.join(config.catalogue.formats)} "
              f"(~{n_obs * costs.CATALOGUE_BYTES_PER_STAR / 1e6:.1f} MB per format)"))
-    ref_bytes = sum(WHOLE_TABLE_ROWS.get(k, n_obs) * costs.REFERENCE_BYTES_PER_STAR
-                    for k in config.references.kinds)
-    plans.append(StagePlan("fetch-references", n_obs, len(config.references.kinds) + 1,
-                           ref_bytes, 0.0, note=", ".join(config.references.kinds)))
+    ref_requests, ref_bytes = _reference_downloads(config.references.kinds, n_obs)
+    plans.append(StagePlan("fetch-references", n_obs, ref_requests, ref_bytes, 0.0,
+                           note=", ".join(config.references.kinds)))
     plans.append(StagePlan("validate", n_obs, 0, 0, 0.0,
                            note="comparisons " + ", ".join(config.references.against)
                                 + "; summary.html with the figures"))
@@ -223,6 +222,25 @@ def plan_run(config: RunConfig, probe: Probe, folder: RunFolder | None = None
             p.done = folder.done_file(p.stage).exists()
     assert [p.stage for p in plans] == list(STAGES)
     return plans
+
+
+def _reference_downloads(kinds, n_ids: int) -> tuple[int, int]:
+    """Requests and bytes of ``fetch-references`` for ``n_ids`` catalogue stars: the
+    chunks the archives layer will send (`~gaiarvs_cnn.archives.catalogues.
+    reference_requests`, from the services' published limits) and the rows expected
+    (`WHOLE_TABLE_ROWS` for the tables downloaded whole, else
+    `costs.REFERENCE_ROWS_PER_ID` per id) at `costs.REFERENCE_BYTES_PER_ROW`."""
+    from ..archives.catalogues import reference_requests
+    from ..archives.http import HTTPClient
+
+    client = HTTPClient()   # each service's capabilities are read once
+    requests, size = 0, 0.0
+    for kind in kinds:
+        whole = WHOLE_TABLE_ROWS.get(kind)
+        requests += reference_requests(kind, n_ids, table_rows=whole or 0, client=client)
+        rows = whole if whole is not None else n_ids * costs.REFERENCE_ROWS_PER_ID
+        size += rows * costs.REFERENCE_BYTES_PER_ROW[kind]
+    return requests, round(size)
 
 
 def _size(n: float) -> str:
