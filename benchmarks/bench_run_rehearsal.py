@@ -139,11 +139,6 @@ def main(argv=None) -> None:
         arc = build_synthetic_archive(max(args.n_training, args.n_observed), REAL,
                                       references=True)
         arc.tables["iii/286/catalog"] = arc.tables["iii/286/catalog"][:args.n_training]
-        # the reference queries upload the catalogue's ids to VizieR without splitting them
-        # by its published byte limit (100 000 bytes on loopback), which refuses more than
-        # ~2 000 ids: lifted here, recorded in the result (a bug of the archive adapters)
-        arc.services["vizier"]["upload_limit"] = None
-        result["vizier_upload_limit_lifted"] = True
         result["archive_build_seconds"] = round(time.perf_counter() - t0, 2)
         config = _config(work, args)
         with serve(arc):
