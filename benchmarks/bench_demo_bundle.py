@@ -48,6 +48,9 @@ def _recipe(bundle) -> dict:
     return {"n_members": bundle.n_members,
             "n_splits": meta["ensemble"]["n_splits"], "n_models": meta["ensemble"]["n_models"],
             "training_stars": meta["training_sample"]["n_stars"],
+            # domain randomisation of the simulated training stars (gaiarvs_cnn.simulate.domain)
+            "training_realism": meta["training_sample"].get("store_meta", {}).get("realism",
+                                                                                  "none"),
             "epochs_max": meta["ensemble"]["epochs_max"],
             "epochs_run": {"min": int(min(hist.values())), "max": int(max(hist.values())),
                            "mean": float(np.mean(list(hist.values())))} if hist else None,

@@ -112,6 +112,7 @@ def _collect_references(kinds: Sequence[str], required: set, source: str | None,
     """Reference kind -> Table; a required kind that cannot be obtained is an error, an
     optional one a warning (with ``source`` None, a kind neither given nor in ``files``
     is left out)."""
+    from ..io.reference import REFERENCE_KINDS as SIMULATED_KINDS
     from ..io.reference import check_reference
     from .references import get_reference
 
@@ -126,6 +127,8 @@ def _collect_references(kinds: Sequence[str], required: set, source: str | None,
                 raise InputDataError(f"Cannot obtain the {kind} reference: none was given "
                                      "(pass its table or file).", parameter="references")
             continue
+        if src == "simulated" and kind not in SIMULATED_KINDS and kind not in required:
+            continue  # the simulator makes no such reference: the comparison says it skips
         try:
             refs[kind] = get_reference(kind, src, store=store, seed=seed, source_ids=ids,
                                        path=files.get(kind))
