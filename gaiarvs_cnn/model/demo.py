@@ -12,8 +12,8 @@ the paper's network with a lighter RVS branch (16/8/8 filters, max-pooling by 4 
 convolution, dense layers of 64 and a 64/32 head) so that the 28 members train in about
 15 minutes on two idle CPU cores (an hour when they are busy) and weigh ~7 MB. It serves
 the offline quick start (``gaiarvs-cnn produce-catalog``) and the tests; for science,
-train the full ensemble (``gaiarvs-cnn train``, default `NetworkConfig`). The recipe, time and accuracy are
-recorded in ``benchmarks/results/demo_bundle.json``.
+train the full ensemble (``gaiarvs-cnn train``, default `NetworkConfig`). The recipe,
+time and accuracy are recorded in ``benchmarks/results/demo_bundle.json``.
 
 Rebuild (the only documented way; resumable, 15-60 minutes on 2 cores)::
 
