@@ -12,6 +12,7 @@ Modules, one concept each:
 * `~gaiarvs_cnn.io.datalink` -- DataLink bundles;
 * `~gaiarvs_cnn.io.gaia_source` -- gaia_source rows and merging by source_id;
 * `~gaiarvs_cnn.io.availability` -- which network inputs (RVS, photometry, XP) each star has;
+* `~gaiarvs_cnn.io.bulk_csv` -- reading Gaia DR3 bulk-download files;
 * `~gaiarvs_cnn.io.ingest` -- products and bulk files into a store;
 * `~gaiarvs_cnn.io.policy` -- what to do with a bad star.
 
@@ -19,6 +20,7 @@ The public names of these modules are importable from ``gaiarvs_cnn.io`` itself.
 """
 from .availability import NETWORK_KINDS, input_availability, network_coverage
 from .batch import CORE_COLUMNS, ColumnSpec, StarBatch, join_batches, match_ids, rows_to_batch
+from .bulk_csv import bulk_source_ids, iter_bulk_rvs, iter_bulk_xp
 from .cells import parse_source_id, parse_vector
 from .datalink import read_datalink_products, read_products
 from .gaia_source import PHOT_COLUMNS, gaia_source_to_batch, merge_on_source_id
@@ -33,7 +35,8 @@ from .store import StarReader, Store, atomic_store, open_store
 __all__ = [
     "NETWORK_KINDS", "input_availability", "network_coverage",
     "CORE_COLUMNS", "ColumnSpec", "StarBatch", "join_batches", "match_ids", "rows_to_batch",
-    "parse_source_id", "parse_vector", "read_datalink_products", "read_products",
+    "parse_source_id", "parse_vector", "bulk_source_ids", "iter_bulk_rvs", "iter_bulk_xp",
+    "read_datalink_products", "read_products",
     "PHOT_COLUMNS", "gaia_source_to_batch", "merge_on_source_id",
     "BadStarPolicy", "as_policy", "OTHER_PRODUCTS", "classify_table", "classify_tables",
     "PRODUCTS", "XP_COLUMNS", "read_rvs_datalink", "read_xp_continuous",

@@ -1,10 +1,9 @@
 """Streaming ingestion of real Gaia DR3 files into a `~gaiarvs_cnn.io.store.Store`.
 
 * Gaia DR3 bulk-download files ``RvsMeanSpectrum_*.csv.gz`` and
-  ``XpContinuousMeanSpectrum_*.csv.gz`` are streamed row-chunk by row-chunk
-  (`iter_bulk_rvs`, `iter_bulk_xp`) and merged into a store (`bulk_to_store`): only the
-  ``#`` ECSV header is parsed as YAML, the rows go through a csv reader over gzip, and
-  XP arrays are parsed only for the stars that have an RVS spectrum.
+  ``XpContinuousMeanSpectrum_*.csv.gz`` are streamed block by block by the readers of
+  `gaiarvs_cnn.io.bulk_csv` and merged into a store (`bulk_to_store`); XP arrays are
+  parsed only for the stars that have an RVS spectrum.
 * `ingest_to_store` routes bulk files or DataLink products (via
   `gaiarvs_cnn.io.datalink`) plus a ``gaia_source`` table into a new store, atomically.
 
@@ -24,221 +23,27 @@ Examples
 """
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from astropy import log
 from astropy.table import Table
 from tqdm.auto import tqdm
 
-from ..constants import RVS_NPIX, XP_NCOEFF
-from ..exceptions import BadStarError, InputDataError
-from ..preprocess import check_rvs_flux
+from ..exceptions import InputDataError
 from ..utils.atomic import refuse_existing
-from ..utils.columns import find_column, require_column
 from .availability import NETWORK_KINDS, network_coverage
-from .batch import StarBatch, join_batches, rows_to_batch
-from .cells import parse_source_id, parse_vector
+from .batch import StarBatch, join_batches
+from .bulk_csv import bulk_source_ids, iter_bulk_rvs, iter_bulk_xp
 from .datalink import read_products
 from .gaia_source import PHOT_COLUMNS, gaia_source_to_batch, merge_on_source_id
 from .policy import BadStarPolicy, as_policy, duplicate_error
 from .spectra import XP_COLUMNS
 from .store import Store, atomic_store
 
-__all__ = ["iter_bulk_rvs", "iter_bulk_xp", "bulk_to_store", "ingest_to_store"]
-
-
-def _open_text(path) -> io.TextIOBase:
-    path = Path(path)
-    with open(path, "rb") as fh:  # gzip by content too (cached downloads have no suffix)
-        gzipped = fh.read(2) == b"\x1f\x8b"
-    if path.name.endswith(".gz") or gzipped:
-        return gzip.open(path, "rt", newline="", encoding="utf-8")
-    return open(path, newline="", encoding="utf-8")
-
-
-def _read_bulk_header(fh, path) -> list[str]:
-    """Consume the '#' ECSV header and the column-name line; return the column names."""
-    from astropy.table.meta import get_header_from_yaml
-
-    yaml_lines = []
-    for line in fh:
-        if not line.startswith("#"):
-            names = next(csv.reader([line]))
-            break
-        text = line[2:] if line.startswith("# ") else line[1:]
-        if not text.startswith(("%ECSV", "---")):
-            yaml_lines.append(text.rstrip("\n"))
-    else:
-        raise InputDataError(f"{path}: no data (header only or empty file).")
-    if yaml_lines:
-        try:
-            header = get_header_from_yaml(yaml_lines)
-        except Exception as exc:
-            raise InputDataError(f"{path}: unreadable ECSV header ({exc}).") from exc
-        declared = [c["name"] for c in header.get("datatype", [])]
-        if declared and declared != names:
-            raise InputDataError(f"{path}: column line {names} does not match the ECSV "
-                                 f"header {declared}.")
-    return [n.strip() for n in names]
-
-
-def _bulk_rows(path, wanted: set | None = None, required: Sequence[str] = (),
-               bad_id: Callable[[InputDataError], None] | None = None
-               ) -> Iterator[tuple[int, dict[str, str]]]:
-    """(source_id, {column: cell}) for every row (only ``wanted`` source_ids if given).
-
-    A row whose source_id is neither an integer nor a Gaia designation goes to ``bad_id``
-    (a policy's ``handle``); without it, it is left out silently (a first pass over ids).
-    """
-    try:
-        with _open_text(path) as fh:
-            names = _read_bulk_header(fh, path)
-            missing = [c for c in ("source_id", *required) if find_column(names, c) is None]
-            if missing:
-                raise InputDataError(f"{path}: no column(s) {missing}; it has {names}. Is "
-                                     "this a Gaia DR3 bulk file of the right table?")
-            i_sid = names.index(require_column(names, "source_id", where=str(path),
-                                               error=InputDataError))
-            for row, cells in enumerate(csv.reader(fh), start=1):
-                if not cells:
-                    continue
-                if len(cells) != len(names):
-                    raise InputDataError(f"{path}: data row {row} has {len(cells)} fields, "
-                                         f"expected {len(names)} (truncated file?).")
-                try:
-                    sid = parse_source_id(cells[i_sid])
-                except ValueError as exc:
-                    if bad_id is not None:
-                        bad = InputDataError(f"{path}: data row {row}: {exc}.")
-                        bad.problem = str(bad)
-                        bad_id(bad)
-                    continue
-                if wanted is None or sid in wanted:
-                    yield sid, dict(zip(names, cells))
-    except (OSError, EOFError, ValueError, csv.Error) as exc:
-        if isinstance(exc, InputDataError):
-            raise
-        raise InputDataError(f"{path}: unreadable bulk file ({exc}).") from exc
-
-
-def _scalar(text: str, sid: int, name: str, where: str) -> float:
-    text = text.strip()
-    try:
-        return float(text) if text and text.lower() != "null" else np.nan
-    except ValueError:
-        raise BadStarError(sid, f"non-numeric {name} {text!r} in {where}.") from None
-
-
-def _bulk_rvs_row(sid: int, cells: dict, where: str) -> dict:
-    row: dict[str, Any] = {"source_id": sid, "ra": _scalar(cells.get("ra", ""), sid, "ra", where),
-           "dec": _scalar(cells.get("dec", ""), sid, "dec", where)}
-    flux = parse_vector(cells["flux"], RVS_NPIX, sid, "RVS flux (all-NaN spectrum)", where)
-    row["flux"] = check_rvs_flux(sid, flux, where)
-    row["flux_error"] = parse_vector(cells["flux_error"], RVS_NPIX, sid, "RVS flux_error", where,
-                                required=False)
-    return row
-
-
-def _bulk_xp_row(sid: int, cells: dict, where: str) -> dict:
-    row: dict[str, Any] = {"source_id": sid}
-    for name in XP_COLUMNS:
-        row[name] = parse_vector(cells[name], XP_NCOEFF, sid, f"XP continuous {name}", where)
-    return row
-
-
-def _iter_bulk(path, chunk_size, build, required, policy: BadStarPolicy,
-               wanted: set | None = None) -> Iterator[StarBatch]:
-    from ..settings import conf
-
-    chunk_size = int(chunk_size or conf.chunk_size)
-    where = Path(path).name
-    rows, n_raw = [], 0
-    for sid, cells in _bulk_rows(path, wanted, required, policy.handle):
-        try:
-            rows.append(build(sid, cells, where))
-        except BadStarError as exc:
-            policy.handle(exc)
-        n_raw += 1
-        if n_raw == chunk_size:
-            if rows:
-                yield rows_to_batch(rows)
-            rows, n_raw = [], 0
-    if rows:
-        yield rows_to_batch(rows)
-
-
-def iter_bulk_rvs(path, chunk_size: int | None = None,
-                  on_error: str | BadStarPolicy | None = None) -> Iterator[StarBatch]:
-    """Stream a Gaia DR3 ``RvsMeanSpectrum_*.csv.gz`` file chunk by chunk.
-
-    The file is ECSV: a ``#`` YAML header, then one star per row with columns
-    ``solution_id, source_id, ra, dec, flux, flux_error, combined_transits,
-    combined_ccds, deblended_ccds``; ``flux``/``flux_error`` are 2401-element arrays
-    written as ``"[v1,v2,...]"`` strings, ``null`` for missing values. The file is never
-    loaded whole.
-
-    Parameters
-    ----------
-    path : path-like
-        ``.csv.gz`` or plain ``.csv``.
-    chunk_size : int, optional
-        Rows read per yielded batch (default ``conf.chunk_size``); skipped bad stars make
-        a batch shorter.
-    on_error : {'raise', 'skip'}
-        What to do with a bad star (see `gaiarvs_cnn.io.policy`).
-
-    Returns
-    -------
-    iterator of StarBatch
-        Lazily read batches with ``source_id``, ``ra``, ``dec`` (deg), ``flux``,
-        ``flux_error`` (dimensionless, 2401 pixels); other columns NaN.
-
-    Raises
-    ------
-    InputDataError
-        If the file cannot be read or a row is malformed (raised while iterating).
-    """
-    return _iter_bulk(path, chunk_size, _bulk_rvs_row, ("flux", "flux_error"),
-                      as_policy(on_error))
-
-
-def iter_bulk_xp(path, chunk_size: int | None = None,
-                 on_error: str | BadStarPolicy | None = None,
-                 source_ids: Iterable[int] | None = None) -> Iterator[StarBatch]:
-    """Stream a Gaia DR3 ``XpContinuousMeanSpectrum_*.csv.gz`` file chunk by chunk.
-
-    Parameters
-    ----------
-    path : path-like
-        ``.csv.gz`` or plain ``.csv``.
-    chunk_size : int, optional
-        Rows per batch (default ``conf.chunk_size``).
-    on_error : {'raise', 'skip'}
-        What to do with a bad star (see `gaiarvs_cnn.io.policy`).
-    source_ids : iterable of int, optional
-        Only parse these stars (the arrays of other rows are never parsed).
-
-    Returns
-    -------
-    iterator of StarBatch
-        Lazily read batches with ``source_id`` and the 55 BP/RP coefficients and
-        errors (e-/s); other columns NaN.
-
-    Raises
-    ------
-    InputDataError
-        If the file cannot be read or a row is malformed (raised while iterating).
-    """
-    wanted = None if source_ids is None else {int(s) for s in source_ids}
-    return _iter_bulk(path, chunk_size, _bulk_xp_row, XP_COLUMNS, as_policy(on_error),
-                      wanted)
+__all__ = ["bulk_to_store", "ingest_to_store"]
 
 
 def _partition(path) -> str | None:
@@ -373,7 +178,7 @@ def bulk_to_store(rvs_files: Sequence, xp_files: Sequence, store_path, gaia_sour
             desc="Bulk RVS spectra", unit="star") as bar:
         for rvs_file in rvs_files:
             bar.set_postfix_str(Path(rvs_file).name)
-            ids = {sid for sid, _ in _bulk_rows(rvs_file)}
+            ids = set(bulk_source_ids(rvs_file).tolist())
             xp = _bulk_xp_lookup(_paired_xp(rvs_file, xp_files), ids, policy)
             for chunk in iter_bulk_rvs(rvs_file, chunk_size, policy):
                 bar.update(len(chunk))
