@@ -6,7 +6,7 @@ import pytest
 from astropy.table import Table
 from click.testing import CliRunner
 
-from gaiarvs_cnn.archives.loopback_tables import reference_ids
+from gaiarvs_cnn.archives.loopback.reference_tables import reference_ids
 from gaiarvs_cnn.cli import main
 from gaiarvs_cnn.io.store import Store
 

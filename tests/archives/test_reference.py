@@ -10,7 +10,7 @@ from gaiarvs_cnn.archives.clusters import dr2_to_dr3, query_clusters
 from gaiarvs_cnn.archives.gaia_ap import good_gspspec_flags, query_gsp
 from gaiarvs_cnn.archives.galah import query_galah
 from gaiarvs_cnn.archives.k2gap import query_k2gap
-from gaiarvs_cnn.archives.loopback_tables import DR2, reference_ids
+from gaiarvs_cnn.archives.loopback.reference_tables import DR2, reference_ids
 from gaiarvs_cnn.exceptions import ArchiveError
 from gaiarvs_cnn.io.reference import check_reference
 

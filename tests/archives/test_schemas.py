@@ -76,7 +76,7 @@ def test_probe_command(archive):
 
 
 def test_fetch_reference_published_from_aip(archive, tmp_path, fast_client):
-    from gaiarvs_cnn.archives.loopback_tables import reference_ids
+    from gaiarvs_cnn.archives.loopback.reference_tables import reference_ids
     from gaiarvs_cnn.archives.published import query_published
 
     sky = reference_ids(sorted(archive.rvs))

@@ -9,7 +9,7 @@ from astropy.table import Table
 
 from gaiarvs_cnn import conf
 from gaiarvs_cnn.archives.k2gap import query_k2gap
-from gaiarvs_cnn.archives.loopback_tables import reference_ids
+from gaiarvs_cnn.archives.loopback.reference_tables import reference_ids
 from gaiarvs_cnn.archives.xmatch import GAIA_DR3_TABLE, xmatch_gaia_dr3
 from gaiarvs_cnn.exceptions import ArchiveError
 
