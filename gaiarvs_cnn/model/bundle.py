@@ -55,6 +55,7 @@ from ..utils.atomic import (
 )
 from ..utils.checksum import sha256_file
 from .config import NetworkConfig
+from .member_file import load_member, read_member
 from .network import input_shapes
 from .residuals import CalibratedDispersion, ResidualFit
 
@@ -150,18 +151,28 @@ class ModelBundle:
         Running residual dispersion fit of each label (physical units).
     meta : dict
         Content of ``metadata.json``.
-    members : list of keras.Model
-        The ensemble members.
+    member_files : list of Path
+        The ensemble members' files, in manifest order.
     bundle_id : str
         Identifier of the bundle (digest of the member files and of the calibration file
         if any, from the manifest).
     calibration : dict of str to CalibratedDispersion, optional
         The calibrated dispersion term of each label (``calibration.json``); None for a
         bundle that uses the training residual fits (the paper's definition).
+    _read : list
+        What `load` read of each member (`~gaiarvs_cnn.model.member_file.read_member`:
+        its weights, or the Keras model of a member in another layout); leave empty.
+    _models : dict
+        Internal cache of the Keras models (`member`); leave empty.
     _fused : object
         Internal cache of the fused ensemble used for prediction; leave as None.
     _tsne : object
         Internal cache of `tsne_reference`; leave as None.
+
+    Notes
+    -----
+    Prediction needs only the members' weights, which `load` reads from the member files
+    without Keras; the Keras models (`members`, `member`) are loaded on first use.
     """
 
     path: Path
@@ -170,16 +181,59 @@ class ModelBundle:
     ranges: dict
     residuals: dict
     meta: dict
-    members: list = field(default_factory=list)
+    member_files: list = field(default_factory=list)
     bundle_id: str = ""
     calibration: dict | None = None
+    _read: list = field(default_factory=list, repr=False)
+    _models: dict = field(default_factory=dict, repr=False)
     _fused: object = field(default=None, repr=False)
     _tsne: object = field(default=None, repr=False)
 
     @property
     def n_members(self) -> int:
         """Number of ensemble members."""
-        return len(self.members)
+        return len(self.member_files)
+
+    def member(self, index: int):
+        """Ensemble member ``index`` as a Keras model (loaded on first use, then kept).
+
+        Parameters
+        ----------
+        index : int
+            Position in the manifest's member list.
+
+        Returns
+        -------
+        keras.Model
+
+        Raises
+        ------
+        ModelBundleError
+            If Keras cannot read the member file or its inputs differ from the config's.
+        """
+        if index not in self._models:
+            read = self._read[index] if index < len(self._read) else None
+            self._models[index] = (load_member(self.member_files[index], self.config)
+                                   if read is None or isinstance(read, Mapping) else read)
+        return self._models[index]
+
+    @property
+    def members(self) -> list:
+        """The ensemble members as Keras models (loaded on first use, see `member`)."""
+        return [self.member(i) for i in range(self.n_members)]
+
+    def prediction_members(self) -> list:
+        """Each member as `~gaiarvs_cnn.model.predict.FusedEnsemble` takes it.
+
+        Returns
+        -------
+        list
+            Per member, its weights by layer name (a `build_model` member, read by `load`
+            without Keras) or its Keras model (a member in another layout).
+        """
+        if len(self._read) != self.n_members:
+            self._read = [read_member(f, self.config) for f in self.member_files]
+        return list(self._read)
 
     def total_uncertainty(self, label: str, values: np.ndarray, spread: np.ndarray,
                           snr: np.ndarray | None = None) -> np.ndarray:
@@ -358,7 +412,8 @@ class ModelBundle:
         Returns
         -------
         ModelBundle
-            The bundle with its members loaded.
+            The bundle, with every member's weights read (`prediction_members`); the
+            Keras models load on first use (`members`).
 
         Raises
         ------
@@ -387,9 +442,10 @@ class ModelBundle:
         if CALIBRATION in manifest["files"]:
             calibration = {k: CalibratedDispersion.from_dict(v) for k, v in
                            _read_json(path / CALIBRATION, "calibration").items()}
-        members = [_load_member(path / f, config) for f in manifest["members"]]
-        return cls(path, config, scalers, ranges, residuals, meta, members,
-                   manifest["bundle_id"], calibration)
+        files = [path / f for f in manifest["members"]]
+        return cls(path, config, scalers, ranges, residuals, meta, files,
+                   manifest["bundle_id"], calibration,
+                   _read=[read_member(f, config) for f in files])
 
 
 def _manifest(path: Path, config: NetworkConfig, member_files: list[str],
@@ -559,18 +615,3 @@ def _check_files(path: Path, files: Mapping[str, str]) -> None:
         if sha256_file(f) != digest:
             raise ModelBundleError(f"{f} differs from the checksum in the bundle manifest "
                                    "(modified or truncated); restore or retrain the bundle.")
-
-
-def _load_member(path: Path, config: NetworkConfig):
-    import keras
-
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many types for unreadable files
-        raise ModelBundleError(f"Cannot load ensemble member {path}: {exc}") from exc
-    expected = input_shapes(config)
-    got = {t.name.split(":")[0]: tuple(t.shape[1:]) for t in model.inputs}
-    if got != expected:
-        raise ModelBundleError(f"Ensemble member {path.name} has inputs {got}; the bundle "
-                               f"config expects {expected}.")
-    return model

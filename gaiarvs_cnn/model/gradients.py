@@ -110,8 +110,8 @@ def label_gradients(bundle: ModelBundle, batch, batch_size: int = 128,
     names = [k for k in ("rvs", "xp") if k in config.inputs]
     if not names:
         raise InputDataError("The bundle's network has neither RVS nor XP inputs.")
-    chosen = [bundle.members[i] for i in (members if members is not None
-                                          else range(bundle.n_members))]
+    chosen = [bundle.member(i) for i in (members if members is not None
+                                         else range(bundle.n_members))]
     total: dict[str, np.ndarray] = {}
     n = len(batch)
     for model in chosen:

@@ -13,7 +13,7 @@ call per sub-batch of ``batch_size`` stars returns the (members, stars, labels) 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 from astropy import log
@@ -26,7 +26,7 @@ from ..preprocess import usable_rvs_flux
 from ..selection import usable_mask
 from .bundle import ModelBundle
 from .config import NetworkConfig
-from .network import input_shapes
+from .network import input_shapes, member_layout
 
 __all__ = ["FusedEnsemble", "predict_batch", "predict_and_flag", "predict_store",
            "prepare_inputs", "output_keys", "usable_inputs", "INPUT_COLUMNS",
@@ -155,9 +155,18 @@ def prepare_inputs(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarra
     return inputs
 
 
-def _member_weights(member, reference_names: list[str]) -> dict[str, list] | None:
-    """The weights of a `build_model` member by layer name, or None for another architecture."""
-    if [layer.name for layer in member.layers] != reference_names:
+def _member_weights(member, config: NetworkConfig) -> dict[str, list] | None:
+    """The weights of a `build_model` member by layer name, or None for another architecture.
+
+    ``member`` is a Keras model or already such a dict (`ModelBundle.prediction_members`).
+    """
+    if isinstance(member, Mapping):
+        return dict(member)
+    layout = member_layout(config)
+    got = {layer.name: (type(layer).__name__,
+                        tuple(tuple(w.shape) for w in layer.get_weights()))
+           for layer in member.layers}
+    if len(got) != len(member.layers) or got != layout:
         return None
     return {layer.name: [np.asarray(w, np.float32) for w in layer.get_weights()]
             for layer in member.layers if layer.get_weights()}
@@ -212,7 +221,9 @@ class FusedEnsemble:
 
     Parameters
     ----------
-    members : list of keras.Model
+    members : list of keras.Model or dict
+        Keras models, or the weights of `build_model` members by layer name (as
+        `ModelBundle.prediction_members` gives them, read without Keras).
     config : NetworkConfig
     jit_compile : bool, optional
         XLA-compile the function (default ``config.jit_compile``).
@@ -224,16 +235,13 @@ class FusedEnsemble:
                  batch_size: int = DEFAULT_BATCH_SIZE):
         import tensorflow as tf
 
-        from .network import build_model
-
         configure_threads()
         self.members = list(members)
         self.config = config
         self.batch_size = int(batch_size)
         signature = [{k: tf.TensorSpec((None, *s), tf.float32, name=k)
                       for k, s in input_shapes(config).items()}]
-        names = [layer.name for layer in build_model(config).layers]
-        weights = [_member_weights(m, names) for m in self.members]
+        weights = [_member_weights(m, config) for m in self.members]
         #: Members evaluated as raw operations (the others are called as Keras models).
         self.n_raw = sum(w is not None for w in weights)
 
@@ -265,7 +273,7 @@ class FusedEnsemble:
 def fused(bundle: ModelBundle) -> FusedEnsemble:
     """The bundle's (cached) `FusedEnsemble`."""
     if bundle._fused is None:
-        bundle._fused = FusedEnsemble(bundle.members, bundle.config)
+        bundle._fused = FusedEnsemble(bundle.prediction_members(), bundle.config)
     return bundle._fused
 
 

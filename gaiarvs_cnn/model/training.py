@@ -29,6 +29,7 @@ from ..utils.atomic import atomic_path, write_json_atomic
 from ..utils.lock import RunLock
 from .bundle import ModelBundle, _read_json, software_versions
 from .config import PAPER_CONFIG, NetworkConfig
+from .member_file import read_member
 from .network import build_model, compile_model
 from .predict import INPUT_COLUMNS, FusedEnsemble, configure_threads, grid_slice
 from .residuals import fit_residual_dispersion
@@ -566,10 +567,7 @@ def _train_ensemble(store_path, out_dir: Path, config: NetworkConfig, n_splits: 
     histories = _train_missing(x, y, splits, out_dir, config, jobs, seed, epochs, progress)
     names = [member_name(s, m) for s, m in jobs]
     val_sets = [splits[s][1] for s, _ in jobs]
-    import keras
-
-    members = [keras.saving.load_model(out_dir / "members" / f"{n}.keras", compile=False)
-               for n in names]
+    members = [read_member(out_dir / "members" / f"{n}.keras", config) for n in names]
     stacked = FusedEnsemble(members, config)(x)
     fits, stats = _residual_fits(scalers, config, stacked, val_sets, batch["labels"])
     if tsne:
