@@ -544,13 +544,13 @@ class GaiaArchive:
             raise InputDataError(f"{store_path} is a directory; give the file name of the "
                                  f"HDF5 store to write, e.g. {Path(store_path) / 'stars.h5'}.")
         ids = self._requested_ids(source_ids, query, labels)
-        sources = gaia_source_to_batch(self.select_sources(ids, cuts, training), on_error="skip")
+        sources = _Selection(self.select_sources(ids, cuts, training), self.max_ids)
         report = FetchReport()
-        report.not_selected = sorted(set(ids.tolist()) - set(sources["source_id"].tolist()))
+        report.not_selected = sorted(set(ids.tolist()) - set(sources.ids.tolist()))
         with _open_or_create(store_path, overwrite, self) as store:
             done = set(store.meta.get("fetch_done_chunks", []))
             present = set(store.source_ids().tolist())
-            for chunk in tqdm(list(chunked(np.sort(sources["source_id"]), self.max_ids)),
+            for chunk in tqdm(list(chunked(sources.ids, self.max_ids)),
                               desc=f"fetch {self.name}", unit="chunk", disable=not progress):
                 key = DiskCache.key(chunk.tolist())
                 todo = np.array([i for i in chunk.tolist() if i not in present], dtype=np.int64)
@@ -590,10 +590,10 @@ class GaiaArchive:
             raise InputDataError("The list of source ids is empty.")
         return np.unique(ids)
 
-    def _chunk_batch(self, ids: np.ndarray, sources: StarBatch, labels: Table | None,
+    def _chunk_batch(self, ids: np.ndarray, sources: _Selection, labels: Table | None,
                      report: FetchReport) -> StarBatch:
         """Download, validate and assemble one chunk (nothing is written here)."""
-        out = sources[np.isin(sources["source_id"], ids)]
+        out = sources.batch(ids)
         for kind in RETRIEVAL_TYPES:
             batch, rejected = self.load_products(ids, kind)
             report.rejected.update(rejected)
@@ -606,6 +606,39 @@ class GaiaArchive:
         if labels is not None:
             out["labels"], out["label_errors"] = label_arrays(out["source_id"], labels)
         return out
+
+
+class _Selection:
+    """The gaia_source rows of a fetch, made into store batches chunk by chunk.
+
+    A `StarBatch` holds every store column, the spectra included (NaN until the products
+    fill them, about 20 kB a star), so the whole selection is kept as its gaia_source
+    table (a few columns) and only one chunk at a time becomes a batch: the memory of a
+    fetch follows the chunk size, not the number of stars.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        The selection (`GaiaArchive.select_sources`).
+    max_rows : int
+        Rows converted at once.
+    """
+
+    def __init__(self, table: Table, max_rows: int):
+        from ..utils.columns import find_column
+
+        # the stars gaia_source_to_batch keeps (bad rows are skipped, and logged, here)
+        kept = [gaia_source_to_batch(table[i:i + max_rows], on_error="skip")["source_id"]
+                for i in range(0, len(table), max_rows)]
+        #: sorted unique source ids of the stars that make a batch
+        self.ids = np.unique(np.concatenate(kept)) if kept else np.zeros(0, dtype=np.int64)
+        self.table = table
+        col = find_column(table.colnames, "source_id")
+        self._rows = np.asarray(np.ma.getdata(table[col]) if col else [], dtype=np.int64)
+
+    def batch(self, ids: np.ndarray) -> StarBatch:
+        """The batch of the selected stars among ``ids`` (spectra still missing)."""
+        return gaia_source_to_batch(self.table[np.isin(self._rows, ids)], on_error="skip")
 
 
 def _open_or_create(path, overwrite: bool, archive: GaiaArchive) -> Store:

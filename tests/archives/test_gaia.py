@@ -276,3 +276,24 @@ def test_other_400_is_not_retried_with_the_other_spelling(archive, fast_client):
     with pytest.raises(ArchiveError, match="HTTP 400"):
         gaia.load_products(_sky(archive)[:1], "RVS")
     assert archive.count("/data") == 1
+
+
+def test_fetch_makes_batches_one_chunk_at_a_time(archive, fast_client, tmp_path, monkeypatch):
+    # a StarBatch holds the spectra columns (about 20 kB a star, NaN until filled): the
+    # selection becomes batches chunk by chunk, so a fetch's memory follows max_ids, not
+    # the number of stars (100 000 stars held 2 GB at once before, issue 28)
+    import gaiarvs_cnn.archives.gaia as gaia_module
+
+    sizes, convert = [], gaia_module.gaia_source_to_batch
+
+    def spy(table, *args, **kwargs):
+        sizes.append(len(table))
+        return convert(table, *args, **kwargs)
+
+    monkeypatch.setattr(gaia_module, "gaia_source_to_batch", spy)
+    report = GaiaArchive(client=fast_client, max_ids=3).fetch_to_store(
+        tmp_path / "s.h5", source_ids=_sky(archive) + [NO_SPECTRUM], progress=False)
+    assert report.stored == 4 and report.missing["RVS"] == [NO_SPECTRUM]
+    assert sizes and max(sizes) == 3
+    with Store.open(tmp_path / "s.h5") as store:
+        assert sorted(store.source_ids().tolist()) == _sky(archive)
