@@ -26,7 +26,12 @@ from ..selection import usable_mask
 from ..utils.lock import RunLock
 from .bundle import ModelBundle
 from .predict import INPUT_COLUMNS, predict_batch
-from .residuals import CALIBRATION_SNR_EDGES, COVERAGE_LEVEL, fit_calibrated_dispersion
+from .residuals import (
+    CALIBRATION_MIN_PER_BIN,
+    CALIBRATION_SNR_EDGES,
+    COVERAGE_LEVEL,
+    fit_calibrated_dispersion,
+)
 
 __all__ = ["calibrate_bundle", "coverage_table"]
 
@@ -70,7 +75,8 @@ def coverage_table(pred: dict, reference: np.ndarray, reference_error: np.ndarra
 
 
 def calibrate_bundle(bundle_path, store_path, *, snr_edges=CALIBRATION_SNR_EDGES,
-                     n_label_bins: int = 6, min_per_bin: int = 60, chunk_size: int = 4096,
+                     n_label_bins: int = 6, min_per_bin: int = CALIBRATION_MIN_PER_BIN,
+                     chunk_size: int = 4096,
                      progress: bool = True) -> ModelBundle:
     """Fit the calibrated dispersion term on held-out labelled stars and add it to a bundle.
 

@@ -36,12 +36,15 @@ from ..exceptions import InputDataError
 
 __all__ = ["ResidualFit", "running_dispersion", "fit_residual_dispersion",
            "CalibratedDispersion", "fit_calibrated_dispersion", "COVERAGE_LEVEL",
-           "CALIBRATION_SNR_EDGES"]
+           "CALIBRATION_SNR_EDGES", "CALIBRATION_MIN_PER_BIN"]
 
 #: Fraction of stars within 1 sigma of a Gaussian (the calibration target).
 COVERAGE_LEVEL = 0.6826894921370859
 #: Default S/N bin edges of `fit_calibrated_dispersion` (RVS ``rvs_snr``).
 CALIBRATION_SNR_EDGES = (15.0, 25.0, 40.0, 80.0, float("inf"))
+#: Default minimum stars per (S/N, label) bin of `fit_calibrated_dispersion`: a
+#: calibration needs at least twice as many usable held-out stars.
+CALIBRATION_MIN_PER_BIN = 60
 
 
 def _robust_std(x: np.ndarray) -> float:
@@ -340,7 +343,7 @@ def _merge_sparse(edges: list[float], snr: np.ndarray, min_stars: int) -> list[f
 def fit_calibrated_dispersion(pred: np.ndarray, reference: np.ndarray, spread: np.ndarray,
                               snr: np.ndarray, *, reference_error: np.ndarray | None = None,
                               snr_edges=CALIBRATION_SNR_EDGES, n_label_bins: int = 6,
-                              min_per_bin: int = 60,
+                              min_per_bin: int = CALIBRATION_MIN_PER_BIN,
                               level: float = COVERAGE_LEVEL) -> CalibratedDispersion:
     """Fit the calibrated running-dispersion term of one label on held-out stars.
 

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..exceptions import ArchiveError, GaiaRVSCNNError, InputDataError
+from ..model.residuals import CALIBRATION_MIN_PER_BIN
 from . import costs
 from .config import RunConfig, RunConfigError
-from .stages import STAGES, RunFolder, utc_now
+from .stages import STAGES, RunFolder, calibration_mask, utc_now
 
 __all__ = ["Probe", "StagePlan", "probe_run", "plan_run", "format_plan"]
 
@@ -106,6 +109,24 @@ def _observed_count(config: RunConfig) -> tuple[int | None, int]:
     return len(ids), 0
 
 
+def _check_calibration(config: RunConfig, label_ids) -> None:
+    """Refuse a calibration that cannot succeed: the labelled stars it would hold out
+    (`~gaiarvs_cnn.pipeline.stages.calibration_mask`, known from the labels alone) are
+    fewer than the calibration needs, before the Gaia cuts remove any."""
+    frac = config.training.calibration_fraction
+    if frac == 0:
+        return
+    held = int(calibration_mask(np.asarray(label_ids, dtype=np.int64), frac,
+                                config.run.seed).sum())
+    need = 2 * CALIBRATION_MIN_PER_BIN
+    if held < need:
+        raise RunConfigError(config.path, "training.calibration_fraction",
+                             f"{frac} holds out {held} of the {len(label_ids)} labelled "
+                             f"stars; the calibration needs at least {need} (before the Gaia "
+                             "cuts): raise it, select more stars, or set it to 0 to skip "
+                             "the calibration.")
+
+
 def probe_run(config: RunConfig) -> Probe:
     """Resolve the selections and check every service the run needs.
 
@@ -120,7 +141,8 @@ def probe_run(config: RunConfig) -> Probe:
     Raises
     ------
     RunConfigError
-        A selection returns no star.
+        A selection returns no star, or the training sample holds out too few stars for
+        the calibration.
     ArchiveError
         A service does not answer (after its retries) or answers badly.
     """
@@ -131,6 +153,7 @@ def probe_run(config: RunConfig) -> Probe:
     if len(labels) == 0:
         raise RunConfigError(config.path, "training", "the APOGEE DR17 selection returns no "
                                                       "star; nothing to train on.")
+    _check_calibration(config, labels["source_id"])
     n_observed, bulk_files = _observed_count(config)
     if n_observed == 0:
         raise RunConfigError(config.path, "observed", "the selection holds no star.")

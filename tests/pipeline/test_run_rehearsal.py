@@ -50,7 +50,8 @@ NETWORK = ('{"conv_filters": [4, 4, 2], "rvs_dense": 8, "phot_dense": 4, "xp_den
            '"head_dense": [8, 4], "jit_compile": false, "batch_size": 64}')
 
 
-def _config(root: Path, name: str, *, query: str | None = None, kinds=None) -> Path:
+def _config(root: Path, name: str, *, query: str | None = None, kinds=None,
+            calibration_fraction: float = 0.4) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "net.json").write_text(NETWORK)
     query = query or f"SELECT TOP {N_OBSERVED} source_id FROM gaiadr3.gaia_source"
@@ -63,7 +64,7 @@ seed = 3
 [archive]
 max_ids = 100
 [training]
-calibration_fraction = 0.4
+calibration_fraction = {calibration_fraction}
 [network]
 config = "{root / 'net.json'}"
 splits = 1
@@ -125,6 +126,19 @@ def test_selection_without_stars_stops_before_any_download(loopback_conf, tmp_pa
     with pytest.raises(RunConfigError, match="observed.query: selects no star"):
         run_pipeline(load_run_config(path), progress=False)
     assert _datalink(arc, since) == 0 and not (tmp_path / "empty").exists()
+
+
+def test_too_few_held_out_stars_stop_before_any_download(loopback_conf, tmp_path):
+    # 400 labelled stars, a fifth held out: about 80, fewer than the 120 the calibration
+    # needs; the run used to download and train, then fail in the calibrate stage
+    arc = loopback_conf
+    path = _config(tmp_path, "few", calibration_fraction=0.2)
+    since = len(arc.log)
+    with pytest.raises(RunConfigError, match=r"training.calibration_fraction: 0.2 holds out "
+                                             r"\d+ of the 400 labelled stars; the calibration "
+                                             r"needs at least 120"):
+        run_pipeline(load_run_config(path), progress=False)
+    assert _datalink(arc, since) == 0 and not (tmp_path / "few").exists()
 
 
 def test_unreachable_service_stops_before_any_download(loopback_conf, tmp_path):
