@@ -143,6 +143,8 @@ def main(argv=None) -> None:
         config = _config(work, args)
         with serve(arc):
             plan, text = _command(arc, work, config, "--plan")
+            # the run's folder is named in the plan's first line: not a path of this machine
+            text = text.replace(str(work), f"<temporary folder>/{work.name}")
             result["plan"] = {"measured": plan, "text": text.rstrip("\n").splitlines()}
             print(text, flush=True)
             stages = {}
