@@ -136,8 +136,11 @@ def test_concurrent_run_into_the_same_out_refuses_at_once(tiny_bundle, tmp_path)
 def test_sigint_exits_130_and_resume_completes_the_same_catalogue(tiny_observed_store,
                                                                   tiny_bundle, tmp_path):
     out = tmp_path / "out"
+    # 200 chunks of one star: the run outlasts the poll for its first finished chunk by
+    # far, however fast prediction gets (with 10 chunks of 10 stars a fast machine finished
+    # before the signal arrived)
     args = ["predict", "--store", tiny_observed_store, "--model", tiny_bundle, "--out", out,
-            "--format", "fits", "--chunk-size", 10, "--limit", 100, "--quiet"]
+            "--format", "fits", "--chunk-size", 1, "--limit", 200, "--quiet"]
     proc = cli(*args)
     try:
         wait_for(lambda: bool(list(out.glob("*.work-*/part-*.npz"))), proc)
@@ -151,8 +154,8 @@ def test_sigint_exits_130_and_resume_completes_the_same_catalogue(tiny_observed_
     assert resumed.exit_code == 0, resumed.output
     assert " 0 already done" not in resumed.output
     fresh = tmp_path / "fresh.fits"
-    produce_catalog(files_run(tiny_observed_store, tiny_bundle, fresh, chunk_size=10,
-                              limit=100))
+    produce_catalog(files_run(tiny_observed_store, tiny_bundle, fresh, chunk_size=1,
+                              limit=200))
     a, b = read_catalog(out / "gaiarvs_cnn_catalog.fits"), read_catalog(fresh)
     for name in a.colnames:
         np.testing.assert_array_equal(np.asarray(a[name]), np.asarray(b[name]), err_msg=name)
