@@ -36,15 +36,22 @@ from ..exceptions import InputDataError
 
 __all__ = ["ResidualFit", "running_dispersion", "fit_residual_dispersion",
            "CalibratedDispersion", "fit_calibrated_dispersion", "COVERAGE_LEVEL",
-           "CALIBRATION_SNR_EDGES", "CALIBRATION_MIN_PER_BIN"]
+           "CALIBRATION_SNR_EDGES", "CALIBRATION_MIN_PER_BIN", "calibration_min_stars"]
 
 #: Fraction of stars within 1 sigma of a Gaussian (the calibration target).
 COVERAGE_LEVEL = 0.6826894921370859
 #: Default S/N bin edges of `fit_calibrated_dispersion` (RVS ``rvs_snr``).
 CALIBRATION_SNR_EDGES = (15.0, 25.0, 40.0, 80.0, float("inf"))
 #: Default minimum stars per (S/N, label) bin of `fit_calibrated_dispersion`: a
-#: calibration needs at least twice as many usable held-out stars.
+#: calibration needs at least twice as many usable held-out stars
+#: (`calibration_min_stars`).
 CALIBRATION_MIN_PER_BIN = 60
+
+
+def calibration_min_stars(min_per_bin: int = CALIBRATION_MIN_PER_BIN) -> int:
+    """The fewest usable held-out stars `fit_calibrated_dispersion` calibrates on (and the
+    fewest it keeps in one S/N bin): two label bins of ``min_per_bin`` stars."""
+    return 2 * int(min_per_bin)
 
 
 def _robust_std(x: np.ndarray) -> float:
@@ -397,15 +404,16 @@ def fit_calibrated_dispersion(pred: np.ndarray, reference: np.ndarray, spread: n
     lo, hi = float(snr_edges[0]), float(snr_edges[-1])
     ok = (np.isfinite(pred) & np.isfinite(reference) & np.isfinite(spread) & np.isfinite(eref)
           & np.isfinite(snr) & (snr >= lo) & (snr < hi))
-    if ok.sum() < 2 * min_per_bin:
+    need = calibration_min_stars(min_per_bin)
+    if ok.sum() < need:
         raise InputDataError(f"Only {int(ok.sum())} held-out stars with finite labels, "
                              f"uncertainties and S/N in [{lo}, {hi}); need at least "
-                             f"{2 * min_per_bin} to calibrate the uncertainties.")
+                             f"{need} to calibrate the uncertainties.")
     pred, snr, e = pred[ok], snr[ok], spread[ok]
     res2 = (pred - reference[ok]) ** 2 - eref[ok] ** 2
     excess = res2 - e**2
     ratio = np.where(e > 0, res2 / np.where(e > 0, e, 1.0) ** 2, np.inf)
-    edges = _merge_sparse([float(v) for v in snr_edges], snr, 2 * min_per_bin)
+    edges = _merge_sparse([float(v) for v in snr_edges], snr, need)
     centres, knots, terms, scales, counts = [], [], [], [], []
     for a, b in zip(edges[:-1], edges[1:]):
         sel = np.flatnonzero((snr >= a) & (snr < b))

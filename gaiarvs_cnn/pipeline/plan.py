@@ -16,15 +16,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..exceptions import ArchiveError, GaiaRVSCNNError, InputDataError
-from ..model.residuals import CALIBRATION_MIN_PER_BIN
+from ..model.residuals import calibration_min_stars
 from . import costs
 from .config import RunConfig, RunConfigError
 from .stages import STAGES, RunFolder, calibration_mask, utc_now
 
 __all__ = ["Probe", "StagePlan", "probe_run", "plan_run", "format_plan"]
 
-#: Rows of the reference tables downloaded whole (order of magnitude, for the plan):
-#: K2-GAP DR3 (Zinn et al. 2022) and the Cantat-Gaudin et al. (2020) members.
+#: Rows of the reference tables downloaded whole (order of magnitude, for the plan), for
+#: each kind of `~gaiarvs_cnn.archives.catalogues.WHOLE_KINDS`: K2-GAP DR3 (Zinn et al.
+#: 2022) and the Cantat-Gaudin et al. (2020) members.
 WHOLE_TABLE_ROWS = {"seismic": 20_000, "clusters": 230_000}
 
 
@@ -118,7 +119,7 @@ def _check_calibration(config: RunConfig, label_ids) -> None:
         return
     held = int(calibration_mask(np.asarray(label_ids, dtype=np.int64), frac,
                                 config.run.seed).sum())
-    need = 2 * CALIBRATION_MIN_PER_BIN
+    need = calibration_min_stars()
     if held < need:
         raise RunConfigError(config.path, "training.calibration_fraction",
                              f"{frac} holds out {held} of the {len(label_ids)} labelled "
@@ -253,13 +254,14 @@ def _reference_downloads(kinds, n_ids: int) -> tuple[int, int]:
     reference_requests`, from the services' published limits) and the rows expected
     (`WHOLE_TABLE_ROWS` for the tables downloaded whole, else
     `costs.REFERENCE_ROWS_PER_ID` per id) at `costs.REFERENCE_BYTES_PER_ROW`."""
-    from ..archives.catalogues import reference_requests
+    from ..archives.catalogues import WHOLE_KINDS, reference_requests
     from ..archives.http import HTTPClient
 
     client = HTTPClient()   # each service's capabilities are read once
     requests, size = 0, 0.0
     for kind in kinds:
-        whole = WHOLE_TABLE_ROWS.get(kind)
+        # which kinds are downloaded whole is the archives layer's to say
+        whole = WHOLE_TABLE_ROWS[kind] if kind in WHOLE_KINDS else None
         requests += reference_requests(kind, n_ids, table_rows=whole or 0, client=client)
         rows = whole if whole is not None else n_ids * costs.REFERENCE_ROWS_PER_ID
         size += rows * costs.REFERENCE_BYTES_PER_ROW[kind]
