@@ -28,6 +28,7 @@ Results are printed and written to ``benchmarks/results/run_rehearsal.json``.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import shutil
@@ -128,6 +129,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).parent / "results" / "run_rehearsal.json")
     args = parser.parse_args(argv)
+    faulthandler.enable(all_threads=True)  # a crash of the server threads names its stack
     result = {**result_header(__file__, SCRIPT_VERSION, args),
               "n_training": args.n_training, "n_observed": args.n_observed,
               "ensemble": f"demo network, {args.splits} x {args.models} members, at most "
