@@ -148,7 +148,7 @@ def _noop_roundtrip(client, n: int = 200) -> float:
 
 
 def _warm(client, bundle_path) -> float:
-    from gaiarvs_cnn.production.executors import BundlePreload
+    from gaiarvs_cnn.production.worker_plugins import BundlePreload
 
     t0 = time.perf_counter()
     client.register_plugin(BundlePreload(str(bundle_path), 1))

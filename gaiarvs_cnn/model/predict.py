@@ -303,7 +303,8 @@ def summarise(bundle: ModelBundle, stacked: np.ndarray, source_id: np.ndarray,
     return out
 
 
-def predict_batch(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarray]:
+def predict_batch(bundle: ModelBundle, batch: StarBatch, *,
+                  flux_checked: bool = False) -> dict[str, np.ndarray]:
     """Predict labels and uncertainties for a batch of stars.
 
     Parameters
@@ -312,6 +313,9 @@ def predict_batch(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarray
         The trained ensemble.
     batch : `~gaiarvs_cnn.io.batch.StarBatch`
         Needs source_id, flux, G, BP, RP, parallax and the BP/RP coefficients.
+    flux_checked : bool, optional
+        The stars already passed `~gaiarvs_cnn.preprocess.usable_rvs_flux` (catalogue
+        production's cuts did it): the check is not run again.
 
     Returns
     -------
@@ -339,7 +343,8 @@ def predict_batch(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarray
         return {k: np.zeros(0, np.int64 if k == "source_id" else np.float32)
                 for k in output_keys(bundle.config.labels)}
     _check_columns(batch)
-    ok = usable_rvs_flux(batch["flux"])
+    ok = (np.ones(len(batch), dtype=bool) if flux_checked
+          else usable_rvs_flux(batch["flux"]))
     if ok.all():
         return summarise(bundle, fused(bundle)(prepare_inputs(bundle, batch)),
                          batch["source_id"], _snr(batch))
@@ -373,7 +378,8 @@ def predict_and_flag(bundle: ModelBundle, batch: StarBatch, *, tsne: bool = True
     bundle : ModelBundle
         The trained ensemble.
     batch : `~gaiarvs_cnn.io.batch.StarBatch`
-        Stars passing `gaiarvs_cnn.selection.usable_mask`.
+        Stars passing `gaiarvs_cnn.selection.usable_mask` (their RVS flux is not checked
+        again).
     tsne : bool, optional
         Test the spectra against the t-SNE reference; False (or a bundle without one)
         sets the t-SNE digit to ``"1"`` (not tested).
@@ -389,7 +395,7 @@ def predict_and_flag(bundle: ModelBundle, batch: StarBatch, *, tsne: bool = True
 
     timings = {} if timings is None else timings
     t0 = time.perf_counter()
-    pred = predict_batch(bundle, batch)
+    pred = predict_batch(bundle, batch, flux_checked="rvs" in bundle.config.inputs)
     t1 = time.perf_counter()
     ref = bundle.tsne_reference() if tsne else None
     like = (ref.training_like(batch["flux"]) if ref is not None and len(batch)

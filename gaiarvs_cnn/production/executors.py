@@ -6,7 +6,8 @@ arguments, so they write the same chunk files and the merge gives the same catal
 * `LocalExecutor` -- in this process, one chunk after the other;
 * `DaskExecutor` -- on a `dask.distributed` cluster: a `~distributed.LocalCluster` of
   ``workers`` processes, a running scheduler (``scheduler="tcp://host:8786"``) or a given
-  ``client``. Workers load the bundle once (`BundlePreload`); tasks are retried, and tasks
+  ``client``. Workers load the bundle once
+  (`~gaiarvs_cnn.production.worker_plugins.BundlePreload`); tasks are retried, and tasks
   of a lost worker are re-run by the scheduler.
 
 Training uses the same executors: ``train_members`` runs
@@ -21,14 +22,12 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from astropy import log
-from distributed import WorkerPlugin
 
 from ..exceptions import GaiaRVSCNNError, ModelBundleError
 from ..io.shards import Partition
 from .task import compute_chunk, load_bundle, train_member_task
 
-__all__ = ["ChunkFailedError", "LocalExecutor", "DaskExecutor", "BundlePreload",
-           "TensorFlowThreads", "make_client"]
+__all__ = ["ChunkFailedError", "LocalExecutor", "DaskExecutor", "make_client"]
 
 
 class ChunkFailedError(GaiaRVSCNNError):
@@ -123,71 +122,6 @@ class LocalExecutor:
             if progress is not None:
                 progress(index)
         return names
-
-
-class TensorFlowThreads(WorkerPlugin):
-    """Dask worker plugin: limit the worker's TensorFlow threads at start-up.
-
-    Parameters
-    ----------
-    threads : int, optional
-        TensorFlow intra- and inter-op threads of every worker; None: the worker's own
-        number of threads (``dask worker --nthreads``).
-    """
-
-    name = "gaiarvs-cnn-threads"
-
-    def __init__(self, threads: int | None = 1):
-        self.threads = threads
-
-    def setup(self, worker=None) -> None:
-        """Set the threads (called by Dask when a worker starts or joins)."""
-        from ..model.predict import configure_threads
-        from ..settings import conf
-
-        threads = self.threads or getattr(getattr(worker, "state", None), "nthreads", None) or 1
-        conf.threads = int(threads)
-        configure_threads(int(threads))
-
-
-class BundlePreload(WorkerPlugin):
-    """Dask worker plugin: set the worker's TensorFlow threads and load the bundle at start-up.
-
-    It also runs on workers that join (or are restarted) later, so every worker holds the
-    bundle before its first task.
-
-    Parameters
-    ----------
-    bundle_path : str
-        Model bundle directory (readable by the workers).
-    threads : int
-        TensorFlow threads per worker.
-    """
-
-    name = "gaiarvs-cnn-bundle"
-
-    def __init__(self, bundle_path: str, threads: int | None = 1):
-        self.bundle_path = str(bundle_path)
-        self.threads = threads
-
-    def setup(self, worker=None) -> None:
-        """Set the threads and load the bundle (called by Dask when a worker starts).
-
-        Parameters
-        ----------
-        worker : `distributed.Worker`, optional
-            The worker being set up (unused).
-        """
-        from ..model.predict import configure_threads
-        from ..settings import conf
-
-        conf.threads = self.threads
-        configure_threads(self.threads)
-        bundle = load_bundle(self.bundle_path)
-        bundle.tsne_reference()
-
-    def teardown(self, worker=None) -> None:
-        """Nothing to release (the bundle cache lives as long as the worker)."""
 
 
 def make_client(scheduler: str | None = None, workers: int | None = None,
@@ -318,6 +252,8 @@ class DaskExecutor:
             link = _dashboard(client)
             if link:
                 log.info(f"Dask dashboard (task stream, progress): {link}")
+            from .worker_plugins import BundlePreload
+
             client.register_plugin(BundlePreload(args[0], self.threads_per_worker))
             if self.performance_report:
                 from distributed import performance_report as report
@@ -372,6 +308,8 @@ class DaskExecutor:
         # a remote cluster's workers keep their own --nthreads unless told otherwise
         threads = None if self.scheduler and self.threads_per_worker is None else (
             self.threads_per_worker or 1)
+        from .worker_plugins import TensorFlowThreads
+
         client.register_plugin(TensorFlowThreads(threads))
         futures = {client.submit(train_member_task, int(i), str(store_path), str(out_dir),
                                  config.to_dict(), dict(settings), isolate=True,
