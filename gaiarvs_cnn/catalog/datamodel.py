@@ -190,7 +190,7 @@ def _provenance_meta(provenance: Mapping) -> dict:
     meta = {"CATNAME": dm["name"], "DMVERS": dm["version"], "SWVERS": __version__,
             "DATE": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())}
     keys = {"bundle_id": "BUNDLEID", "bundle": "BUNDLE", "input_selection": "INPUTSEL",
-            "n_input": "NINPUT", "date": "DATE"}
+            "n_input": "NINPUT", "date": "DATE", "precision": "PRECISN"}
     for key, value in provenance.items():
         meta[keys.get(key, key.upper()[:8])] = value if isinstance(
             value, int | float | str | bool) else json.dumps(value)

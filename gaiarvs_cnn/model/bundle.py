@@ -164,8 +164,9 @@ class ModelBundle:
         its weights, or the Keras model of a member in another layout); leave empty.
     _models : dict
         Internal cache of the Keras models (`member`); leave empty.
-    _fused : object
-        Internal cache of the fused ensemble used for prediction; leave as None.
+    _fused : dict
+        Internal cache of the fused ensembles used for prediction, by precision; leave
+        empty.
     _tsne : object
         Internal cache of `tsne_reference`; leave as None.
 
@@ -186,7 +187,7 @@ class ModelBundle:
     calibration: dict | None = None
     _read: list = field(default_factory=list, repr=False)
     _models: dict = field(default_factory=dict, repr=False)
-    _fused: object = field(default=None, repr=False)
+    _fused: dict = field(default_factory=dict, repr=False)
     _tsne: object = field(default=None, repr=False)
 
     @property

@@ -30,7 +30,7 @@ from .network import input_shapes, member_layout
 
 __all__ = ["FusedEnsemble", "predict_batch", "predict_and_flag", "predict_store",
            "prepare_inputs", "output_keys", "usable_inputs", "INPUT_COLUMNS",
-           "DEFAULT_BATCH_SIZE", "FLAG_COLUMN"]
+           "DEFAULT_BATCH_SIZE", "FLAG_COLUMN", "PRECISIONS", "cpu_supports_bfloat16"]
 
 #: Store columns prediction reads.
 INPUT_COLUMNS = ("source_id", "flux", *PHOT_INPUTS, "bp_coefficients", "rp_coefficients",
@@ -44,6 +44,12 @@ OPTIONAL_COLUMNS = ("rvs_snr",)
 DEFAULT_BATCH_SIZE = 32
 #: Name of the flag column `predict_and_flag` adds.
 FLAG_COLUMN = "flag_boundary"
+#: Arithmetic of the fused ensemble. ``float32`` (default) is the members' own;
+#: ``bfloat16`` (opt-in) runs convolutions and matrix products on bfloat16 inputs and
+#: weights (8-bit mantissa; oneDNN accumulates in float32), about twice as fast on CPUs
+#: with AVX512_BF16 or AMX. Its effect on the labels is measured in
+#: ``benchmarks/bench_model.py`` (``results/model.json``, ``bfloat16``).
+PRECISIONS = ("float32", "bfloat16")
 
 
 def output_keys(labels) -> list[str]:
@@ -155,6 +161,39 @@ def prepare_inputs(bundle: ModelBundle, batch: StarBatch) -> dict[str, np.ndarra
     return inputs
 
 
+def cpu_supports_bfloat16() -> bool | None:
+    """Whether this CPU has bfloat16 instructions (AVX512_BF16 or AMX-BF16).
+
+    Returns
+    -------
+    bool or None
+        None where the CPU flags cannot be read (no ``/proc/cpuinfo``).
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f
+                          if line.startswith("flags")), None)
+    except OSError:
+        return None
+    if flags is None:
+        return None
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of `PRECISIONS`; else an `InputDataError` naming them.
+
+    A ``bfloat16`` request on a CPU without bfloat16 instructions logs a warning (it is
+    emulated there, slower than float32).
+    """
+    if precision not in PRECISIONS:
+        raise InputDataError(f"Unknown precision {precision!r}: use one of {PRECISIONS}.")
+    if precision == "bfloat16" and cpu_supports_bfloat16() is False:
+        log.warning("This CPU has no bfloat16 instructions (AVX512_BF16 or AMX): bfloat16 "
+                    "prediction is emulated and slower than float32 here.")
+    return precision
+
+
 def _member_weights(member, config: NetworkConfig) -> dict[str, list] | None:
     """The weights of a `build_model` member by layer name, or None for another architecture.
 
@@ -229,25 +268,35 @@ class FusedEnsemble:
         XLA-compile the function (default ``config.jit_compile``).
     batch_size : int
         Stars per call; the last sub-batch is zero-padded so the function is compiled once.
+    precision : {'float32', 'bfloat16'}
+        Arithmetic of the raw members (`PRECISIONS`); Keras models run in float32. Outputs
+        are float32 either way.
     """
 
     def __init__(self, members, config: NetworkConfig, jit_compile: bool | None = None,
-                 batch_size: int = DEFAULT_BATCH_SIZE):
+                 batch_size: int = DEFAULT_BATCH_SIZE, *, precision: str = "float32"):
         import tensorflow as tf
 
         configure_threads()
         self.members = list(members)
         self.config = config
         self.batch_size = int(batch_size)
+        self.precision = check_precision(precision)
+        dtype = tf.as_dtype(self.precision)
         signature = [{k: tf.TensorSpec((None, *s), tf.float32, name=k)
                       for k, s in input_shapes(config).items()}]
         weights = [_member_weights(m, config) for m in self.members]
         #: Members evaluated as raw operations (the others are called as Keras models).
         self.n_raw = sum(w is not None for w in weights)
+        if dtype != tf.float32:
+            weights = [None if w is None else
+                       {k: [tf.constant(a, dtype) for a in v] for k, v in w.items()}
+                       for w in weights]
 
         def run(inputs):
+            low = {k: tf.cast(v, dtype) for k, v in inputs.items()}
             return tf.stack([m(inputs, training=False) if w is None
-                             else _member_graph(inputs, w, config)
+                             else tf.cast(_member_graph(low, w, config), tf.float32)
                              for m, w in zip(self.members, weights)])
 
         # autograph=False: the member loop is plain Python, unrolled at tracing
@@ -270,11 +319,12 @@ class FusedEnsemble:
         return out
 
 
-def fused(bundle: ModelBundle) -> FusedEnsemble:
-    """The bundle's (cached) `FusedEnsemble`."""
-    if bundle._fused is None:
-        bundle._fused = FusedEnsemble(bundle.prediction_members(), bundle.config)
-    return bundle._fused
+def fused(bundle: ModelBundle, precision: str = "float32") -> FusedEnsemble:
+    """The bundle's (cached) `FusedEnsemble` of arithmetic ``precision``."""
+    if precision not in bundle._fused:
+        bundle._fused[precision] = FusedEnsemble(bundle.prediction_members(), bundle.config,
+                                                 precision=precision)
+    return bundle._fused[precision]
 
 
 def _snr(batch: StarBatch) -> np.ndarray | None:
@@ -303,8 +353,8 @@ def summarise(bundle: ModelBundle, stacked: np.ndarray, source_id: np.ndarray,
     return out
 
 
-def predict_batch(bundle: ModelBundle, batch: StarBatch, *,
-                  flux_checked: bool = False) -> dict[str, np.ndarray]:
+def predict_batch(bundle: ModelBundle, batch: StarBatch, *, flux_checked: bool = False,
+                  precision: str = "float32") -> dict[str, np.ndarray]:
     """Predict labels and uncertainties for a batch of stars.
 
     Parameters
@@ -316,6 +366,8 @@ def predict_batch(bundle: ModelBundle, batch: StarBatch, *,
     flux_checked : bool, optional
         The stars already passed `~gaiarvs_cnn.preprocess.usable_rvs_flux` (catalogue
         production's cuts did it): the check is not run again.
+    precision : {'float32', 'bfloat16'}, optional
+        Arithmetic of the network (`PRECISIONS`; bfloat16 is opt-in).
 
     Returns
     -------
@@ -346,7 +398,7 @@ def predict_batch(bundle: ModelBundle, batch: StarBatch, *,
     ok = (np.ones(len(batch), dtype=bool) if flux_checked
           else usable_rvs_flux(batch["flux"]))
     if ok.all():
-        return summarise(bundle, fused(bundle)(prepare_inputs(bundle, batch)),
+        return summarise(bundle, fused(bundle, precision)(prepare_inputs(bundle, batch)),
                          batch["source_id"], _snr(batch))
     bad_ids = batch["source_id"][~ok]
     log.warning(f"{bad_ids.size} of {len(batch)} star(s) have an implausible RVS flux "
@@ -356,7 +408,7 @@ def predict_batch(bundle: ModelBundle, batch: StarBatch, *,
     out["source_id"] = np.asarray(batch["source_id"], dtype=np.int64)
     if ok.any():
         good = batch[ok]
-        part = summarise(bundle, fused(bundle)(prepare_inputs(bundle, good)),
+        part = summarise(bundle, fused(bundle, precision)(prepare_inputs(bundle, good)),
                          good["source_id"], _snr(good))
         for key, values in part.items():
             if key != "source_id":
@@ -365,7 +417,8 @@ def predict_batch(bundle: ModelBundle, batch: StarBatch, *,
 
 
 def predict_and_flag(bundle: ModelBundle, batch: StarBatch, *, tsne: bool = True,
-                     timings: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+                     timings: dict[str, float] | None = None,
+                     precision: str = "float32") -> dict[str, np.ndarray]:
     """Labels, uncertainties and ``flag_boundary`` of a batch of (usable) stars.
 
     The per-chunk work of catalogue production: `predict_batch`, then
@@ -385,6 +438,8 @@ def predict_and_flag(bundle: ModelBundle, batch: StarBatch, *, tsne: bool = True
         sets the t-SNE digit to ``"1"`` (not tested).
     timings : dict, optional
         Seconds spent are added to its ``predict`` (CNN) and ``flags`` entries.
+    precision : {'float32', 'bfloat16'}, optional
+        Arithmetic of the network (`PRECISIONS`).
 
     Returns
     -------
@@ -395,7 +450,8 @@ def predict_and_flag(bundle: ModelBundle, batch: StarBatch, *, tsne: bool = True
 
     timings = {} if timings is None else timings
     t0 = time.perf_counter()
-    pred = predict_batch(bundle, batch, flux_checked="rvs" in bundle.config.inputs)
+    pred = predict_batch(bundle, batch, flux_checked="rvs" in bundle.config.inputs,
+                         precision=precision)
     t1 = time.perf_counter()
     ref = bundle.tsne_reference() if tsne else None
     like = (ref.training_like(batch["flux"]) if ref is not None and len(batch)

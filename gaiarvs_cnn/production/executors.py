@@ -25,7 +25,7 @@ from astropy import log
 
 from ..exceptions import GaiaRVSCNNError, ModelBundleError
 from ..io.shards import Partition
-from .task import compute_chunk, load_bundle, train_member_task
+from .task import compute_chunk, train_member_task
 
 __all__ = ["ChunkFailedError", "LocalExecutor", "DaskExecutor", "make_client"]
 
@@ -74,7 +74,7 @@ class LocalExecutor:
         parts : sequence of `~gaiarvs_cnn.io.shards.Partition`
             Chunks to compute.
         args : tuple
-            ``(bundle_path, work_dir, token, tsne)`` of `compute_chunk`.
+            ``(bundle_path, work_dir, token, tsne, precision)`` of `compute_chunk`.
         progress : callable, optional
             Called with the number of stars of each finished chunk.
         on_chunk : callable, optional

@@ -149,7 +149,7 @@ def load_bundle(bundle_path):
 
 
 def compute_chunk(part: Partition, bundle_path: str, work_dir: str, token: str,
-                  tsne: bool = True) -> dict:
+                  tsne: bool = True, precision: str = "float32") -> dict:
     """Read, cut, predict and flag one chunk; write ``<work_dir>/<part.key>.npz``.
 
     Idempotent: if the file of this run exists already, nothing is recomputed.
@@ -166,6 +166,8 @@ def compute_chunk(part: Partition, bundle_path: str, work_dir: str, token: str,
         Run identifier stamped into the file; a file of another run is recomputed.
     tsne : bool, optional
         Compute the t-SNE digit of ``flag_boundary``.
+    precision : {'float32', 'bfloat16'}, optional
+        Arithmetic of the network (`gaiarvs_cnn.model.predict.PRECISIONS`).
 
     Returns
     -------
@@ -188,7 +190,8 @@ def compute_chunk(part: Partition, bundle_path: str, work_dir: str, token: str,
     batch = part.read([*INPUT_COLUMNS, *POSITION_COLUMNS])
     batch = batch[usable_mask(batch, bundle.config.inputs)]
     timings = {"read+cuts": time.perf_counter() - t0}
-    cols = predict.predict_and_flag(bundle, batch, tsne=tsne, timings=timings)
+    cols = predict.predict_and_flag(bundle, batch, tsne=tsne, timings=timings,
+                                    precision=precision)
     for name in POSITION_COLUMNS:  # for partitioned (HEALPix) catalogues
         cols[name] = np.asarray(batch[name], dtype=np.float64)
     seconds = time.perf_counter() - t0

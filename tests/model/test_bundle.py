@@ -228,6 +228,26 @@ def test_raw_member_graph_equals_keras_model(config):
     np.testing.assert_allclose(ensemble(inputs), loop, rtol=1e-5, atol=1e-6)
 
 
+def test_bfloat16_prediction_is_close_to_float32_but_not_the_same_arithmetic(bundle,
+                                                                              sim_batch):
+    inputs = prepare_inputs(bundle, sim_batch)
+    f32 = FusedEnsemble(bundle.members, bundle.config, batch_size=64)(inputs)
+    b16 = FusedEnsemble(bundle.members, bundle.config, batch_size=64,
+                        precision="bfloat16")(inputs)
+    assert b16.dtype == np.float32 and b16.shape == f32.shape
+    diff = np.abs(b16 - f32)
+    assert diff.max() > 0  # really bfloat16 (8-bit mantissa), not float32 again
+    # scaled outputs are O(1): bfloat16 rounding (2**-8 relative) stays far below 0.05
+    assert diff.max() < 0.05 and np.median(diff) < 0.01
+    pred = predict_batch(bundle, sim_batch, precision="bfloat16")
+    assert np.isfinite(pred["teff"]).all()
+
+
+def test_unknown_precision_is_refused_with_the_choices(bundle):
+    with pytest.raises(InputDataError, match="float16.*float32.*bfloat16"):
+        FusedEnsemble(bundle.members, bundle.config, precision="float16")
+
+
 def test_fused_ensemble_calls_other_keras_models_as_they_are():
     config = TINY.replace(inputs=("xp",))
     keras.utils.set_random_seed(4)

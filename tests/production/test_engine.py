@@ -189,6 +189,32 @@ def test_other_input_of_equal_size_is_never_resumed(tiny_observed_store, tiny_bu
     assert computed == [0, 1, 2]
 
 
+def test_bfloat16_run_is_recorded_and_never_resumed_as_float32(tiny_observed_store,
+                                                                tiny_bundle, tmp_path):
+    bf16 = files_run(tiny_observed_store, tiny_bundle, tmp_path / "out", precision="bfloat16")
+    f32 = files_run(tiny_observed_store, tiny_bundle, tmp_path / "out")
+    assert bf16.partial_dir != f32.partial_dir  # chunks of the two never mix
+    interrupt_after_first_chunk(bf16)
+    computed = []
+    produce_catalog(files_run(tiny_observed_store, tiny_bundle, tmp_path / "out",
+                              precision="bfloat16", resume=True), on_chunk=computed.append)
+    assert computed == [1, 2]
+    cat = read_catalog(tmp_path / "out" / "gaiarvs_cnn_catalog.fits")
+    assert cat.meta["PRECISN"] == "bfloat16"
+    produce_catalog(files_run(tiny_observed_store, tiny_bundle, tmp_path / "f32"))
+    ref = read_catalog(tmp_path / "f32" / "gaiarvs_cnn_catalog.fits")
+    assert "PRECISN" not in ref.meta
+    assert np.array_equal(cat["source_id"], ref["source_id"])
+    assert 0 < np.max(np.abs(cat["teff"] - ref["teff"])) < 50
+
+
+def test_unknown_precision_stops_before_any_work(tiny_observed_store, tiny_bundle, tmp_path):
+    with pytest.raises(InputDataError, match="Unknown precision 'float16'"):
+        produce_catalog(files_run(tiny_observed_store, tiny_bundle, tmp_path / "out",
+                                  precision="float16"))
+    assert not (tmp_path / "out").exists()
+
+
 def test_simulated_inputs_of_other_seeds_get_their_own_work_directories(tiny_bundle, tmp_path):
     runs = [CatalogRun(source="simulated", n_stars=40, seed=s, model=tiny_bundle,
                        out=tmp_path, formats="fits", chunk_size=20, progress=False)
