@@ -8,7 +8,10 @@ Measured in one run on the same data:
 * prediction stars/s of (a) a plain loop of ``model.predict`` over the members,
   (b) the fused ensemble (`gaiarvs_cnn.model.FusedEnsemble`, one `tf.function` per
   sub-batch) without and (c) with XLA; the model FLOPs/star and the machine's float32
-  GEMM rate (numpy ``sgemm``) so the fused rate is a fraction of the measured peak;
+  GEMM rate (numpy ``sgemm``) so the fused rate is a fraction of the measured peak; (d)
+  the opt-in bfloat16 fused ensemble (``bfloat16_*``, not a candidate of the float32 best);
+* the effect of bfloat16 on the shipped bundle's labels (``bfloat16_labels``: differences
+  to float32 per label, in units of ``sigma_<label>``, and changed flags);
 * training samples/s of one member: a plain ``model.fit`` on numpy arrays (Keras
   defaults: batch 32, no XLA) against the `train_member` pipeline (tf.data, prefetch)
   at several batch sizes, with and without XLA;
@@ -177,6 +180,9 @@ def bench_predict(n_members: int, n_stars: int, repeats: int) -> dict:
     for jit, bs in ((False, 16), (False, 32), (False, 64), (True, 32)):
         fe = FusedEnsemble(members, config, jit_compile=jit, batch_size=bs)
         variants[f"fused_jit{int(jit)}_bs{bs}_stars_per_s"] = lambda f=fe: f(x)
+    for bs in (16, 32):  # opt-in reduced precision, not a candidate of the float32 best
+        fe = FusedEnsemble(members, config, batch_size=bs, precision="bfloat16")
+        variants[f"bfloat16_bs{bs}_stars_per_s"] = lambda f=fe: f(x)
     peaks = [sgemm_peak()]
     out.update(interleaved_rates(variants, n_stars, repeats))
     peaks.append(sgemm_peak())
@@ -185,6 +191,9 @@ def bench_predict(n_members: int, n_stars: int, repeats: int) -> dict:
     out["fused_best"] = best_key
     out["fused_best_stars_per_s"] = fused[best_key]
     out["fused_over_plain"] = fused[best_key] / out["plain_predict_loop_stars_per_s"]
+    bf16 = max(out[f"bfloat16_bs{bs}_stars_per_s"] for bs in (16, 32))
+    out["bfloat16_over_plain"] = bf16 / out["plain_predict_loop_stars_per_s"]
+    out["bfloat16_over_fused_float32"] = bf16 / fused[best_key]
     out["fused_gflops"] = fused[best_key] * out["flops_per_star_ensemble"] / 1e9
     out["sgemm_peak_gflops_before_after"] = peaks
     out["fused_fraction_of_sgemm_peak"] = out["fused_gflops"] / max(peaks)
@@ -268,17 +277,21 @@ def one_core_predict(n_members: int, n_stars: int, repeats: int) -> dict:
     members = paper_members(config, n_members)
     x = random_inputs(config, n_stars)
     fe = FusedEnsemble(members, config, batch_size=32)
+    fb = FusedEnsemble(members, config, batch_size=32, precision="bfloat16")
     peaks = [sgemm_peak_cpu()]
     rates = interleaved_rates(
         {"plain_predict_loop": lambda: [m.predict(x, batch_size=256, verbose=0)
                                         for m in members],
-         "fused_bs32": lambda: fe(x)}, n_stars, repeats, clock=time.process_time)
+         "fused_bs32": lambda: fe(x), "bfloat16_bs32": lambda: fb(x)}, n_stars, repeats,
+        clock=time.process_time)
     peaks.append(sgemm_peak_cpu())
     flops = config.flops_per_star() * n_members
     return {"n_members": n_members, "n_stars": n_stars, "threads": 1,
             "plain_predict_loop_stars_per_cpu_s": rates["plain_predict_loop"],
             "fused_bs32_stars_per_cpu_s": rates["fused_bs32"],
             "fused_over_plain": rates["fused_bs32"] / rates["plain_predict_loop"],
+            "bfloat16_bs32_stars_per_cpu_s": rates["bfloat16_bs32"],
+            "bfloat16_over_plain": rates["bfloat16_bs32"] / rates["plain_predict_loop"],
             "fused_gflops_per_cpu_s": rates["fused_bs32"] * flops / 1e9,
             "sgemm_peak_gflops_per_cpu_s_before_after": peaks,
             "fused_fraction_of_sgemm_peak": rates["fused_bs32"] * flops / 1e9 / max(peaks),
@@ -307,6 +320,40 @@ with open_source({store!r}) as store:
         x = prepare_inputs(bundle, chunk)
         out = np.stack([m.predict(x, batch_size=256, verbose=0) for m in bundle.members])
 """
+
+
+def bench_bfloat16_labels(bundle_path: Path, n_stars: int) -> dict:
+    """Effect of ``precision='bfloat16'`` on the shipped bundle's catalogue columns.
+
+    The same ``n_stars`` simulated observed stars (after the production cuts) are predicted
+    and flagged in float32 and in bfloat16. Per label: the median, 99th percentile and
+    largest ``|bfloat16 - float32|``, also in units of the float32 ``sigma_<label>`` (the
+    catalogue's total uncertainty, whose floor is the bundle's residual dispersion), and
+    how many stars' ``flag_boundary`` differs.
+    """
+    from gaiarvs_cnn.constants import LABELS
+    from gaiarvs_cnn.model import ModelBundle
+    from gaiarvs_cnn.model.predict import FLAG_COLUMN, predict_and_flag
+    from gaiarvs_cnn.selection import usable_mask
+    from gaiarvs_cnn.simulate.survey import simulate_batch
+
+    bundle = ModelBundle.load(bundle_path)
+    batch = simulate_batch(n_stars, seed=2027, kind="observed")
+    batch = batch[usable_mask(batch, bundle.config.inputs)]
+    f32 = predict_and_flag(bundle, batch)
+    b16 = predict_and_flag(bundle, batch, precision="bfloat16")
+    out = {"bundle": bundle_path.name, "bundle_id": bundle.bundle_id, "n_stars": len(batch),
+           "flag_boundary_changed": int(np.sum(f32[FLAG_COLUMN] != b16[FLAG_COLUMN])),
+           "labels": {}}
+    for lab in LABELS:
+        d = np.abs(b16[lab].astype(float) - f32[lab])
+        ratio = d / f32[f"sigma_{lab}"]
+        out["labels"][lab] = {
+            "median_abs_diff": float(np.median(d)), "p99_abs_diff": float(np.quantile(d, 0.99)),
+            "max_abs_diff": float(d.max()),
+            "median_in_sigma": float(np.median(ratio)),
+            "p99_in_sigma": float(np.quantile(ratio, 0.99)), "max_in_sigma": float(ratio.max())}
+    return out
 
 
 def bench_predict_end_to_end(bundle_path: Path, n_stars: int, repeats: int) -> dict:
@@ -507,7 +554,8 @@ def bench_snr(bundle_path: Path, n_stars: int, seed: int) -> dict:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", choices=("predict", "predict_one_core", "predict_end_to_end",
-                                      "train", "train_workers", "rss", "snr"),
+                                      "bfloat16_labels", "train", "train_workers", "rss",
+                                      "snr"),
                    action="append")
     p.add_argument("--members", type=int, default=28)
     p.add_argument("--stars", type=int, default=1024, help="stars per prediction timing")
@@ -528,8 +576,8 @@ def main(argv=None) -> dict:
     from gaiarvs_cnn.model import demo_bundle_path
 
     bundle = args.bundle or demo_bundle_path()
-    todo = args.only or ["predict", "predict_one_core", "predict_end_to_end", "train",
-                         "train_workers", "rss", "snr"]
+    todo = args.only or ["predict", "predict_one_core", "predict_end_to_end",
+                         "bfloat16_labels", "train", "train_workers", "rss", "snr"]
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     results["machine"] = machine()
     results["sgemm_peak_gflops"] = sgemm_peak()
@@ -540,6 +588,8 @@ def main(argv=None) -> dict:
     if "predict_end_to_end" in todo:
         results["predict_end_to_end"] = bench_predict_end_to_end(bundle, args.e2e_stars,
                                                                  args.repeats)
+    if "bfloat16_labels" in todo:
+        results["bfloat16_labels"] = bench_bfloat16_labels(bundle, args.e2e_stars)
     if "train" in todo:
         results["train"] = bench_training(args.train_stars, args.train_epochs)
     if "train_workers" in todo:
