@@ -298,6 +298,154 @@ def one_core_predict(n_members: int, n_stars: int, repeats: int) -> dict:
             "load_average_end": list(os.getloadavg())}
 
 
+def layer_profile(batch_size: int = 32, repeats: int = 5) -> dict:
+    """Per-layer cost of the paper network on ONE thread, in CPU seconds (child process).
+
+    The cost of calling a compiled function with no work (``call_overhead_ms_taken_off``)
+    is taken off each layer's time.
+
+    Each RVS convolution (with bias and leaky ReLU, as the fused ensemble runs it), each
+    max-pooling and each dense layer is timed alone on ``batch_size`` stars: forward, and
+    forward + backward (the gradients of inputs and weights, as training computes them),
+    in float32 and bfloat16. With the one-core SGEMM peak measured in the same process,
+    this says what fraction of the peak each layer reaches and so how far any rewrite of
+    the network's evaluation can go: the bounds ``fused_over_plain_bound`` (the peak over
+    the plain loop's rate) and ``train_over_plain_fit_bound`` (the peak over the plain
+    ``fit``'s rate).
+    """
+    import keras
+    import tensorflow as tf
+
+    from gaiarvs_cnn.model import NetworkConfig, build_model
+    from gaiarvs_cnn.model.network import compile_model
+
+    config = NetworkConfig()
+    k, b = config.kernel_size, batch_size
+    layers = []
+    _, n_rvs, c_last = config._conv_walk()
+    for i, (n, c, f) in enumerate(config.conv_layers(), start=1):
+        layers.append((f"conv{i} {c}->{f} on {n} px", "conv", (b, 1, n, c), (1, k, c, f),
+                       2 * (n - k + 1) * k * c * f * b))
+        if i in config.pool_after:
+            layers.append((f"maxpool{i} /{config.pool_size}", "pool", (b, 1, n - k + 1, f),
+                           None, 0))
+    dense_in = [("rvs_dense", n_rvs * c_last, config.rvs_dense),
+                ("phot_dense", config.n_phot, config.phot_dense),
+                ("xp_dense", config.n_xp, config.xp_dense)]
+    merged = config.rvs_dense + config.phot_dense + config.xp_dense
+    for i, w in enumerate((*config.head_dense, len(config.labels)), start=1):
+        dense_in.append((f"head{i}", merged, w))
+        merged = w
+    for name, m, w in dense_in:
+        layers.append((f"{name} {m}->{w}", "dense", (b, m), (m, w), 2 * m * w * b))
+
+    def op(kind, x, w, bias):
+        if kind == "conv":
+            return tf.nn.leaky_relu(tf.nn.bias_add(tf.nn.conv2d(x, w, 1, "VALID"), bias), 0.3)
+        if kind == "pool":
+            return tf.nn.max_pool2d(x, (1, config.pool_size), (1, config.pool_size), "VALID")
+        return tf.nn.leaky_relu(tf.nn.bias_add(tf.matmul(x, w), bias), 0.3)
+
+    def cpu_time(fn, *args) -> float:
+        fn(*args)
+        best = np.inf
+        for _ in range(repeats):
+            t = time.process_time()
+            [o.numpy() for o in tf.nest.flatten(fn(*args))]
+            best = min(best, time.process_time() - t)
+        return best
+
+    def tiny_step(a):
+        with tf.GradientTape() as tape:
+            tape.watch(a)
+            y = tf.reduce_sum(a)
+        return tape.gradient(y, [a])
+
+    # the cost of calling a compiled function at all (no work), taken off every layer:
+    # inside the ensemble's one function the layers run back to back without it
+    tiny = tf.zeros((1,))
+    call_f = cpu_time(tf.function(lambda a: a + 0.0), tiny)
+    call_fb = cpu_time(tf.function(tiny_step), tiny)
+    peaks = [sgemm_peak_cpu()]
+    rows = []
+    for name, kind, xs, ws, flops in layers:
+        row = {"layer": name, "flops_per_batch": flops}
+        for dt in (tf.float32, tf.bfloat16):
+            x = tf.cast(tf.random.normal([int(v) for v in xs]), dt)
+            w = None if ws is None else tf.Variable(
+                tf.cast(tf.random.normal([int(v) for v in ws]) * 0.1, dt))
+            bias = None if ws is None else tf.Variable(tf.zeros(int(ws[-1]), dt))
+            fwd = tf.function(lambda a, kind=kind, w=w, bias=bias: op(kind, a, w, bias))
+
+            def step(a, kind=kind, w=w, bias=bias):
+                with tf.GradientTape() as tape:
+                    tape.watch(a)
+                    y = tf.reduce_sum(op(kind, a, w, bias))
+                return tape.gradient(y, [a] + ([w, bias] if w is not None else []))
+
+            t_f = max(cpu_time(fwd, x) - call_f, 1e-6)
+            t_fb = max(cpu_time(tf.function(step), x) - call_fb, 1e-6)
+            row[f"{dt.name}_forward_ms"] = 1e3 * t_f
+            row[f"{dt.name}_forward_backward_ms"] = 1e3 * t_fb
+            if flops:
+                row[f"{dt.name}_forward_gflops_per_cpu_s"] = flops / t_f / 1e9
+                row[f"{dt.name}_forward_backward_gflops_per_cpu_s"] = 3 * flops / t_fb / 1e9
+        rows.append(row)
+    peaks.append(sgemm_peak_cpu())
+    peak = max(peaks)
+    for row in rows:
+        for key in [k for k in row if k.startswith("float32_") and k.endswith("_per_cpu_s")]:
+            row[key.replace("gflops_per_cpu_s", "fraction_of_sgemm_peak")] = row[key] / peak
+    flops = config.flops_per_star()
+    members = [build_model(config)]
+    x = random_inputs(config, 256)
+    rate_plain = interleaved_rates({"p": lambda: members[0].predict(x, batch_size=256,
+                                                                    verbose=0)},
+                                   256, 3, clock=time.process_time)["p"]
+    keras.utils.set_random_seed(0)
+    model = compile_model(build_model(config), config, jit_compile=False)
+    y = np.random.default_rng(2).random((256, 5), dtype=np.float32)
+    fit_rate = interleaved_rates({"f": lambda: model.fit(x, y, epochs=1, verbose=0)}, 256, 3,
+                                 clock=time.process_time)["f"]
+    total_f = sum(r["float32_forward_ms"] for r in rows) / 1e3
+    total_fb = sum(r["float32_forward_backward_ms"] for r in rows) / 1e3
+    return {"batch_size": b, "threads": 1, "layers": rows,
+            "call_overhead_ms_taken_off": {"forward": 1e3 * call_f,
+                                           "forward_backward": 1e3 * call_fb},
+            "sgemm_peak_gflops_per_cpu_s_before_after": peaks,
+            "sum_of_layers_forward_stars_per_cpu_s": b / total_f,
+            "sum_of_layers_forward_fraction_of_sgemm_peak": b / total_f * flops / 1e9 / peak,
+            "plain_predict_stars_per_cpu_s": rate_plain,
+            "plain_predict_fraction_of_sgemm_peak": rate_plain * flops / 1e9 / peak,
+            "fused_over_plain_bound": peak / (rate_plain * flops / 1e9),
+            "sum_of_layers_train_samples_per_cpu_s": b / total_fb,
+            "plain_fit_samples_per_cpu_s": fit_rate,
+            "plain_fit_fraction_of_sgemm_peak": fit_rate * 3 * flops / 1e9 / peak,
+            "train_over_plain_fit_bound": peak / (fit_rate * 3 * flops / 1e9)}
+
+
+_LAYER_CHILD = """
+import sys
+sys.path.insert(0, {bench!r})
+import tensorflow as tf
+tf.config.threading.set_intra_op_parallelism_threads(1)
+tf.config.threading.set_inter_op_parallelism_threads(1)
+from threadpoolctl import threadpool_limits
+threadpool_limits(1)
+import bench_model
+print("RESULT", bench_model.json.dumps(bench_model.layer_profile()))
+"""
+
+
+def bench_layer_profile() -> dict:
+    """`layer_profile` in a fresh one-thread process."""
+    code = _LAYER_CHILD.format(bench=str(Path(__file__).resolve().parent))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    line = [x for x in res.stdout.splitlines() if x.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):])
+
+
 def bench_predict_one_core(n_members: int, n_stars: int, repeats: int) -> dict:
     """`one_core_predict` in a fresh process (threads must be set before TensorFlow starts)."""
     code = _ONE_CORE_CHILD.format(bench=str(Path(__file__).resolve().parent),
@@ -553,9 +701,9 @@ def bench_snr(bundle_path: Path, n_stars: int, seed: int) -> dict:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--only", choices=("predict", "predict_one_core", "predict_end_to_end",
-                                      "bfloat16_labels", "train", "train_workers", "rss",
-                                      "snr"),
+    p.add_argument("--only", choices=("predict", "predict_one_core", "layer_profile",
+                                      "predict_end_to_end", "bfloat16_labels", "train",
+                                      "train_workers", "rss", "snr"),
                    action="append")
     p.add_argument("--members", type=int, default=28)
     p.add_argument("--stars", type=int, default=1024, help="stars per prediction timing")
@@ -576,8 +724,9 @@ def main(argv=None) -> dict:
     from gaiarvs_cnn.model import demo_bundle_path
 
     bundle = args.bundle or demo_bundle_path()
-    todo = args.only or ["predict", "predict_one_core", "predict_end_to_end",
-                         "bfloat16_labels", "train", "train_workers", "rss", "snr"]
+    todo = args.only or ["predict", "predict_one_core", "layer_profile",
+                         "predict_end_to_end", "bfloat16_labels", "train", "train_workers",
+                         "rss", "snr"]
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     results["machine"] = machine()
     results["sgemm_peak_gflops"] = sgemm_peak()
@@ -585,6 +734,8 @@ def main(argv=None) -> dict:
         results["predict"] = bench_predict(args.members, args.stars, args.repeats)
     if "predict_one_core" in todo:
         results["predict_one_core"] = bench_predict_one_core(args.members, 256, 3)
+    if "layer_profile" in todo:
+        results["layer_profile"] = bench_layer_profile()
     if "predict_end_to_end" in todo:
         results["predict_end_to_end"] = bench_predict_end_to_end(bundle, args.e2e_stars,
                                                                  args.repeats)
