@@ -38,7 +38,8 @@ import numpy as np
 from _header import ROOT, provenance, result_header
 from astropy.table import Table
 
-from gaiarvs_cnn.io.ingest import bulk_to_store, iter_bulk_rvs, iter_bulk_xp
+from gaiarvs_cnn.io.bulk_csv import iter_bulk_rvs, iter_bulk_xp
+from gaiarvs_cnn.io.ingest import bulk_to_store
 from gaiarvs_cnn.io.spectra import read_rvs_datalink
 from gaiarvs_cnn.io.store import Store
 from gaiarvs_cnn.utils.atomic import write_text_atomic

@@ -21,10 +21,11 @@ from gaiarvs_cnn.exceptions import (
     StoreError,
 )
 from gaiarvs_cnn.io.batch import StarBatch
+from gaiarvs_cnn.io.bulk_csv import iter_bulk_xp
 from gaiarvs_cnn.io.cells import parse_source_id
 from gaiarvs_cnn.io.datalink import read_datalink_products, read_products
 from gaiarvs_cnn.io.gaia_source import gaia_source_to_batch
-from gaiarvs_cnn.io.ingest import ingest_to_store, iter_bulk_xp
+from gaiarvs_cnn.io.ingest import ingest_to_store
 from gaiarvs_cnn.io.policy import BadStarPolicy, as_policy
 from gaiarvs_cnn.io.products import classify_table
 from gaiarvs_cnn.io.spectra import read_rvs_datalink, read_xp_continuous

@@ -50,8 +50,6 @@ import numpy as np
 from astropy import log
 from scipy import sparse
 from scipy.spatial import cKDTree
-from sklearn.decomposition import PCA
-from sklearn.neighbors import NearestNeighbors
 
 from ..exceptions import InputDataError, ModelBundleError
 from ..preprocess import fill_nan_pixels_masked
@@ -215,6 +213,8 @@ def _loo_nn_quantile(points: np.ndarray, quantile: float) -> float:
 
 def _knn_graph(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(indices, distances) of the exact ``k`` nearest other points of each point."""
+    from sklearn.neighbors import NearestNeighbors
+
     idx = NearestNeighbors(n_neighbors=k, n_jobs=_n_jobs()).fit(x).kneighbors()[1]
     return _exact_neighbours(x, x, idx)
 
@@ -255,6 +255,8 @@ class _FixedReferenceAffinities:
     """
 
     def __init__(self, reference: np.ndarray, k_max: int):
+        from sklearn.neighbors import NearestNeighbors  # scikit-learn: 0.8 s, when needed
+
         self.n_reference = len(reference)
         self.k_max = min(k_max, self.n_reference)
         self._reference = np.asarray(reference)
@@ -368,6 +370,8 @@ class TSNEReference:
         n_pca = min(n_pca, len(x) - 1)
         log.info(f"t-SNE reference: embedding {len(x)} training spectra at perplexities "
                  f"{list(perplexities)}")
+        from sklearn.decomposition import PCA
+
         with _one_blas_thread():
             pca = PCA(n_components=n_pca, svd_solver="randomized",
                       random_state=seed).fit(x.astype(np.float64))
@@ -676,6 +680,8 @@ def joint_training_like(train_flux: np.ndarray, obs_flux: np.ndarray,
     """
     xt, _ = fill_nan_pixels_masked(train_flux)
     xo, usable = fill_nan_pixels_masked(obs_flux)
+    from sklearn.decomposition import PCA
+
     x = np.concatenate([xt, xo])
     with _one_blas_thread():
         pca = PCA(n_components=min(n_pca, len(x) - 1), svd_solver="randomized",

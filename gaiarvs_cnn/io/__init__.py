@@ -20,7 +20,6 @@ The public names of these modules are importable from ``gaiarvs_cnn.io`` itself.
 """
 from .availability import NETWORK_KINDS, input_availability, network_coverage
 from .batch import CORE_COLUMNS, ColumnSpec, StarBatch, join_batches, match_ids, rows_to_batch
-from .bulk_csv import bulk_source_ids, iter_bulk_rvs, iter_bulk_xp
 from .cells import parse_source_id, parse_vector
 from .datalink import read_datalink_products, read_products
 from .gaia_source import PHOT_COLUMNS, gaia_source_to_batch, merge_on_source_id
@@ -43,3 +42,15 @@ __all__ = [
     "StarReader", "Store", "atomic_store", "open_store", "open_source", "shard_store",
     "Manifest", "create_manifest", "read_manifest", "bulk_to_store", "ingest_to_store",
 ]
+
+#: Names of `~gaiarvs_cnn.io.bulk_csv`, imported on first use (it imports pyarrow, about
+#: 0.25 s of every command that never reads a bulk file).
+_BULK_NAMES = ("bulk_source_ids", "iter_bulk_rvs", "iter_bulk_xp")
+
+
+def __getattr__(name: str):
+    if name in _BULK_NAMES:
+        from . import bulk_csv
+
+        return getattr(bulk_csv, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

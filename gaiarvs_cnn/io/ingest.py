@@ -36,7 +36,6 @@ from ..exceptions import InputDataError
 from ..utils.atomic import refuse_existing
 from .availability import NETWORK_KINDS, network_coverage
 from .batch import StarBatch, join_batches
-from .bulk_csv import bulk_source_ids, iter_bulk_rvs, iter_bulk_xp
 from .datalink import read_products
 from .gaia_source import PHOT_COLUMNS, gaia_source_to_batch, merge_on_source_id
 from .policy import BadStarPolicy, as_policy, duplicate_error
@@ -59,6 +58,8 @@ def _paired_xp(rvs_file, xp_files: Sequence) -> list:
 
 
 def _bulk_xp_lookup(xp_files: Sequence, ids: set, policy: BadStarPolicy) -> StarBatch:
+    from .bulk_csv import iter_bulk_xp  # pyarrow: imported when bulk files are read
+
     batches = [b for f in xp_files for b in iter_bulk_xp(f, on_error=policy, source_ids=ids)]
     return policy.drop_duplicates(join_batches(batches), "the XP bulk files")
 
@@ -168,6 +169,8 @@ def bulk_to_store(rvs_files: Sequence, xp_files: Sequence, store_path, gaia_sour
     BadStarError
         A bad star, with ``on_error='raise'``.
     """
+    from .bulk_csv import bulk_source_ids, iter_bulk_rvs  # pyarrow: only for bulk files
+
     policy = as_policy(on_error)
     store_path = Path(store_path)
     refuse_existing(store_path, overwrite=overwrite, what="store")

@@ -79,13 +79,11 @@ def software_versions() -> dict[str, str]:
     dict of str to str
         Version strings of ``gaiarvs_cnn``, ``tensorflow``, ``keras`` and ``numpy``.
     """
-    import keras
-    import tensorflow as tf
-
     from ..version import __version__
+    from .runtime import installed_version
 
-    return {"gaiarvs_cnn": __version__, "tensorflow": tf.__version__,
-            "keras": keras.__version__, "numpy": np.__version__}
+    return {"gaiarvs_cnn": __version__, "tensorflow": installed_version("tensorflow"),
+            "keras": installed_version("keras"), "numpy": np.__version__}
 
 
 def demo_bundle_path() -> Path:

@@ -27,6 +27,7 @@ from ..selection import usable_mask
 from .bundle import ModelBundle
 from .config import NetworkConfig
 from .network import input_shapes, member_layout
+from .runtime import tensorflow
 
 __all__ = ["FusedEnsemble", "predict_batch", "predict_and_flag", "predict_store",
            "prepare_inputs", "output_keys", "usable_inputs", "INPUT_COLUMNS",
@@ -78,7 +79,7 @@ def configure_threads(threads: int | None = None) -> None:
         is logged if TensorFlow has already started. None applies
         ``gaiarvs_cnn.conf.threads`` (0: all cores) to the intra-op pool only, silently.
     """
-    import tensorflow as tf
+    tf = tensorflow()
 
     from ..settings import conf
 
@@ -219,7 +220,7 @@ def _member_graph(inputs: dict, weights: dict, config: NetworkConfig):
     oneDNN convolution with post-ops (the Keras layers add the bias with a broadcast ``add``
     on a reshaped tensor, which it does not fuse); the results are the Keras model's.
     """
-    import tensorflow as tf
+    tf = tensorflow()
 
     slope = config.leaky_slope
 
@@ -275,7 +276,7 @@ class FusedEnsemble:
 
     def __init__(self, members, config: NetworkConfig, jit_compile: bool | None = None,
                  batch_size: int = DEFAULT_BATCH_SIZE, *, precision: str = "float32"):
-        import tensorflow as tf
+        tf = tensorflow()
 
         configure_threads()
         self.members = list(members)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -203,6 +204,10 @@ def compute_chunk(part: Partition, bundle_path: str, work_dir: str, token: str,
 
 
 def _worker_name() -> str:
+    """The Dask worker's address, or ``pid<N>`` outside a worker (where `distributed`,
+    never imported by a local run, is not imported for this)."""
+    if "distributed" not in sys.modules:
+        return f"pid{os.getpid()}"
     try:
         from distributed import get_worker
 

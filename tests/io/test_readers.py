@@ -31,9 +31,10 @@ from gaiarvs_cnn.exceptions import (
     OutputExistsError,
 )
 from gaiarvs_cnn.io.batch import StarBatch
+from gaiarvs_cnn.io.bulk_csv import iter_bulk_rvs, iter_bulk_xp
 from gaiarvs_cnn.io.datalink import read_datalink_products, read_products
 from gaiarvs_cnn.io.gaia_source import PHOT_COLUMNS, gaia_source_to_batch, merge_on_source_id
-from gaiarvs_cnn.io.ingest import bulk_to_store, ingest_to_store, iter_bulk_rvs, iter_bulk_xp
+from gaiarvs_cnn.io.ingest import bulk_to_store, ingest_to_store
 from gaiarvs_cnn.io.spectra import XP_COLUMNS, read_rvs_datalink, read_xp_continuous
 from gaiarvs_cnn.io.store import Store
 
