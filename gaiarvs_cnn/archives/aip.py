@@ -25,7 +25,7 @@ from ..io.batch import StarBatch
 from ..utils.arrays import masked_to_nan
 from .gaia import PRODUCT_COLUMNS, GaiaArchive, check_product_errors
 from .tables import ColumnMap
-from .tap import query_by_ids
+from .tap import id_query_requests, query_by_ids
 
 __all__ = ["AIPArchive", "AIP_SPECTRA_TABLES"]
 
@@ -99,8 +99,7 @@ class AIPArchive(GaiaArchive):
                            select=", ".join(f"s.{c}" for c in ("source_id", *columns)),
                            table=f"{AIP_SPECTRA_TABLES[retrieval_type]} AS s",
                            id_column="s.source_id", cache=self.cache,
-                           sync_max_rows=self.sync_max_rows, in_list_size=len(source_ids),
-                           upload_size=len(source_ids))
+                           **self._product_chunks(len(source_ids)))
         table = ColumnMap({c: c for c in ("source_id", *columns)},
                           service=f"AIP {AIP_SPECTRA_TABLES[retrieval_type]}").apply(raw)
         size = RVS_NPIX if retrieval_type == "RVS" else XP_NCOEFF
@@ -116,3 +115,16 @@ class AIPArchive(GaiaArchive):
                            **{c: np.array([r[c] for r in rows.values()]).reshape(
                                len(rows), size) for c in columns}})
         return check_product_errors(batch, retrieval_type, rejected)
+
+    def _product_chunks(self, n_ids: int) -> dict:
+        """How `load_products` sends ``n_ids`` ids: in one query."""
+        return {"sync_max_rows": self.sync_max_rows, "in_list_size": n_ids,
+                "upload_size": n_ids}
+
+    def product_requests(self, n_ids: int) -> int:
+        """The HTTP requests of the products of one chunk of ``n_ids`` stars: one TAP
+        query per table of `AIP_SPECTRA_TABLES` (the capabilities were read by the
+        selection)."""
+        return len(AIP_SPECTRA_TABLES) * id_query_requests(
+            self.client, self.tap_url, n_ids, read_capabilities=False,
+            **self._product_chunks(n_ids))

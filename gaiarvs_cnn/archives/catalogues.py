@@ -85,13 +85,14 @@ def query_reference(kind: str, source_ids: Iterable[int] | None = None, *,
 def reference_requests(kind: str, n_ids: int, *, table_rows: int = 0,
                        client: HTTPClient | None = None) -> int:
     """The HTTP requests that `query_reference` sends for ``kind`` and ``n_ids`` distinct
-    ids, from the services' published limits (the chunks of
-    `~gaiarvs_cnn.archives.tap.query_by_ids`).
+    ids, from the services' published limits and the adapters' own rules
+    (`~gaiarvs_cnn.archives.specs.ReferenceSpec.requests`).
 
     A kind selected by id costs its service's capabilities document and one query per
-    chunk of ids; a kind downloaded whole (``seismic``, ``clusters``) one query for the
-    table, then the ESA capabilities and one query per chunk of its ``table_rows`` Gaia
-    DR2 ids (the DR2 -> DR3 mapping).
+    chunk of ids (an asynchronous job for a chunk of more ids than the service's
+    synchronous row cap); a kind downloaded whole (``seismic``, ``clusters``) one query
+    for the table, then the DR2 -> DR3 mapping of its ``table_rows`` Gaia DR2 ids
+    (`~gaiarvs_cnn.archives.clusters.dr2_to_dr3_requests`).
 
     Parameters
     ----------
@@ -107,9 +108,10 @@ def reference_requests(kind: str, n_ids: int, *, table_rows: int = 0,
     Returns
     -------
     int
-        At least what is sent. Not counted: the one-row probe of the columns (cached by
-        ``gaiarvs-cnn run``'s probe), the status requests of a chunk run as an
-        asynchronous job, retries.
+        What is sent when each asynchronous job is done at its first phase check. Not
+        counted: the one-row probe of the columns (cached by ``gaiarvs-cnn run``'s
+        probe), further phase checks, the re-run as a job of an answer that reaches a
+        synchronous row cap, retries.
 
     Raises
     ------
@@ -118,17 +120,16 @@ def reference_requests(kind: str, n_ids: int, *, table_rows: int = 0,
     ArchiveError
         A service's capabilities cannot be read after retries.
     """
-    from ..settings import conf
-    from .tap import id_queries
+    from .clusters import dr2_to_dr3_requests
 
     specs = reference_specs()
     if kind not in specs:
         raise InputDataError(f"Unknown reference kind {kind!r}; use one of {ALL_KINDS}.")
     client = client or HTTPClient()
     if kind in WHOLE_KINDS:
-        return specs[kind].queries(client=client) + (
-            1 + id_queries(client, conf.gaia_tap_url, table_rows) if table_rows else 0)
-    return (1 + specs[kind].queries(n_ids, client=client)) if n_ids > 0 else 0
+        return specs[kind].requests(client=client) + (
+            dr2_to_dr3_requests(table_rows, client=client) if table_rows else 0)
+    return specs[kind].requests(n_ids, client=client) if n_ids > 0 else 0
 
 
 def reference_specs() -> dict[str, ReferenceSpec]:

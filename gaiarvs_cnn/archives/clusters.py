@@ -24,10 +24,10 @@ from .cache import DiskCache
 from .http import HTTPClient
 from .specs import ReferenceSpec
 from .tables import ColumnMap
-from .tap import query_by_ids
+from .tap import id_query_requests, query_by_ids
 
 __all__ = ["CLUSTERS_TABLE", "CLUSTERS_SPEC", "query_clusters", "clusters_from_table",
-           "dr2_to_dr3"]
+           "dr2_to_dr3", "dr2_to_dr3_requests"]
 
 CLUSTERS_TABLE = "J/A+A/640/A1/nodup"
 CLUSTER_COLUMNS = ColumnMap({"dr2_source_id": ("GaiaDR2", "Source", "source_id"),
@@ -46,6 +46,8 @@ _NEIGHBOURS = ColumnMap({"dr2_source_id": "dr2_source_id", "dr3_source_id": "dr3
                          "magnitude_difference": "magnitude_difference"},
                         required=("dr2_source_id", "dr3_source_id", "angular_distance"),
                         service="gaiadr3.dr2_neighbourhood")
+#: Synchronous row cap of the ESA TAP service that `dr2_to_dr3` asks.
+_NEIGHBOURS_SYNC_MAX_ROWS = 2000
 
 
 def dr2_to_dr3(dr2_ids: Iterable[int], *, tap_url: str | None = None,
@@ -85,7 +87,8 @@ def dr2_to_dr3(dr2_ids: Iterable[int], *, tap_url: str | None = None,
                            select="n.dr2_source_id, n.dr3_source_id, n.angular_distance, "
                                   "n.magnitude_difference",
                            table="gaiadr3.dr2_neighbourhood AS n",
-                           id_column="n.dr2_source_id", sync_max_rows=2000, cache=cache)
+                           id_column="n.dr2_source_id", cache=cache,
+                           sync_max_rows=_NEIGHBOURS_SYNC_MAX_ROWS)
         t = _NEIGHBOURS.apply(raw)
         dist = masked_to_nan(t["angular_distance"])
         dmag = np.abs(masked_to_nan(t["magnitude_difference"])) if \
@@ -94,6 +97,30 @@ def dr2_to_dr3(dr2_ids: Iterable[int], *, tap_url: str | None = None,
         for i in order:
             out.setdefault(int(t["dr2_source_id"][i]), int(t["dr3_source_id"][i]))
     return out
+
+
+def dr2_to_dr3_requests(n_ids: int, *, tap_url: str | None = None,
+                        client: HTTPClient | None = None) -> int:
+    """The HTTP requests that `dr2_to_dr3` sends for ``n_ids`` distinct DR2 ids
+    (`~gaiarvs_cnn.archives.tap.id_query_requests`; the re-run of a chunk whose answer
+    reaches the row cap is not counted: a DR2 id has any number of neighbours).
+
+    Parameters
+    ----------
+    n_ids : int
+    tap_url : str, optional
+        ESA TAP service (default ``conf.gaia_tap_url``).
+    client : `~gaiarvs_cnn.archives.http.HTTPClient`, optional
+        Reads the service's capabilities.
+
+    Returns
+    -------
+    int
+    """
+    from ..settings import conf
+
+    return id_query_requests(client or HTTPClient(), tap_url or conf.gaia_tap_url, n_ids,
+                             sync_max_rows=_NEIGHBOURS_SYNC_MAX_ROWS)
 
 
 def clusters_from_table(raw: Table, mapping: dict[int, int], min_proba: float = 0.0) -> Table:

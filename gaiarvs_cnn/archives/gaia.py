@@ -63,7 +63,7 @@ from .cache import DiskCache
 from .http import HTTPClient
 from .retry import HTTPStatusError, RetryableError
 from .tables import ColumnMap
-from .tap import chunked, id_list_adql, query_by_ids, run_tap
+from .tap import chunked, id_list_adql, id_query_requests, query_by_ids, run_tap
 
 __all__ = ["GaiaArchive", "FetchReport", "ESA_SYNC_MAX_ROWS", "RETRIEVAL_TYPES",
            "data_structure_value", "other_spelling", "paper_cuts_adql", "GAIA_SOURCE_COLUMNS",
@@ -574,6 +574,40 @@ class GaiaArchive:
                               fetch_service=self.name)
         (log.info if report.ok else log.warning)(report.summary())
         return report
+
+    def fetch_requests(self, n_ids: int) -> int:
+        """The HTTP requests that `fetch_to_store` sends for ``n_ids`` distinct ids of
+        which none is in the store yet, when every id is selected (one gaia_source row
+        each).
+
+        The selection (`select_sources`: the capabilities and each chunk's query,
+        `~gaiarvs_cnn.archives.tap.id_query_requests`), then the products of each chunk
+        of `max_ids` stars (`product_requests`). ``gaiarvs-cnn run --plan`` counts its
+        fetch stages with it.
+
+        Parameters
+        ----------
+        n_ids : int
+
+        Returns
+        -------
+        int
+            What is sent when each asynchronous job is done at its first phase check.
+            Not counted: the query of a ``query`` selection (``gaiarvs-cnn run``'s probe
+            has cached it), products already in the download cache, further phase
+            checks of a job, retries.
+        """
+        if n_ids <= 0:
+            return 0
+        select = id_query_requests(self.client, self.tap_url, n_ids,
+                                   sync_max_rows=self.sync_max_rows, rows_per_id=1)
+        return select + sum(self.product_requests(len(chunk))
+                            for chunk in chunked(range(int(n_ids)), self.max_ids))
+
+    def product_requests(self, n_ids: int) -> int:
+        """The HTTP requests of the products of one chunk of ``n_ids`` stars
+        (`load_products` of each of `RETRIEVAL_TYPES`): one DataLink POST each."""
+        return len(RETRIEVAL_TYPES)
 
     def _requested_ids(self, source_ids, query, labels) -> np.ndarray:
         if source_ids is not None and query is not None:

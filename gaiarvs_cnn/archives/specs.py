@@ -25,7 +25,7 @@ from ..exceptions import InputDataError
 from .cache import DiskCache
 from .http import HTTPClient
 from .tables import ColumnMap, finish_reference
-from .tap import id_queries, query_catalogue, run_tap
+from .tap import id_query_requests, query_catalogue, run_tap, tap_requests
 
 __all__ = ["ReferenceSpec", "ProbeReport"]
 
@@ -169,11 +169,13 @@ class ReferenceSpec:
                                columns=self.columns, namespace=self.namespace,
                                sync_max_rows=self.sync_max_rows)
 
-    def queries(self, n_ids: int | None = None, *, url: str | None = None,
-                client: HTTPClient | None = None) -> int:
-        """The TAP queries that `query` sends: one for the whole table, else one per chunk
-        of ids (`~gaiarvs_cnn.archives.tap.id_queries`: the service's published limits,
-        read from its capabilities).
+    def requests(self, n_ids: int | None = None, *, url: str | None = None,
+                 client: HTTPClient | None = None) -> int:
+        """The HTTP requests that `query` sends: the whole table's query, else the
+        service's capabilities and the query of each chunk of ids
+        (`~gaiarvs_cnn.archives.tap.id_query_requests`: the service's published limits,
+        read from its capabilities; a chunk of more ids than `sync_max_rows` is an
+        asynchronous job).
 
         Parameters
         ----------
@@ -187,12 +189,15 @@ class ReferenceSpec:
         Returns
         -------
         int
-            Not counted: the one-row probe of the columns (cached), and the status
-            requests of a chunk run as an asynchronous job.
+            Not counted: the one-row probe of the columns (cached by ``gaiarvs-cnn
+            run``'s probe), the re-run as a job of an answer that reaches the
+            synchronous row cap (the rows a survey holds per id are not known), further
+            phase checks of a job, retries.
         """
         if n_ids is None:
-            return 1
-        return id_queries(client or HTTPClient(), self.url(url), n_ids)
+            return tap_requests(sync_max_rows=self.sync_max_rows)
+        return id_query_requests(client or HTTPClient(), self.url(url), n_ids,
+                                 sync_max_rows=self.sync_max_rows)
 
     def finish(self, raw: Table, *, cuts: bool = True) -> Table:
         """The canonical table from raw rows (any case of the service's names).

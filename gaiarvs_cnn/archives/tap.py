@@ -6,8 +6,10 @@
   (a truncated result could not be told from a complete one).
 * `tap_limits` reads a service's upload support and limits (TAPRegExt capabilities);
   `query_by_ids` sends id lists as uploaded tables (or ``IN`` lists) in chunks that fit
-  (a byte limit is compared with `id_upload_bytes`, the size of the VOTable as sent);
-  `id_queries` counts those chunks ahead of time.
+  (a byte limit is compared with `id_upload_bytes`, the size of the VOTable as sent).
+* `tap_requests` and `id_query_requests` count ahead of time the HTTP requests that
+  `run_tap` and `query_by_ids` send (the asynchronous jobs' included,
+  `ASYNC_JOB_REQUESTS`), from the same rules (`upload_mode`, `sync_capped`).
 * `query_catalogue` fetches a reference catalogue, whole or by ids.
 """
 from __future__ import annotations
@@ -29,8 +31,88 @@ from .http import HTTPClient
 from .tables import ColumnMap
 
 __all__ = ["run_tap", "TAPLimits", "tap_limits", "ids_votable", "id_upload_bytes",
-           "query_by_ids", "id_queries",
+           "query_by_ids", "ASYNC_JOB_REQUESTS", "sync_capped", "upload_mode", "tap_requests",
+           "id_query_requests",
            "only_requested", "chunked", "id_list_adql", "query_catalogue", "UPLOAD_NAME"]
+
+
+#: HTTP requests of one asynchronous job as `run_tap` runs it (pyvo's ``run_async``), by
+#: endpoint under the TAP base URL, at a UWS service that answers the job's creation and
+#: its phase change with 303 See Other (as UWS asks; pyvo follows both with a GET): the
+#: creation (POST ``/async``, then the GET of the job it redirects to), pyvo's first
+#: read of the job, the phase change to RUN (POST ``/phase``, then the GET of the job),
+#: one blocking phase check (``WAIT``), the result, and the deletion (DELETE, not
+#: followed). This is the least a job costs: one still running at its phase check adds
+#: a GET of ``/async/{job}`` per further check.
+ASYNC_JOB_REQUESTS = {"/async": 1, "/async/{job}": 5, "/async/{job}/phase": 1,
+                      "/async/{job}/results/result": 1}
+
+
+def sync_capped(n_rows: int, sync_max_rows: int | None) -> bool:
+    """Whether a synchronous answer of ``n_rows`` rows may have been cut at the service's
+    row cap: it holds ``sync_max_rows`` rows or more (`run_tap` re-runs such a query as
+    an asynchronous job in ``"auto"`` mode, as it does an answer whose ``QUERY_STATUS``
+    is ``OVERFLOW``).
+
+    Parameters
+    ----------
+    n_rows : int
+    sync_max_rows : int or None
+        The service's synchronous row cap (None: no cap known).
+
+    Returns
+    -------
+    bool
+    """
+    return sync_max_rows is not None and n_rows >= sync_max_rows
+
+
+def upload_mode(n_ids: int, sync_max_rows: int | None) -> str:
+    """How `query_by_ids` runs one uploaded chunk of ``n_ids`` ids: as an asynchronous
+    job at once (``"async"``) when it holds more ids than the synchronous row cap (its
+    answer, one row per id found, may not fit), else ``"auto"`` (see `run_tap`).
+
+    Parameters
+    ----------
+    n_ids : int
+    sync_max_rows : int or None
+
+    Returns
+    -------
+    str
+    """
+    return "async" if sync_max_rows and n_ids > sync_max_rows else "auto"
+
+
+def tap_requests(mode: str = "auto", *, rows: int | None = None,
+                 sync_max_rows: int | None = None) -> int:
+    """The HTTP requests that `run_tap` sends for one query (not in the cache).
+
+    ``"sync"``: one; ``"async"``: a job (`ASYNC_JOB_REQUESTS`, done at its first phase
+    check); ``"auto"``: one, plus a job when the answer's ``rows`` reach the cap
+    (`sync_capped`).
+
+    Parameters
+    ----------
+    mode : {"auto", "sync", "async"}
+        As for `run_tap`.
+    rows : int, optional
+        Rows the answer is expected to hold; None when unknown (no re-run counted).
+    sync_max_rows : int, optional
+        The service's synchronous row cap.
+
+    Returns
+    -------
+    int
+        Not counted: further phase checks of a job still running, the re-run of an
+        answer that the service marks ``OVERFLOW`` below ``sync_max_rows``, retries.
+    """
+    job = sum(ASYNC_JOB_REQUESTS.values())
+    if mode == "async":
+        return job
+    if mode == "sync" or rows is None or not sync_capped(rows, sync_max_rows):
+        return 1
+    return 1 + job
 
 
 def run_tap(client: HTTPClient, url: str, adql: str, *, sync_max_rows: int | None = None,
@@ -101,8 +183,8 @@ def run_tap(client: HTTPClient, url: str, adql: str, *, sync_max_rows: int | Non
         with warnings.catch_warnings():  # an overflow is handled below (async re-run)
             warnings.simplefilter("ignore", DALOverflowWarning)
             result = client.with_retries(what + " (sync)", lambda: service.run_sync(adql, **extra))
-        overflow = _query_status(result, what) == "OVERFLOW" or (
-            sync_max_rows is not None and len(result) >= sync_max_rows)
+        overflow = (_query_status(result, what) == "OVERFLOW"
+                    or sync_capped(len(result), sync_max_rows))
         if overflow and mode == "auto":
             log.info(f"{what}: synchronous result capped at {len(result)} rows; "
                      f"running it as an asynchronous job.")
@@ -347,10 +429,10 @@ def query_by_ids(client: HTTPClient, url: str, ids: Iterable[int], *, select: st
     -------
     astropy.table.Table
         The rows of every chunk, stacked (the chunks hold distinct ids, so no row is
-        answered twice; `id_queries` counts the chunks). Rows whose id (the result column
-        named like ``id_column``) is not one of the ids asked for in their chunk are
-        dropped with a warning: a service's answer never adds stars that were not
-        requested.
+        answered twice; `id_query_requests` counts the requests). Rows whose id (the
+        result column named like ``id_column``) is not one of the ids asked for in their
+        chunk are dropped with a warning: a service's answer never adds stars that were
+        not requested.
 
     Raises
     ------
@@ -372,10 +454,9 @@ def query_by_ids(client: HTTPClient, url: str, ids: Iterable[int], *, select: st
         adql = (f"SELECT {select}\nFROM TAP_UPLOAD.{UPLOAD_NAME} AS u\nJOIN {table} ON "
                 f"{id_column} = u.source_id{' ' + joins if joins else ''}{cond}")
         for group in chunked(ids, size):
-            # more ids than the synchronous row cap: go asynchronous at once
-            mode = "async" if sync_max_rows and len(group) > sync_max_rows else "auto"
             answer = run_tap(client, url, adql, cache=cache, sync_max_rows=sync_max_rows,
-                             uploads={UPLOAD_NAME: ids_votable(group)}, mode=mode,
+                             uploads={UPLOAD_NAME: ids_votable(group)},
+                             mode=upload_mode(len(group), sync_max_rows),
                              validate=validate)
             parts.append(only_requested(answer, id_column, group, url))
     else:
@@ -400,33 +481,50 @@ def _id_chunks(client: HTTPClient, url: str, *, in_list_size: int | None,
     return limits, in_list_size or conf.tap_in_list_max_ids
 
 
-def id_queries(client: HTTPClient, url: str, n_ids: int, *, in_list_size: int | None = None,
-               upload_size: int | None = None, uploads: bool | None = None) -> int:
-    """The number of queries `query_by_ids` sends for ``n_ids`` distinct ids: its chunks,
-    sized by the service's published limits (`tap_limits`, read once per client).
+def id_query_requests(client: HTTPClient, url: str, n_ids: int, *,
+                      sync_max_rows: int | None = None, rows_per_id: float | None = None,
+                      in_list_size: int | None = None, upload_size: int | None = None,
+                      uploads: bool | None = None, read_capabilities: bool = True) -> int:
+    """The HTTP requests that `query_by_ids` sends for ``n_ids`` distinct ids (none
+    cached): the service's capabilities document (`tap_limits`), then each chunk's query
+    (`tap_requests`; an uploaded chunk runs as `upload_mode` says), the chunks sized by
+    the service's published limits (read once per client).
 
     Parameters
     ----------
     client : `HTTPClient`
-        Session, timeout and retries.
+        Session, timeout and retries (reads the capabilities).
     url : str
         TAP base URL.
     n_ids : int
         Distinct ids.
+    sync_max_rows : int, optional
+        As for `query_by_ids`.
+    rows_per_id : float, optional
+        Rows the answer is expected to hold per id (a chunk whose answer reaches
+        ``sync_max_rows`` is re-run as a job); None when unknown: no re-run counted.
     in_list_size, upload_size, uploads : optional
         As for `query_by_ids`.
+    read_capabilities : bool
+        Count the capabilities document (False: the client of `query_by_ids` has read
+        it already). Not read when ``uploads`` is given.
 
     Returns
     -------
     int
-        0 for no id. A chunk run as an asynchronous job counts once (its job requests
-        are not counted).
+        0 for no id. Each asynchronous job at its least (`ASYNC_JOB_REQUESTS`); not
+        counted: further phase checks, retries.
     """
     if n_ids <= 0:
         return 0
-    _, size = _id_chunks(client, url, in_list_size=in_list_size, upload_size=upload_size,
-                         uploads=uploads)
-    return -(-int(n_ids) // size)
+    limits, size = _id_chunks(client, url, in_list_size=in_list_size,
+                              upload_size=upload_size, uploads=uploads)
+    count = int(read_capabilities and uploads is None)
+    for group in chunked(range(int(n_ids)), size):
+        rows = None if rows_per_id is None else int(np.ceil(len(group) * rows_per_id))
+        mode = upload_mode(len(group), sync_max_rows) if limits.uploads else "auto"
+        count += tap_requests(mode, rows=rows, sync_max_rows=sync_max_rows)
+    return count
 
 
 def only_requested(table: Table, id_column: str, ids: np.ndarray, url: str = "") -> Table:

@@ -15,7 +15,7 @@ __all__ = ["DATALINK_BYTES_PER_STAR", "GAIA_SOURCE_BYTES_PER_STAR", "APOGEE_BYTE
            "STORE_BYTES_PER_STAR",
            "TRAIN_CORE_SECONDS_PER_SAMPLE_EPOCH", "ENSEMBLE_CORE_SECONDS_PER_STAR",
            "CHUNK_CORE_SECONDS_PER_STAR", "CATALOGUE_BYTES_PER_STAR", "BULK_BYTES_PER_STAR",
-           "datalink_requests", "train_core_seconds", "predict_core_seconds"]
+           "train_core_seconds", "predict_core_seconds"]
 
 #: Bytes of the DataLink answers (RVS + XP_CONTINUOUS CSV products, zipped) per star:
 #: fetch_rehearsal.json, 2 740 082 826 B for 45 000 stars.
@@ -62,11 +62,6 @@ CHUNK_CORE_SECONDS_PER_STAR = (0.0325 + 0.1188 + 0.3652 + 0.0031) * 1e-3
 #: Bytes of the catalogue per star and format: costmodel.json bytes_per_star (FITS;
 #: the VOTable BINARY2 and Parquet files are of the same order).
 CATALOGUE_BYTES_PER_STAR = 82
-
-
-def datalink_requests(n_stars: int, max_ids: int) -> int:
-    """DataLink requests of a fetch: one RVS and one XP request per ``max_ids`` stars."""
-    return 2 * -(-int(n_stars) // int(max_ids)) if n_stars else 0
 
 
 def _network(network: str) -> str:

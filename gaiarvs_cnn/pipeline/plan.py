@@ -19,7 +19,7 @@ from ..exceptions import ArchiveError, GaiaRVSCNNError, InputDataError
 from ..model.residuals import calibration_min_stars
 from . import costs
 from .config import RunConfig, RunConfigError
-from .stages import STAGES, RunFolder, calibration_mask, utc_now
+from .stages import STAGES, RunFolder, _archive, calibration_mask, utc_now
 
 __all__ = ["Probe", "StagePlan", "probe_run", "plan_run", "format_plan"]
 
@@ -64,7 +64,14 @@ class StagePlan:
     stars : int
         Stars the stage handles (at most).
     requests : int
-        HTTP requests (at most; retries not counted).
+        HTTP requests the stage sends, counted by the archives layer's own rules
+        (`GaiaArchive.fetch_requests`, `~gaiarvs_cnn.archives.catalogues.
+        reference_requests`): the capabilities documents, synchronous queries, each
+        asynchronous job at its least (creation, one phase check, result: `~gaiarvs_cnn.
+        archives.tap.ASYNC_JOB_REQUESTS`), uploads, DataLink requests, when every star
+        asked for is selected. More: the phase checks of a job still running, retries,
+        a reference answer that reaches a synchronous row cap (re-run as a job). Fewer:
+        stars not selected, answers already in the download cache.
     download_bytes : int
         Bytes downloaded (estimate).
     core_hours : float
@@ -98,8 +105,6 @@ def _observed_count(config: RunConfig) -> tuple[int | None, int]:
             n += min(len(files), obs.bulk_limit or len(files)) if not obs.bulk_ranges else \
                 len(obs.bulk_ranges)
         return None, n
-    from .stages import _archive
-
     try:
         ids = _archive(config).ids_from_query(obs.query)
     except ArchiveError as exc:
@@ -186,10 +191,10 @@ def plan_run(config: RunConfig, probe: Probe, folder: RunFolder | None = None
     list of StagePlan
         In stage order.
     """
-    from ..settings import conf
-
     net, obs = config.network, config.observed
-    max_ids = config.archive.max_ids or conf.datalink_max_ids
+    # the labels and the ids of an ADQL selection are in the download cache (the probe):
+    # the fetches send the selection by id and the products
+    archive = _archive(config)
     n_train_all = probe.n_labels
     frac = config.training.calibration_fraction
     n_cal = round(n_train_all * frac)
@@ -204,7 +209,7 @@ def plan_run(config: RunConfig, probe: Probe, folder: RunFolder | None = None
     per_star_fetch = costs.DATALINK_BYTES_PER_STAR + costs.GAIA_SOURCE_BYTES_PER_STAR
     plans = [
         StagePlan("fetch-training", n_train_all,
-                  1 + 2 + costs.datalink_requests(n_train_all, max_ids),
+                  archive.fetch_requests(n_train_all),
                   n_train_all * (per_star_fetch + costs.APOGEE_BYTES_PER_ROW),
                   n_train_all * costs.FETCH_CORE_SECONDS_PER_STAR / 3600,
                   note=f"APOGEE DR17 labels ({probe.n_labels} after quality cuts); "
@@ -225,7 +230,7 @@ def plan_run(config: RunConfig, probe: Probe, folder: RunFolder | None = None
     else:
         plans.append(StagePlan(
             "fetch-observed", probe.n_observed,
-            2 + costs.datalink_requests(probe.n_observed, max_ids),
+            archive.fetch_requests(probe.n_observed),
             probe.n_observed * per_star_fetch,
             probe.n_observed * costs.FETCH_CORE_SECONDS_PER_STAR / 3600,
             note=f"{obs.kind} selection, {probe.n_observed} star(s) before the Gaia cuts"))
@@ -235,7 +240,8 @@ def plan_run(config: RunConfig, probe: Probe, folder: RunFolder | None = None
         note=f"{config.executor.kind} executor; catalogue "
              f"{', '.join(config.catalogue.formats)} "
              f"(~{n_obs * costs.CATALOGUE_BYTES_PER_STAR / 1e6:.1f} MB per format)"))
-    ref_requests, ref_bytes = _reference_downloads(config.references.kinds, n_obs)
+    ref_requests, ref_bytes = _reference_downloads(config.references.kinds, n_obs,
+                                                   client=archive.client)
     plans.append(StagePlan("fetch-references", n_obs, ref_requests, ref_bytes, 0.0,
                            note=", ".join(config.references.kinds)))
     plans.append(StagePlan("validate", n_obs, 0, 0, 0.0,
@@ -248,16 +254,14 @@ def plan_run(config: RunConfig, probe: Probe, folder: RunFolder | None = None
     return plans
 
 
-def _reference_downloads(kinds, n_ids: int) -> tuple[int, int]:
+def _reference_downloads(kinds, n_ids: int, *, client) -> tuple[int, int]:
     """Requests and bytes of ``fetch-references`` for ``n_ids`` catalogue stars: the
-    chunks the archives layer will send (`~gaiarvs_cnn.archives.catalogues.
-    reference_requests`, from the services' published limits) and the rows expected
-    (`WHOLE_TABLE_ROWS` for the tables downloaded whole, else
+    requests the archives layer will send (`~gaiarvs_cnn.archives.catalogues.
+    reference_requests`, from the services' published limits, read by ``client``) and
+    the rows expected (`WHOLE_TABLE_ROWS` for the tables downloaded whole, else
     `costs.REFERENCE_ROWS_PER_ID` per id) at `costs.REFERENCE_BYTES_PER_ROW`."""
     from ..archives.catalogues import WHOLE_KINDS, reference_requests
-    from ..archives.http import HTTPClient
 
-    client = HTTPClient()   # each service's capabilities are read once
     requests, size = 0, 0.0
     for kind in kinds:
         # which kinds are downloaded whole is the archives layer's to say
@@ -303,7 +307,9 @@ def format_plan(config: RunConfig, probe: Probe, plans: list[StagePlan]) -> list
                  f"{sum(p.requests for p in plans if not p.done):9d} {_size(total_b):>10s} "
                  f"{_hours(total_h):>9s}")
     lines.append("Estimates from gaiarvs_cnn.pipeline.costs (loopback and 2-core "
-                 "benchmarks): bytes are what the archives send, core-hours CPU time.")
+                 "benchmarks): bytes are what the archives send, core-hours CPU time; "
+                 "requests count each asynchronous job at its first phase check (a job "
+                 "still running adds one per check), no retry.")
     return lines
 
 

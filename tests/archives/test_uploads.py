@@ -6,7 +6,9 @@ import pytest
 
 from gaiarvs_cnn.archives.gaia import GaiaArchive
 from gaiarvs_cnn.archives.tap import (
+    ASYNC_JOB_REQUESTS,
     TAPLimits,
+    id_query_requests,
     id_upload_bytes,
     ids_votable,
     query_by_ids,
@@ -98,6 +100,39 @@ def test_chunk_larger_than_the_sync_cap_goes_async_at_once(archive, fast_client)
                        id_column="g.source_id", sync_max_rows=3)
     assert len(got) == 5
     assert archive.count("/esa/tap/sync") == 0 and archive.count("/esa/tap/async") >= 3
+
+
+@pytest.mark.parametrize("upload_rows, cap, sent", [
+    (5, 3, {"sync": 0, "jobs": 1}),    # 5 ids > 3: a job at once
+    (5, 5, {"sync": 1, "jobs": 1}),    # 5 rows reach the cap: re-run as a job
+    (2, 2, {"sync": 3, "jobs": 2}),    # chunks of 2, 2 (each re-run), 1
+    (2, 3, {"sync": 3, "jobs": 0}),
+])
+def test_id_query_requests_are_the_requests_sent(archive, fast_client, upload_rows, cap,
+                                                 sent):
+    """What the plan of ``gaiarvs-cnn run`` counts is what `query_by_ids` sends: the
+    capabilities, the synchronous queries and each job's requests by endpoint
+    (`ASYNC_JOB_REQUESTS`; the loopback job is done at its first phase check)."""
+    from gaiarvs_cnn.archives.http import HTTPClient
+
+    archive.services["esa"]["upload_limit"] = (upload_rows, "row")
+    url = archive.url + "/esa/tap"
+    ids = _ids(archive)   # 5 ids, each one gaia_source row
+    planned = id_query_requests(HTTPClient(retries=0), url, len(ids), sync_max_rows=cap,
+                                rows_per_id=1)
+    least = id_query_requests(HTTPClient(retries=0), url, len(ids), sync_max_rows=cap)
+    since = len(archive.log)
+    got = query_by_ids(fast_client, url, ids, select="g.source_id",
+                       table="gaiadr3.gaia_source AS g", id_column="g.source_id",
+                       sync_max_rows=cap)
+    assert sorted(got["source_id"].tolist()) == ids
+    job = {"/esa/tap" + k: v * sent["jobs"] for k, v in ASYNC_JOB_REQUESTS.items()}
+    expected = {"/esa/tap/capabilities": 1, "/esa/tap/sync": sent["sync"], **job}
+    assert archive.requests_by_endpoint(since) == {k: v for k, v in expected.items() if v}
+    assert planned == len(archive.log) - since == 1 + sent["sync"] + 8 * sent["jobs"]
+    # rows not known: a re-run is not counted, a job at once is
+    reruns = min(sent["sync"], sent["jobs"])
+    assert least == planned - 8 * reruns
 
 
 def test_id_upload_bytes_are_the_bytes_pyvo_sends():
