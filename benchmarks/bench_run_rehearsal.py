@@ -24,6 +24,13 @@ Run from the repository root (about an hour at the default size on 2 shared core
     nice -n 10 python benchmarks/bench_run_rehearsal.py --n-training 20000 --n-observed 100000
 
 Results are printed and written to ``benchmarks/results/run_rehearsal.json``.
+
+``--replan`` only redoes the plan of the run recorded in ``--out`` (same sizes, same
+archive) with this checkout and records it as ``replan`` beside the measurements (the
+plan's request counts per stage parsed from its table), so that a change of the plan is
+compared with the stages measured without running them again::
+
+    python benchmarks/bench_run_rehearsal.py --replan
 """
 from __future__ import annotations
 
@@ -111,6 +118,38 @@ def _command(arc, work: Path, config: Path, *extra: str) -> tuple[dict, str]:
             "bytes_served": sum(v - served.get(k, 0) for k, v in arc.served.items())}, out
 
 
+def plan_requests(lines: list[str]) -> dict[str, int]:
+    """Requests per stage from the table of ``run --plan`` (its ``requests`` column)."""
+    out = {}
+    for line in lines:
+        parts = line.split()
+        if parts and parts[0] in STAGES and len(parts) > 2 and parts[2].isdigit():
+            out[parts[0]] = int(parts[2])
+    return out
+
+
+def replan(args) -> None:
+    """Redo only the plan of the run recorded in ``args.out`` with this checkout."""
+    result = json.loads(args.out.read_text())
+    sizes = argparse.Namespace(**{**vars(args), **result["arguments"]})
+    work = Path(tempfile.mkdtemp(prefix="bench_replan.", dir=args.dir))
+    try:
+        arc = build_synthetic_archive(max(sizes.n_training, sizes.n_observed), REAL,
+                                      references=True)
+        arc.tables["iii/286/catalog"] = arc.tables["iii/286/catalog"][:sizes.n_training]
+        config = _config(work, sizes)
+        with serve(arc):
+            measured, text = _command(arc, work, config, "--plan")
+        text = text.replace(str(work), f"<temporary folder>/{work.name}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    lines = text.rstrip("\n").splitlines()
+    result["replan"] = {**result_header(__file__, SCRIPT_VERSION, args), "measured": measured,
+                        "requests_by_stage": plan_requests(lines), "text": lines}
+    print(text)
+    write_text_atomic(args.out, json.dumps(result, indent=1) + "\n")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-training", type=int, default=20_000)
@@ -128,8 +167,13 @@ def main(argv=None) -> None:
                         help="a note recorded with the result (e.g. why a smaller size)")
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).parent / "results" / "run_rehearsal.json")
+    parser.add_argument("--replan", action="store_true",
+                        help="only redo the plan of the run recorded in --out (module docs)")
     args = parser.parse_args(argv)
-    faulthandler.enable(all_threads=True)  # a crash of the server threads names its stack
+    faulthandler.enable(all_threads=True)
+    if args.replan:
+        replan(args)
+        return  # a crash of the server threads names its stack
     result = {**result_header(__file__, SCRIPT_VERSION, args),
               "n_training": args.n_training, "n_observed": args.n_observed,
               "ensemble": f"demo network, {args.splits} x {args.models} members, at most "
@@ -147,7 +191,9 @@ def main(argv=None) -> None:
             plan, text = _command(arc, work, config, "--plan")
             # the run's folder is named in the plan's first line: not a path of this machine
             text = text.replace(str(work), f"<temporary folder>/{work.name}")
-            result["plan"] = {"measured": plan, "text": text.rstrip("\n").splitlines()}
+            lines = text.rstrip("\n").splitlines()
+            result["plan"] = {"measured": plan, "requests_by_stage": plan_requests(lines),
+                              "text": lines}
             print(text, flush=True)
             stages = {}
             for stage in STAGES:
