@@ -34,7 +34,7 @@ def recorded_arguments(args) -> dict:
 
 
 def result_header(script, script_version: int, args) -> dict:
-    """Script, version, arguments, gaiarvs-cnn version, machine and load average.
+    """Script, version, arguments, gaiarvs-cnn version, git commit, machine and load average.
 
     Parameters
     ----------
@@ -54,7 +54,7 @@ def result_header(script, script_version: int, args) -> dict:
 
     return {"script": Path(script).name, "script_version": script_version,
             "arguments": recorded_arguments(args),
-            "gaiarvs_cnn": __version__,
+            "gaiarvs_cnn": __version__, **provenance(),
             "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                         "processor": platform.processor() or platform.machine()},
             "load_average_start": list(os.getloadavg())}

@@ -59,7 +59,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _header import recorded_path  # noqa: E402
+from _header import provenance, recorded_path  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "model.json"
 INTERESTING_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw",
@@ -93,19 +93,10 @@ def script_info(argv: list[str]) -> dict:
 
     import gaiarvs_cnn
 
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True,
-                                capture_output=True, text=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--",
-                                     "benchmarks", "gaiarvs_cnn"], check=True,
-                                    capture_output=True, text=True).stdout.strip())
-    except (OSError, subprocess.CalledProcessError):
-        commit, dirty = None, None
     path = Path(__file__).resolve()
     return {"script": str(path.relative_to(ROOT)),
             "script_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "git_commit": commit, "uncommitted_changes": dirty,
-            "gaiarvs_cnn_version": gaiarvs_cnn.__version__,
+            **provenance(), "gaiarvs_cnn_version": gaiarvs_cnn.__version__,
             "arguments": list(argv)}
 
 
