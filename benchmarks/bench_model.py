@@ -500,8 +500,9 @@ def bench_predict_end_to_end(bundle_path: Path, n_stars: int, repeats: int) -> d
 
     Both processes load the bundle and read the same store of ``n_stars`` simulated
     observed stars; the plain one runs ``model.predict`` per member on each chunk and
-    writes nothing, the CLI writes the catalogue (labels, uncertainties, flags). Best
-    wall time of ``repeats`` turns each.
+    writes nothing, the CLI writes the catalogue (labels, uncertainties, flags); the CLI
+    also runs with ``--precision bfloat16`` (opt-in). Best wall time of ``repeats`` turns
+    each.
     """
     from gaiarvs_cnn.model import ModelBundle
     from gaiarvs_cnn.simulate.survey import simulate_store
@@ -516,9 +517,10 @@ def bench_predict_end_to_end(bundle_path: Path, n_stars: int, repeats: int) -> d
                "--quiet"]
         plain = [sys.executable, "-c",
                  _PLAIN_PREDICT_CHILD.format(bundle=str(bundle_path), store=str(store))]
-        best = {"cli": np.inf, "plain": np.inf}
+        cli_bf16 = [*cli, "--precision", "bfloat16"]
+        best = {"cli": np.inf, "plain": np.inf, "cli_bfloat16": np.inf}
         for _ in range(repeats):
-            for key, cmd in (("cli", cli), ("plain", plain)):
+            for key, cmd in (("cli", cli), ("plain", plain), ("cli_bfloat16", cli_bf16)):
                 t = time.perf_counter()
                 subprocess.run(cmd, check=True, capture_output=True)
                 best[key] = min(best[key], time.perf_counter() - t)
@@ -527,6 +529,8 @@ def bench_predict_end_to_end(bundle_path: Path, n_stars: int, repeats: int) -> d
     out["predict_cli_stars_per_s"] = n_stars / best["cli"]
     out["plain_loop_stars_per_s"] = n_stars / best["plain"]
     out["cli_over_plain"] = best["plain"] / best["cli"]
+    out["predict_cli_bfloat16_seconds"] = best["cli_bfloat16"]
+    out["cli_bfloat16_over_plain"] = best["plain"] / best["cli_bfloat16"]
     return out
 
 
