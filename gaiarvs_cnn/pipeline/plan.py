@@ -45,6 +45,9 @@ class Probe:
         Reference kind -> the table probed.
     answered : str
         UTC time of the probe.
+    tap_limits : dict
+        TAP base URL -> `~gaiarvs_cnn.archives.tap.TAPLimits` already known; the plan
+        reads the capabilities of the other services it counts requests for.
     """
 
     n_labels: int = 0
@@ -52,6 +55,7 @@ class Probe:
     bulk_files: int = 0
     references: dict = field(default_factory=dict)
     answered: str = ""
+    tap_limits: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -195,6 +199,7 @@ def plan_run(config: RunConfig, probe: Probe, folder: RunFolder | None = None
     # the labels and the ids of an ADQL selection are in the download cache (the probe):
     # the fetches send the selection by id and the products
     archive = _archive(config)
+    archive.client.tap_limits.update(probe.tap_limits)
     n_train_all = probe.n_labels
     frac = config.training.calibration_fraction
     n_cal = round(n_train_all * frac)

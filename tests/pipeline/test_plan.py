@@ -150,3 +150,32 @@ kinds = ["apogee", "gsp-spec", "gsp-phot", "published"]
         "/vizier/tap/capabilities": 1, "/vizier/tap/sync": 1}
     assert planned == {**{s: 0 for s in STAGES},
                        **{s: sum(r.values()) for s, r in logged.items()}}
+
+
+def test_plan_reads_no_capabilities_the_probe_already_holds(loopback, tmp_path):
+    """The documentation's plan is built offline: given every service's limits, the plan
+    sends nothing; given none, it reads each service's capabilities once."""
+    from gaiarvs_cnn.archives.tap import TAPLimits
+
+    arc = loopback
+    path = tmp_path / "run.toml"
+    path.write_text(f"""
+[run]
+output = "{tmp_path / 'run'}"
+[observed]
+query = "SELECT TOP 10 source_id FROM gaiadr3.gaia_source"
+[references]
+kinds = ["apogee", "galah", "gsp-spec", "published"]
+""")
+    config = load_run_config(path)
+    probe = probe_run(config)
+    since = len(arc.log)
+    plan_run(config, probe)
+    read = arc.requests_by_endpoint(since)
+    assert read == {"/aip/tap/capabilities": 1, "/esa/tap/capabilities": 1,
+                    "/vizier/tap/capabilities": 1}
+    known = dataclasses.replace(probe, tap_limits=dict.fromkeys(
+        (conf.gaia_tap_url, conf.vizier_url, conf.aip_tap_url), TAPLimits(uploads=True)))
+    since = len(arc.log)
+    plan_run(config, known)
+    assert len(arc.log) == since
