@@ -57,18 +57,23 @@ def _write_catalogue(config, folder: RunFolder, ids) -> None:
         synthetic_catalog(truth, seed=2).write(folder.catalogue_files(config)[0])
 
 
-def test_plan_counts_the_reference_requests_and_bytes_of_the_stage(loopback, tmp_path):
-    arc = loopback
+def _reference_config(tmp_path, n_stars: int):
+    """A run of the first ``n_stars`` loopback stars with four reference kinds."""
     path = tmp_path / "run.toml"
     path.write_text(f"""
 [run]
 output = "{tmp_path / 'run'}"
 [observed]
-query = "SELECT TOP {N_STARS} source_id FROM gaiadr3.gaia_source"
+query = "SELECT TOP {n_stars} source_id FROM gaiadr3.gaia_source"
 [references]
 kinds = ["apogee", "galah", "gsp-spec", "published"]
 """)
-    config = load_run_config(path)
+    return load_run_config(path)
+
+
+def test_plan_counts_the_reference_requests_and_bytes_of_the_stage(loopback, tmp_path):
+    arc = loopback
+    config = _reference_config(tmp_path, N_STARS)
     planned = {p.stage: p for p in plan_run(config, probe_run(config))}["fetch-references"]
     # the catalogue of every observed star, as the predict stage leaves it
     folder = RunFolder(config.output)
@@ -158,16 +163,7 @@ def test_plan_reads_no_capabilities_the_probe_already_holds(loopback, tmp_path):
     from gaiarvs_cnn.archives.tap import TAPLimits
 
     arc = loopback
-    path = tmp_path / "run.toml"
-    path.write_text(f"""
-[run]
-output = "{tmp_path / 'run'}"
-[observed]
-query = "SELECT TOP 10 source_id FROM gaiadr3.gaia_source"
-[references]
-kinds = ["apogee", "galah", "gsp-spec", "published"]
-""")
-    config = load_run_config(path)
+    config = _reference_config(tmp_path, 10)
     probe = probe_run(config)
     since = len(arc.log)
     plan_run(config, probe)
