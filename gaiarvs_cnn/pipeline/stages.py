@@ -271,7 +271,7 @@ def predict(config: RunConfig, folder: RunFolder, progress: bool) -> dict:
     # the chunks are merged into the catalogue files: the work directory has served
     shutil.rmtree(folder.predict_work, ignore_errors=True)
     return {"bundle_id": summary.bundle_id, "n_input": summary.n_input,
-            "n_written": summary.n_written, "n_good": summary.n_good,
+            "n_written": summary.n_written, "n_good": summary.n_good, "tsne": summary.tsne,
             "executor": summary.executor, "outputs": [Path(p).name for p in summary.outputs]}
 
 

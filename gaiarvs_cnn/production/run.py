@@ -242,6 +242,9 @@ class RunSummary:
         Wall time of the chunk stage (s): from the first task submitted to the last done.
     tasks : list of dict
         The records of the chunk tasks computed (key, stars, seconds, worker, ...).
+    tsne : bool
+        Whether the t-SNE digit of ``flag_boundary`` was computed; without it every star's
+        t-SNE digit is ``"1"`` (not tested) and none can be ``00000000``.
     """
 
     n_input: int = 0
@@ -259,6 +262,7 @@ class RunSummary:
     wall_seconds: float = 0.0
     compute_seconds: float = 0.0
     tasks: list[dict] = field(default_factory=list)
+    tsne: bool = True
 
     @property
     def good_fraction(self) -> float:
@@ -275,7 +279,9 @@ class RunSummary:
         """
         out = [f"stars in: {self.n_input}", f"removed by cuts: {self.n_cut}",
                f"stars written: {self.n_written}",
-               f"flag_boundary == {GOOD_FLAG}: {self.n_good} ({100 * self.good_fraction:.1f} %)",
+               f"flag_boundary == {GOOD_FLAG}: {self.n_good} ({100 * self.good_fraction:.1f} %"
+               + ("" if self.tsne else "; the t-SNE digit is 1, not tested, in this run")
+               + ")",
                f"model bundle: {self.bundle_id}",
                f"{self.n_written} stars in {self.n_chunks} chunk(s) ({self.n_computed} "
                f"computed, {self.resumed_chunks} already done; {self.executor} executor)"]
@@ -505,7 +511,7 @@ def produce_catalog(run: CatalogRun, on_chunk: Callable[[int], None] | None = No
         if target.exists() and not run.overwrite:
             raise OutputExistsError(target, what="catalogue", hint=_REPLACE_HINT)
     executor = executor or run.executor()
-    summary = RunSummary(executor=executor.name)
+    summary = RunSummary(executor=executor.name, tsne=bool(run.tsne))
     work_dir = run.partial_dir
     summary.work_dir = str(work_dir)
     with contextlib.ExitStack() as locks:

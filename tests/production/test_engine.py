@@ -208,6 +208,16 @@ def test_bfloat16_run_is_recorded_and_never_resumed_as_float32(tiny_observed_sto
     assert 0 < np.max(np.abs(cat["teff"] - ref["teff"])) < 50
 
 
+def test_summary_says_why_no_star_is_good_without_tsne(tiny_observed_store, tiny_bundle,
+                                                       tmp_path):
+    off = produce_catalog(files_run(tiny_observed_store, tiny_bundle, tmp_path / "off",
+                                    tsne=False))
+    assert off.n_good == 0 and off.n_written > 0
+    assert any("t-SNE digit is 1, not tested" in line for line in off.lines())
+    on = produce_catalog(files_run(tiny_observed_store, tiny_bundle, tmp_path / "on"))
+    assert not any("not tested" in line for line in on.lines())
+
+
 def test_unknown_precision_stops_before_any_work(tiny_observed_store, tiny_bundle, tmp_path):
     with pytest.raises(InputDataError, match="Unknown precision 'float16'"):
         produce_catalog(files_run(tiny_observed_store, tiny_bundle, tmp_path / "out",
