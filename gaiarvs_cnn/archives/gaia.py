@@ -59,6 +59,7 @@ from ..io.gaia_source import gaia_source_to_batch, merge_on_source_id
 from ..io.spectra import XP_COLUMNS
 from ..io.store import Store
 from ..selection import gaia_quality_adql, training_cut
+from ..utils import interrupt
 from .cache import DiskCache
 from .http import HTTPClient
 from .retry import HTTPStatusError, RetryableError
@@ -570,6 +571,7 @@ class GaiaArchive:
                 report.stored += len(batch)
                 done.add(key)
                 store.update_meta(fetch_done_chunks=sorted(done))
+                interrupt.check()
             store.update_meta(fetch_failed=[c for c, _ in report.failed_chunks],
                               fetch_service=self.name)
         (log.info if report.ok else log.warning)(report.summary())

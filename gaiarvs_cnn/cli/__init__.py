@@ -280,6 +280,10 @@ class GaiaRVSCNNGroup(_Calls, click.Group):
     def invoke(self, ctx: click.Context):
         import sys
 
+        from ..utils import interrupt
+
+        if ctx.parent is None:  # the command line itself, not a sub-group
+            interrupt.install()
         try:
             result = super().invoke(ctx)
             sys.stdout.flush()   # a closed pipe shows here, not in click's own handler

@@ -25,6 +25,7 @@ from ..exceptions import Call, InputDataError, ModelBundleError, Param
 from ..io.batch import StarBatch
 from ..io.shards import open_source
 from ..preprocess import InputScalers, fill_nan_pixels
+from ..utils import interrupt
 from ..utils.atomic import atomic_path, write_json_atomic
 from ..utils.lock import RunLock
 from .bundle import ModelBundle, _read_json, software_versions
@@ -434,6 +435,7 @@ def _train_missing(x, y, splits, out_dir: Path, config: NetworkConfig, jobs, see
         histories[name] = hist
         log.info(f"{name}: best val_loss {min(hist['val_loss']):.3g} at epoch "
                  f"{hist['best_epoch']}/{hist['epochs_run']} ({hist['seconds']:.0f} s)")
+        interrupt.check()
     return histories
 
 

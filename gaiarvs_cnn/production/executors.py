@@ -25,6 +25,7 @@ from astropy import log
 
 from ..exceptions import GaiaRVSCNNError, ModelBundleError
 from ..io.shards import Partition
+from ..utils import interrupt
 from .task import compute_chunk, train_member_task
 
 __all__ = ["ChunkFailedError", "LocalExecutor", "DaskExecutor", "make_client"]
@@ -91,6 +92,7 @@ class LocalExecutor:
                 progress(len(part))
             if on_chunk is not None:
                 on_chunk(part.index)
+            interrupt.check()
             yield record
 
 
@@ -121,6 +123,7 @@ class LocalExecutor:
                                            config.to_dict(), settings)["name"])
             if progress is not None:
                 progress(index)
+            interrupt.check()
         return names
 
 
@@ -273,6 +276,7 @@ class DaskExecutor:
                               f"failed: {failures[part.key]}")
                     record = None
                 fut.release()
+                interrupt.check()
                 if progress is not None:
                     progress(len(part))
                 if record is not None:
@@ -327,6 +331,7 @@ class DaskExecutor:
                 failures[index] = f"{type(exc).__name__}: {exc}"
                 log.error(f"Training member {index} failed: {failures[index]}")
             fut.release()
+            interrupt.check()
         if failures:
             first = next(iter(failures.items()))
             raise ModelBundleError(

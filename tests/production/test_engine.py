@@ -136,23 +136,20 @@ def test_concurrent_run_into_the_same_out_refuses_at_once(tiny_bundle, tmp_path)
 def test_sigint_exits_130_and_resume_completes_the_same_catalogue(tiny_observed_store,
                                                                   tiny_bundle, tmp_path):
     # 200 chunks of one star: the run outlasts the poll for its first finished chunk by
-    # far (about 9 s on 2 cores). In two of four clean-clone CI rehearsals on a loaded
-    # machine the child still finished with 0, as if the signal were lost (not reproduced
-    # in 3 + 3 direct tries): the interrupt is tried up to three times, each in a fresh
-    # folder, and one of them must exit 130.
-    for attempt in range(3):
-        out = tmp_path / f"out{attempt}"
-        args = ["predict", "--store", tiny_observed_store, "--model", tiny_bundle, "--out",
-                out, "--format", "fits", "--chunk-size", 1, "--limit", 200, "--quiet"]
-        proc = cli(*args)
-        try:
-            wait_for(lambda out=out: bool(list(out.glob("*.work-*/part-*.npz"))), proc)
-            proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=120)
-        finally:
-            proc.kill()
-        if proc.returncode == 130:
-            break
+    # far. The interrupt must never be lost: PyTables drops the KeyboardInterrupt when the
+    # signal is handled while it reads node attributes (about 1 in 25 tries on a loaded
+    # machine), and the engine's check of the recorded signal (utils.interrupt) stops the
+    # run at the next chunk all the same.
+    out = tmp_path / "out"
+    args = ["predict", "--store", tiny_observed_store, "--model", tiny_bundle, "--out",
+            out, "--format", "fits", "--chunk-size", 1, "--limit", 200, "--quiet"]
+    proc = cli(*args)
+    try:
+        wait_for(lambda: bool(list(out.glob("*.work-*/part-*.npz"))), proc)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
     assert proc.returncode == 130, err
     assert "--resume" in err and not (out / "gaiarvs_cnn_catalog.fits").exists()
     resumed = CliRunner().invoke(main, [*map(str, args), "--resume"])
