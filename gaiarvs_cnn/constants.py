@@ -41,6 +41,13 @@ LABEL_LATEX = {
 #: Names of the three input branches of the network (RVS spectrum, G/BP/RP + parallax, XP
 #: coefficients), in the order the network concatenates them.
 INPUT_NAMES = ("rvs", "phot", "xp")
+#: Arithmetic of the network at prediction. ``float32`` (default) is the members' own;
+#: ``bfloat16`` (opt-in) runs convolutions and matrix products on bfloat16 inputs and
+#: weights (8-bit mantissa; oneDNN accumulates in float32), about twice as fast on CPUs
+#: with AVX512_BF16 or AMX (`gaiarvs_cnn.model.predict.FusedEnsemble`). Its effect on the
+#: labels is measured in ``benchmarks/bench_model.py`` (``results/model.json``,
+#: ``bfloat16_labels``).
+PRECISIONS = ("float32", "bfloat16")
 
 #: Photometric/astrometric inputs of the second network branch, in order.
 PHOT_INPUTS = ("phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag", "parallax")

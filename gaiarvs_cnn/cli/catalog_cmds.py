@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from ..constants import PRECISIONS
 from . import Interrupted, main
 from .distributed_cmds import dask_options
 
@@ -41,7 +42,7 @@ def _common_options(func):
                      help="Use only the first N stars of the store."),
         click.option("--overwrite", is_flag=True,
                      help="Replace existing catalogues (only once the new ones are complete)."),
-        click.option("--precision", type=click.Choice(["float32", "bfloat16"]),
+        click.option("--precision", type=click.Choice(PRECISIONS),
                      default="float32", show_default=True,
                      help="Arithmetic of the network. bfloat16 (opt-in) is about twice as "
                           "fast on CPUs with AVX512_BF16 or AMX; its effect on the labels "

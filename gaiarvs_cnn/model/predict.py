@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 from astropy import log
 
-from ..constants import PHOT_INPUTS, RVS_NPIX, RVS_WAVE_START, RVS_WAVE_STEP
+from ..constants import PHOT_INPUTS, PRECISIONS, RVS_NPIX, RVS_WAVE_START, RVS_WAVE_STEP
 from ..exceptions import InputDataError
 from ..io.batch import StarBatch
 from ..io.shards import open_source
@@ -31,7 +31,7 @@ from .runtime import tensorflow
 
 __all__ = ["FusedEnsemble", "predict_batch", "predict_and_flag", "predict_store",
            "prepare_inputs", "output_keys", "usable_inputs", "INPUT_COLUMNS",
-           "DEFAULT_BATCH_SIZE", "FLAG_COLUMN", "PRECISIONS", "cpu_supports_bfloat16"]
+           "DEFAULT_BATCH_SIZE", "FLAG_COLUMN", "cpu_supports_bfloat16"]
 
 #: Store columns prediction reads.
 INPUT_COLUMNS = ("source_id", "flux", *PHOT_INPUTS, "bp_coefficients", "rp_coefficients",
@@ -45,12 +45,6 @@ OPTIONAL_COLUMNS = ("rvs_snr",)
 DEFAULT_BATCH_SIZE = 32
 #: Name of the flag column `predict_and_flag` adds.
 FLAG_COLUMN = "flag_boundary"
-#: Arithmetic of the fused ensemble. ``float32`` (default) is the members' own;
-#: ``bfloat16`` (opt-in) runs convolutions and matrix products on bfloat16 inputs and
-#: weights (8-bit mantissa; oneDNN accumulates in float32), about twice as fast on CPUs
-#: with AVX512_BF16 or AMX. Its effect on the labels is measured in
-#: ``benchmarks/bench_model.py`` (``results/model.json``, ``bfloat16``).
-PRECISIONS = ("float32", "bfloat16")
 
 
 def output_keys(labels) -> list[str]:
@@ -182,16 +176,10 @@ def cpu_supports_bfloat16() -> bool | None:
 
 
 def check_precision(precision: str) -> str:
-    """``precision`` if it is one of `PRECISIONS`; else an `InputDataError` naming them.
-
-    A ``bfloat16`` request on a CPU without bfloat16 instructions logs a warning (it is
-    emulated there, slower than float32).
-    """
+    """``precision`` if it is one of `~gaiarvs_cnn.constants.PRECISIONS`; else an
+    `InputDataError` naming them."""
     if precision not in PRECISIONS:
         raise InputDataError(f"Unknown precision {precision!r}: use one of {PRECISIONS}.")
-    if precision == "bfloat16" and cpu_supports_bfloat16() is False:
-        log.warning("This CPU has no bfloat16 instructions (AVX512_BF16 or AMX): bfloat16 "
-                    "prediction is emulated and slower than float32 here.")
     return precision
 
 
@@ -270,7 +258,8 @@ class FusedEnsemble:
     batch_size : int
         Stars per call; the last sub-batch is zero-padded so the function is compiled once.
     precision : {'float32', 'bfloat16'}
-        Arithmetic of the raw members (`PRECISIONS`); Keras models run in float32. Outputs
+        Arithmetic of the raw members (`~gaiarvs_cnn.constants.PRECISIONS`); Keras
+        models run in float32. Outputs
         are float32 either way.
     """
 
@@ -283,6 +272,9 @@ class FusedEnsemble:
         self.config = config
         self.batch_size = int(batch_size)
         self.precision = check_precision(precision)
+        if self.precision == "bfloat16" and cpu_supports_bfloat16() is False:
+            log.warning("This CPU has no bfloat16 instructions (AVX512_BF16 or AMX): "
+                        "bfloat16 prediction is emulated and slower than float32 here.")
         dtype = tf.as_dtype(self.precision)
         signature = [{k: tf.TensorSpec((None, *s), tf.float32, name=k)
                       for k, s in input_shapes(config).items()}]
@@ -368,7 +360,8 @@ def predict_batch(bundle: ModelBundle, batch: StarBatch, *, flux_checked: bool =
         The stars already passed `~gaiarvs_cnn.preprocess.usable_rvs_flux` (catalogue
         production's cuts did it): the check is not run again.
     precision : {'float32', 'bfloat16'}, optional
-        Arithmetic of the network (`PRECISIONS`; bfloat16 is opt-in).
+        Arithmetic of the network (`~gaiarvs_cnn.constants.PRECISIONS`; bfloat16 is
+        opt-in).
 
     Returns
     -------
@@ -440,7 +433,7 @@ def predict_and_flag(bundle: ModelBundle, batch: StarBatch, *, tsne: bool = True
     timings : dict, optional
         Seconds spent are added to its ``predict`` (CNN) and ``flags`` entries.
     precision : {'float32', 'bfloat16'}, optional
-        Arithmetic of the network (`PRECISIONS`).
+        Arithmetic of the network (`~gaiarvs_cnn.constants.PRECISIONS`).
 
     Returns
     -------

@@ -103,7 +103,7 @@ class CatalogRun:
     tsne : bool
         Compute the t-SNE digit of ``flag_boundary`` (False sets it to ``"1"``).
     precision : {'float32', 'bfloat16'}
-        Arithmetic of the network (`gaiarvs_cnn.model.predict.PRECISIONS`); ``bfloat16``
+        Arithmetic of the network (`gaiarvs_cnn.constants.PRECISIONS`); ``bfloat16``
         (opt-in, about twice as fast on CPUs with AVX512_BF16 or AMX) is recorded in the
         catalogue header (``PRECISN``).
     work_dir : path, optional

@@ -168,7 +168,7 @@ def compute_chunk(part: Partition, bundle_path: str, work_dir: str, token: str,
     tsne : bool, optional
         Compute the t-SNE digit of ``flag_boundary``.
     precision : {'float32', 'bfloat16'}, optional
-        Arithmetic of the network (`gaiarvs_cnn.model.predict.PRECISIONS`).
+        Arithmetic of the network (`gaiarvs_cnn.constants.PRECISIONS`).
 
     Returns
     -------
